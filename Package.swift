@@ -1,0 +1,168 @@
+// swift-tools-version:6.2
+import PackageDescription
+
+/// Settings every Mercato target shares: Swift 6 language mode plus the upcoming features
+/// Hummingbird itself builds with (see docs/ARCHITECTURE.md).
+let swiftSettings: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+    .enableUpcomingFeature("MemberImportVisibility"),
+    .enableUpcomingFeature("InternalImportsByDefault"),
+]
+
+let package = Package(
+    name: "mercato",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "mercato", targets: ["mercato"]),
+        .library(name: "MercatoHooks", targets: ["MercatoHooks"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
+        .package(url: "https://github.com/vapor/sql-kit.git", from: "3.36.0"),
+        .package(url: "https://github.com/vapor/postgres-kit.git", from: "2.17.0"),
+        .package(url: "https://github.com/vapor/sqlite-kit.git", from: "4.5.2"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-metrics.git", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/async-http-client.git", from: "1.37.0"),
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
+        .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
+        .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+    ],
+    targets: [
+        // libsodium from Debian's libsodium-dev (1.0.18).
+        .systemLibrary(
+            name: "CSodium",
+            pkgConfig: "libsodium",
+            providers: [.apt(["libsodium-dev"])]
+        ),
+        // Sealing, signatures, random, password hashing. Knows nothing of storage or HTTP.
+        .target(
+            name: "MercatoCrypto",
+            dependencies: ["CSodium"],
+            swiftSettings: swiftSettings
+        ),
+        // One storage API over SQLite and PostgreSQL, with migrations.
+        .target(
+            name: "MercatoStorage",
+            dependencies: [
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "PostgresKit", package: "postgres-kit"),
+                .product(name: "SQLiteKit", package: "sqlite-kit"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The hook protocol: the only Mercato module a plugin may import.
+        .target(
+            name: "MercatoHooks",
+            dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // The host: tenancy, tokens, vault use, settings. Never imports a plugin.
+        .target(
+            name: "MercatoCore",
+            dependencies: [
+                "MercatoHooks",
+                "MercatoCrypto",
+                "MercatoStorage",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Routes, middleware, Problem Details, the OpenAPI document.
+        .target(
+            name: "MercatoHTTP",
+            dependencies: [
+                "MercatoCore",
+                "MercatoCrypto",
+                "MercatoStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            resources: [.copy("Resources/openapi.json")],
+            swiftSettings: swiftSettings
+        ),
+        // The one place that names every plugin.
+        .executableTarget(
+            name: "mercato",
+            dependencies: [
+                "MercatoCore",
+                "MercatoCrypto",
+                "MercatoStorage",
+                "MercatoHTTP",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+
+        // Shared by the test targets: a fresh database per test on either engine.
+        .target(
+            name: "MercatoTestSupport",
+            dependencies: [
+                "MercatoCore",
+                "MercatoCrypto",
+                "MercatoStorage",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            path: "Tests/MercatoTestSupport",
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MercatoCryptoTests",
+            dependencies: ["MercatoCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MercatoStorageTests",
+            dependencies: [
+                "MercatoTestSupport",
+                "MercatoStorage",
+                "MercatoCore",
+                "MercatoCrypto",
+                .product(name: "SQLKit", package: "sql-kit"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MercatoHTTPTests",
+            dependencies: [
+                "MercatoTestSupport",
+                "MercatoHTTP",
+                .product(name: "SQLKit", package: "sql-kit"),
+                "MercatoCore",
+                "MercatoCrypto",
+                "MercatoStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+    ]
+)

@@ -1,0 +1,69 @@
+public import Foundation
+public import MercatoStorage
+
+/// How the server is set up: environment variables with a zero-config default for each.
+///
+/// | variable | default |
+/// |---|---|
+/// | `MERCATO_DATA_DIR` | `./.mercato` (SQLite file and master key file) |
+/// | `DATABASE_URL` | unset: SQLite in the data dir; `postgres://...` for PostgreSQL |
+/// | `MERCATO_HOST`, `MERCATO_PORT` | `127.0.0.1`, `8080` |
+/// | `MERCATO_PUBLIC_URL` | `http://{host}:{port}` |
+/// | `MERCATO_MASTER_KEY` | unset: a generated key file `{data dir}/master.key` (mode 0600) |
+/// | `MERCATO_OPERATOR_TOKEN` | unset: a token is generated and printed once on first start |
+/// | `MERCATO_LOG_LEVEL` | `info` |
+public struct Settings: Sendable {
+    public var dataDirectory: URL
+    public var database: DatabaseLocation
+    public var host: String
+    public var port: Int
+    public var publicURL: String
+    public var masterKey: String?
+    public var operatorToken: String?
+    public var logLevel: String
+
+    /// The SQLite file in the data directory.
+    public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
+    /// The master key file in the data directory.
+    public var keyFile: URL { dataDirectory.appendingPathComponent("master.key") }
+
+    public init(environment: [String: String] = ProcessInfo.processInfo.environment) throws {
+        func value(_ name: String) -> String? {
+            guard let v = environment[name]?.trimmingCharacters(in: .whitespaces), !v.isEmpty else { return nil }
+            return v
+        }
+        let dir = value("MERCATO_DATA_DIR") ?? "./.mercato"
+        dataDirectory = URL(fileURLWithPath: dir, isDirectory: true).standardizedFileURL
+        host = value("MERCATO_HOST") ?? "127.0.0.1"
+        if let p = value("MERCATO_PORT") {
+            guard let port = Int(p), (0 ... 65535).contains(port) else { throw SettingsError("MERCATO_PORT must be a port number, not \(p)") }
+            self.port = port
+        } else {
+            port = 8080
+        }
+        publicURL = value("MERCATO_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host):\(port)"
+        guard let scheme = URL(string: publicURL)?.scheme, ["http", "https"].contains(scheme) else {
+            throw SettingsError("MERCATO_PUBLIC_URL must be an http(s) URL")
+        }
+        masterKey = value("MERCATO_MASTER_KEY")
+        operatorToken = value("MERCATO_OPERATOR_TOKEN")
+        if let token = operatorToken, token.count < 32 {
+            throw SettingsError("MERCATO_OPERATOR_TOKEN must be at least 32 characters (use `openssl rand -base64 32`)")
+        }
+        logLevel = value("MERCATO_LOG_LEVEL") ?? "info"
+        if let url = value("DATABASE_URL") {
+            guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+                throw SettingsError("DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite)")
+            }
+            database = .postgres(url: url)
+        } else {
+            database = .sqlite(path: dataDirectory.appendingPathComponent("mercato.sqlite").path)
+        }
+    }
+}
+
+/// A setting that cannot be used, with the reason.
+public struct SettingsError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,95 @@
+import Foundation
+import MercatoCrypto
+public import MercatoStorage
+
+/// Orgs, their members and API tokens; turns a bearer token into a ``Principal``.
+public struct TenancyService: Sendable {
+    public let database: Database
+    /// Digest of `MERCATO_OPERATOR_TOKEN`, accepted as an operator token when set.
+    private let configuredOperatorDigest: String?
+
+    public init(database: Database, operatorToken: String?) {
+        self.database = database
+        self.configuredOperatorDigest = operatorToken.map(APITokenText.digest)
+    }
+
+    // MARK: Authentication
+
+    /// The caller a bearer token stands for, or `nil` when the token is unknown or revoked.
+    public func authenticate(token: String) async throws -> Principal? {
+        guard !token.isEmpty, token.count <= 256 else { return nil }
+        let digest = APITokenText.digest(token)
+        if let configured = configuredOperatorDigest, ConstantTime.equals(Array(digest.utf8), Array(configured.utf8)) {
+            return .operator(tokenID: "tok_configured_operator")
+        }
+        guard let record = try await database.read({ try await AccessStore.liveToken(hash: digest, on: $0) }) else { return nil }
+        guard let org = record.orgId else { return .operator(tokenID: record.id) }
+        guard let principal = record.principalId, let role = Role(rawValue: record.role) else { return nil }
+        return .member(tokenID: record.id, principalID: principal, orgID: org, role: role)
+    }
+
+    /// On a database with no operator token yet, creates one and answers its text (shown once).
+    /// With `MERCATO_OPERATOR_TOKEN` set nothing is generated.
+    public func bootstrapOperatorToken() async throws -> String? {
+        guard configuredOperatorDigest == nil else { return nil }
+        return try await database.transaction { db -> String? in
+            guard try await AccessStore.operatorTokenCount(on: db) == 0 else { return nil }
+            let text = APITokenText.generate()
+            try await AccessStore.insert(
+                TokenRecord(id: RecordID.make("tok"), orgId: nil, principalId: nil, role: "operator", name: "bootstrap operator token",
+                            tokenHash: APITokenText.digest(text), createdAt: Timestamp.nowMillis()),
+                on: db
+            )
+            return text
+        }
+    }
+
+    /// Creates another operator token (`mercato token create --operator`).
+    public func createOperatorToken(name: String) async throws -> (TokenRecord, String) {
+        let text = APITokenText.generate()
+        let record = TokenRecord(id: RecordID.make("tok"), orgId: nil, principalId: nil, role: "operator", name: name,
+                                 tokenHash: APITokenText.digest(text), createdAt: Timestamp.nowMillis())
+        try await database.transaction { try await AccessStore.insert(record, on: $0) }
+        return (record, text)
+    }
+
+    // MARK: Orgs
+
+    /// Creates an org (operator only).
+    public func createOrg(name: String, plan: Plan, by caller: Principal) async throws -> OrgRecord {
+        guard caller.isOperator else { throw APIError.forbidden("Only the operator can create orgs.") }
+        let org = OrgRecord(id: RecordID.make("org"), name: name, plan: plan.rawValue, createdAt: Timestamp.nowMillis())
+        try await database.transaction { try await OrgStore.insert(org, on: $0) }
+        return org
+    }
+
+    /// The org if the caller may see it; another org answers 404, never 403.
+    public func org(_ id: String, visibleTo caller: Principal) async throws -> OrgRecord {
+        guard caller.isOperator || caller.orgID == id,
+              let org = try await database.read({ try await OrgStore.find(id: id, on: $0) })
+        else { throw APIError.notFound("Org \(id)") }
+        return org
+    }
+
+    // MARK: Tokens
+
+    /// Creates a service account in `orgID` with `role` and a token for it; answers the token
+    /// text once. Allowed to the operator and to the org's owners.
+    public func createToken(in orgID: String, name: String, role: Role, by caller: Principal) async throws -> (TokenRecord, String) {
+        let org = try await self.org(orgID, visibleTo: caller)
+        guard caller.isOperator || caller.has(.owner, in: org.id) else {
+            throw APIError.forbidden("Creating API tokens needs the owner role in this org.")
+        }
+        let now = Timestamp.nowMillis()
+        let principal = PrincipalRecord(id: RecordID.make("usr"), kind: "service", name: name, createdAt: now)
+        let text = APITokenText.generate()
+        let token = TokenRecord(id: RecordID.make("tok"), orgId: org.id, principalId: principal.id, role: role.rawValue, name: name,
+                                tokenHash: APITokenText.digest(text), createdAt: now)
+        try await database.transaction { db in
+            try await AccessStore.insert(principal, on: db)
+            try await AccessStore.addMembership(org: org.id, principal: principal.id, role: role.rawValue, at: now, on: db)
+            try await AccessStore.insert(token, on: db)
+        }
+        return (token, text)
+    }
+}

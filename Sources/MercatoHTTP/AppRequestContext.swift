@@ -1,0 +1,48 @@
+public import Foundation
+public import Hummingbird
+public import MercatoCore
+
+/// Request-scoped data, typed: the request id and, once authenticated, the caller.
+public struct AppRequestContext: RequestContext {
+    public var coreContext: CoreRequestContextStorage
+    /// The `X-Request-Id` of this request (echoed or generated).
+    public var requestID: String = ""
+    /// The authenticated caller; set by ``BearerAuthMiddleware``.
+    public var principal: Principal?
+
+    public init(source: ApplicationRequestContextSource) {
+        self.coreContext = .init(source: source)
+    }
+
+    /// Management API bodies (manifests included) stay well under 1 MiB.
+    public var maxUploadSize: Int { 1 << 20 }
+
+    public var requestDecoder: JSONDecoder { JSONCoding.decoder }
+    public var responseEncoder: JSONEncoder { JSONCoding.encoder }
+
+    /// The caller, or 401 when the route was reached without authentication.
+    public func requirePrincipal() throws -> Principal {
+        guard let principal else { throw APIError.unauthenticated("This route needs `Authorization: Bearer <api token>`.") }
+        return principal
+    }
+}
+
+/// The one JSON configuration of the API: snake_case fields, RFC 3339 UTC times.
+public enum JSONCoding {
+    public static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.keyEncodingStrategy = .convertToSnakeCase
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        e.dateEncodingStrategy = .custom { date, encoder in
+            var c = encoder.singleValueContainer()
+            try c.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        }
+        return e
+    }()
+
+    public static let decoder: JSONDecoder = {
+        let d = JSONDecoder()
+        d.keyDecodingStrategy = .convertFromSnakeCase
+        return d
+    }()
+}

@@ -1,0 +1,90 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MercatoCore
+import MercatoStorage
+import Metrics
+
+/// The outermost middleware: gives every request an id (echoing a safe `X-Request-Id`), turns
+/// every error into Problem Details, writes one log line per request (method, route, status,
+/// duration, request id; never headers or bodies) and counts requests in metrics.
+struct RequestMiddleware: RouterMiddleware {
+    typealias Context = AppRequestContext
+    let logger: Logger
+    let routes: RouteTable
+
+    func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
+        let start = ContinuousClock.now
+        var context = context
+        let requestID = Self.acceptedRequestID(request.headers[.xRequestID]) ?? RecordID.make("req")
+        context.requestID = requestID
+        context.logger[metadataKey: "request_id"] = .string(requestID)
+
+        var response: Response
+        var failure: (any Error)?
+        do {
+            response = try await next(request, context)
+        } catch {
+            failure = error
+            response = ProblemResponse.make(problem(for: error, request: request), requestID: requestID)
+        }
+        response.headers[.xRequestID] = requestID
+
+        let elapsed = ContinuousClock.now - start
+        let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
+        let route = context.endpointPath ?? "unmatched"
+        let status = Int(response.status.code)
+        var metadata: Logger.Metadata = [
+            "method": .string(request.method.rawValue),
+            "route": .string(route),
+            "status": .stringConvertible(status),
+            "duration_ms": .stringConvertible(Double(nanoseconds / 1000) / 1000),
+            "request_id": .string(requestID),
+        ]
+        if status >= 500, let failure {
+            metadata["error_type"] = .string(String(reflecting: type(of: failure)))
+            metadata["error"] = .string(String(describing: failure).prefix(500).description)
+            logger.error("request failed", metadata: metadata)
+        } else {
+            logger.info("request", metadata: metadata)
+        }
+        let dimensions = [("method", request.method.rawValue), ("route", route), ("status", String(status))]
+        Counter(label: "mercato_http_requests_total", dimensions: dimensions).increment()
+        Metrics.Timer(label: "mercato_http_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(nanoseconds)
+        return response
+    }
+
+    private func problem(for error: any Error, request: Request) -> APIError {
+        switch error {
+        case let error as APIError:
+            return error
+        case let error as HTTPError:
+            if error.status == .notFound {
+                let allowed = routes.methods(matching: request.uri.path)
+                if !allowed.isEmpty {
+                    let allow = Set(allowed.map(\.rawValue)).sorted().joined(separator: ", ")
+                    return APIError(status: 405, code: "method_not_allowed", title: "Method not allowed",
+                                    detail: "\(request.method.rawValue) is not allowed on this path; use \(allow).", headers: ["Allow": allow])
+                }
+            }
+            return .from(httpStatus: error.status, message: error.body)
+        case let error as DecodingError:
+            return JSONBody.problem(for: error)
+        default:
+            return .internalError()
+        }
+    }
+
+    /// A client's request id is echoed when it is 1-128 characters of `[A-Za-z0-9._:-]`.
+    static func acceptedRequestID(_ value: String?) -> String? {
+        guard let value, (1 ... 128).contains(value.utf8.count),
+              value.utf8.allSatisfy({ ($0 >= 48 && $0 <= 57) || ($0 >= 65 && $0 <= 90) || ($0 >= 97 && $0 <= 122) || $0 == 45 || $0 == 46 || $0 == 95 || $0 == 58 })
+        else { return nil }
+        return value
+    }
+}
+
+extension HTTPField.Name {
+    static let xRequestID = Self("X-Request-Id")!
+}

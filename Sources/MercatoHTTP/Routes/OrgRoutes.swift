@@ -1,0 +1,88 @@
+import Foundation
+import Hummingbird
+import MercatoCore
+import MercatoStorage
+
+/// `POST /api/v1/orgs`, `GET /api/v1/orgs/{org_id}`, `POST /api/v1/orgs/{org_id}/tokens`.
+struct OrgRoutes {
+    let tenancy: TenancyService
+
+    struct CreateOrg: Decodable {
+        let name: String
+        let plan: String
+    }
+
+    struct OrgBody: ResponseEncodable {
+        let id: String
+        let name: String
+        let plan: String
+        let createdAt: Date
+
+        init(_ org: OrgRecord) {
+            id = org.id
+            name = org.name
+            plan = org.plan
+            createdAt = Timestamp.date(millis: org.createdAt)
+        }
+    }
+
+    struct CreateToken: Decodable {
+        let name: String
+        let role: String
+    }
+
+    struct TokenBody: ResponseEncodable {
+        let id: String
+        let token: String
+        let role: String
+        let name: String
+        let orgId: String
+        let userId: String
+        let createdAt: Date
+    }
+
+    func register(on api: RouterGroup<AppRequestContext>) {
+        api.post("orgs") { request, context in
+            let caller = try context.requirePrincipal()
+            let body = try await request.decodeJSON(CreateOrg.self, context: context)
+            var problems: [APIError.FieldProblem] = []
+            let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+            if name.isEmpty || name.count > 200 { problems.append(.init(field: "name", message: "must be 1 to 200 characters")) }
+            let plan = Plan(rawValue: body.plan)
+            if plan == nil { problems.append(.init(field: "plan", message: "must be one of free, pro, enterprise")) }
+            guard problems.isEmpty, let plan else {
+                throw APIError.invalidRequest(problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+            }
+            let org = try await tenancy.createOrg(name: name, plan: plan, by: caller)
+            return EditedResponse(status: .created, response: OrgBody(org))
+        }
+
+        api.get("orgs/{org_id}") { _, context in
+            let caller = try context.requirePrincipal()
+            let id = try context.parameters.require("org_id")
+            return OrgBody(try await tenancy.org(id, visibleTo: caller))
+        }
+
+        api.post("orgs/{org_id}/tokens") { request, context in
+            let caller = try context.requirePrincipal()
+            let orgID = try context.parameters.require("org_id")
+            // Visibility first: another org's id answers 404 before the body is looked at.
+            _ = try await tenancy.org(orgID, visibleTo: caller)
+            let body = try await request.decodeJSON(CreateToken.self, context: context)
+            var problems: [APIError.FieldProblem] = []
+            let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
+            if name.isEmpty || name.count > 100 { problems.append(.init(field: "name", message: "must be 1 to 100 characters")) }
+            let role = Role(rawValue: body.role)
+            if role == nil { problems.append(.init(field: "role", message: "must be one of owner, admin, developer, member")) }
+            guard problems.isEmpty, let role else {
+                throw APIError.invalidRequest(problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+            }
+            let (record, text) = try await tenancy.createToken(in: orgID, name: name, role: role, by: caller)
+            return EditedResponse(
+                status: .created,
+                response: TokenBody(id: record.id, token: text, role: record.role, name: record.name, orgId: orgID,
+                                    userId: record.principalId ?? "", createdAt: Timestamp.date(millis: record.createdAt))
+            )
+        }
+    }
+}

@@ -1,0 +1,51 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MercatoCore
+import NIOCore
+import Prometheus
+
+/// `/healthz`, `/readyz`, `/metrics` and the OpenAPI document.
+struct SystemRoutes {
+    let runtime: MercatoRuntime
+    let metrics: PrometheusCollectorRegistry?
+
+    struct Health: ResponseEncodable {
+        let status: String
+        let checks: [String: String]?
+    }
+
+    func register(on router: Router<AppRequestContext>) {
+        router.get("healthz") { _, _ in
+            Health(status: "ok", checks: nil)
+        }
+        router.get("readyz") { _, _ -> Health in
+            guard await runtime.isReady() else {
+                throw APIError(status: 503, code: "not_ready", title: "Not ready",
+                               detail: "Storage is unreachable or migrations are not current.")
+            }
+            return Health(status: "ready", checks: ["storage": "ok", "migrations": "current"])
+        }
+        router.get("metrics") { _, _ -> Response in
+            var buffer: [UInt8] = []
+            metrics?.emit(into: &buffer)
+            var headers = HTTPFields()
+            headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
+        }
+        router.get("api/v1/openapi.json") { _, _ -> Response in
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
+        }
+    }
+}
+
+/// The OpenAPI 3.1 document (`docs/openapi.json`, bundled as a resource).
+enum OpenAPIDocument {
+    static let bytes: [UInt8] = {
+        guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
+              let data = try? Data(contentsOf: url) else { return Array("{}".utf8) }
+        return Array(data)
+    }()
+}

@@ -1,0 +1,59 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MercatoCore
+import NIOCore
+
+/// RFC 9457 Problem Details for an ``APIError``: `type`, `title`, `status`, `detail`, plus the
+/// `code` and `request_id` extensions (and `errors` for field-level problems).
+enum ProblemResponse {
+    private struct Body: Encodable {
+        let type: String
+        let title: String
+        let status: Int
+        let detail: String
+        let code: String
+        let requestId: String
+        let errors: [APIError.FieldProblem]?
+    }
+
+    /// The `type` URI of a code; docs/errors.md describes each.
+    static func typeURI(_ code: String) -> String { "urn:mercato:problem:\(code)" }
+
+    static func make(_ error: APIError, requestID: String) -> Response {
+        let body = Body(
+            type: typeURI(error.code), title: error.title, status: error.status, detail: error.detail,
+            code: error.code, requestId: requestID, errors: error.errors.isEmpty ? nil : error.errors
+        )
+        let data = (try? JSONCoding.encoder.encode(body)) ?? Data("{\"code\":\"internal_error\"}".utf8)
+        var headers = HTTPFields()
+        headers[.contentType] = "application/problem+json"
+        headers[.cacheControl] = "no-store"
+        for (name, value) in error.headers {
+            if let field = HTTPField.Name(name) { headers[field] = value }
+        }
+        return Response(
+            status: HTTPResponse.Status(code: error.status),
+            headers: headers,
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+        )
+    }
+}
+
+extension APIError {
+    /// The problem for an error thrown by Hummingbird itself (routing, body limits).
+    static func from(httpStatus status: HTTPResponse.Status, message: String?) -> APIError {
+        switch status.code {
+        case 404:
+            APIError(status: 404, code: "route_not_found", title: "No such route", detail: "No route matches this path. See GET /api/v1/openapi.json for the API.")
+        case 413:
+            APIError(status: 413, code: "payload_too_large", title: "Payload too large", detail: "The request body is larger than this route accepts.")
+        case 400:
+            APIError(status: 400, code: "bad_request", title: "Bad request", detail: message ?? "The request could not be read.")
+        case 415:
+            APIError(status: 415, code: "unsupported_media_type", title: "Unsupported media type", detail: message ?? "This content type is not accepted here.")
+        default:
+            APIError(status: Int(status.code), code: "http_\(status.code)", title: status.reasonPhrase, detail: message ?? status.reasonPhrase)
+        }
+    }
+}

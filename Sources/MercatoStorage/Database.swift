@@ -1,0 +1,168 @@
+import Foundation
+public import Logging
+import NIOCore
+import NIOPosix
+import PostgresKit
+import PostgresNIO
+public import SQLKit
+import SQLiteKit
+import SQLiteNIO
+
+/// The two storage engines Mercato runs on.
+public enum StorageEngine: String, Sendable, CaseIterable, CustomStringConvertible {
+    /// Embedded, one file in WAL mode: the zero-config default.
+    case sqlite
+    /// A PostgreSQL server: for several stateless nodes.
+    case postgres
+
+    public var description: String { rawValue }
+}
+
+/// Where the data lives.
+public enum DatabaseLocation: Sendable {
+    /// An SQLite file (created when missing).
+    case sqlite(path: String)
+    /// A `postgres://user:pass@host:port/db?sslmode=...` URL.
+    case postgres(url: String)
+}
+
+/// Why storage could not be reached or used. Carries no SQL and no bound values.
+public struct StorageError: Error, CustomStringConvertible, Equatable {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
+/// One storage API over both engines.
+///
+/// Reads run on any connection. Writes run in ``transaction(_:)``: on PostgreSQL a pooled
+/// connection in `BEGIN ... COMMIT`; on SQLite the single writer connection behind an async
+/// FIFO lock with `BEGIN IMMEDIATE`, so writers never meet `SQLITE_BUSY`.
+public final class Database: Sendable {
+    public let engine: StorageEngine
+    let logger: Logger
+    private let backend: Backend
+
+    private enum Backend: Sendable {
+        case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter)
+        case postgres(client: PostgresClient, run: Task<Void, Never>)
+    }
+
+    private init(engine: StorageEngine, logger: Logger, backend: Backend) {
+        self.engine = engine
+        self.logger = logger
+        self.backend = backend
+    }
+
+    /// Opens storage at `location`.
+    public static func open(_ location: DatabaseLocation, logger: Logger, poolSize: Int = 10) async throws -> Database {
+        switch location {
+        case .sqlite(let path):
+            return try await openSQLite(path: path, logger: logger)
+        case .postgres(let url):
+            return try await openPostgres(url: url, logger: logger, poolSize: poolSize)
+        }
+    }
+
+    private static func openSQLite(path: String, logger: Logger) async throws -> Database {
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        func connect(reader: Bool) async throws -> SQLiteConnection {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger).get()
+            let db = connection.sql()
+            // WAL: readers never block the writer. synchronous=FULL: a committed (and so answered)
+            // write survives power loss, not only a crashed process. busy_timeout covers other
+            // processes (`mercato keys rotate`, `mercato migrate`) sharing the file.
+            if !reader { try await db.raw("PRAGMA journal_mode=WAL").run() }
+            try await db.raw("PRAGMA synchronous=FULL").run()
+            try await db.raw("PRAGMA busy_timeout=10000").run()
+            try await db.raw("PRAGMA foreign_keys=ON").run()
+            return connection
+        }
+        let writer: SQLiteConnection
+        do { writer = try await connect(reader: false) } catch {
+            throw StorageError("cannot open the SQLite database at \(path): \(error)")
+        }
+        var readers: [SQLiteConnection] = []
+        for _ in 0 ..< 4 { readers.append(try await connect(reader: true)) }
+        return Database(engine: .sqlite, logger: logger, backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter()))
+    }
+
+    private static func openPostgres(url: String, logger: Logger, poolSize: Int) async throws -> Database {
+        let configuration = try PostgresURL.parse(url)
+        var clientConfiguration = configuration
+        clientConfiguration.options.maximumConnections = poolSize
+        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let run = Task { await client.run() }
+        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run))
+        do {
+            try await database.read { try await $0.raw("SELECT 1").run() }
+        } catch {
+            await database.close()
+            throw StorageError("cannot reach PostgreSQL at \(PostgresURL.redacted(url)): \(String(reflecting: error).prefix(300))")
+        }
+        return database
+    }
+
+    /// Closes every connection.
+    public func close() async {
+        switch backend {
+        case .sqlite(let writer, let readers, _, _):
+            try? await writer.close().get()
+            for reader in readers { try? await reader.close().get() }
+        case .postgres(_, let run):
+            run.cancel()
+            await run.value
+        }
+    }
+
+    /// Runs `body` on a connection for reading (autocommit).
+    public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        switch backend {
+        case .sqlite(_, let readers, _, let next):
+            return try await body(readers[next.increment() % readers.count].sql())
+        case .postgres(let client, _):
+            return try await client.withConnection { try await body($0.sql()) }
+        }
+    }
+
+    /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        switch backend {
+        case .sqlite(let writer, _, let lock, _):
+            return try await lock.withLock {
+                try await Self.inTransaction(writer.sql(), begin: "BEGIN IMMEDIATE", body)
+            }
+        case .postgres(let client, _):
+            return try await client.withConnection { connection in
+                try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+            }
+        }
+    }
+
+    private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
+        try await db.raw(SQLQueryString(begin)).run()
+        let result: R
+        do {
+            result = try await body(db)
+        } catch {
+            try? await db.raw("ROLLBACK").run()
+            throw error
+        }
+        do {
+            try await db.raw("COMMIT").run()
+        } catch {
+            try? await db.raw("ROLLBACK").run()
+            throw error
+        }
+        return result
+    }
+}
+
+/// A lock-free round-robin counter.
+final class Counter: Sendable {
+    private let value = Atomic<Int>(0)
+    func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max }
+}
+
+import Synchronization

@@ -1,0 +1,64 @@
+/// Every table, as ordered migrations. Types are spelled per engine only where they differ.
+public enum Schema {
+    /// All migrations of this build.
+    public static let runner = MigrationRunner(migrations: [
+        Migration(id: 1, name: "tenancy and the vault") { _ in
+            [
+                """
+                CREATE TABLE orgs (
+                    id TEXT PRIMARY KEY,
+                    name TEXT NOT NULL,
+                    plan TEXT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE principals (
+                    id TEXT PRIMARY KEY,
+                    kind TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    email TEXT,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                """
+                CREATE TABLE memberships (
+                    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                    principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (org_id, principal_id)
+                )
+                """,
+                """
+                CREATE TABLE api_tokens (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT REFERENCES orgs(id) ON DELETE CASCADE,
+                    principal_id TEXT REFERENCES principals(id) ON DELETE CASCADE,
+                    role TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    created_at BIGINT NOT NULL,
+                    revoked_at BIGINT
+                )
+                """,
+                "CREATE INDEX api_tokens_org ON api_tokens (org_id)",
+                """
+                CREATE TABLE sealed_values (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL,
+                    owner_id TEXT NOT NULL,
+                    purpose TEXT NOT NULL,
+                    key_version INTEGER NOT NULL,
+                    revision INTEGER NOT NULL,
+                    ciphertext TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    UNIQUE (owner_id, purpose)
+                )
+                """,
+                "CREATE INDEX sealed_values_key_version ON sealed_values (key_version)",
+            ]
+        },
+    ])
+}

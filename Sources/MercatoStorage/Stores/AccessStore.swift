@@ -1,0 +1,82 @@
+public import SQLKit
+
+/// A user or service account.
+public struct PrincipalRecord: Sendable, Codable, Equatable {
+    public var id: String
+    /// `user` or `service`.
+    public var kind: String
+    public var name: String
+    public var email: String?
+    public var createdAt: Int64
+
+    public init(id: String, kind: String, name: String, email: String? = nil, createdAt: Int64) {
+        self.id = id
+        self.kind = kind
+        self.name = name
+        self.email = email
+        self.createdAt = createdAt
+    }
+}
+
+/// An API token as stored: the digest, never the text.
+public struct TokenRecord: Sendable, Codable, Equatable {
+    public var id: String
+    /// `nil` for operator tokens.
+    public var orgId: String?
+    public var principalId: String?
+    public var role: String
+    public var name: String
+    public var tokenHash: String
+    public var createdAt: Int64
+    public var revokedAt: Int64?
+
+    public init(id: String, orgId: String?, principalId: String?, role: String, name: String, tokenHash: String, createdAt: Int64, revokedAt: Int64? = nil) {
+        self.id = id
+        self.orgId = orgId
+        self.principalId = principalId
+        self.role = role
+        self.name = name
+        self.tokenHash = tokenHash
+        self.createdAt = createdAt
+        self.revokedAt = revokedAt
+    }
+}
+
+/// Rows of `principals`, `memberships` and `api_tokens`.
+public enum AccessStore {
+    public static func insert(_ principal: PrincipalRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO principals (id, kind, name, email, created_at)
+            VALUES (\(bind: principal.id), \(bind: principal.kind), \(bind: principal.name), \(bind: principal.email), \(bind: principal.createdAt))
+            """).run()
+    }
+
+    public static func addMembership(org: String, principal: String, role: String, at millis: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO memberships (org_id, principal_id, role, created_at)
+            VALUES (\(bind: org), \(bind: principal), \(bind: role), \(bind: millis))
+            """).run()
+    }
+
+    public static func insert(_ token: TokenRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO api_tokens (id, org_id, principal_id, role, name, token_hash, created_at, revoked_at)
+            VALUES (\(bind: token.id), \(bind: token.orgId), \(bind: token.principalId), \(bind: token.role), \(bind: token.name),
+                    \(bind: token.tokenHash), \(bind: token.createdAt), \(bind: token.revokedAt))
+            """).run()
+    }
+
+    /// The live (not revoked) token with this digest.
+    public static func liveToken(hash: String, on db: any SQLDatabase) async throws -> TokenRecord? {
+        try await db.raw("""
+            SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at
+            FROM api_tokens WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
+            """).first(decoding: TokenRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// How many operator tokens exist (live or not): zero means a first start.
+    public static func operatorTokenCount(on db: any SQLDatabase) async throws -> Int {
+        let row = try await db.raw("SELECT COUNT(*) AS n FROM api_tokens WHERE org_id IS NULL").first()
+        return try row?.decode(column: "n", as: Int.self) ?? 0
+    }
+}

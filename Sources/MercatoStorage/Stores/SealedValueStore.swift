@@ -1,0 +1,94 @@
+public import SQLKit
+
+/// A value sealed by the vault. The row's own `org_id`, `owner_id` and `purpose` are the
+/// additional data it was sealed with, so moving `ciphertext` to another row breaks it.
+public struct SealedValueRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var orgId: String
+    public var ownerId: String
+    public var purpose: String
+    public var keyVersion: Int
+    /// Grows with every write; the re-sealer's compare-and-swap token.
+    public var revision: Int
+    /// Base64 of the vault's sealed bytes.
+    public var ciphertext: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+
+    public init(id: String, orgId: String, ownerId: String, purpose: String, keyVersion: Int, revision: Int, ciphertext: String, createdAt: Int64, updatedAt: Int64) {
+        self.id = id
+        self.orgId = orgId
+        self.ownerId = ownerId
+        self.purpose = purpose
+        self.keyVersion = keyVersion
+        self.revision = revision
+        self.ciphertext = ciphertext
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+    }
+}
+
+/// Rows of `sealed_values`: every secret Mercato keeps, in one table, so that key rotation
+/// re-seals them all with one loop.
+public enum SealedValueStore {
+    static let columns = "id, org_id, owner_id, purpose, key_version, revision, ciphertext, created_at, updated_at"
+
+    /// Inserts, or replaces the value of the same owner and purpose (the revision grows).
+    public static func upsert(_ value: SealedValueRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO sealed_values (\(unsafeRaw: columns))
+            VALUES (\(bind: value.id), \(bind: value.orgId), \(bind: value.ownerId), \(bind: value.purpose), \(bind: value.keyVersion),
+                    1, \(bind: value.ciphertext), \(bind: value.createdAt), \(bind: value.updatedAt))
+            ON CONFLICT (owner_id, purpose) DO UPDATE SET
+                ciphertext = excluded.ciphertext, key_version = excluded.key_version,
+                revision = sealed_values.revision + 1, updated_at = excluded.updated_at
+            """).run()
+    }
+
+    public static func find(owner: String, purpose: String, on db: any SQLDatabase) async throws -> SealedValueRecord? {
+        try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) AND purpose = \(bind: purpose)")
+            .first(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    public static func all(owner: String, on db: any SQLDatabase) async throws -> [SealedValueRecord] {
+        try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) ORDER BY purpose")
+            .all(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Deletes every value of `owner`; answers how many.
+    @discardableResult
+    public static func deleteAll(owner: String, on db: any SQLDatabase) async throws -> Int {
+        let rows = try await db.raw("DELETE FROM sealed_values WHERE owner_id = \(bind: owner) RETURNING id").all()
+        return rows.count
+    }
+
+    public static func delete(owner: String, purpose: String, on db: any SQLDatabase) async throws {
+        try await db.raw("DELETE FROM sealed_values WHERE owner_id = \(bind: owner) AND purpose = \(bind: purpose)").run()
+    }
+
+    /// Up to `limit` values sealed under a version other than `version`, after id `after`.
+    public static func notSealedUnder(version: Int, after: String, limit: Int, on db: any SQLDatabase) async throws -> [SealedValueRecord] {
+        try await db.raw("""
+            SELECT \(unsafeRaw: columns) FROM sealed_values
+            WHERE key_version <> \(bind: version) AND id > \(bind: after) ORDER BY id LIMIT \(bind: limit)
+            """).all(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Replaces the ciphertext only if nobody wrote the row since it was read at `revision`.
+    public static func reseal(id: String, revision: Int, ciphertext: String, keyVersion: Int, at millis: Int64, on db: any SQLDatabase) async throws -> Bool {
+        let rows = try await db.raw("""
+            UPDATE sealed_values SET ciphertext = \(bind: ciphertext), key_version = \(bind: keyVersion),
+                revision = revision + 1, updated_at = \(bind: millis)
+            WHERE id = \(bind: id) AND revision = \(bind: revision) RETURNING id
+            """).all()
+        return !rows.isEmpty
+    }
+
+    /// How many values each key version seals.
+    public static func countByKeyVersion(on db: any SQLDatabase) async throws -> [Int: Int] {
+        let rows = try await db.raw("SELECT key_version, COUNT(*) AS n FROM sealed_values GROUP BY key_version").all()
+        var counts: [Int: Int] = [:]
+        for row in rows { counts[try row.decode(column: "key_version", as: Int.self)] = try row.decode(column: "n", as: Int.self) }
+        return counts
+    }
+}

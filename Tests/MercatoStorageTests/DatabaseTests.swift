@@ -1,0 +1,79 @@
+import Foundation
+import MercatoStorage
+import MercatoTestSupport
+import SQLKit
+import Testing
+
+@Suite("Database and migrations, on both engines")
+struct DatabaseTests {
+    struct Boom: Error {}
+
+    @Test(arguments: TestEngines.all)
+    func migrationsAreIdempotentAndReportCurrent(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine, migrate: false) { test async throws in
+            let runner = Schema.runner
+            #expect(try await runner.migrate(test.database, logger: TestDatabase.logger) == runner.migrations.map(\.id))
+            #expect(try await runner.migrate(test.database, logger: TestDatabase.logger) == [])
+            #expect(try await runner.isCurrent(test.database))
+            // A build that knows one more migration sees the database as behind.
+            let ahead = MigrationRunner(migrations: runner.migrations + [Migration(id: 9999, name: "later") { _ in ["CREATE TABLE later_t (id TEXT)"] }])
+            #expect(try await !ahead.isCurrent(test.database))
+            #expect(try await ahead.migrate(test.database, logger: TestDatabase.logger) == [9999])
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func concurrentMigratorsApplyEachStepOnce(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine, migrate: false) { test async throws in
+            let applied = try await withThrowingTaskGroup(of: [Int].self) { group in
+                for _ in 0 ..< 4 { group.addTask { try await Schema.runner.migrate(test.database, logger: TestDatabase.logger) } }
+                return try await group.reduce(into: [Int]()) { $0 += $1 }
+            }
+            #expect(applied.sorted() == Schema.runner.migrations.map(\.id))
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func aFailedTransactionLeavesNothing(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let org = OrgRecord(id: RecordID.make("org"), name: "Rolled back", plan: "free", createdAt: Timestamp.nowMillis())
+            await #expect(throws: Boom.self) {
+                try await test.database.transaction { db in
+                    try await OrgStore.insert(org, on: db)
+                    #expect(try await OrgStore.find(id: org.id, on: db) != nil)   // visible inside
+                    throw Boom()
+                }
+            }
+            #expect(try await test.database.read { try await OrgStore.find(id: org.id, on: $0) } == nil)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func concurrentWritersAllCommit(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0 ..< 60 {
+                    group.addTask {
+                        try await test.database.transaction { db in
+                            try await OrgStore.insert(OrgRecord(id: RecordID.make("org"), name: "org \(i)", plan: "free", createdAt: 1), on: db)
+                        }
+                    }
+                }
+                try await group.waitForAll()
+            }
+            let count = try await test.database.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM orgs").first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(count == 60)
+        }
+    }
+
+    @Test func recordIDsAreTypedSortableAndUnique() async throws {
+        let a = RecordID.make("org", millis: 1_000)
+        let b = RecordID.make("org", millis: 2_000)
+        #expect(a < b)
+        #expect(RecordID.isValid(a, prefix: "org"))
+        #expect(!RecordID.isValid(a, prefix: "ins"))
+        #expect(Set((0 ..< 1000).map { _ in RecordID.make("x") }).count == 1000)
+    }
+}

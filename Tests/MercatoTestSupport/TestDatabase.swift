@@ -1,0 +1,99 @@
+import Foundation
+public import Logging
+public import MercatoCore
+import MercatoCrypto
+public import MercatoStorage
+import SQLKit
+
+/// The engines every storage test runs on. PostgreSQL needs `MERCATO_TEST_POSTGRES_URL` (an
+/// admin URL; `scripts/test` starts a throwaway server and sets it). Without it the PostgreSQL
+/// cases fail with that message instead of silently passing.
+public enum TestEngines {
+    public static let all: [StorageEngine] = StorageEngine.allCases
+
+    public static var postgresAdminURL: String? {
+        ProcessInfo.processInfo.environment["MERCATO_TEST_POSTGRES_URL"].flatMap { $0.isEmpty ? nil : $0 }
+    }
+}
+
+/// A migrated, empty database for one test: a temporary SQLite file, or a new PostgreSQL
+/// database created on the test server and dropped afterwards.
+public struct TestDatabase: Sendable {
+    public let database: Database
+    public let location: DatabaseLocation
+    let cleanup: @Sendable () async -> Void
+
+    public static let logger: Logger = {
+        var logger = Logger(label: "mercato.test")
+        logger.logLevel = .warning
+        return logger
+    }()
+
+    public static func make(_ engine: StorageEngine, migrate: Bool = true) async throws -> TestDatabase {
+        let location: DatabaseLocation
+        let cleanup: @Sendable () async -> Void
+        switch engine {
+        case .sqlite:
+            let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-test-\(UUID().uuidString)")
+            try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+            location = .sqlite(path: dir.appendingPathComponent("test.sqlite").path)
+            cleanup = { try? FileManager.default.removeItem(at: dir) }
+        case .postgres:
+            guard let admin = TestEngines.postgresAdminURL else {
+                throw StorageError("MERCATO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL for the tests")
+            }
+            let name = "mercato_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
+            let adminDB = try await Database.open(.postgres(url: admin), logger: logger, poolSize: 1)
+            try await adminDB.read { try await $0.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
+            await adminDB.close()
+            location = .postgres(url: Self.replacingDatabase(in: admin, with: String(name)))
+            cleanup = {
+                guard let adminDB = try? await Database.open(.postgres(url: admin), logger: logger, poolSize: 1) else { return }
+                try? await adminDB.read { try await $0.raw("DROP DATABASE IF EXISTS \(unsafeRaw: name) WITH (FORCE)").run() }
+                await adminDB.close()
+            }
+        }
+        let database = try await Database.open(location, logger: logger)
+        if migrate { try await Schema.runner.migrate(database, logger: logger) }
+        return TestDatabase(database: database, location: location, cleanup: cleanup)
+    }
+
+    /// Closes the connections and removes the file or database.
+    public func destroy() async {
+        await database.close()
+        await cleanup()
+    }
+
+    static func replacingDatabase(in url: String, with name: String) -> String {
+        var components = URLComponents(string: url)!
+        components.path = "/" + name
+        return components.string!
+    }
+}
+
+/// Runs `body` with a fresh database on `engine`, always cleaning up.
+public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _ body: (TestDatabase) async throws -> R) async throws -> R {
+    let db = try await TestDatabase.make(engine, migrate: migrate)
+    do {
+        let result = try await body(db)
+        await db.destroy()
+        return result
+    } catch {
+        await db.destroy()
+        throw error
+    }
+}
+
+/// A runtime on a fresh database with a fresh keyring file, for service and HTTP tests.
+public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, _ body: (MercatoRuntime) async throws -> R) async throws -> R {
+    try await withTestDatabase(engine) { db in
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var environment = ["MERCATO_DATA_DIR": dir.path]
+        if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
+        let settings = try Settings(environment: environment)
+        let vault = try KeyringSource(settings: settings).makeVault()
+        let runtime = MercatoRuntime(settings: settings, database: db.database, vault: vault, logger: TestDatabase.logger)
+        return try await body(runtime)
+    }
+}

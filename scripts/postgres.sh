@@ -1,0 +1,28 @@
+# Starts a throwaway PostgreSQL 15 cluster on a loopback port; `pg_stop` removes it.
+# Sets PG_URL (an admin URL). PostgreSQL refuses to run as root, so as root the cluster
+# belongs to the `postgres` user.
+# shellcheck shell=bash
+
+PG_BIN=/usr/lib/postgresql/15/bin
+pg_start() {
+  PG_DIR=$(mktemp -d /tmp/mercato-pg.XXXXXX)
+  PG_PORT=$(free_port)
+  local as=()
+  if [ "$(id -u)" -eq 0 ]; then
+    chown postgres:postgres "$PG_DIR"
+    as=(runuser -u postgres --)
+  fi
+  "${as[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
+  "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+  PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
+  PG_AS=("${as[@]}")
+  echo "postgres: started on 127.0.0.1:$PG_PORT"
+}
+
+pg_stop() {
+  [ -n "${PG_DIR:-}" ] || return 0
+  "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
+  rm -rf "$PG_DIR"
+  PG_DIR=""
+}
