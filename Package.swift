@@ -10,6 +10,13 @@ let swiftSettings: [SwiftSetting] = [
     .enableUpcomingFeature("InternalImportsByDefault"),
 ]
 
+/// The built-in plugins: `Plugins/<Name>/`, module `<Name>Plugin`, importing only MercatoHooks.
+let pluginNames = ["Install", "KV", "Notifications", "Tasks", "Connections"]
+let pluginTargets: [Target] = pluginNames.map { name in
+    .target(name: "\(name)Plugin", dependencies: ["MercatoHooks"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
+}
+let pluginDependencies: [Target.Dependency] = pluginNames.map { .target(name: "\($0)Plugin") }
+
 let package = Package(
     name: "mercato",
     platforms: [.macOS(.v15)],
@@ -32,6 +39,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio-ssl.git", from: "2.37.6"),
         .package(url: "https://github.com/vapor/postgres-nio.git", from: "1.33.2"),
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
+        .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
     ],
     targets: [
         // libsodium from Debian's libsodium-dev (1.0.18).
@@ -82,6 +90,7 @@ let package = Package(
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -90,6 +99,7 @@ let package = Package(
             name: "MercatoHTTP",
             dependencies: [
                 "MercatoCore",
+                "MercatoHooks",
                 "MercatoCrypto",
                 "MercatoStorage",
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -115,14 +125,16 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
-            ],
+                "MercatoHooks",
+            ] + pluginDependencies,
             swiftSettings: swiftSettings
         ),
 
         // Shared by the test targets: a fresh database per test on either engine.
         .target(
             name: "MercatoTestSupport",
-            dependencies: [
+            dependencies: pluginDependencies + [
+                "MercatoHooks",
                 "MercatoCore",
                 "MercatoCrypto",
                 "MercatoStorage",
@@ -135,6 +147,17 @@ let package = Package(
         .testTarget(
             name: "MercatoCryptoTests",
             dependencies: ["MercatoCrypto"],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
+            name: "MercatoCoreTests",
+            dependencies: [
+                "MercatoTestSupport",
+                "MercatoCore",
+                "MercatoHooks",
+                "MercatoStorage",
+                .product(name: "SQLKit", package: "sql-kit"),
+            ],
             swiftSettings: swiftSettings
         ),
         .testTarget(
@@ -164,5 +187,5 @@ let package = Package(
             ],
             swiftSettings: swiftSettings
         ),
-    ]
+    ] + pluginTargets
 )

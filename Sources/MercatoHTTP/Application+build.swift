@@ -15,6 +15,8 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
+    DeveloperAppRoutes(registry: runtime.registry).register(on: api)
+    CatalogRoutes(registry: runtime.registry).register(on: api)
 
     routes.load(router.routes)
     return router

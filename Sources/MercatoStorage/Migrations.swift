@@ -34,6 +34,9 @@ public struct MigrationRunner: Sendable {
     @discardableResult
     public func migrate(_ database: Database, logger: Logger) async throws -> [Int] {
         try await database.transaction { db in
+            // Two nodes creating the table at once can collide in PostgreSQL's catalog even with
+            // IF NOT EXISTS; the same lock as the steps serialises them.
+            if database.engine == .postgres { try await db.raw("SELECT pg_advisory_xact_lock(7461273)").run() }
             try await db.raw("CREATE TABLE IF NOT EXISTS _migrations (id INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)").run()
         }
         var applied: [Int] = []

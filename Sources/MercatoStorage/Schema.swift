@@ -60,5 +60,61 @@ public enum Schema {
                 "CREATE INDEX sealed_values_key_version ON sealed_values (key_version)",
             ]
         },
+        Migration(id: 2, name: "app registry and OAuth provider definitions") { _ in
+            [
+                "CREATE TABLE platform_settings (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+                """
+                CREATE TABLE apps (
+                    id TEXT PRIMARY KEY,
+                    key TEXT NOT NULL UNIQUE,
+                    developer_org_id TEXT NOT NULL REFERENCES orgs(id),
+                    status TEXT NOT NULL,
+                    latest_version TEXT NOT NULL,
+                    name TEXT NOT NULL,
+                    plan TEXT NOT NULL,
+                    search_text TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX apps_developer_org ON apps (developer_org_id)",
+                "CREATE INDEX apps_status_key ON apps (status, key)",
+                """
+                CREATE TABLE app_versions (
+                    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    version TEXT NOT NULL,
+                    manifest TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (app_id, version)
+                )
+                """,
+                """
+                CREATE TABLE app_categories (
+                    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    category TEXT NOT NULL,
+                    PRIMARY KEY (app_id, category)
+                )
+                """,
+                "CREATE INDEX app_categories_category ON app_categories (category)",
+                """
+                CREATE TABLE app_secrets (
+                    id TEXT PRIMARY KEY,
+                    app_id TEXT NOT NULL REFERENCES apps(id) ON DELETE CASCADE,
+                    kind TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    valid_until BIGINT
+                )
+                """,
+                "CREATE INDEX app_secrets_app_kind ON app_secrets (app_id, kind)",
+                """
+                CREATE TABLE oauth_providers (
+                    key TEXT PRIMARY KEY,
+                    definition TEXT NOT NULL,
+                    source TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        },
     ])
 }

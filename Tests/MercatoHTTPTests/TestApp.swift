@@ -30,9 +30,10 @@ struct AppHarness {
 }
 
 /// Runs `body` against the whole HTTP application on a fresh database of `engine`.
-func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
+func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallClock = .system,
+             _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
-    try await withTestRuntime(engine, operatorToken: operatorToken) { runtime async throws in
+    try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock) { runtime async throws in
         let logs = LogCapture()
         let app = buildApplication(runtime: runtime, metrics: nil, logger: logs.logger())
         try await app.test(mode) { client in
@@ -75,6 +76,13 @@ extension AppHarness {
         let token = try await call(.post, "/api/v1/orgs/\(id)/tokens", token: operatorToken, json: ["name": "owner", "role": "owner"])
         #expect(token.status == .created)
         return (id, token.json["token"] as! String)
+    }
+
+    /// Registers `manifest` (JSON) with a developer token; answers the 201 body.
+    func registerApp(_ manifest: [String: Any], token: String) async throws -> [String: Any] {
+        let answer = try await call(.post, "/api/v1/developer/apps", token: token, json: manifest)
+        #expect(answer.status == .created, "\(answer.text)")
+        return answer.json
     }
 
     func makeToken(org: String, role: String, by token: String) async throws -> String {

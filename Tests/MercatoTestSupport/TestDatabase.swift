@@ -85,7 +85,8 @@ public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _
 }
 
 /// A runtime on a fresh database with a fresh keyring file, for service and HTTP tests.
-public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, _ body: (MercatoRuntime) async throws -> R) async throws -> R {
+public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, clock: WallClock = .system,
+                               _ body: (MercatoRuntime) async throws -> R) async throws -> R {
     try await withTestDatabase(engine) { db in
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -93,7 +94,8 @@ public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? =
         if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
         let settings = try Settings(environment: environment)
         let vault = try KeyringSource(settings: settings).makeVault()
-        let runtime = MercatoRuntime(settings: settings, database: db.database, vault: vault, logger: TestDatabase.logger)
+        let runtime = MercatoRuntime(settings: settings, database: db.database, vault: vault,
+                                     capabilities: try TestPlugins.capabilities(), clock: clock, logger: TestDatabase.logger)
         return try await body(runtime)
     }
 }

@@ -12,6 +12,7 @@ public import MercatoStorage
 /// | `MERCATO_MASTER_KEY` | unset: a generated key file `{data dir}/master.key` (mode 0600) |
 /// | `MERCATO_OPERATOR_TOKEN` | unset: a token is generated and printed once on first start |
 /// | `MERCATO_LOG_LEVEL` | `info` |
+/// | `MERCATO_CATALOG_DIR` | `./catalog` when it exists; `none` to import nothing at start |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -21,6 +22,8 @@ public struct Settings: Sendable {
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
+    /// The catalog folder imported at start, `nil` for none.
+    public var catalogDirectory: URL?
 
     /// The SQLite file in the data directory.
     public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
@@ -51,6 +54,15 @@ public struct Settings: Sendable {
             throw SettingsError("MERCATO_OPERATOR_TOKEN must be at least 32 characters (use `openssl rand -base64 32`)")
         }
         logLevel = value("MERCATO_LOG_LEVEL") ?? "info"
+        switch value("MERCATO_CATALOG_DIR") {
+        case "none":
+            catalogDirectory = nil
+        case let dir?:
+            catalogDirectory = URL(fileURLWithPath: dir, isDirectory: true)
+        case nil:
+            let local = URL(fileURLWithPath: "catalog", isDirectory: true)
+            catalogDirectory = FileManager.default.fileExists(atPath: local.appendingPathComponent("apps").path) ? local : nil
+        }
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
                 throw SettingsError("DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite)")

@@ -1,0 +1,28 @@
+public import Foundation
+public import MercatoHooks
+
+/// Whether one config value fits its field's type; shared by manifest defaults and, later,
+/// install config validation.
+public enum ConfigValueCheck {
+    /// A sentence saying what is wrong with `value`, or `nil` when it fits.
+    public static func problem(with value: JSONValue, type: String, options: [String]?, pattern: NSRegularExpression?) -> String? {
+        switch type {
+        case "string", "text", "secret", "url":
+            guard let s = value.stringValue else { return "must be a string" }
+            if type == "url", !(URL(string: s).map { ["http", "https"].contains($0.scheme ?? "") && $0.host != nil } ?? false) {
+                return "must be an http(s) URL"
+            }
+            if let pattern, !ManifestValidator.matches(pattern, s) { return "must match the pattern \(pattern.pattern)" }
+            return nil
+        case "number":
+            return value.numberValue == nil ? "must be a number" : nil
+        case "boolean":
+            return value.boolValue == nil ? "must be true or false" : nil
+        case "enum":
+            guard let s = value.stringValue else { return "must be one of the options" }
+            return (options ?? []).contains(s) ? nil : "must be one of \((options ?? []).joined(separator: ", "))"
+        default:
+            return "has an unknown type"
+        }
+    }
+}

@@ -1,0 +1,125 @@
+public import Logging
+
+/// A built-in feature behind the hook protocol. The host knows plugins only through this
+/// protocol; the executable is the one place that names them.
+///
+/// Every hook has a no-op default, so a plugin implements only what it needs. "Has been" hooks
+/// run after the change committed, off the request path, at least once.
+public protocol MercatoPlugin: Sendable {
+    /// What the plugin declares: its scopes, commands and emitted event types.
+    static var manifest: PluginManifest { get }
+
+    /// Called once at start with what the host offers.
+    func activate(_ api: any PluginAPI) async throws
+    /// Called at shutdown, bounded by the host.
+    func deactivate() async
+
+    /// An app was installed.
+    func installCreated(_ install: InstallInfo, _ context: HookContext) async throws
+    /// An app was uninstalled: drop everything kept for it.
+    func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws
+    /// An install's config changed.
+    func configChanged(_ install: InstallInfo, _ context: HookContext) async throws
+
+    /// Answers a verified, authorised command named in the manifest.
+    func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue
+}
+
+extension MercatoPlugin {
+    public func activate(_ api: any PluginAPI) async throws {}
+    public func deactivate() async {}
+    public func installCreated(_ install: InstallInfo, _ context: HookContext) async throws {}
+    public func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws {}
+    public func configChanged(_ install: InstallInfo, _ context: HookContext) async throws {}
+    public func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {
+        throw CommandError.unknownCommand(command.command)
+    }
+}
+
+/// What the host tells a plugin about an install.
+public struct InstallInfo: Sendable, Equatable {
+    public var installID: String
+    public var orgID: String
+    public var orgName: String
+    public var appKey: String
+    public var appVersion: String
+    public var grantedScopes: [String]
+    public var status: String
+
+    public init(installID: String, orgID: String, orgName: String, appKey: String, appVersion: String, grantedScopes: [String], status: String) {
+        self.installID = installID
+        self.orgID = orgID
+        self.orgName = orgName
+        self.appKey = appKey
+        self.appVersion = appVersion
+        self.grantedScopes = grantedScopes
+        self.status = status
+    }
+}
+
+/// Per-call context: who asked, a logger, and the deadline the host enforces.
+public struct HookContext: Sendable {
+    public var requestID: String?
+    public var logger: Logger
+    public init(requestID: String?, logger: Logger) {
+        self.requestID = requestID
+        self.logger = logger
+    }
+}
+
+/// A command after the host verified its signature, idempotency, rate limit and scopes.
+public struct CommandRequest: Sendable {
+    public var id: String
+    public var command: String
+    public var args: [String: JSONValue]
+    public var install: InstallInfo
+
+    public init(id: String, command: String, args: [String: JSONValue], install: InstallInfo) {
+        self.id = id
+        self.command = command
+        self.args = args
+        self.install = install
+    }
+}
+
+/// A failure a plugin reports to the command sender: an HTTP status, a stable code, a sentence.
+public struct CommandError: Error, Sendable, Equatable {
+    public var status: Int
+    public var code: String
+    public var message: String
+
+    public init(status: Int, code: String, message: String) {
+        self.status = status
+        self.code = code
+        self.message = message
+    }
+
+    public static func unknownCommand(_ name: String) -> CommandError {
+        CommandError(status: 404, code: "unknown_command", message: "No plugin answers `\(name)`.")
+    }
+    public static func invalidArgs(field: String, _ message: String) -> CommandError {
+        CommandError(status: 422, code: "invalid_args", message: "`\(field)` \(message)")
+    }
+    public static func notFound(_ message: String) -> CommandError {
+        CommandError(status: 404, code: "not_found", message: message)
+    }
+}
+
+/// An event a plugin emits into the outbox.
+public struct EventDraft: Sendable, Equatable {
+    public var type: String
+    public var data: JSONValue
+    public init(type: String, data: JSONValue) {
+        self.type = type
+        self.data = data
+    }
+}
+
+/// What the host offers plugins.
+public protocol PluginAPI: Sendable {
+    /// Writes an event for `installID` into the outbox.
+    func emit(_ event: EventDraft, for installID: String) async throws
+    /// The install's config, secret fields in clear.
+    func config(of installID: String) async throws -> [String: JSONValue]
+    var logger: Logger { get }
+}

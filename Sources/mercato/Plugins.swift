@@ -1,0 +1,23 @@
+import ConnectionsPlugin
+import InstallPlugin
+import KVPlugin
+import MercatoCore
+import MercatoHooks
+import NotificationsPlugin
+import TasksPlugin
+
+/// The one place that names every built-in plugin. To add a plugin: a target under Plugins/,
+/// a line in Package.swift's `pluginNames`, and a line here (docs/plugins.md).
+enum BuiltInPlugins {
+    static let all: [any MercatoPlugin] = [
+        InstallPlugin(),
+        KVPlugin(),
+        NotificationsPlugin(),
+        TasksPlugin(),
+        ConnectionsPlugin(),
+    ]
+
+    static func capabilities() throws -> Capabilities {
+        try Capabilities(manifests: all.map { type(of: $0).manifest })
+    }
+}
