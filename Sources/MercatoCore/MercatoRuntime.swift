@@ -13,6 +13,7 @@ public final class MercatoRuntime: Sendable {
     public let secrets: SecretStore
     public let tenancy: TenancyService
     public let registry: RegistryService
+    public let installs: InstallService
     public let logger: Logger
 
     public init(settings: Settings, database: Database, vault: Vault, capabilities: Capabilities, clock: WallClock = .system, logger: Logger) {
@@ -24,6 +25,7 @@ public final class MercatoRuntime: Sendable {
         self.secrets = SecretStore(vault: vault)
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, clock: clock)
+        self.installs = InstallService(database: database, secrets: secrets, clock: clock)
         self.logger = logger
     }
 

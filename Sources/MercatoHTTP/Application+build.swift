@@ -17,6 +17,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)
     CatalogRoutes(registry: runtime.registry).register(on: api)
+    InstallRoutes(installs: runtime.installs).register(on: api)
 
     routes.load(router.routes)
     return router

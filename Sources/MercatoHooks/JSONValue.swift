@@ -36,6 +36,12 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         return nil
     }
 
+    /// A number without a needless `.0`, for messages.
+    public var compactText: String {
+        if case .number(let n) = self { return n.rounded() == n && abs(n) < 9.0e15 ? String(Int64(n)) : String(n) }
+        return "\(self)"
+    }
+
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
     public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }
     public var numberValue: Double? { if case .number(let n) = self { n } else { nil } }

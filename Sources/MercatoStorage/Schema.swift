@@ -116,5 +116,55 @@ public enum Schema {
                 """,
             ]
         },
+        Migration(id: 3, name: "installs, the event outbox and the audit log") { _ in
+            [
+                """
+                CREATE TABLE installs (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL REFERENCES orgs(id),
+                    app_id TEXT NOT NULL REFERENCES apps(id),
+                    app_key TEXT NOT NULL,
+                    version TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    scopes TEXT NOT NULL,
+                    config_keys TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    removed_at BIGINT
+                )
+                """,
+                "CREATE INDEX installs_org ON installs (org_id, id)",
+                "CREATE INDEX installs_app ON installs (app_id)",
+                // One live install of an app per org.
+                "CREATE UNIQUE INDEX installs_one_live_per_org ON installs (org_id, app_id) WHERE removed_at IS NULL",
+                """
+                CREATE TABLE outbox_events (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL,
+                    install_id TEXT,
+                    app_id TEXT,
+                    type TEXT NOT NULL,
+                    payload TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    dispatched_at BIGINT
+                )
+                """,
+                "CREATE INDEX outbox_events_pending ON outbox_events (dispatched_at, id)",
+                """
+                CREATE TABLE audit_log (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL,
+                    actor TEXT NOT NULL,
+                    action TEXT NOT NULL,
+                    target TEXT NOT NULL,
+                    request_id TEXT,
+                    details TEXT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX audit_log_org ON audit_log (org_id, id)",
+            ]
+        },
     ])
 }

@@ -51,6 +51,9 @@ public struct AppManifest: Sendable, Equatable, Codable {
         public var options: [String]?
         public var pattern: String?
         public var help: String?
+        /// Bounds of a number field.
+        public var min: Double?
+        public var max: Double?
 
         public var isSecret: Bool { type == "secret" }
     }

@@ -132,7 +132,7 @@ public struct ManifestValidator: Sendable {
         for (i, item) in items.enumerated() {
             let at = "config[\(i)]"
             guard let object = item.objectValue else { p.add(at, "must be an object"); continue }
-            p.rejectUnknown(object, allowed: ["key", "label", "type", "required", "default", "options", "pattern", "help"], at: at)
+            p.rejectUnknown(object, allowed: ["key", "label", "type", "required", "default", "options", "pattern", "help", "min", "max"], at: at)
             let key = p.string(object, "key", required: true, max: 64, at: at)
             if let key {
                 if !Self.matches(Self.configKeyPattern, key) { p.add("\(at).key", "must match ^[a-z][a-z0-9_]{0,63}$") }
@@ -165,17 +165,25 @@ public struct ManifestValidator: Sendable {
                 }
             }
             let help = p.string(object, "help", required: false, max: 1000, at: at)
+            var bounds: [String: Double] = [:]
+            for bound in ["min", "max"] {
+                guard let v = object[bound], v != .null else { continue }
+                if type != "number" { p.add("\(at).\(bound)", "is only for number fields") }
+                if let n = v.numberValue { bounds[bound] = n } else { p.add("\(at).\(bound)", "must be a number") }
+            }
+            if let lo = bounds["min"], let hi = bounds["max"], lo > hi { p.add("\(at).max", "must not be below min") }
             let defaultValue = object["default"].flatMap { $0 == .null ? nil : $0 }
             if let defaultValue, let type, Self.fieldTypes.contains(type) {
                 if type == "secret" {
                     p.add("\(at).default", "a secret field cannot have a default")
-                } else if let problem = ConfigValueCheck.problem(with: defaultValue, type: type, options: options, pattern: compiled) {
+                } else if let problem = ConfigValueCheck.problem(with: defaultValue, type: type, options: options, pattern: compiled,
+                                                                 min: bounds["min"], max: bounds["max"]) {
                     p.add("\(at).default", problem)
                 }
             }
             if let key, let label, let type {
                 fields.append(AppManifest.ConfigField(key: key, label: label, type: type, required: required, default: defaultValue,
-                                                      options: options, pattern: pattern, help: help))
+                                                      options: options, pattern: pattern, help: help, min: bounds["min"], max: bounds["max"]))
             }
         }
         return fields

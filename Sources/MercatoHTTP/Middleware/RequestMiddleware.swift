@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import Logging
 import MercatoCore
+import MercatoCrypto
 import MercatoStorage
 import Metrics
 
@@ -71,6 +72,11 @@ struct RequestMiddleware: RouterMiddleware {
             return .from(httpStatus: error.status, message: error.body)
         case let error as DecodingError:
             return JSONBody.problem(for: error)
+        case is VaultError:
+            // Stored data failed authentication (tampered, or copied between rows): say so without
+            // saying anything about the value.
+            return APIError(status: 500, code: "sealed_value_unreadable", title: "Stored secret unreadable",
+                            detail: "A value stored for this resource failed its integrity check; the operator has been told through the logs.")
         default:
             return .internalError()
         }

@@ -1,0 +1,98 @@
+import Foundation
+import Hummingbird
+import MercatoCore
+import MercatoHooks
+import MercatoStorage
+
+/// The org admin's API for installs (CONTRACT §2).
+struct InstallRoutes {
+    let installs: InstallService
+
+    struct CreateBody: Decodable {
+        let app: String
+        let version: String?
+        let config: [String: JSONValue]?
+    }
+
+    struct UpgradeBody: Decodable {
+        let version: String
+        let acceptScopes: [String]?
+        let config: [String: JSONValue]?
+    }
+
+    struct InstallBody: ResponseEncodable, Sendable {
+        let id: String
+        let orgId: String
+        let app: String
+        let version: String
+        let status: String
+        let scopes: [String]
+        let config: [String: JSONValue]
+        let createdAt: Date
+        let updatedAt: Date
+
+        init(_ view: InstallService.View) {
+            id = view.install.id
+            orgId = view.install.orgId
+            app = view.install.appKey
+            version = view.install.version
+            status = view.install.status
+            scopes = view.scopes
+            config = view.config
+            createdAt = Timestamp.date(millis: view.install.createdAt)
+            updatedAt = Timestamp.date(millis: view.install.updatedAt)
+        }
+    }
+
+    struct RemovedBody: ResponseEncodable {
+        let id: String
+        let status: String
+    }
+
+    func register(on api: RouterGroup<AppRequestContext>) {
+        api.post("installs") { request, context in
+            let actor = try Self.actor(context)
+            let body = try await request.decodeJSON(CreateBody.self, context: context)
+            let view = try await installs.install(appKey: body.app, version: body.version, config: body.config ?? [:], by: actor)
+            return EditedResponse(status: .created, response: InstallBody(view))
+        }
+        api.get("installs") { request, context in
+            let caller = try context.requirePrincipal()
+            let page = try Pagination(request)
+            let (views, next) = try await installs.list(by: caller, cursor: page.cursor, limit: page.limit)
+            return Page(data: views.map(InstallBody.init), nextCursor: next)
+        }
+        api.get("installs/{id}") { _, context in
+            InstallBody(try await installs.get(try context.parameters.require("id"), by: try context.requirePrincipal()))
+        }
+        api.patch("installs/{id}/config") { request, context in
+            let actor = try Self.actor(context)
+            let id = try context.parameters.require("id")
+            _ = try await installs.get(id, by: actor.principal)   // 404 before reading another org's body
+            let patch = try await request.decodeJSON([String: JSONValue].self, context: context)
+            return InstallBody(try await installs.patchConfig(id, patch: patch, by: actor))
+        }
+        api.post("installs/{id}/disable") { _, context in
+            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), false, by: try Self.actor(context)))
+        }
+        api.post("installs/{id}/enable") { _, context in
+            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), true, by: try Self.actor(context)))
+        }
+        api.post("installs/{id}/upgrade") { request, context in
+            let actor = try Self.actor(context)
+            let id = try context.parameters.require("id")
+            _ = try await installs.get(id, by: actor.principal)
+            let body = try await request.decodeJSON(UpgradeBody.self, context: context)
+            return InstallBody(try await installs.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:], by: actor))
+        }
+        api.delete("installs/{id}") { _, context in
+            let id = try context.parameters.require("id")
+            try await installs.uninstall(id, by: try Self.actor(context))
+            return RemovedBody(id: id, status: "uninstalled")
+        }
+    }
+
+    static func actor(_ context: AppRequestContext) throws -> InstallService.Actor {
+        InstallService.Actor(try context.requirePrincipal(), requestID: context.requestID)
+    }
+}

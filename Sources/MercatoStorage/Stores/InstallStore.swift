@@ -1,0 +1,162 @@
+import Foundation
+public import SQLKit
+
+/// An app installed in an org. Config values are not here: each is sealed in `sealed_values`
+/// (owner = install id, purpose = `config.{key}`); `configKeys` lists which are set.
+public struct InstallRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var orgId: String
+    public var appId: String
+    public var appKey: String
+    public var version: String
+    /// `active`, `disabled`, `pending_oauth` or `uninstalled`.
+    public var status: String
+    /// JSON array of granted scopes.
+    public var scopes: String
+    /// JSON array of the config keys that hold a value.
+    public var configKeys: String
+    public var createdBy: String
+    public var createdAt: Int64
+    public var updatedAt: Int64
+    public var removedAt: Int64?
+
+    public init(id: String, orgId: String, appId: String, appKey: String, version: String, status: String, scopes: String,
+                configKeys: String, createdBy: String, createdAt: Int64, updatedAt: Int64, removedAt: Int64? = nil) {
+        self.id = id
+        self.orgId = orgId
+        self.appId = appId
+        self.appKey = appKey
+        self.version = version
+        self.status = status
+        self.scopes = scopes
+        self.configKeys = configKeys
+        self.createdBy = createdBy
+        self.createdAt = createdAt
+        self.updatedAt = updatedAt
+        self.removedAt = removedAt
+    }
+}
+
+/// Rows of `installs`.
+public enum InstallStore {
+    static let columns = "id, org_id, app_id, app_key, version, status, scopes, config_keys, created_by, created_at, updated_at, removed_at"
+
+    public static func insert(_ i: InstallRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO installs (\(unsafeRaw: columns)) VALUES (\(bind: i.id), \(bind: i.orgId), \(bind: i.appId), \(bind: i.appKey), \(bind: i.version),
+                \(bind: i.status), \(bind: i.scopes), \(bind: i.configKeys), \(bind: i.createdBy), \(bind: i.createdAt), \(bind: i.updatedAt), \(bind: i.removedAt))
+            """).run()
+    }
+
+    public static func update(_ i: InstallRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            UPDATE installs SET version = \(bind: i.version), status = \(bind: i.status), scopes = \(bind: i.scopes),
+                config_keys = \(bind: i.configKeys), updated_at = \(bind: i.updatedAt), removed_at = \(bind: i.removedAt)
+            WHERE id = \(bind: i.id)
+            """).run()
+    }
+
+    /// A live (not uninstalled) install; `forUpdate` locks the row on PostgreSQL.
+    public static func live(id: String, on db: any SQLDatabase, forUpdate: Bool = false) async throws -> InstallRecord? {
+        let lock = forUpdate && db.dialect.name == "postgresql" ? " FOR UPDATE" : ""
+        return try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id) AND removed_at IS NULL\(unsafeRaw: lock)")
+            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    public static func liveInstall(org: String, appID: String, on db: any SQLDatabase) async throws -> InstallRecord? {
+        try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE org_id = \(bind: org) AND app_id = \(bind: appID) AND removed_at IS NULL")
+            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    public static func countLive(org: String, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("SELECT COUNT(*) AS n FROM installs WHERE org_id = \(bind: org) AND removed_at IS NULL").first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// A page of an org's live installs, by id.
+    public static func page(org: String, afterID: String, limit: Int, on db: any SQLDatabase) async throws -> [InstallRecord] {
+        try await db.raw("""
+            SELECT \(unsafeRaw: columns) FROM installs WHERE org_id = \(bind: org) AND removed_at IS NULL AND id > \(bind: afterID)
+            ORDER BY id LIMIT \(bind: limit)
+            """).all(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+}
+
+/// An event waiting in the outbox for delivery (written in the same transaction as its change).
+public struct OutboxEventRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var orgId: String
+    public var installId: String?
+    public var appId: String?
+    public var type: String
+    /// JSON: `{"type", "timestamp", "data"}` as it will be delivered.
+    public var payload: String
+    public var createdAt: Int64
+    public var dispatchedAt: Int64?
+
+    public init(id: String, orgId: String, installId: String?, appId: String?, type: String, payload: String, createdAt: Int64, dispatchedAt: Int64? = nil) {
+        self.id = id
+        self.orgId = orgId
+        self.installId = installId
+        self.appId = appId
+        self.type = type
+        self.payload = payload
+        self.createdAt = createdAt
+        self.dispatchedAt = dispatchedAt
+    }
+}
+
+/// Rows of `outbox_events`.
+public enum OutboxStore {
+    public static func insert(_ e: OutboxEventRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO outbox_events (id, org_id, install_id, app_id, type, payload, created_at, dispatched_at)
+            VALUES (\(bind: e.id), \(bind: e.orgId), \(bind: e.installId), \(bind: e.appId), \(bind: e.type), \(bind: e.payload), \(bind: e.createdAt), \(bind: e.dispatchedAt))
+            """).run()
+    }
+
+    public static func events(install: String, on db: any SQLDatabase) async throws -> [OutboxEventRecord] {
+        try await db.raw("SELECT id, org_id, install_id, app_id, type, payload, created_at, dispatched_at FROM outbox_events WHERE install_id = \(bind: install) ORDER BY id")
+            .all(decoding: OutboxEventRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+}
+
+/// An audit row: who did what to which target, when, under which request. Never values.
+public struct AuditRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var orgId: String
+    public var actor: String
+    public var action: String
+    public var target: String
+    public var requestId: String?
+    /// JSON object of non-secret facts (field names, versions, statuses).
+    public var details: String
+    public var createdAt: Int64
+
+    public init(id: String, orgId: String, actor: String, action: String, target: String, requestId: String?, details: String, createdAt: Int64) {
+        self.id = id
+        self.orgId = orgId
+        self.actor = actor
+        self.action = action
+        self.target = target
+        self.requestId = requestId
+        self.details = details
+        self.createdAt = createdAt
+    }
+}
+
+/// Rows of `audit_log`.
+public enum AuditStore {
+    public static func insert(_ a: AuditRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO audit_log (id, org_id, actor, action, target, request_id, details, created_at)
+            VALUES (\(bind: a.id), \(bind: a.orgId), \(bind: a.actor), \(bind: a.action), \(bind: a.target), \(bind: a.requestId), \(bind: a.details), \(bind: a.createdAt))
+            """).run()
+    }
+
+    public static func rows(org: String, target: String, on db: any SQLDatabase) async throws -> [AuditRecord] {
+        try await db.raw("""
+            SELECT id, org_id, actor, action, target, request_id, details, created_at FROM audit_log
+            WHERE org_id = \(bind: org) AND target = \(bind: target) ORDER BY id
+            """).all(decoding: AuditRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+}
