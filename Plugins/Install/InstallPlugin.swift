@@ -17,4 +17,22 @@ public struct InstallPlugin: MercatoPlugin {
             CommandDefinition("install.config", summary: "The install's config with secret fields in clear.", requiredScopes: ["config:read"]),
         ]
     )
+
+    public func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {
+        switch command.command {
+        case "ping":
+            return .object(["pong": .bool(true)])
+        case "install.info":
+            let i = command.install
+            return .object([
+                "install_id": .string(i.installID), "org_id": .string(i.orgID), "org_name": .string(i.orgName),
+                "app": .string(i.appKey), "version": .string(i.appVersion),
+                "scopes": .array(i.grantedScopes.map(JSONValue.string)), "status": .string(i.status),
+            ])
+        case "install.config":
+            return .object(["config": .object(try await context.api.config(of: command.install.installID))])
+        default:
+            throw CommandError.unknownCommand(command.command)
+        }
+    }
 }

@@ -1,5 +1,6 @@
 public import Logging
 public import MercatoCrypto
+public import MercatoHooks
 public import MercatoStorage
 
 /// Everything a running Mercato holds: storage, the vault, the plugins' capabilities and the
@@ -14,23 +15,32 @@ public final class MercatoRuntime: Sendable {
     public let tenancy: TenancyService
     public let registry: RegistryService
     public let installs: InstallService
+    public let plugins: PluginHost
+    public let gateway: CommandGateway
+    public let commandLog: CommandLogService
     public let logger: Logger
 
-    public init(settings: Settings, database: Database, vault: Vault, capabilities: Capabilities, clock: WallClock = .system, logger: Logger) {
+    public init(settings: Settings, database: Database, vault: Vault, plugins: [any MercatoPlugin], clock: WallClock = .system,
+                commandTimeout: Duration = .seconds(10), logger: Logger) throws {
         self.settings = settings
         self.database = database
         self.vault = vault
-        self.capabilities = capabilities
+        let host = try PluginHost(plugins: plugins, logger: logger, commandTimeout: commandTimeout)
+        self.plugins = host
+        self.capabilities = host.capabilities
         self.clock = clock
         self.secrets = SecretStore(vault: vault)
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, clock: clock)
         self.installs = InstallService(database: database, secrets: secrets, clock: clock)
+        let api = HostPluginAPI(database: database, installs: installs, clock: clock)
+        self.commandLog = CommandLogService(database: database, clock: clock)
+        self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, clock: clock, logger: logger)
         self.logger = logger
     }
 
     /// Opens storage and the keyring named by `settings` and applies pending migrations.
-    public static func open(settings: Settings, capabilities: Capabilities, logger: Logger, migrate: Bool = true) async throws -> MercatoRuntime {
+    public static func open(settings: Settings, plugins: [any MercatoPlugin], logger: Logger, migrate: Bool = true) async throws -> MercatoRuntime {
         let vault = try KeyringSource(settings: settings).makeVault()
         let database = try await Database.open(settings.database, logger: logger)
         if migrate {
@@ -39,7 +49,12 @@ public final class MercatoRuntime: Sendable {
                 throw error
             }
         }
-        return MercatoRuntime(settings: settings, database: database, vault: vault, capabilities: capabilities, logger: logger)
+        do {
+            return try MercatoRuntime(settings: settings, database: database, vault: vault, plugins: plugins, logger: logger)
+        } catch {
+            await database.close()
+            throw error
+        }
     }
 
     /// `true` when storage answers and every migration is applied.

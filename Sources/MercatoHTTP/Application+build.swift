@@ -12,12 +12,15 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     router.add(middleware: RequestMiddleware(logger: logger, routes: routes))
 
     SystemRoutes(runtime: runtime, metrics: metrics).register(on: router)
+    let commands = CommandRoutes(runtime: runtime)
+    commands.registerGateway(on: router)
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)
     CatalogRoutes(registry: runtime.registry).register(on: api)
     InstallRoutes(installs: runtime.installs).register(on: api)
+    commands.registerLogs(on: api)
 
     routes.load(router.routes)
     return router

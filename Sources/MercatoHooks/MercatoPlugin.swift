@@ -57,13 +57,16 @@ public struct InstallInfo: Sendable, Equatable {
     }
 }
 
-/// Per-call context: who asked, a logger, and the deadline the host enforces.
+/// Per-call context: who asked, a logger, and what the host offers.
 public struct HookContext: Sendable {
     public var requestID: String?
     public var logger: Logger
-    public init(requestID: String?, logger: Logger) {
+    /// The host's services for this call (outbox, config, ...).
+    public var api: any PluginAPI
+    public init(requestID: String?, logger: Logger, api: any PluginAPI) {
         self.requestID = requestID
         self.logger = logger
+        self.api = api
     }
 }
 
@@ -121,5 +124,4 @@ public protocol PluginAPI: Sendable {
     func emit(_ event: EventDraft, for installID: String) async throws
     /// The install's config, secret fields in clear.
     func config(of installID: String) async throws -> [String: JSONValue]
-    var logger: Logger { get }
 }

@@ -29,17 +29,42 @@ public struct ScopeDefinition: Sendable, Hashable {
     }
 }
 
-/// A command a plugin answers, with the scopes it needs.
+/// A command a plugin answers, with the scopes it needs and the shape of its `args`.
 public struct CommandDefinition: Sendable {
     /// Dotted name (`kv.set`).
     public var name: String
     public var summary: String
     /// Every one of these must be granted to the install.
     public var requiredScopes: [String]
+    /// The members `args` may have; the host refuses others (422 `invalid_args`).
+    public var args: [ArgField]
 
-    public init(_ name: String, summary: String, requiredScopes: [String] = []) {
+    public init(_ name: String, summary: String, requiredScopes: [String] = [], args: [ArgField] = []) {
         self.name = name
         self.summary = summary
         self.requiredScopes = requiredScopes
+        self.args = args
+    }
+}
+
+/// One member of a command's `args` object.
+public struct ArgField: Sendable {
+    public enum Kind: Sendable, Equatable {
+        /// A string of at most `maxLength` characters.
+        case string(maxLength: Int)
+        case number
+        case bool
+        /// Any JSON value whose encoding is at most `maxBytes` bytes.
+        case json(maxBytes: Int)
+    }
+
+    public var name: String
+    public var kind: Kind
+    public var required: Bool
+
+    public init(_ name: String, _ kind: Kind, required: Bool = false) {
+        self.name = name
+        self.kind = kind
+        self.required = required
     }
 }

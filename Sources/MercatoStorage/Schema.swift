@@ -166,5 +166,46 @@ public enum Schema {
                 "CREATE INDEX audit_log_org ON audit_log (org_id, id)",
             ]
         },
+        Migration(id: 4, name: "command log, idempotency records and rate limit overrides") { _ in
+            [
+                """
+                CREATE TABLE command_log (
+                    id TEXT PRIMARY KEY,
+                    install_id TEXT NOT NULL,
+                    app_id TEXT NOT NULL,
+                    org_id TEXT NOT NULL,
+                    command TEXT NOT NULL,
+                    webhook_id TEXT NOT NULL,
+                    body_sha256 TEXT NOT NULL,
+                    outcome TEXT NOT NULL,
+                    http_status INTEGER NOT NULL,
+                    duration_us BIGINT NOT NULL,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX command_log_install ON command_log (install_id, id)",
+                "CREATE INDEX command_log_app ON command_log (app_id, id)",
+                """
+                CREATE TABLE command_idempotency (
+                    app_id TEXT NOT NULL,
+                    webhook_id TEXT NOT NULL,
+                    body_sha256 TEXT NOT NULL,
+                    http_status INTEGER NOT NULL,
+                    response TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (app_id, webhook_id)
+                )
+                """,
+                "CREATE INDEX command_idempotency_created ON command_idempotency (created_at)",
+                """
+                CREATE TABLE install_rate_limits (
+                    install_id TEXT PRIMARY KEY,
+                    per_second DOUBLE PRECISION NOT NULL,
+                    burst INTEGER NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+            ]
+        },
     ])
 }

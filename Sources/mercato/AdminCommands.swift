@@ -17,7 +17,7 @@ struct TokenCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = Bootstrap.settings()
             let logger = Bootstrap.logging(settings: settings)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             do {
                 if `operator` {
                     let (record, text) = try await runtime.tenancy.createOperatorToken(name: name)
@@ -50,7 +50,7 @@ struct OrgCommand: AsyncParsableCommand {
             guard let plan = Plan(rawValue: plan) else { throw ValidationError("--plan must be free, pro or enterprise") }
             let settings = Bootstrap.settings()
             let logger = Bootstrap.logging(settings: settings)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             let org = try await runtime.tenancy.createOrg(name: name, plan: plan, by: .operator(tokenID: "cli"))
             await runtime.close()
             print(org.id)

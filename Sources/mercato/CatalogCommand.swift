@@ -13,7 +13,7 @@ struct CatalogCommand: AsyncParsableCommand {
         func run() async throws {
             let settings = Bootstrap.settings()
             let logger = Bootstrap.logging(settings: settings)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             let report: CatalogImporter.Report
             do {
                 report = try await CatalogImporter(runtime: runtime).importDirectory(URL(fileURLWithPath: directory, isDirectory: true))

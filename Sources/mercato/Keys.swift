@@ -53,7 +53,7 @@ struct Keys: AsyncParsableCommand {
 
         static func reseal(settings: Settings) async throws {
             let logger = Bootstrap.logging(settings: settings)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             let report: KeyRotation.Report
             do {
                 report = try await KeyRotation(database: runtime.database, vault: runtime.vault, logger: logger).resealAll()
@@ -79,7 +79,7 @@ struct Keys: AsyncParsableCommand {
             let logger = Bootstrap.logging(settings: settings)
             let source = KeyringSource(settings: settings)
             let ring = try source.load(createIfMissing: false)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             let counts = try await runtime.database.read { try await SealedValueStore.countByKeyVersion(on: $0) }
             await runtime.close()
             if let n = counts[Int(version)], n > 0 {
@@ -104,7 +104,7 @@ struct Keys: AsyncParsableCommand {
             let settings = Bootstrap.settings()
             let logger = Bootstrap.logging(settings: settings)
             let ring = try KeyringSource(settings: settings).load(createIfMissing: false)
-            let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+            let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
             let counts = try await runtime.database.read { try await SealedValueStore.countByKeyVersion(on: $0) }
             await runtime.close()
             for version in Set(ring.keys.keys.map(Int.init)).union(counts.keys).sorted() {

@@ -1,7 +1,6 @@
 import ConnectionsPlugin
 import InstallPlugin
 import KVPlugin
-import MercatoCore
 import MercatoHooks
 import NotificationsPlugin
 import TasksPlugin
@@ -16,8 +15,4 @@ enum BuiltInPlugins {
         TasksPlugin(),
         ConnectionsPlugin(),
     ]
-
-    static func capabilities() throws -> Capabilities {
-        try Capabilities(manifests: all.map { type(of: $0).manifest })
-    }
 }

@@ -19,7 +19,7 @@ struct Serve: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
 
-        let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger)
+        let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
         if let token = try await runtime.tenancy.bootstrapOperatorToken() {
             // Shown once, on standard output (unbuffered, so it is there even when stdout is a
             // file), never in a log line.
@@ -61,7 +61,7 @@ struct Migrate: AsyncParsableCommand {
     func run() async throws {
         let settings = Bootstrap.settings()
         let logger = Bootstrap.logging(settings: settings)
-        let runtime = try await MercatoRuntime.open(settings: settings, capabilities: try BuiltInPlugins.capabilities(), logger: logger, migrate: false)
+        let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger, migrate: false)
         let applied = try await Schema.runner.migrate(runtime.database, logger: logger)
         print(applied.isEmpty ? "migrations: already current" : "migrations: applied \(applied.map(String.init).joined(separator: ", "))")
         await runtime.close()

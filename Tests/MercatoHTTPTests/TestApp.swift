@@ -5,6 +5,7 @@ import HummingbirdTesting
 import Logging
 import MercatoCore
 import MercatoHTTP
+import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
 import NIOCore
@@ -31,9 +32,10 @@ struct AppHarness {
 
 /// Runs `body` against the whole HTTP application on a fresh database of `engine`.
 func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallClock = .system,
+             plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
              _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
-    try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock) { runtime async throws in
+    try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout) { runtime async throws in
         let logs = LogCapture()
         let app = buildApplication(runtime: runtime, metrics: nil, logger: logs.logger())
         try await app.test(mode) { client in

@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import MercatoCore
+public import MercatoHooks
 import MercatoCrypto
 public import MercatoStorage
 import SQLKit
@@ -86,6 +87,7 @@ public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _
 
 /// A runtime on a fresh database with a fresh keyring file, for service and HTTP tests.
 public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, clock: WallClock = .system,
+                               plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
                                _ body: (MercatoRuntime) async throws -> R) async throws -> R {
     try await withTestDatabase(engine) { db in
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
@@ -94,8 +96,8 @@ public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? =
         if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
         let settings = try Settings(environment: environment)
         let vault = try KeyringSource(settings: settings).makeVault()
-        let runtime = MercatoRuntime(settings: settings, database: db.database, vault: vault,
-                                     capabilities: try TestPlugins.capabilities(), clock: clock, logger: TestDatabase.logger)
+        let runtime = try MercatoRuntime(settings: settings, database: db.database, vault: vault, plugins: plugins,
+                                         clock: clock, commandTimeout: commandTimeout, logger: TestDatabase.logger)
         return try await body(runtime)
     }
 }

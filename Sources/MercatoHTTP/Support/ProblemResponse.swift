@@ -7,25 +7,7 @@ import NIOCore
 /// RFC 9457 Problem Details for an ``APIError``: `type`, `title`, `status`, `detail`, plus the
 /// `code` and `request_id` extensions (and `errors` for field-level problems).
 enum ProblemResponse {
-    private struct Body: Encodable {
-        let type: String
-        let title: String
-        let status: Int
-        let detail: String
-        let code: String
-        let requestId: String
-        let errors: [APIError.FieldProblem]?
-    }
-
-    /// The `type` URI of a code; docs/errors.md describes each.
-    static func typeURI(_ code: String) -> String { "urn:mercato:problem:\(code)" }
-
     static func make(_ error: APIError, requestID: String) -> Response {
-        let body = Body(
-            type: typeURI(error.code), title: error.title, status: error.status, detail: error.detail,
-            code: error.code, requestId: requestID, errors: error.errors.isEmpty ? nil : error.errors
-        )
-        let data = (try? JSONCoding.encoder.encode(body)) ?? Data("{\"code\":\"internal_error\"}".utf8)
         var headers = HTTPFields()
         headers[.contentType] = "application/problem+json"
         headers[.cacheControl] = "no-store"
@@ -35,7 +17,7 @@ enum ProblemResponse {
         return Response(
             status: HTTPResponse.Status(code: error.status),
             headers: headers,
-            body: ResponseBody(byteBuffer: ByteBuffer(bytes: data))
+            body: ResponseBody(byteBuffer: ByteBuffer(bytes: ProblemDocument.encode(error, requestID: requestID)))
         )
     }
 }

@@ -63,6 +63,12 @@ public enum InstallStore {
             .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
     }
 
+    /// An install in any state, uninstalled included.
+    public static func find(id: String, on db: any SQLDatabase) async throws -> InstallRecord? {
+        try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id)")
+            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
     public static func liveInstall(org: String, appID: String, on db: any SQLDatabase) async throws -> InstallRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE org_id = \(bind: org) AND app_id = \(bind: appID) AND removed_at IS NULL")
             .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)

@@ -1,0 +1,256 @@
+public import Foundation
+public import Logging
+import MercatoCrypto
+public import MercatoHooks
+public import MercatoStorage
+import Metrics
+import Synchronization
+
+/// `POST /api/v1/apps/commands`: verifies a signed command and runs it, with the checks in the
+/// contract's order (CONTRACT §4): size (HTTP layer), signature and timestamp, install active and
+/// owned by the signing app, idempotency, rate limit, command known, scopes, args, handler.
+public final class CommandGateway: Sendable {
+    public static let maxBodyBytes = 256 * 1024
+    public static let timestampTolerance: Double = 300
+
+    let database: Database
+    let registry: RegistryService
+    let host: PluginHost
+    let api: any PluginAPI
+    let clock: WallClock
+    let logger: Logger
+    let limiter = RateLimiter()
+    let batcher: CommandBatcher
+    private let inFlight = Mutex<Set<String>>([])
+
+    public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, clock: WallClock, logger: Logger) {
+        self.database = database
+        self.registry = registry
+        self.host = host
+        self.api = api
+        self.clock = clock
+        self.logger = logger
+        self.batcher = CommandBatcher(database: database, logger: logger)
+    }
+
+    /// A request as it arrived.
+    public struct Incoming: Sendable {
+        public var webhookID: String?
+        public var timestamp: String?
+        public var signature: String?
+        public var body: [UInt8]
+        public var requestID: String
+        public init(webhookID: String?, timestamp: String?, signature: String?, body: [UInt8], requestID: String) {
+            self.webhookID = webhookID
+            self.timestamp = timestamp
+            self.signature = signature
+            self.body = body
+            self.requestID = requestID
+        }
+    }
+
+    /// The answer: status, JSON body bytes, headers (problem answers have `isProblem`).
+    public struct Answer: Sendable {
+        public var status: Int
+        public var body: Data
+        public var isProblem: Bool
+        public var headers: [(String, String)]
+        /// The stable outcome code (`succeeded` or the error code).
+        public var outcome: String
+    }
+
+    /// What the gateway needs to know about the install and its app.
+    struct Target: Sendable {
+        var install: InstallRecord
+        var orgName: String
+        var plan: Plan
+        var signing: AppManifest.CommandSigning
+        var rate: RateLimiter.Limit
+        var scopes: [String]
+    }
+
+    public func handle(_ incoming: Incoming) async -> Answer {
+        let start = ContinuousClock.now
+        // Before authentication: no log row, only a metric.
+        func reject(_ error: APIError, headers: [(String, String)] = []) -> Answer {
+            Counter(label: "mercato_commands_unauthenticated_total", dimensions: [("code", error.code)]).increment()
+            return problem(error, requestID: incoming.requestID, headers: headers)
+        }
+        guard let webhookID = incoming.webhookID, !webhookID.isEmpty else { return reject(Self.missing("webhook-id")) }
+        guard webhookID.utf8.count <= 128, webhookID.utf8.allSatisfy(Self.isIDByte) else {
+            return reject(Self.missing("webhook-id", "must be 1-128 characters of A-Z a-z 0-9 _ . -"))
+        }
+        guard let timestampText = incoming.timestamp, !timestampText.isEmpty else { return reject(Self.missing("webhook-timestamp")) }
+        guard let timestamp = Int64(timestampText) else { return reject(Self.missing("webhook-timestamp", "must be Unix seconds")) }
+        guard let signature = incoming.signature, !signature.isEmpty else { return reject(Self.missing("webhook-signature")) }
+        guard let document = try? JSONDecoder().decode(JSONValue.self, from: Data(incoming.body)), let body = document.objectValue else {
+            return reject(APIError(status: 400, code: "malformed_json", title: "Malformed JSON", detail: "The body must be a JSON object with install_id, command and args."))
+        }
+        guard let installID = body["install_id"]?.stringValue else {
+            return reject(APIError(status: 404, code: "unknown_install", title: "Unknown install", detail: "The body names no `install_id`."))
+        }
+        let target: Target?
+        do { target = try await loadTarget(installID) } catch {
+            logger.error("command target lookup failed", metadata: ["error_type": "\(type(of: error))"])
+            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+        }
+        guard let target else {
+            return reject(APIError(status: 404, code: "unknown_install", title: "Unknown install", detail: "No install \(installID) exists."))
+        }
+        let content = StandardWebhooks.signedContent(id: webhookID, timestamp: timestampText, body: incoming.body)
+        let secrets = target.signing.type == "hmac" ? ((try? await registry.verificationSecrets(appID: target.install.appId, kind: .command)) ?? []) : []
+        let publicKey = target.signing.publicKey.flatMap(ManifestValidator.ed25519PublicKey)
+        guard StandardWebhooks.verify(header: signature, content: content, secrets: secrets, publicKey: publicKey) else {
+            return reject(APIError(status: 401, code: "invalid_signature", title: "Invalid signature",
+                                   detail: "No signature in webhook-signature matches this app's command credential over the id, timestamp and body."))
+        }
+        let now = clock.now().timeIntervalSince1970
+        guard abs(now - Double(timestamp)) <= Self.timestampTolerance else {
+            return reject(APIError(status: 401, code: "timestamp_out_of_window", title: "Timestamp out of window",
+                                   detail: "webhook-timestamp is more than 300 seconds from the server's clock (server time \(Int(now)))."))
+        }
+
+        // Authenticated: from here every answer leaves a command-log row.
+        let commandName = body["command"]?.stringValue ?? ""
+        let bodyHash = Signatures.sha256Hex(incoming.body)
+        let commandID = RecordID.make("cmd", millis: clock.millis)
+        var rateHeaders = Self.rateHeaders(limiter.peek(target.install.id, limit: target.rate, now: now))
+        func finish(_ answer: Answer, store: Bool) async -> Answer {
+            var answer = answer
+            answer.headers += rateHeaders
+            let duration = (ContinuousClock.now - start).nanoseconds / 1000
+            let entry = CommandBatcher.Entry(
+                log: CommandLogRecord(id: commandID, installId: target.install.id, appId: target.install.appId, orgId: target.install.orgId,
+                                      command: String(commandName.prefix(100)), webhookId: webhookID, bodySha256: bodyHash,
+                                      outcome: answer.outcome, httpStatus: answer.status, durationUs: duration, createdAt: clock.millis),
+                idempotency: store ? IdempotencyRecord(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
+                                                       httpStatus: answer.status, response: String(decoding: answer.body, as: UTF8.self),
+                                                       createdAt: clock.millis) : nil
+            )
+            do {
+                try await batcher.commit(entry)
+            } catch {
+                return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
+            }
+            Counter(label: "mercato_commands_total", dimensions: [("outcome", answer.outcome)]).increment()
+            return answer
+        }
+
+        guard target.install.status == "active" || target.install.status == "pending_oauth" else {
+            return await finish(problem(APIError(status: 403, code: "install_inactive", title: "Install inactive",
+                                                 detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), store: false)
+        }
+
+        // Idempotency: one in-flight request per (app, webhook-id) on this node, then the store.
+        let key = target.install.appId + "\u{0}" + webhookID
+        guard inFlight.withLock({ $0.insert(key).inserted }) else {
+            return await finish(problem(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
+                                                 detail: "A request with this webhook-id is still running; retry after it answers."), requestID: incoming.requestID), store: false)
+        }
+        defer { _ = inFlight.withLock { $0.remove(key) } }
+        let stored: IdempotencyRecord?
+        do { stored = try await database.read { try await CommandStore.idempotency(app: target.install.appId, webhookID: webhookID, on: $0) } } catch {
+            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+        }
+        if let stored {
+            guard stored.bodySha256 == bodyHash else {
+                return await finish(problem(APIError(status: 409, code: "idempotency_conflict", title: "Idempotency key reused",
+                                                     detail: "This webhook-id was used with a different body; use a new webhook-id for a new command."),
+                                            requestID: incoming.requestID), store: false)
+            }
+            return await finish(Answer(status: stored.httpStatus, body: Data(stored.response.utf8), isProblem: stored.httpStatus >= 400,
+                                       headers: [("Idempotent-Replayed", "true")], outcome: "replayed"), store: false)
+        }
+
+        let decision = limiter.take(target.install.id, limit: target.rate, now: now)
+        rateHeaders = Self.rateHeaders(decision)
+        guard decision.allowed else {
+            return await finish(problem(APIError(status: 429, code: "rate_limited", title: "Rate limited",
+                                                 detail: "This install may send \(Self.number(target.rate.perSecond)) commands per second (burst \(target.rate.burst)); retry after \(decision.retryAfterSeconds) s."),
+                                        requestID: incoming.requestID, headers: [("Retry-After", String(decision.retryAfterSeconds))]), store: false)
+        }
+        guard let definition = host.capabilities.commands[commandName]?.definition else {
+            return await finish(problem(APIError(status: 404, code: "unknown_command", title: "Unknown command",
+                                                 detail: commandName.isEmpty ? "The body names no `command`." : "No plugin serves `\(commandName.prefix(100))`."),
+                                        requestID: incoming.requestID), store: false)
+        }
+        let missing = definition.requiredScopes.filter { !target.scopes.contains($0) }
+        guard missing.isEmpty else {
+            return await finish(problem(APIError(status: 403, code: "scope_missing", title: "Scope missing",
+                                                 detail: "`\(commandName)` needs the scope\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")), which this install was not granted."),
+                                        requestID: incoming.requestID), store: false)
+        }
+        if let error = ArgsValidator.validate(body["args"], against: definition) {
+            return await finish(problem(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message), requestID: incoming.requestID), store: false)
+        }
+
+        let request = CommandRequest(
+            id: commandID, command: commandName, args: body["args"]?.objectValue ?? [:],
+            install: InstallInfo(installID: target.install.id, orgID: target.install.orgId, orgName: target.orgName, appKey: target.install.appKey,
+                                 appVersion: target.install.version, grantedScopes: target.scopes, status: target.install.status)
+        )
+        var hookLogger = logger
+        hookLogger[metadataKey: "request_id"] = .string(incoming.requestID)
+        let outcome = await host.run(request, context: HookContext(requestID: incoming.requestID, logger: hookLogger, api: api))
+        let answer: Answer
+        switch outcome {
+        case .result(let result):
+            let json: JSONValue = .object(["id": .string(commandID), "command": .string(commandName), "status": .string("succeeded"), "result": result])
+            answer = Answer(status: 200, body: (try? Self.encoder.encode(json)) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
+        case .failed(let error):
+            answer = problem(APIError(status: error.status, code: error.code, title: "Command failed", detail: error.message), requestID: incoming.requestID)
+        case .crashed:
+            answer = problem(APIError(status: 500, code: "handler_failed", title: "Handler failed",
+                                      detail: "The command's handler failed; it has been logged with the request id."), requestID: incoming.requestID)
+        case .timedOut:
+            answer = problem(APIError(status: 504, code: "handler_timeout", title: "Handler timeout",
+                                      detail: "The command's handler did not answer in time."), requestID: incoming.requestID)
+        }
+        return await finish(answer, store: true)
+    }
+
+    // MARK: Helpers
+
+    func loadTarget(_ installID: String) async throws -> Target? {
+        try await database.read { db -> Target? in
+            guard RecordID.isValid(installID, prefix: "ins"), let found = try await InstallStore.find(id: installID, on: db),
+                  let org = try await OrgStore.find(id: found.orgId, on: db), let app = try await AppStore.find(id: found.appId, on: db),
+                  let json = try await AppStore.manifest(appID: app.id, version: app.latestVersion, on: db)
+            else { return nil }
+            let manifest = try RegistryService.decode(json)
+            let plan = Plan(rawValue: org.plan) ?? .free
+            var rate = PlanLimits.defaultCommandRates[plan]!
+            if let custom = try await CommandStore.rateLimit(install: found.id, on: db) {
+                rate = RateLimiter.Limit(perSecond: custom.perSecond, burst: custom.burst)
+            }
+            var install = found
+            if install.removedAt != nil { install.status = "uninstalled" }
+            return Target(install: install, orgName: org.name, plan: plan, signing: manifest.commandSigning, rate: rate,
+                          scopes: try InstallService.strings(install.scopes))
+        }
+    }
+
+    private func problem(_ error: APIError, requestID: String, headers: [(String, String)] = []) -> Answer {
+        Answer(status: error.status, body: ProblemDocument.encode(error, requestID: requestID), isProblem: true, headers: headers, outcome: error.code)
+    }
+
+    static func missing(_ header: String, _ why: String = "is required") -> APIError {
+        APIError(status: 400, code: "missing_header", title: "Missing or malformed header", detail: "The `\(header)` header \(why).")
+    }
+
+    static func isIDByte(_ b: UInt8) -> Bool {
+        (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 46 || b == 45
+    }
+
+    static func rateHeaders(_ d: RateLimiter.Decision) -> [(String, String)] {
+        [("RateLimit-Limit", String(d.limit)), ("RateLimit-Remaining", String(d.remaining)), ("RateLimit-Reset", String(d.resetSeconds))]
+    }
+
+    static func number(_ n: Double) -> String { n.rounded() == n ? String(Int(n)) : String(n) }
+
+    static let encoder: JSONEncoder = {
+        let e = JSONEncoder()
+        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        return e
+    }()
+}

@@ -1,0 +1,74 @@
+import CSodium
+import Foundation
+
+/// The primitives of Standard Webhooks signatures, through libsodium.
+public enum Signatures {
+    /// HMAC-SHA256 of `message` under `key` (`crypto_auth_hmacsha256`, any key length).
+    public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        Sodium.ready()
+        var state = crypto_auth_hmacsha256_state()
+        var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        crypto_auth_hmacsha256_init(&state, key, key.count)
+        crypto_auth_hmacsha256_update(&state, message, UInt64(message.count))
+        crypto_auth_hmacsha256_final(&state, &out)
+        return out
+    }
+
+    /// `true` when `signature` (64 bytes) is `publicKey`'s Ed25519 signature of `message`.
+    public static func verifyEd25519(signature: [UInt8], message: [UInt8], publicKey: [UInt8]) -> Bool {
+        Sodium.ready()
+        guard signature.count == Int(crypto_sign_BYTES), publicKey.count == Int(crypto_sign_PUBLICKEYBYTES) else { return false }
+        return crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0
+    }
+
+    /// SHA-256 of `data`, lower-case hex.
+    public static func sha256Hex(_ data: [UInt8]) -> String {
+        Sodium.ready()
+        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        crypto_hash_sha256(&out, data, UInt64(data.count))
+        return out.map { String(format: "%02x", $0) }.joined()
+    }
+}
+
+/// Verifies a Standard Webhooks `webhook-signature` header: space-separated `v1,<base64>`
+/// (HMAC-SHA256 under a `whsec_` secret) and `v1a,<base64>` (Ed25519) entries over
+/// `{webhook-id}.{webhook-timestamp}.{body}`; any one valid entry suffices.
+public struct StandardWebhooks: Sendable {
+    /// Key bytes of a `whsec_...` secret.
+    public static func secretKey(_ secret: String) -> [UInt8]? {
+        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
+        return Data(base64Encoded: encoded).map(Array.init)
+    }
+
+    /// The content both schemes sign.
+    public static func signedContent(id: String, timestamp: String, body: [UInt8]) -> [UInt8] {
+        Array("\(id).\(timestamp).".utf8) + body
+    }
+
+    /// The `v1,<base64>` entry for `content` under `secret`, as a sender writes it.
+    public static func sign(content: [UInt8], secret: String) -> String? {
+        guard let key = secretKey(secret) else { return nil }
+        return "v1," + Data(Signatures.hmacSHA256(key: key, message: content)).base64EncodedString()
+    }
+
+    /// `true` when some `v1` entry matches one of `secrets` or some `v1a` entry verifies
+    /// under `publicKey`. Comparisons are constant-time.
+    public static func verify(header: String, content: [UInt8], secrets: [String], publicKey: [UInt8]?) -> Bool {
+        let keys = secrets.compactMap(secretKey)
+        let expected = keys.map { Signatures.hmacSHA256(key: $0, message: content) }
+        for entry in header.split(separator: " ").prefix(16) {
+            guard let comma = entry.firstIndex(of: ",") else { continue }
+            let version = entry[..<comma]
+            guard let signature = Data(base64Encoded: String(entry[entry.index(after: comma)...])).map(Array.init) else { continue }
+            switch version {
+            case "v1":
+                for mac in expected where ConstantTime.equals(mac, signature) { return true }
+            case "v1a":
+                if let publicKey, Signatures.verifyEd25519(signature: signature, message: content, publicKey: publicKey) { return true }
+            default:
+                continue
+            }
+        }
+        return false
+    }
+}

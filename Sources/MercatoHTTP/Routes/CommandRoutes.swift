@@ -1,0 +1,104 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import MercatoCore
+import MercatoStorage
+import NIOCore
+
+/// `POST /api/v1/apps/commands` (signed, no bearer token) and the command log listings.
+struct CommandRoutes {
+    let runtime: MercatoRuntime
+
+    struct LogRow: Encodable, Sendable {
+        let id: String
+        let installId: String
+        let appId: String
+        let command: String
+        let webhookId: String
+        let bodySha256: String
+        let outcome: String
+        let httpStatus: Int
+        let durationMs: Double
+        let createdAt: Date
+
+        init(_ r: CommandLogRecord) {
+            id = r.id
+            installId = r.installId
+            appId = r.appId
+            command = r.command
+            webhookId = r.webhookId
+            bodySha256 = r.bodySha256
+            outcome = r.outcome
+            httpStatus = r.httpStatus
+            durationMs = Double(r.durationUs) / 1000
+            createdAt = Timestamp.date(millis: r.createdAt)
+        }
+    }
+
+    struct RateLimitBody: Decodable {
+        let perSecond: Double
+        let burst: Int
+    }
+
+    struct RateLimitAnswer: ResponseEncodable {
+        let installId: String
+        let perSecond: Double
+        let burst: Int
+    }
+
+    /// The signed gateway, outside bearer authentication.
+    func registerGateway(on router: Router<AppRequestContext>) {
+        router.post("api/v1/apps/commands") { request, context -> Response in
+            let body = try await request.collectBody(context: context, limit: CommandGateway.maxBodyBytes)
+            let answer = await runtime.gateway.handle(.init(
+                webhookID: request.headers[.webhookID], timestamp: request.headers[.webhookTimestamp],
+                signature: request.headers[.webhookSignature], body: Array(body.readableBytesView), requestID: context.requestID
+            ))
+            var headers = HTTPFields()
+            headers[.contentType] = answer.isProblem ? "application/problem+json" : "application/json"
+            for (name, value) in answer.headers {
+                if let field = HTTPField.Name(name) { headers[field] = value }
+            }
+            return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+        }
+    }
+
+    func registerLogs(on api: RouterGroup<AppRequestContext>) {
+        api.get("installs/{id}/commands") { request, context in
+            let page = try Pagination(request)
+            let (rows, next) = try await runtime.commandLog.forInstall(
+                try context.parameters.require("id"), by: try context.requirePrincipal(),
+                filter: try CommandLogFilter(query: Self.query(request)), cursor: page.cursor, limit: page.limit)
+            return Page(data: rows.map(LogRow.init), nextCursor: next)
+        }
+        api.get("developer/apps/{key}/commands") { request, context in
+            let page = try Pagination(request)
+            let (rows, next) = try await runtime.commandLog.forApp(
+                try context.parameters.require("key"), by: try context.requirePrincipal(),
+                filter: try CommandLogFilter(query: Self.query(request)), cursor: page.cursor, limit: page.limit)
+            return Page(data: rows.map(LogRow.init), nextCursor: next)
+        }
+        api.put("installs/{id}/rate_limit") { request, context in
+            let caller = try context.requirePrincipal()
+            let id = try context.parameters.require("id")
+            guard caller.isOperator else { throw APIError.forbidden("Only the operator can override rate limits.") }
+            let body = try await request.decodeJSON(RateLimitBody.self, context: context)
+            try await runtime.commandLog.setRateLimit(install: id, perSecond: body.perSecond, burst: body.burst, by: caller)
+            return RateLimitAnswer(installId: id, perSecond: body.perSecond, burst: body.burst)
+        }
+    }
+
+    static func query(_ request: Request) -> [String: String] {
+        var out: [String: String] = [:]
+        for name in ["command", "outcome", "since", "until"] {
+            if let v = request.uri.queryParameters[Substring(name)] { out[name] = String(v) }
+        }
+        return out
+    }
+}
+
+extension HTTPField.Name {
+    static let webhookID = Self("webhook-id")!
+    static let webhookTimestamp = Self("webhook-timestamp")!
+    static let webhookSignature = Self("webhook-signature")!
+}

@@ -1,0 +1,128 @@
+public import SQLKit
+
+/// One authenticated command request, as logged (CONTRACT §4). Never the body, only its hash.
+public struct CommandLogRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var installId: String
+    public var appId: String
+    public var orgId: String
+    public var command: String
+    public var webhookId: String
+    public var bodySha256: String
+    /// `succeeded` or the error code.
+    public var outcome: String
+    public var httpStatus: Int
+    public var durationUs: Int64
+    public var createdAt: Int64
+
+    public init(id: String, installId: String, appId: String, orgId: String, command: String, webhookId: String, bodySha256: String,
+                outcome: String, httpStatus: Int, durationUs: Int64, createdAt: Int64) {
+        self.id = id
+        self.installId = installId
+        self.appId = appId
+        self.orgId = orgId
+        self.command = command
+        self.webhookId = webhookId
+        self.bodySha256 = bodySha256
+        self.outcome = outcome
+        self.httpStatus = httpStatus
+        self.durationUs = durationUs
+        self.createdAt = createdAt
+    }
+}
+
+/// The stored answer of an idempotency key.
+public struct IdempotencyRecord: Sendable, Codable, Equatable {
+    public var appId: String
+    public var webhookId: String
+    public var bodySha256: String
+    public var httpStatus: Int
+    /// The answer's JSON body.
+    public var response: String
+    public var createdAt: Int64
+
+    public init(appId: String, webhookId: String, bodySha256: String, httpStatus: Int, response: String, createdAt: Int64) {
+        self.appId = appId
+        self.webhookId = webhookId
+        self.bodySha256 = bodySha256
+        self.httpStatus = httpStatus
+        self.response = response
+        self.createdAt = createdAt
+    }
+}
+
+/// Filters of a command log listing.
+public struct CommandLogFilter: Sendable {
+    public var command: String?
+    public var outcome: String?
+    public var since: Int64?
+    public var until: Int64?
+    public init(command: String? = nil, outcome: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+        self.command = command
+        self.outcome = outcome
+        self.since = since
+        self.until = until
+    }
+}
+
+/// Rows of `command_log`, `command_idempotency` and `install_rate_limits`.
+public enum CommandStore {
+    static let logColumns = "id, install_id, app_id, org_id, command, webhook_id, body_sha256, outcome, http_status, duration_us, created_at"
+
+    public static func insert(_ r: CommandLogRecord, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO command_log (\(unsafeRaw: logColumns)) VALUES (\(bind: r.id), \(bind: r.installId), \(bind: r.appId), \(bind: r.orgId),
+                \(bind: r.command), \(bind: r.webhookId), \(bind: r.bodySha256), \(bind: r.outcome), \(bind: r.httpStatus), \(bind: r.durationUs), \(bind: r.createdAt))
+            """).run()
+    }
+
+    /// Stores an answer unless the key already has one (another node won); answers whether it stored.
+    @discardableResult
+    public static func insertIdempotency(_ r: IdempotencyRecord, on db: any SQLDatabase) async throws -> Bool {
+        let rows = try await db.raw("""
+            INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
+            VALUES (\(bind: r.appId), \(bind: r.webhookId), \(bind: r.bodySha256), \(bind: r.httpStatus), \(bind: r.response), \(bind: r.createdAt))
+            ON CONFLICT (app_id, webhook_id) DO NOTHING RETURNING app_id
+            """).all()
+        return !rows.isEmpty
+    }
+
+    public static func idempotency(app: String, webhookID: String, on db: any SQLDatabase) async throws -> IdempotencyRecord? {
+        try await db.raw("""
+            SELECT app_id, webhook_id, body_sha256, http_status, response, created_at FROM command_idempotency
+            WHERE app_id = \(bind: app) AND webhook_id = \(bind: webhookID)
+            """).first(decoding: IdempotencyRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Deletes records older than `millis`; answers how many.
+    public static func expireIdempotency(before millis: Int64, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("DELETE FROM command_idempotency WHERE created_at < \(bind: millis) RETURNING app_id").all().count
+    }
+
+    /// Newest first; `column` is `install_id` or `app_id`.
+    public static func log(where column: String, equals value: String, filter: CommandLogFilter, beforeID: String?, limit: Int,
+                           on db: any SQLDatabase) async throws -> [CommandLogRecord] {
+        precondition(column == "install_id" || column == "app_id")
+        var q = SQLQueryString("SELECT \(unsafeRaw: logColumns) FROM command_log WHERE \(unsafeRaw: column) = \(bind: value)")
+        if let beforeID { q.appendInterpolation(unsafeRaw: " AND id < "); q.appendInterpolation(bind: beforeID) }
+        if let c = filter.command { q.appendInterpolation(unsafeRaw: " AND command = "); q.appendInterpolation(bind: c) }
+        if let o = filter.outcome { q.appendInterpolation(unsafeRaw: " AND outcome = "); q.appendInterpolation(bind: o) }
+        if let s = filter.since { q.appendInterpolation(unsafeRaw: " AND created_at >= "); q.appendInterpolation(bind: s) }
+        if let u = filter.until { q.appendInterpolation(unsafeRaw: " AND created_at < "); q.appendInterpolation(bind: u) }
+        q.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")
+        q.appendInterpolation(bind: limit)
+        return try await db.raw(q).all(decoding: CommandLogRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    public static func setRateLimit(install: String, perSecond: Double, burst: Int, at millis: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw("""
+            INSERT INTO install_rate_limits (install_id, per_second, burst, updated_at) VALUES (\(bind: install), \(bind: perSecond), \(bind: burst), \(bind: millis))
+            ON CONFLICT (install_id) DO UPDATE SET per_second = excluded.per_second, burst = excluded.burst, updated_at = excluded.updated_at
+            """).run()
+    }
+
+    public static func rateLimit(install: String, on db: any SQLDatabase) async throws -> (perSecond: Double, burst: Int)? {
+        guard let row = try await db.raw("SELECT per_second, burst FROM install_rate_limits WHERE install_id = \(bind: install)").first() else { return nil }
+        return (try row.decode(column: "per_second", as: Double.self), try row.decode(column: "burst", as: Int.self))
+    }
+}

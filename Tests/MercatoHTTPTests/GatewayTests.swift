@@ -1,0 +1,272 @@
+import Foundation
+import HTTPTypes
+import AsyncHTTPClient
+import NIOHTTP1
+import HummingbirdTesting
+import MercatoCore
+import MercatoCrypto
+import MercatoHooks
+import MercatoStorage
+import MercatoTestSupport
+import NIOCore
+import SQLKit
+import Synchronization
+import Testing
+
+/// An installed app ready to send commands.
+struct CommandSender {
+    let installID: String
+    let appKey: String
+    let secret: String
+    let adminToken: String
+    let vendorToken: String
+
+    /// A signed request's headers and body.
+    func sign(_ body: [String: Any], id: String = "msg_" + UUID().uuidString, timestamp: Int = Int(Date().timeIntervalSince1970),
+              secret override: String? = nil) throws -> (HTTPFields, String) {
+        let text = String(decoding: try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys]), as: UTF8.self)
+        return (headers(id: id, timestamp: timestamp, body: text, secret: override ?? secret), text)
+    }
+
+    func headers(id: String, timestamp: Int, body: String, secret: String) -> HTTPFields {
+        let content = StandardWebhooks.signedContent(id: id, timestamp: String(timestamp), body: Array(body.utf8))
+        var h = HTTPFields()
+        h[.contentType] = "application/json"
+        h[HTTPField.Name("webhook-id")!] = id
+        h[HTTPField.Name("webhook-timestamp")!] = String(timestamp)
+        h[HTTPField.Name("webhook-signature")!] = StandardWebhooks.sign(content: content, secret: secret)!
+        return h
+    }
+}
+
+extension AppHarness {
+    /// Publishes an hmac app with `scopes`, installs it in a fresh org, answers the sender.
+    func commandSender(scopes: [String] = ["install:read", "probe:use"], key: String = "sender-app") async throws -> CommandSender {
+        let (_, vendor) = try await makeOrg(plan: "enterprise", name: "Vendor")
+        var m = manifest(key)
+        m["scopes"] = scopes
+        m["config"] = [["key": "token", "label": "Token", "type": "secret"]]
+        let registered = try await registerApp(m, token: vendor)
+        let secret = (registered["secrets"] as! [String: String])["command"]!
+        _ = try await call(.post, "/api/v1/developer/apps/\(key)/publish", token: vendor)
+        let (_, owner) = try await makeOrg(plan: "pro", name: "Customer")
+        let installed = try await call(.post, "/api/v1/installs", token: owner, json: ["app": key, "config": ["token": "tok-secret-value"]])
+        #expect(installed.status == .created, "\(installed.text)")
+        return CommandSender(installID: installed.json["id"] as! String, appKey: key, secret: secret, adminToken: owner, vendorToken: vendor)
+    }
+
+    /// Sends over a real connection pool, so that requests run at the same time (the test
+    /// client has a single connection and would queue them).
+    func sendConcurrently(_ headers: HTTPFields, _ body: String) async throws -> Answer {
+        let port = try #require(client.port)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)/api/v1/apps/commands")
+        request.method = .POST
+        for field in headers { request.headers.add(name: field.name.rawName, value: field.value) }
+        request.body = .bytes(ByteBuffer(string: body))
+        let response = try await Self.pool.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        var fields = HTTPFields()
+        for (name, value) in response.headers { if let n = HTTPField.Name(name) { fields[n] = value } }
+        return Answer(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, text: String(buffer: bytes))
+    }
+
+    static let pool: HTTPClient = {
+        var configuration = HTTPClient.Configuration()
+        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }()
+
+    func send(_ headers: HTTPFields, _ body: String) async throws -> Answer {
+        try await client.execute(uri: "/api/v1/apps/commands", method: .post, headers: headers, body: ByteBuffer(string: body)) { response in
+            Answer(status: response.status, headers: response.headers, text: String(buffer: response.body))
+        }
+    }
+}
+
+@Suite("Signed command gateway over real HTTP")
+struct GatewayTests {
+    static let plugins: [any MercatoPlugin] = TestPlugins.all + [ProbePlugin()]
+
+    @Test(arguments: TestEngines.all)
+    func pingAndInstallInfoSucceedAndAreLogged(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "ping", "args": [:]])
+            let ping = try await app.send(h, b)
+            #expect(ping.status == .ok, "\(ping.text)")
+            #expect((ping.json["result"] as? [String: Any])?["pong"] as? Bool == true)
+            #expect(ping.json["status"] as? String == "succeeded")
+            #expect((ping.json["id"] as? String)?.hasPrefix("cmd_") == true)
+            for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] { #expect(ping.headers[HTTPField.Name(name)!] != nil) }
+
+            let (h2, b2) = try s.sign(["install_id": s.installID, "command": "install.info"])
+            let info = try await app.send(h2, b2)
+            let result = try #require(info.json["result"] as? [String: Any])
+            #expect(result["install_id"] as? String == s.installID)
+            #expect(result["app"] as? String == s.appKey)
+            #expect(result["org_name"] as? String == "Customer")
+            #expect(result["scopes"] as? [String] == ["install:read", "probe:use"])
+
+            let log = try await app.call(.get, "/api/v1/installs/\(s.installID)/commands", token: s.adminToken)
+            let rows = try #require(log.json["data"] as? [[String: Any]])
+            #expect(rows.map { $0["command"] as? String } == ["install.info", "ping"])
+            #expect(rows.first?["outcome"] as? String == "succeeded")
+            #expect(rows.first?["body_sha256"] as? String == Signatures.sha256Hex(Array(b2.utf8)))
+            #expect(rows.first?["webhook_id"] as? String == h2[HTTPField.Name("webhook-id")!])
+            let filtered = try await app.call(.get, "/api/v1/developer/apps/\(s.appKey)/commands?command=ping", token: s.vendorToken)
+            #expect((filtered.json["data"] as? [[String: Any]])?.count == 1)
+            expectProblem(try await app.call(.get, "/api/v1/developer/apps/\(s.appKey)/commands", token: s.adminToken), .notFound, "not_found")
+            expectProblem(try await app.call(.get, "/api/v1/installs/\(s.installID)/commands?since=yesterday", token: s.adminToken), .unprocessableContent, "invalid_request")
+        }
+    }
+
+    /// Every row of CONTRACT §4's error table, produced over real HTTP.
+    @Test(arguments: TestEngines.all)
+    func everyErrorOfTheContractTable(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins, commandTimeout: .milliseconds(300)) { app in
+            let s = try await app.commandSender()
+            let install = s.installID
+            func expectCode(_ answer: Answer, _ status: HTTPResponse.Status, _ code: String, sourceLocation: SourceLocation = #_sourceLocation) {
+                #expect(answer.status == status, "\(answer.text)", sourceLocation: sourceLocation)
+                #expect(answer.json["code"] as? String == code, "\(answer.text)", sourceLocation: sourceLocation)
+                #expect(answer.headers[.contentType] == "application/problem+json", sourceLocation: sourceLocation)
+            }
+            // 400
+            var (h, b) = try s.sign(["install_id": install, "command": "ping"])
+            expectCode(try await app.send(s.headers(id: "m1", timestamp: Int(Date().timeIntervalSince1970), body: "{not json", secret: s.secret), "{not json"), .badRequest, "malformed_json")
+            var noID = h; noID[HTTPField.Name("webhook-id")!] = nil
+            expectCode(try await app.send(noID, b), .badRequest, "missing_header")
+            var noSig = h; noSig[HTTPField.Name("webhook-signature")!] = nil
+            expectCode(try await app.send(noSig, b), .badRequest, "missing_header")
+            var badID = h; badID[HTTPField.Name("webhook-id")!] = "has space"
+            expectCode(try await app.send(badID, b), .badRequest, "missing_header")
+            // 401
+            expectCode(try await app.send(h, b.replacingOccurrences(of: "ping", with: "pong")), .unauthorized, "invalid_signature")
+            (h, b) = try s.sign(["install_id": install, "command": "ping"], secret: "whsec_" + Data(repeating: 1, count: 32).base64EncodedString())
+            expectCode(try await app.send(h, b), .unauthorized, "invalid_signature")
+            (h, b) = try s.sign(["install_id": install, "command": "ping"], timestamp: Int(Date().timeIntervalSince1970) - 301)
+            expectCode(try await app.send(h, b), .unauthorized, "timestamp_out_of_window")
+            (h, b) = try s.sign(["install_id": install, "command": "ping"], timestamp: Int(Date().timeIntervalSince1970) + 400)
+            expectCode(try await app.send(h, b), .unauthorized, "timestamp_out_of_window")
+            // 404
+            (h, b) = try s.sign(["install_id": "ins_01jdnothere00000000000000", "command": "ping"])
+            expectCode(try await app.send(h, b), .notFound, "unknown_install")
+            (h, b) = try s.sign(["install_id": install, "command": "teleport"])
+            expectCode(try await app.send(h, b), .notFound, "unknown_command")
+            // 403
+            (h, b) = try s.sign(["install_id": install, "command": "install.config"])
+            let scope = try await app.send(h, b)
+            expectCode(scope, .forbidden, "scope_missing")
+            #expect((scope.json["detail"] as? String)?.contains("config:read") == true)
+            // 422
+            (h, b) = try s.sign(["install_id": install, "command": "probe.count", "args": ["tag": 5]])
+            let args = try await app.send(h, b)
+            expectCode(args, .unprocessableContent, "invalid_args")
+            #expect((args.json["detail"] as? String)?.contains("args.tag") == true)
+            (h, b) = try s.sign(["install_id": install, "command": "probe.count", "args": ["tag": "x", "extra": 1]])
+            expectCode(try await app.send(h, b), .unprocessableContent, "invalid_args")
+            // 409 conflict: same id, other body.
+            let id = "msg_conflict"
+            (h, b) = try s.sign(["install_id": install, "command": "ping"], id: id)
+            #expect(try await app.send(h, b).status == .ok)
+            (h, b) = try s.sign(["install_id": install, "command": "ping", "args": [:]], id: id)
+            expectCode(try await app.send(h, b), .conflict, "idempotency_conflict")
+            // 409 in progress: a slow command and its duplicate.
+            let (slowHeaders, slowBody) = try s.sign(["install_id": install, "command": "probe.count", "args": ["tag": "slow", "ms": 250]], id: "msg_slow")
+            async let first = app.sendConcurrently(slowHeaders, slowBody)
+            try await Task.sleep(for: .milliseconds(80))
+            expectCode(try await app.sendConcurrently(slowHeaders, slowBody), .conflict, "idempotency_in_progress")
+            #expect(try await first.status == .ok)
+            // 413
+            let huge = "{\"install_id\": \"\(install)\", \"command\": \"ping\", \"args\": {\"x\": \"" + String(repeating: "a", count: 256 * 1024) + "\"}}"
+            expectCode(try await app.send(s.headers(id: "m-big", timestamp: Int(Date().timeIntervalSince1970), body: huge, secret: s.secret), huge), .contentTooLarge, "payload_too_large")
+            // 500 / 504 / a plugin's own error
+            (h, b) = try s.sign(["install_id": install, "command": "probe.crash"])
+            let crash = try await app.send(h, b)
+            expectCode(crash, .internalServerError, "handler_failed")
+            #expect(!crash.text.contains("Boom"))
+            (h, b) = try s.sign(["install_id": install, "command": "probe.hang"])
+            expectCode(try await app.send(h, b), .gatewayTimeout, "handler_timeout")
+            (h, b) = try s.sign(["install_id": install, "command": "probe.fail"])
+            expectCode(try await app.send(h, b), .notFound, "not_found")
+            // 429
+            #expect(try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: app.operatorToken, json: ["per_second": 1, "burst": 2]).status == .ok)
+            expectProblem(try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: s.adminToken, json: ["per_second": 1, "burst": 2]), .forbidden, "forbidden")
+            var limited: Answer?
+            for i in 0 ..< 5 {
+                (h, b) = try s.sign(["install_id": install, "command": "ping"], id: "msg_rate_\(i)")
+                let a = try await app.send(h, b)
+                if a.status == .tooManyRequests { limited = a; break }
+            }
+            let rate = try #require(limited)
+            expectCode(rate, .tooManyRequests, "rate_limited")
+            #expect(Int(rate.headers[HTTPField.Name("Retry-After")!] ?? "") ?? 0 >= 1)
+            #expect(rate.headers[HTTPField.Name("RateLimit-Remaining")!] == "0")
+            // 403 inactive: disable the install.
+            _ = try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: app.operatorToken, json: ["per_second": 1000, "burst": 1000])
+            _ = try await app.call(.post, "/api/v1/installs/\(install)/disable", token: s.adminToken)
+            (h, b) = try s.sign(["install_id": install, "command": "ping"])
+            expectCode(try await app.send(h, b), .forbidden, "install_inactive")
+
+            // Authenticated failures are logged row by row; unauthenticated ones are not.
+            let outcomes = try await app.runtime.database.read { db in
+                try await db.raw("SELECT outcome FROM command_log WHERE install_id = \(bind: install)").all().map { try $0.decode(column: "outcome", as: String.self) }
+            }
+            for code in ["unknown_command", "scope_missing", "invalid_args", "idempotency_conflict", "idempotency_in_progress",
+                         "handler_failed", "handler_timeout", "rate_limited", "install_inactive", "succeeded"] {
+                #expect(outcomes.contains(code), "no log row with outcome \(code)")
+            }
+            for code in ["invalid_signature", "timestamp_out_of_window", "malformed_json", "missing_header", "payload_too_large"] {
+                #expect(!outcomes.contains(code))
+            }
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func idempotentReplaysAndFiftyConcurrentDuplicates(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let tag = "dup-" + UUID().uuidString
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag, "ms": 150]], id: "msg_dup")
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for _ in 0 ..< 50 { group.addTask { try await app.sendConcurrently(h, b) } }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            #expect(ProbePlugin.calls.withLock { $0[tag] } == 1)
+            // Really concurrent: most duplicates arrived while the first was running.
+            #expect(answers.filter { $0.status == .conflict }.count >= 10)
+            let ok = answers.filter { $0.status == .ok }
+            #expect(!ok.isEmpty)
+            #expect(Set(ok.map(\.text)).count == 1)
+            for a in answers where a.status != .ok {
+                #expect(a.status == .conflict && a.json["code"] as? String == "idempotency_in_progress", "\(a.status) \(a.text)")
+            }
+            // Later duplicates replay the stored answer; the handler still ran once.
+            let replay = try await app.send(h, b)
+            #expect(replay.status == .ok)
+            #expect(replay.text == ok.first?.text)
+            #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+            #expect(ProbePlugin.calls.withLock { $0[tag] } == 1)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func bothSecretsVerifyDuringARotationAndEd25519Works(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let rotated = try await app.call(.post, "/api/v1/developer/apps/\(s.appKey)/secrets/rotate", token: s.vendorToken, json: ["kind": "command"])
+            let newSecret = try #require(rotated.json["secret"] as? String)
+            for secret in [s.secret, newSecret] {
+                let (h, b) = try s.sign(["install_id": s.installID, "command": "ping"], secret: secret)
+                #expect(try await app.send(h, b).status == .ok)
+            }
+            // Several signatures in one header: any valid one suffices.
+            var (h, b) = try s.sign(["install_id": s.installID, "command": "ping"])
+            h[HTTPField.Name("webhook-signature")!] = "v1,AAAA v2,xyz " + h[HTTPField.Name("webhook-signature")!]!
+            #expect(try await app.send(h, b).status == .ok)
+            (h, b) = try s.sign(["install_id": s.installID, "command": "ping"])
+            h[HTTPField.Name("webhook-signature")!] = "v1," + String(repeating: "A", count: 44)
+            #expect(try await app.send(h, b).status == .unauthorized)
+        }
+    }
+}
