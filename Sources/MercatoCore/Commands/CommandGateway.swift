@@ -86,17 +86,17 @@ public final class CommandGateway: Sendable {
         guard let document = try? JSONDecoder().decode(JSONValue.self, from: Data(incoming.body)), let body = document.objectValue else {
             return reject(APIError(status: 400, code: "malformed_json", title: "Malformed JSON", detail: "The body must be a JSON object with install_id, command and args."))
         }
-        guard let installID = body["install_id"]?.stringValue else {
-            return reject(APIError(status: 404, code: "unknown_install", title: "Unknown install", detail: "The body names no `install_id`."))
-        }
+        // The install names the credential; without one nothing can be verified, so an absent or
+        // unknown install is a failed signature (401), not a 404 that would confirm ids.
+        let unverifiable = APIError(status: 401, code: "invalid_signature", title: "Invalid signature",
+                                    detail: "The signature cannot be verified: the body's `install_id` names no install of a signing app.")
+        guard let installID = body["install_id"]?.stringValue else { return reject(unverifiable) }
         let target: Target?
         do { target = try await loadTarget(installID) } catch {
             logger.error("command target lookup failed", metadata: ["error_type": "\(type(of: error))"])
             return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
         }
-        guard let target else {
-            return reject(APIError(status: 404, code: "unknown_install", title: "Unknown install", detail: "No install \(installID) exists."))
-        }
+        guard let target else { return reject(unverifiable) }
         let content = StandardWebhooks.signedContent(id: webhookID, timestamp: timestampText, body: incoming.body)
         let secrets = target.signing.type == "hmac" ? ((try? await registry.verificationSecrets(appID: target.install.appId, kind: .command)) ?? []) : []
         let publicKey = target.signing.publicKey.flatMap(ManifestValidator.ed25519PublicKey)
@@ -136,6 +136,10 @@ public final class CommandGateway: Sendable {
             return answer
         }
 
+        if target.install.status == "uninstalled" {
+            return await finish(problem(APIError(status: 404, code: "unknown_install", title: "Unknown install",
+                                                 detail: "Install \(installID) was uninstalled; the org must install the app again."), requestID: incoming.requestID), store: false)
+        }
         guard target.install.status == "active" || target.install.status == "pending_oauth" else {
             return await finish(problem(APIError(status: 403, code: "install_inactive", title: "Install inactive",
                                                  detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), store: false)

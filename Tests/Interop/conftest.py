@@ -1,0 +1,62 @@
+"""A live Mercato server for the interop tests: the built binary on a fresh data dir.
+
+MERCATO_BIN names the binary; MERCATO_INTEROP_DATABASE_URL, when set, runs it on PostgreSQL.
+"""
+import os
+import secrets
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base, operator_token):
+        self.base = base
+        self.operator = operator_token
+
+    def call(self, method, path, token=None, json=None, headers=None, data=None):
+        h = dict(headers or {})
+        if token:
+            h["Authorization"] = f"Bearer {token}"
+        return requests.request(method, self.base + path, json=json, data=data, headers=h, timeout=30)
+
+    def org(self, name, plan="enterprise"):
+        org = self.call("POST", "/api/v1/orgs", self.operator, {"name": name, "plan": plan}).json()["id"]
+        token = self.call("POST", f"/api/v1/orgs/{org}/tokens", self.operator, {"name": "owner", "role": "owner"}).json()["token"]
+        return org, token
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = os.environ["MERCATO_BIN"]
+    data = tempfile.mkdtemp(prefix="mercato-interop-")
+    port = free_port()
+    operator = "op-" + secrets.token_urlsafe(32)
+    env = dict(os.environ, MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_OPERATOR_TOKEN=operator,
+               MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning")
+    if os.environ.get("MERCATO_INTEROP_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["MERCATO_INTEROP_DATABASE_URL"]
+    proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(200):
+        try:
+            if requests.get(base + "/healthz", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    yield Server(base, operator)
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
