@@ -15,8 +15,7 @@ public struct CommandLogService: Sendable {
 
     /// One install's log, newest first (admin+ of the install's org).
     public func forInstall(_ id: String, by caller: Principal, filter: CommandLogFilter, cursor: String?, limit: Int) async throws -> ([CommandLogRecord], String?) {
-        guard let org = caller.orgID else { throw APIError.forbidden("The operator token belongs to no org; use a token of the org.") }
-        guard caller.has(.admin, in: org) else { throw APIError.forbidden("Reading command logs needs the admin role or higher.") }
+        let org = try caller.org(atLeast: .admin, to: "Reading an install's command log")
         return try await database.read { db in
             guard let install = try await InstallStore.find(id: id, on: db), install.orgId == org else { throw APIError.notFound("Install \(id)") }
             return try await page(column: "install_id", value: install.id, filter: filter, cursor: cursor, limit: limit, on: db)
@@ -25,8 +24,7 @@ public struct CommandLogService: Sendable {
 
     /// An app's log across installs (developer+ of the app's org).
     public func forApp(_ key: String, by caller: Principal, filter: CommandLogFilter, cursor: String?, limit: Int) async throws -> ([CommandLogRecord], String?) {
-        guard let org = caller.orgID else { throw APIError.forbidden("The operator token belongs to no org; use a developer token of the app's org.") }
-        guard caller.has(.developer, in: org) else { throw APIError.forbidden("Reading an app's command log needs the developer role or higher.") }
+        let org = try caller.org(atLeast: .developer, to: "Reading an app's command log")
         return try await database.read { db in
             guard let app = try await AppStore.find(key: key, on: db), app.developerOrgId == org else { throw APIError.notFound("App \(key)") }
             return try await page(column: "app_id", value: app.id, filter: filter, cursor: cursor, limit: limit, on: db)
@@ -49,7 +47,7 @@ public struct CommandLogService: Sendable {
         if !(perSecond > 0 && perSecond <= 1_000_000) { problems.append(.init(field: "per_second", message: "must be above 0 and at most 1000000")) }
         if !(1 ... 10_000_000).contains(burst) { problems.append(.init(field: "burst", message: "must be 1 to 10000000")) }
         guard problems.isEmpty else {
-            throw APIError.invalidRequest(problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+            throw APIError.fieldProblems(problems)
         }
         try await database.transaction { db in
             guard try await InstallStore.live(id: id, on: db) != nil else { throw APIError.notFound("Install \(id)") }

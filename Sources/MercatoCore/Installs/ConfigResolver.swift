@@ -44,8 +44,7 @@ public enum ConfigResolver {
             problems.append(.init(field: "config.\(field.key)", message: "is required"))
         }
         guard problems.isEmpty else {
-            throw APIError(status: 422, code: "invalid_config", title: "Invalid config",
-                           detail: problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+            throw APIError.fieldProblems(problems, code: "invalid_config", title: "Invalid config")
         }
         let changed = Set(values.keys).union(current.keys).filter { values[$0] != current[$0] }.sorted()
         return Resolution(values: values, changed: changed)

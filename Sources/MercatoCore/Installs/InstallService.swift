@@ -275,14 +275,11 @@ public struct InstallService: Sendable {
     }
 
     private func memberOrg(of caller: Principal) throws -> String {
-        guard let org = caller.orgID else { throw APIError.forbidden("The operator token belongs to no org; use a token of the org.") }
-        return org
+        try caller.org(atLeast: .member, to: "Reading installs")
     }
 
     private func adminOrg(of caller: Principal) throws -> String {
-        let org = try memberOrg(of: caller)
-        guard caller.has(.admin, in: org) else { throw APIError.forbidden("Installing and changing apps needs the admin role or higher.") }
-        return org
+        try caller.org(atLeast: .admin, to: "Installing and changing apps")
     }
 
     static func json(_ value: some Encodable) throws -> String {

@@ -224,9 +224,7 @@ public struct ManifestProblems: Error, Sendable, Equatable {
 
     public var apiError: APIError {
         let n = errors.count
-        return APIError(status: 422, code: "invalid_manifest", title: "Invalid manifest",
-                        detail: "The manifest has \(n) problem\(n == 1 ? "" : "s"): " + errors.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".",
-                        errors: errors)
+        return .fieldProblems(errors, code: "invalid_manifest", title: "Invalid manifest", lead: "The manifest has \(n) problem\(n == 1 ? "" : "s"): ")
     }
 }
 

@@ -250,13 +250,7 @@ public struct RegistryService: Sendable {
     }
 
     func developerOrg(of caller: Principal) throws -> String {
-        guard let org = caller.orgID else {
-            throw APIError.forbidden("The operator token belongs to no org; manage apps with a developer token of the app's org.")
-        }
-        guard caller.has(.developer, in: org) else {
-            throw APIError.forbidden("Managing apps needs the developer role or higher.")
-        }
-        return org
+        try caller.org(atLeast: .developer, to: "Managing apps")
     }
 
     private func ownedApp(_ key: String, org: String, on db: any SQLDatabase) async throws -> AppRecord {

@@ -46,6 +46,13 @@ extension APIError {
     public static func invalidRequest(_ detail: String, errors: [FieldProblem] = []) -> APIError {
         APIError(status: 422, code: "invalid_request", title: "Invalid request", detail: detail, errors: errors)
     }
+    /// A validation failure naming every field: `detail` lists them all in one sentence.
+    public static func fieldProblems(_ problems: [FieldProblem], status: Int = 422, code: String = "invalid_request",
+                                     title: String = "Invalid request", lead: String = "") -> APIError {
+        APIError(status: status, code: code, title: title,
+                 detail: lead + problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+    }
+
     public static func malformedJSON(_ detail: String) -> APIError {
         APIError(status: 400, code: "malformed_json", title: "Malformed JSON", detail: detail)
     }

@@ -62,6 +62,14 @@ public enum Principal: Sendable, Equatable {
         return false
     }
 
+    /// The caller's org when the caller holds at least `role` there; 403 otherwise (the
+    /// operator belongs to no org). `action` completes "... needs the {role} role or higher".
+    public func org(atLeast role: Role, to action: String) throws -> String {
+        guard let org = orgID else { throw APIError.forbidden("The operator token belongs to no org; use a token of the org.") }
+        guard has(role, in: org) else { throw APIError.forbidden("\(action) needs the \(role.rawValue) role or higher.") }
+        return org
+    }
+
     /// `true` when the caller acts in `org` with at least `role`.
     public func has(_ role: Role, in org: String) -> Bool {
         guard case .member(_, _, let mine, let granted) = self else { return false }

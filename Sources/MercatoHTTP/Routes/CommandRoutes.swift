@@ -64,19 +64,18 @@ struct CommandRoutes {
     }
 
     func registerLogs(on api: RouterGroup<AppRequestContext>) {
-        api.get("installs/{id}/commands") { request, context in
-            let page = try Pagination(request)
-            let (rows, next) = try await runtime.commandLog.forInstall(
-                try context.parameters.require("id"), by: try context.requirePrincipal(),
-                filter: try CommandLogFilter(query: Self.query(request)), cursor: page.cursor, limit: page.limit)
-            return Page(data: rows.map(LogRow.init), nextCursor: next)
-        }
-        api.get("developer/apps/{key}/commands") { request, context in
-            let page = try Pagination(request)
-            let (rows, next) = try await runtime.commandLog.forApp(
-                try context.parameters.require("key"), by: try context.requirePrincipal(),
-                filter: try CommandLogFilter(query: Self.query(request)), cursor: page.cursor, limit: page.limit)
-            return Page(data: rows.map(LogRow.init), nextCursor: next)
+        typealias Lister = @Sendable (CommandLogService, String, Principal, CommandLogFilter, String?, Int) async throws -> ([CommandLogRecord], String?)
+        let listings: [(path: String, parameter: String, list: Lister)] = [
+            ("installs/{id}/commands", "id", { try await $0.forInstall($1, by: $2, filter: $3, cursor: $4, limit: $5) }),
+            ("developer/apps/{key}/commands", "key", { try await $0.forApp($1, by: $2, filter: $3, cursor: $4, limit: $5) }),
+        ]
+        for listing in listings {
+            api.get(RouterPath(listing.path)) { request, context in
+                let page = try Pagination(request)
+                let (rows, next) = try await listing.list(runtime.commandLog, try context.parameters.require(listing.parameter), try context.requirePrincipal(),
+                                                          try CommandLogFilter(query: Self.query(request)), page.cursor, page.limit)
+                return Page(data: rows.map(LogRow.init), nextCursor: next)
+            }
         }
         api.put("installs/{id}/rate_limit") { request, context in
             let caller = try context.requirePrincipal()

@@ -51,7 +51,7 @@ struct OrgRoutes {
             let plan = Plan(rawValue: body.plan)
             if plan == nil { problems.append(.init(field: "plan", message: "must be one of free, pro, enterprise")) }
             guard problems.isEmpty, let plan else {
-                throw APIError.invalidRequest(problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+                throw APIError.fieldProblems(problems)
             }
             let org = try await tenancy.createOrg(name: name, plan: plan, by: caller)
             return EditedResponse(status: .created, response: OrgBody(org))
@@ -75,7 +75,7 @@ struct OrgRoutes {
             let role = Role(rawValue: body.role)
             if role == nil { problems.append(.init(field: "role", message: "must be one of owner, admin, developer, member")) }
             guard problems.isEmpty, let role else {
-                throw APIError.invalidRequest(problems.map { "`\($0.field)` \($0.message)" }.joined(separator: "; ") + ".", errors: problems)
+                throw APIError.fieldProblems(problems)
             }
             let (record, text) = try await tenancy.createToken(in: orgID, name: name, role: role, by: caller)
             return EditedResponse(
