@@ -18,6 +18,7 @@ public final class MercatoRuntime: Sendable {
     public let plugins: PluginHost
     public let gateway: CommandGateway
     public let commandLog: CommandLogService
+    public let hooks: HookDispatcher
     public let logger: Logger
 
     public init(settings: Settings, database: Database, vault: Vault, plugins: [any MercatoPlugin], clock: WallClock = .system,
@@ -25,7 +26,9 @@ public final class MercatoRuntime: Sendable {
         self.settings = settings
         self.database = database
         self.vault = vault
-        let host = try PluginHost(plugins: plugins, logger: logger, commandTimeout: commandTimeout)
+        let host = try PluginHost(plugins: plugins, logger: logger, commandTimeout: commandTimeout) { plugin, install in
+            HostPluginStorage(database: database, plugin: plugin, install: install, clock: clock)
+        }
         self.plugins = host
         self.capabilities = host.capabilities
         self.clock = clock
@@ -35,6 +38,7 @@ public final class MercatoRuntime: Sendable {
         self.installs = InstallService(database: database, secrets: secrets, clock: clock)
         let api = HostPluginAPI(database: database, installs: installs, clock: clock)
         self.commandLog = CommandLogService(database: database, clock: clock)
+        self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger)
         self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, clock: clock, logger: logger)
         self.logger = logger
     }

@@ -63,10 +63,40 @@ public struct HookContext: Sendable {
     public var logger: Logger
     /// The host's services for this call (outbox, config, ...).
     public var api: any PluginAPI
-    public init(requestID: String?, logger: Logger, api: any PluginAPI) {
+    /// This plugin's storage for the install the call is about: namespaced by the host, so a
+    /// plugin never sees another plugin's or another install's data.
+    public var storage: any PluginStorage
+
+    public init(requestID: String?, logger: Logger, api: any PluginAPI, storage: any PluginStorage) {
         self.requestID = requestID
         self.logger = logger
         self.api = api
+        self.storage = storage
+    }
+}
+
+/// A plugin's key-value storage for one install, with a size quota kept by the host.
+public protocol PluginStorage: Sendable {
+    /// The value and its version, `nil` when absent.
+    func get(_ key: String) async throws -> StoredValue?
+    /// Writes `value`; answers the new version (1 for a new key). Throws ``CommandError`` 413
+    /// `quota_exceeded` when the install's quota would be passed.
+    func set(_ key: String, _ value: JSONValue) async throws -> Int
+    /// `true` when the key existed.
+    func delete(_ key: String) async throws -> Bool
+    /// Keys starting with `prefix`, after `after`, in order, at most `limit`.
+    func keys(prefix: String, after: String?, limit: Int) async throws -> [String]
+    /// Drops everything of this plugin for this install.
+    func deleteAll() async throws
+}
+
+/// A stored value and its version (grows by one per write).
+public struct StoredValue: Sendable, Equatable {
+    public var value: JSONValue
+    public var version: Int
+    public init(value: JSONValue, version: Int) {
+        self.value = value
+        self.version = version
     }
 }
 

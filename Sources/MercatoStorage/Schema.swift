@@ -207,5 +207,23 @@ public enum Schema {
                 """,
             ]
         },
+        Migration(id: 5, name: "plugin storage and hook dispatch state") { _ in
+            [
+                """
+                CREATE TABLE plugin_kv (
+                    plugin_id TEXT NOT NULL,
+                    install_id TEXT NOT NULL,
+                    key TEXT NOT NULL,
+                    value TEXT NOT NULL,
+                    size INTEGER NOT NULL,
+                    version INTEGER NOT NULL,
+                    updated_at BIGINT NOT NULL,
+                    PRIMARY KEY (plugin_id, install_id, key)
+                )
+                """,
+                "ALTER TABLE outbox_events ADD COLUMN hooks_done_at BIGINT",
+                "CREATE INDEX outbox_events_hooks_pending ON outbox_events (hooks_done_at, id)",
+            ]
+        },
     ])
 }

@@ -36,7 +36,7 @@ struct Serve: AsyncParsableCommand {
         }
         let app = buildApplication(
             runtime: runtime, metrics: registry, logger: logger,
-            services: [KeyringWatcher(vault: runtime.vault, logger: logger)]
+            services: [KeyringWatcher(vault: runtime.vault, logger: logger), runtime.hooks]
         )
         logger.notice("mercato listening", metadata: [
             "address": "\(settings.host):\(settings.port)",

@@ -195,7 +195,7 @@ public final class CommandGateway: Sendable {
         )
         var hookLogger = logger
         hookLogger[metadataKey: "request_id"] = .string(incoming.requestID)
-        let outcome = await host.run(request, context: HookContext(requestID: incoming.requestID, logger: hookLogger, api: api))
+        let outcome = await host.run(request, requestID: incoming.requestID, logger: hookLogger, api: api)
         let answer: Answer
         switch outcome {
         case .result(let result):

@@ -1,0 +1,58 @@
+public import SQLKit
+
+/// Rows of `plugin_kv`: every plugin's per-install data, namespaced by (plugin, install).
+public enum PluginDataStore {
+    public static func get(plugin: String, install: String, key: String, on db: any SQLDatabase) async throws -> (value: String, version: Int)? {
+        guard let row = try await db.raw("""
+            SELECT value, version FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key = \(bind: key)
+            """).first() else { return nil }
+        return (try row.decode(column: "value", as: String.self), try row.decode(column: "version", as: Int.self))
+    }
+
+    /// Bytes used by `plugin` for `install`, leaving out `key` (the one about to be replaced).
+    public static func usedBytes(plugin: String, install: String, excluding key: String, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            SELECT COALESCE(SUM(size), 0) AS used FROM plugin_kv
+            WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key <> \(bind: key)
+            """).first()?.decode(column: "used", as: Int.self) ?? 0
+    }
+
+    /// Inserts or replaces; answers the new version.
+    public static func put(plugin: String, install: String, key: String, value: String, at millis: Int64, on db: any SQLDatabase) async throws -> Int {
+        let row = try await db.raw("""
+            INSERT INTO plugin_kv (plugin_id, install_id, key, value, size, version, updated_at)
+            VALUES (\(bind: plugin), \(bind: install), \(bind: key), \(bind: value), \(bind: value.utf8.count + key.utf8.count), 1, \(bind: millis))
+            ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
+                version = plugin_kv.version + 1, updated_at = excluded.updated_at
+            RETURNING version
+            """).first()
+        return try row?.decode(column: "version", as: Int.self) ?? 1
+    }
+
+    public static func delete(plugin: String, install: String, key: String, on db: any SQLDatabase) async throws -> Bool {
+        try await !db.raw("""
+            DELETE FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key = \(bind: key) RETURNING key
+            """).all().isEmpty
+    }
+
+    public static func keys(plugin: String, install: String, prefix: String, after: String, limit: Int, on db: any SQLDatabase) async throws -> [String] {
+        try await db.raw("""
+            SELECT key FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install)
+              AND key > \(bind: after) AND key LIKE \(bind: AppStore.likeEscaped(prefix) + "%") ESCAPE '\\'
+            ORDER BY key LIMIT \(bind: limit)
+            """).all().map { try $0.decode(column: "key", as: String.self) }
+    }
+
+    /// Everything `plugin` keeps for `install` (or every plugin's, when `plugin` is nil).
+    @discardableResult
+    public static func deleteAll(plugin: String?, install: String, on db: any SQLDatabase) async throws -> Int {
+        if let plugin {
+            return try await db.raw("DELETE FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) RETURNING key").all().count
+        }
+        return try await db.raw("DELETE FROM plugin_kv WHERE install_id = \(bind: install) RETURNING key").all().count
+    }
+
+    public static func count(install: String, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("SELECT COUNT(*) AS n FROM plugin_kv WHERE install_id = \(bind: install)").first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+}

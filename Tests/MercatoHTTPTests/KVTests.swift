@@ -1,0 +1,77 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import MercatoCore
+import MercatoHooks
+import MercatoStorage
+import MercatoTestSupport
+import Testing
+
+@Suite("KV plugin through the gateway, and plugin data on uninstall")
+struct KVTests {
+    @Test(arguments: TestEngines.all)
+    func setGetListDeleteAndDropOnUninstall(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: GatewayTests.plugins) { app in
+            let s = try await app.commandSender(scopes: ["kv:read", "kv:write"], key: "kv-app")
+            func run(_ command: String, _ args: [String: Any]) async throws -> Answer {
+                let (h, b) = try s.sign(["install_id": s.installID, "command": command, "args": args])
+                return try await app.send(h, b)
+            }
+            let value: [String: Any] = ["deal": 42, "tags": ["a", "b"], "nested": ["ok": true]]
+            let set1 = try await run("kv.set", ["key": "deals/100%_done", "value": value])
+            #expect(set1.status == .ok, "\(set1.text)")
+            #expect((set1.json["result"] as? [String: Any])?["version"] as? Int == 1)
+            #expect(((try await run("kv.set", ["key": "deals/100%_done", "value": value])).json["result"] as? [String: Any])?["version"] as? Int == 2)
+            _ = try await run("kv.set", ["key": "deals/100x", "value": 1])
+            _ = try await run("kv.set", ["key": "other", "value": "x"])
+
+            let got = try await run("kv.get", ["key": "deals/100%_done"])
+            let result = try #require(got.json["result"] as? [String: Any])
+            #expect(result["version"] as? Int == 2)
+            #expect((result["value"] as? [String: Any])?["deal"] as? Int == 42)
+            #expect(((result["value"] as? [String: Any])?["nested"] as? [String: Any])?["ok"] as? Bool == true)
+
+            let listed = try await run("kv.list", ["prefix": "deals/100%"])
+            #expect((listed.json["result"] as? [String: Any])?["keys"] as? [String] == ["deals/100%_done"])
+            let all = try await run("kv.list", [:])
+            #expect((all.json["result"] as? [String: Any])?["keys"] as? [String] == ["deals/100%_done", "deals/100x", "other"])
+
+            #expect(((try await run("kv.delete", ["key": "other"])).json["result"] as? [String: Any])?["deleted"] as? Bool == true)
+            #expect(((try await run("kv.delete", ["key": "other"])).json["result"] as? [String: Any])?["deleted"] as? Bool == false)
+            let missing = try await run("kv.get", ["key": "other"])
+            #expect(missing.status == .notFound)
+            #expect(missing.json["code"] as? String == "not_found")
+
+            let big = try await run("kv.set", ["key": "big", "value": String(repeating: "x", count: 65 * 1024)])
+            #expect(big.status == .unprocessableContent)
+            #expect(big.json["code"] as? String == "invalid_args")
+            #expect(try await run("kv.set", ["value": 1]).json["code"] as? String == "invalid_args")
+
+            // Uninstall: the hook runs from the outbox and the data is gone.
+            let count = { try await app.runtime.database.read { try await PluginDataStore.count(install: s.installID, on: $0) } }
+            #expect(try await count() == 2)
+            #expect(try await app.call(.delete, "/api/v1/installs/\(s.installID)", token: s.adminToken).status == .ok)
+            try await app.runtime.hooks.dispatchPending()
+            #expect(try await count() == 0)
+            // Events already handled are not handled twice.
+            #expect(try await app.runtime.hooks.dispatchPending() == 0)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func storageIsNamespacedAndQuotaBound(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            let a = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_a", quotaBytes: 100, clock: .system)
+            let b = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_b", quotaBytes: 100, clock: .system)
+            let other = HostPluginStorage(database: test.database, plugin: "tasks", install: "ins_a", quotaBytes: 100, clock: .system)
+            #expect(try await a.set("k", .string(String(repeating: "x", count: 60))) == 1)
+            #expect(try await b.get("k") == nil)
+            #expect(try await other.get("k") == nil)
+            // Replacing a key counts its new size only.
+            #expect(try await a.set("k", .string(String(repeating: "y", count: 80))) == 2)
+            await #expect(throws: CommandError.self) { _ = try await a.set("k2", .string(String(repeating: "z", count: 30))) }
+            try await other.deleteAll()
+            #expect(try await a.get("k")?.version == 2)
+        }
+    }
+}
