@@ -36,7 +36,12 @@ struct Serve: AsyncParsableCommand {
         }
         let app = buildApplication(
             runtime: runtime, metrics: registry, logger: logger,
-            services: [KeyringWatcher(vault: runtime.vault, logger: logger), runtime.hooks]
+            services: [
+                KeyringWatcher(vault: runtime.vault, logger: logger),
+                runtime.hooks,
+                RetentionService(database: runtime.database, clock: runtime.clock, logger: logger,
+                                 idempotencyHours: settings.idempotencyHours, commandLogDays: settings.commandLogDays),
+            ]
         )
         logger.notice("mercato listening", metadata: [
             "address": "\(settings.host):\(settings.port)",

@@ -12,6 +12,8 @@ public import MercatoStorage
 /// | `MERCATO_MASTER_KEY` | unset: a generated key file `{data dir}/master.key` (mode 0600) |
 /// | `MERCATO_OPERATOR_TOKEN` | unset: a token is generated and printed once on first start |
 /// | `MERCATO_LOG_LEVEL` | `info` |
+/// | `MERCATO_IDEMPOTENCY_HOURS` | `48` (at least 24) |
+/// | `MERCATO_COMMAND_LOG_DAYS` | `30` |
 /// | `MERCATO_CATALOG_DIR` | `./catalog` when it exists; `none` to import nothing at start |
 public struct Settings: Sendable {
     public var dataDirectory: URL
@@ -22,6 +24,10 @@ public struct Settings: Sendable {
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
+    /// How long idempotency records are kept (the contract asks for at least 24 h).
+    public var idempotencyHours: Int
+    /// How long command log rows are kept.
+    public var commandLogDays: Int
     /// The catalog folder imported at start, `nil` for none.
     public var catalogDirectory: URL?
 
@@ -54,6 +60,8 @@ public struct Settings: Sendable {
             throw SettingsError("MERCATO_OPERATOR_TOKEN must be at least 32 characters (use `openssl rand -base64 32`)")
         }
         logLevel = value("MERCATO_LOG_LEVEL") ?? "info"
+        idempotencyHours = try Self.number(value("MERCATO_IDEMPOTENCY_HOURS"), name: "MERCATO_IDEMPOTENCY_HOURS", default: 48, range: 24 ... 24 * 365)
+        commandLogDays = try Self.number(value("MERCATO_COMMAND_LOG_DAYS"), name: "MERCATO_COMMAND_LOG_DAYS", default: 30, range: 1 ... 3650)
         switch value("MERCATO_CATALOG_DIR") {
         case "none":
             catalogDirectory = nil
@@ -71,6 +79,16 @@ public struct Settings: Sendable {
         } else {
             database = .sqlite(path: dataDirectory.appendingPathComponent("mercato.sqlite").path)
         }
+    }
+}
+
+extension Settings {
+    static func number(_ text: String?, name: String, default value: Int, range: ClosedRange<Int>) throws -> Int {
+        guard let text else { return value }
+        guard let n = Int(text), range.contains(n) else {
+            throw SettingsError("\(name) must be a whole number from \(range.lowerBound) to \(range.upperBound), not \(text)")
+        }
+        return n
     }
 }
 

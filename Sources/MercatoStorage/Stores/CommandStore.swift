@@ -99,6 +99,14 @@ public enum CommandStore {
         try await db.raw("DELETE FROM command_idempotency WHERE created_at < \(bind: millis) RETURNING app_id").all().count
     }
 
+    /// Deletes log rows older than `millis`, at most `limit` at a time; answers how many.
+    public static func expireLog(before millis: Int64, limit: Int, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            DELETE FROM command_log WHERE id IN (SELECT id FROM command_log WHERE created_at < \(bind: millis) ORDER BY id LIMIT \(bind: limit))
+            RETURNING id
+            """).all().count
+    }
+
     /// Newest first; `column` is `install_id` or `app_id`.
     public static func log(where column: String, equals value: String, filter: CommandLogFilter, beforeID: String?, limit: Int,
                            on db: any SQLDatabase) async throws -> [CommandLogRecord] {

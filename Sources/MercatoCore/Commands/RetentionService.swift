@@ -1,0 +1,52 @@
+import Foundation
+public import Logging
+public import MercatoStorage
+public import ServiceLifecycle
+
+/// Removes what is past its keeping time: idempotency records (kept at least 24 h by contract,
+/// 48 h by default) and command log rows (30 days by default), in bounded batches.
+public struct RetentionService: Service {
+    let database: Database
+    let clock: WallClock
+    let logger: Logger
+    let idempotency: Duration
+    let commandLog: Duration
+    let interval: Duration
+
+    public init(database: Database, clock: WallClock, logger: Logger, idempotencyHours: Int, commandLogDays: Int, interval: Duration = .seconds(600)) {
+        self.database = database
+        self.clock = clock
+        self.logger = logger
+        self.idempotency = .seconds(max(24, idempotencyHours) * 3600)
+        self.commandLog = .seconds(commandLogDays * 86400)
+        self.interval = interval
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            do { try await sweep() } catch {
+                logger.error("retention sweep failed; retrying later", metadata: ["error_type": "\(type(of: error))"])
+            }
+            do { try await Task.sleep(for: interval) } catch { return }
+        }
+    }
+
+    /// One pass; answers (idempotency records, log rows) removed.
+    @discardableResult
+    public func sweep() async throws -> (idempotency: Int, log: Int) {
+        let now = clock.millis
+        let idempotencyCutoff = now - idempotency.components.seconds * 1000
+        let logCutoff = now - commandLog.components.seconds * 1000
+        let removedKeys = try await database.transaction { try await CommandStore.expireIdempotency(before: idempotencyCutoff, on: $0) }
+        var removedRows = 0
+        while true {
+            let n = try await database.transaction { try await CommandStore.expireLog(before: logCutoff, limit: 5000, on: $0) }
+            removedRows += n
+            if n < 5000 { break }
+        }
+        if removedKeys + removedRows > 0 {
+            logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)"])
+        }
+        return (removedKeys, removedRows)
+    }
+}
