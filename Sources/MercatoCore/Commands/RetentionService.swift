@@ -27,7 +27,8 @@ public struct RetentionService: Service {
             do { try await sweep() } catch {
                 logger.error("retention sweep failed; retrying later", metadata: ["error_type": "\(type(of: error))"])
             }
-            do { try await Task.sleep(for: interval) } catch { return }
+            // A graceful shutdown ends the wait at once instead of after the interval.
+            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
         }
     }
 

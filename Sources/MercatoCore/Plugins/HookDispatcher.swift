@@ -31,7 +31,7 @@ public struct HookDispatcher: Service {
                 handled = 0
             }
             if handled == 0 {
-                do { try await Task.sleep(for: idleInterval) } catch { return }
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: idleInterval) } } catch { return }
             }
         }
     }
