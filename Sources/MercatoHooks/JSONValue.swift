@@ -30,6 +30,25 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         }
     }
 
+    /// The path of the first string (or object key) holding a NUL character, which storage
+    /// engines refuse (PostgreSQL `TEXT`); `nil` when there is none.
+    public func pathOfNUL(_ path: String = "") -> String? {
+        switch self {
+        case .string(let s): return s.contains("\u{0}") ? path : nil
+        case .array(let a):
+            for (i, v) in a.enumerated() { if let p = v.pathOfNUL("\(path)[\(i)]") { return p } }
+            return nil
+        case .object(let o):
+            for (k, v) in o {
+                let p = path.isEmpty ? k : "\(path).\(k)"
+                if k.contains("\u{0}") { return path.isEmpty ? "(a key)" : "\(path) (a key)" }
+                if let found = v.pathOfNUL(p) { return found }
+            }
+            return nil
+        default: return nil
+        }
+    }
+
     /// The member `key` of an object, `nil` otherwise.
     public subscript(key: String) -> JSONValue? {
         if case .object(let o) = self { return o[key] }

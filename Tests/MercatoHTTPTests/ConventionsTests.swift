@@ -80,6 +80,10 @@ struct ConventionsTests {
             let both = try await app.call(.post, "/api/v1/orgs", token: op, json: ["name": "  ", "plan": "gold"])
             expectProblem(both, .unprocessableContent, "invalid_request")
             #expect(Set((both.json["errors"] as? [[String: String]] ?? []).compactMap { $0["field"] }) == ["name", "plan"])
+            // PostgreSQL refuses NUL in text: a clear 422, never a 500.
+            let nul = try await app.call(.post, "/api/v1/orgs", token: op, raw: #"{"name": "Ac\u0000me", "plan": "free"}"#)
+            expectProblem(nul, .unprocessableContent, "invalid_request")
+            #expect((nul.json["errors"] as? [[String: String]])?.first?["field"] == "name")
             let notObject = try await app.call(.post, "/api/v1/orgs", token: op, raw: "[1, 2]")
             expectProblem(notObject, .unprocessableContent, "invalid_request")
         }

@@ -42,6 +42,15 @@ struct KVTests {
             #expect(missing.status == .notFound)
             #expect(missing.json["code"] as? String == "not_found")
 
+            // NUL in a key or a command name: refused or logged safely, never a failed log batch.
+            let nulKey = try await run("kv.set", ["key": "a\u{0}b", "value": 1])
+            #expect(nulKey.status == .unprocessableContent)
+            #expect(nulKey.json["code"] as? String == "invalid_args")
+            let (nh, nb) = try s.sign(["install_id": s.installID, "command": "kv.g\u{0}et", "args": ["key": "x"]])
+            let nulCommand = try await app.send(nh, nb)
+            #expect(nulCommand.json["code"] as? String == "unknown_command")
+            #expect(try await run("kv.get", ["key": "deals/100x"]).status == .ok)
+
             let big = try await run("kv.set", ["key": "big", "value": String(repeating: "x", count: 65 * 1024)])
             #expect(big.status == .unprocessableContent)
             #expect(big.json["code"] as? String == "invalid_args")

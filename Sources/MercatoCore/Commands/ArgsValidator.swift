@@ -10,6 +10,9 @@ public enum ArgsValidator {
         case .object(let o)?: object = o
         default: return .invalidArgs(field: "args", "must be an object")
         }
+        if let path = JSONValue.object(object).pathOfNUL() {
+            return .invalidArgs(field: "args.\(path)", "must not contain the NUL character")
+        }
         let known = Dictionary(uniqueKeysWithValues: definition.args.map { ($0.name, $0) })
         for key in object.keys.sorted() where known[key] == nil {
             return .invalidArgs(field: "args.\(key)", "is not an argument of `\(definition.name)`")

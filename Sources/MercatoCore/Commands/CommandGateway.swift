@@ -112,6 +112,8 @@ public final class CommandGateway: Sendable {
 
         // Authenticated: from here every answer leaves a command-log row.
         let commandName = body["command"]?.stringValue ?? ""
+        // The log keeps printable text only: one bad name must not fail its whole log batch.
+        let loggedName = String(String.UnicodeScalarView(commandName.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(100))
         let bodyHash = Signatures.sha256Hex(incoming.body)
         let commandID = RecordID.make("cmd", millis: clock.millis)
         var rateHeaders = Self.rateHeaders(limiter.peek(target.install.id, limit: target.rate, now: now))
@@ -121,7 +123,7 @@ public final class CommandGateway: Sendable {
             let duration = (ContinuousClock.now - start).nanoseconds / 1000
             let entry = CommandBatcher.Entry(
                 log: CommandLogRecord(id: commandID, installId: target.install.id, appId: target.install.appId, orgId: target.install.orgId,
-                                      command: String(commandName.prefix(100)), webhookId: webhookID, bodySha256: bodyHash,
+                                      command: loggedName, webhookId: webhookID, bodySha256: bodyHash,
                                       outcome: answer.outcome, httpStatus: answer.status, durationUs: duration, createdAt: clock.millis),
                 idempotency: store ? IdempotencyRecord(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
                                                        httpStatus: answer.status, response: String(decoding: answer.body, as: UTF8.self),
@@ -175,7 +177,7 @@ public final class CommandGateway: Sendable {
         }
         guard let definition = host.capabilities.commands[commandName]?.definition else {
             return await finish(problem(APIError(status: 404, code: "unknown_command", title: "Unknown command",
-                                                 detail: commandName.isEmpty ? "The body names no `command`." : "No plugin serves `\(commandName.prefix(100))`."),
+                                                 detail: commandName.isEmpty ? "The body names no `command`." : "No plugin serves `\(loggedName)`."),
                                         requestID: incoming.requestID), store: false)
         }
         let missing = definition.requiredScopes.filter { !target.scopes.contains($0) }

@@ -19,6 +19,14 @@ public enum ManifestDocument {
 
     /// Parses `data`; a syntax error is 400 `malformed_json` / `malformed_yaml` with the reason.
     public static func parse(_ data: Data, format: Format) throws -> JSONValue {
+        let value = try parseSyntax(data, format: format)
+        if let path = value.pathOfNUL() {
+            throw ManifestProblems(errors: [.init(field: path, message: "must not contain the NUL character")]).apiError
+        }
+        return value
+    }
+
+    private static func parseSyntax(_ data: Data, format: Format) throws -> JSONValue {
         guard !data.isEmpty else {
             throw APIError(status: 400, code: format == .json ? "malformed_json" : "malformed_yaml", title: "Empty body", detail: "The request body is empty; send the manifest.")
         }

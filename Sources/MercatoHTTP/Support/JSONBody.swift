@@ -1,4 +1,5 @@
 import Foundation
+import MercatoHooks
 public import Hummingbird
 import MercatoCore
 import NIOCore
@@ -36,6 +37,11 @@ enum JSONBody {
         }
         let data = Data(buffer.readableBytesView)
         guard !data.isEmpty else { throw APIError.malformedJSON("The request body is empty; a JSON object is expected.") }
+        // Storage refuses NUL in text; say so here instead of failing in the database.
+        if let value = try? JSONDecoder().decode(JSONValue.self, from: data), let path = value.pathOfNUL() {
+            throw APIError.invalidRequest("Text must not contain the NUL character (\\u0000); found in `\(path)`.",
+                                          errors: [.init(field: path, message: "contains NUL")])
+        }
         do {
             return try JSONCoding.decoder.decode(T.self, from: data)
         } catch let error as DecodingError {
