@@ -11,7 +11,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The built-in plugins: `Plugins/<Name>/`, module `<Name>Plugin`, importing only MercatoHooks.
-let pluginNames = ["Install", "KV", "Notifications", "Tasks", "Connections"]
+let pluginNames = ["Install", "KV", "Notifications", "Tasks", "Connections", "Audit"]
 let pluginTargets: [Target] = pluginNames.map { name in
     .target(name: "\(name)Plugin", dependencies: ["MercatoHooks"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
 }
@@ -23,6 +23,7 @@ let package = Package(
     products: [
         .executable(name: "mercato", targets: ["mercato"]),
         .library(name: "MercatoHooks", targets: ["MercatoHooks"]),
+        .library(name: "MercatoHooksTesting", targets: ["MercatoHooksTesting"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),
@@ -75,6 +76,15 @@ let package = Package(
         .target(
             name: "MercatoHooks",
             dependencies: [
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        // Fakes of the host, so a plugin is tested without a server: storage, outbox, config.
+        .target(
+            name: "MercatoHooksTesting",
+            dependencies: [
+                "MercatoHooks",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -190,7 +200,22 @@ let package = Package(
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
+            swiftSettings: swiftSettings
+        ),
+        // Each built-in plugin tested on its own, against the fakes of MercatoHooksTesting.
+        .testTarget(
+            name: "PluginTests",
+            dependencies: ["MercatoHooks", "MercatoHooksTesting"] + pluginDependencies,
+            swiftSettings: swiftSettings
+        ),
+        // The example of docs/plugins.md, compiled and tested (scripts/test checks the doc
+        // shows this file as it is).
+        .testTarget(
+            name: "ExamplePluginTests",
+            dependencies: ["MercatoHooks", "MercatoHooksTesting"],
             swiftSettings: swiftSettings
         ),
     ] + pluginTargets

@@ -33,10 +33,10 @@ public struct TasksPlugin: MercatoPlugin {
     )
 
     public func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {
-        let now = JSONValue.string(Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+        let now = JSONValue.string(PluginSupport.timestamp())
         switch command.command {
         case "tasks.create":
-            var task: [String: JSONValue] = ["id": .string(Self.newID()), "title": command.args["title"]!, "status": .string("open"),
+            var task: [String: JSONValue] = ["id": .string(PluginSupport.sortableID("tsk")), "title": command.args["title"]!, "status": .string("open"),
                                              "created_at": now, "updated_at": now]
             try Self.applyOptional(command.args, to: &task)
             return try await save(task, event: "task.created", command, context)
@@ -108,12 +108,5 @@ public struct TasksPlugin: MercatoPlugin {
             }
             task["due"] = .string(due)
         }
-    }
-
-    /// Sortable by creation: milliseconds in base 36, then randomness.
-    static func newID() -> String {
-        let millis = String(UInt64(Date().timeIntervalSince1970 * 1000), radix: 36)
-        let random = String(UInt64.random(in: 0 ... UInt64.max), radix: 36)
-        return "tsk_" + String(repeating: "0", count: max(0, 9 - millis.count)) + millis + random
     }
 }

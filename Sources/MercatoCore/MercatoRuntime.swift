@@ -19,16 +19,18 @@ public final class MercatoRuntime: Sendable {
     public let gateway: CommandGateway
     public let commandLog: CommandLogService
     public let hooks: HookDispatcher
+    /// What plugins are offered (outbox, config).
+    public let pluginAPI: any PluginAPI
     public let logger: Logger
 
     public init(settings: Settings, database: Database, vault: Vault, plugins: [any MercatoPlugin], clock: WallClock = .system,
-                commandTimeout: Duration = .seconds(10), logger: Logger) throws {
+                commandTimeout: Duration = .seconds(10), hookTimeout: Duration = .seconds(30), crashLoop: CrashLoopRule = CrashLoopRule(),
+                hookRetrySchedule: [Duration] = HookDispatcher.defaultRetrySchedule, logger: Logger) throws {
         self.settings = settings
         self.database = database
         self.vault = vault
-        let host = try PluginHost(plugins: plugins, logger: logger, commandTimeout: commandTimeout) { plugin, install in
-            HostPluginStorage(database: database, plugin: plugin, install: install, clock: clock)
-        }
+        let host = try PluginHost(plugins: plugins, logger: logger, clock: clock, commandTimeout: commandTimeout, hookTimeout: hookTimeout,
+                                  crashLoop: crashLoop, storage: HostStorageProvider(database: database, clock: clock))
         self.plugins = host
         self.capabilities = host.capabilities
         self.clock = clock
@@ -37,8 +39,9 @@ public final class MercatoRuntime: Sendable {
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, clock: clock)
         self.installs = InstallService(database: database, secrets: secrets, clock: clock)
         let api = HostPluginAPI(database: database, installs: installs, clock: clock)
+        self.pluginAPI = api
         self.commandLog = CommandLogService(database: database, clock: clock)
-        self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger)
+        self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
         self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, clock: clock, logger: logger)
         self.logger = logger
     }

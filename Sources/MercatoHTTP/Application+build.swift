@@ -21,6 +21,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     CatalogRoutes(registry: runtime.registry).register(on: api)
     InstallRoutes(installs: runtime.installs).register(on: api)
     commands.registerLogs(on: api)
+    PluginRoutes(runtime: runtime).register(on: api)
 
     routes.load(router.routes)
     return router

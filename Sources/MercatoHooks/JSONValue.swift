@@ -66,3 +66,18 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     public var numberValue: Double? { if case .number(let n) = self { n } else { nil } }
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { o } else { nil } }
 }
+
+extension JSONValue {
+    public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
+}
+
+/// Literals, so plugins and tests write `["title": "Ship it", "count": 2]`.
+extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral,
+    ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    public init(stringLiteral value: String) { self = .string(value) }
+    public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    public init(floatLiteral value: Double) { self = .number(value) }
+    public init(booleanLiteral value: Bool) { self = .bool(value) }
+    public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements) { _, last in last }) }
+}

@@ -20,9 +20,17 @@ public protocol MercatoPlugin: Sendable {
     func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws
     /// An install's config changed.
     func configChanged(_ install: InstallInfo, _ context: HookContext) async throws
+    /// An install's connection to an outside account was made, lost or broken (`event` is
+    /// `connection.connected`, `connection.disconnected` or `connection.refresh_failed`).
+    func connectionChanged(_ install: InstallInfo, event: String, _ context: HookContext) async throws
+    /// An admin or lifecycle action committed in the org (for records such as an audit trail).
+    func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws
 
     /// Answers a verified, authorised command named in the manifest.
     func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue
+    /// Answers a call of one of the manifest's routes, after the host checked the caller's role.
+    /// Throw ``CommandError`` for a client error: it becomes Problem Details with its status and code.
+    func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse
 }
 
 extension MercatoPlugin {
@@ -31,6 +39,11 @@ extension MercatoPlugin {
     public func installCreated(_ install: InstallInfo, _ context: HookContext) async throws {}
     public func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws {}
     public func configChanged(_ install: InstallInfo, _ context: HookContext) async throws {}
+    public func connectionChanged(_ install: InstallInfo, event: String, _ context: HookContext) async throws {}
+    public func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws {}
+    public func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse {
+        throw CommandError.notFound("No route `\(request.route)`.")
+    }
     public func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {
         throw CommandError.unknownCommand(command.command)
     }
@@ -154,4 +167,13 @@ public protocol PluginAPI: Sendable {
     func emit(_ event: EventDraft, for installID: String) async throws
     /// The install's config, secret fields in clear.
     func config(of installID: String) async throws -> [String: JSONValue]
+}
+
+extension CommandError {
+    public static func forbidden(code: String = "forbidden", _ message: String) -> CommandError {
+        CommandError(status: 403, code: code, message: message)
+    }
+    public static func invalidRequest(field: String, _ message: String) -> CommandError {
+        CommandError(status: 422, code: "invalid_request", message: "`\(field)` \(message)")
+    }
 }

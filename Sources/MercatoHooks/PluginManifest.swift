@@ -9,13 +9,17 @@ public struct PluginManifest: Sendable {
     public var commands: [CommandDefinition]
     /// Event types it may emit.
     public var emits: [String]
+    /// Management API routes it adds under `/api/v1/`, answered by ``MercatoPlugin/handleRoute(_:_:)``.
+    public var routes: [RouteDefinition]
 
-    public init(id: String, version: String, scopes: [ScopeDefinition] = [], commands: [CommandDefinition] = [], emits: [String] = []) {
+    public init(id: String, version: String, scopes: [ScopeDefinition] = [], commands: [CommandDefinition] = [], emits: [String] = [],
+                routes: [RouteDefinition] = []) {
         self.id = id
         self.version = version
         self.scopes = scopes
         self.commands = commands
         self.emits = emits
+        self.routes = routes
     }
 }
 

@@ -225,5 +225,27 @@ public enum Schema {
                 "CREATE INDEX outbox_events_hooks_pending ON outbox_events (hooks_done_at, id)",
             ]
         },
+        Migration(id: 6, name: "hook retries and leases, org-wide plugin data, the activity feed") { _ in
+            var statements: [String] = []
+            // Both hook feeds (events for install hooks, audit rows for activity hooks) carry the
+            // same dispatch state: attempts, when to try next, which plugins still owe the hook,
+            // and a lease so several nodes never run one row at once.
+            for table in ["outbox_events", "audit_log"] {
+                statements += [
+                    "ALTER TABLE \(table) ADD COLUMN hooks_attempts INTEGER NOT NULL DEFAULT 0",
+                    "ALTER TABLE \(table) ADD COLUMN hooks_next_at BIGINT",
+                    "ALTER TABLE \(table) ADD COLUMN hooks_pending TEXT",
+                    "ALTER TABLE \(table) ADD COLUMN hooks_lease_until BIGINT",
+                ]
+            }
+            statements += [
+                "ALTER TABLE audit_log ADD COLUMN hooks_done_at BIGINT",
+                "CREATE INDEX audit_log_hooks_pending ON audit_log (hooks_done_at, id)",
+                "ALTER TABLE plugin_kv ADD COLUMN org_id TEXT",
+                "UPDATE plugin_kv SET org_id = (SELECT org_id FROM installs WHERE installs.id = plugin_kv.install_id)",
+                "CREATE INDEX plugin_kv_org ON plugin_kv (plugin_id, org_id, key)",
+            ]
+            return statements
+        },
     ])
 }

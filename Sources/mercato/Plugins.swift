@@ -1,3 +1,4 @@
+import AuditPlugin
 import ConnectionsPlugin
 import InstallPlugin
 import KVPlugin
@@ -14,5 +15,6 @@ enum BuiltInPlugins {
         NotificationsPlugin(),
         TasksPlugin(),
         ConnectionsPlugin(),
+        AuditPlugin(),
     ]
 }

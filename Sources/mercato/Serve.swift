@@ -31,6 +31,7 @@ struct Serve: AsyncParsableCommand {
 
             """.utf8))
         }
+        await runtime.plugins.activate(runtime.pluginAPI)
         if let catalog = settings.catalogDirectory {
             await CatalogImporter(runtime: runtime).importAtStart(catalog, logger: logger)
         }
@@ -51,9 +52,12 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
+            await runtime.plugins.deactivate()
             await runtime.close()
             throw error
         }
+        // Plugins stop after the server drained and the services ended, bounded in all.
+        await runtime.plugins.deactivate()
         await runtime.close()
         logger.notice("mercato stopped")
     }

@@ -41,7 +41,7 @@ struct CommandSender {
 
 extension AppHarness {
     /// Publishes an hmac app with `scopes`, installs it in a fresh org, answers the sender.
-    func commandSender(scopes: [String] = ["install:read", "probe:use"], key: String = "sender-app") async throws -> CommandSender {
+    func commandSender(scopes: [String] = ["install:read", "probe:use"], key: String = "sender-app", customerPlan: String = "pro") async throws -> CommandSender {
         let (_, vendor) = try await makeOrg(plan: "enterprise", name: "Vendor")
         var m = manifest(key)
         m["scopes"] = scopes
@@ -49,7 +49,7 @@ extension AppHarness {
         let registered = try await registerApp(m, token: vendor)
         let secret = (registered["secrets"] as! [String: String])["command"]!
         _ = try await call(.post, "/api/v1/developer/apps/\(key)/publish", token: vendor)
-        let (_, owner) = try await makeOrg(plan: "pro", name: "Customer")
+        let (_, owner) = try await makeOrg(plan: customerPlan, name: "Customer")
         let installed = try await call(.post, "/api/v1/installs", token: owner, json: ["app": key, "config": ["token": "tok-secret-value"]])
         #expect(installed.status == .created, "\(installed.text)")
         return CommandSender(installID: installed.json["id"] as! String, appKey: key, secret: secret, adminToken: owner, vendorToken: vendor)

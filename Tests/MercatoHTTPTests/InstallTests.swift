@@ -203,7 +203,7 @@ struct InstallTests {
             func counts() async throws -> [Int] {
                 try await app.runtime.database.read { db in
                     var out: [Int] = []
-                    for table in ["installs", "outbox_events", "audit_log", "sealed_values WHERE purpose LIKE 'config.%'"] {
+                    for table in ["installs", "outbox_events", "audit_log WHERE target LIKE 'ins_%'", "sealed_values WHERE purpose LIKE 'config.%'"] {
                         out.append(try await db.raw("SELECT COUNT(*) AS n FROM \(unsafeRaw: table)").first()!.decode(column: "n", as: Int.self))
                     }
                     return out

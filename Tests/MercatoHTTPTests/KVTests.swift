@@ -70,9 +70,9 @@ struct KVTests {
     @Test(arguments: TestEngines.all)
     func storageIsNamespacedAndQuotaBound(engine: StorageEngine) async throws {
         try await withTestDatabase(engine) { test in
-            let a = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_a", quotaBytes: 100, clock: .system)
-            let b = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_b", quotaBytes: 100, clock: .system)
-            let other = HostPluginStorage(database: test.database, plugin: "tasks", install: "ins_a", quotaBytes: 100, clock: .system)
+            let a = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_a", org: "org_x", quotaBytes: 100, clock: .system)
+            let b = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_b", org: "org_x", quotaBytes: 100, clock: .system)
+            let other = HostPluginStorage(database: test.database, plugin: "tasks", install: "ins_a", org: "org_x", quotaBytes: 100, clock: .system)
             #expect(try await a.set("k", .string(String(repeating: "x", count: 60))) == 1)
             #expect(try await b.get("k") == nil)
             #expect(try await other.get("k") == nil)

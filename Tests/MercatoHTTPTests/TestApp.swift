@@ -8,7 +8,9 @@ import MercatoHTTP
 import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
+import Metrics
 import NIOCore
+import Prometheus
 import Synchronization
 import Testing
 
@@ -32,16 +34,26 @@ struct AppHarness {
 
 /// Runs `body` against the whole HTTP application on a fresh database of `engine`.
 func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallClock = .system,
-             plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
+             plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10), metrics: Bool = false,
              _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
     try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout) { runtime async throws in
         let logs = LogCapture()
-        let app = buildApplication(runtime: runtime, metrics: nil, logger: logs.logger())
+        let app = buildApplication(runtime: runtime, metrics: metrics ? TestMetrics.registry : nil, logger: logs.logger())
         try await app.test(mode) { client in
             try await body(AppHarness(client: client, runtime: runtime, logs: logs, operatorToken: operatorToken, engine: engine))
         }
     }
+}
+
+/// One Prometheus registry for the test process (the metrics system is bootstrapped once).
+/// Tests run side by side, so they read counters as lower bounds.
+enum TestMetrics {
+    static let registry: PrometheusCollectorRegistry = {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        return registry
+    }()
 }
 
 /// A decoded answer.

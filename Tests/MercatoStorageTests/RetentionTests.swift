@@ -1,4 +1,5 @@
 import Foundation
+import SQLKit
 import MercatoCore
 import MercatoStorage
 import MercatoTestSupport
@@ -22,6 +23,14 @@ struct RetentionTests {
                                                                    orgId: "org_x", command: "ping", webhookId: "m\(i)", bodySha256: "h", outcome: "succeeded",
                                                                    httpStatus: 200, durationUs: 1, createdAt: now - Int64(days) * 24 * hour), on: db)
                 }
+                // Activity rows: dispatched 8 days ago (goes), 6 days ago (stays), never (stays).
+                for (i, done) in [Int64?.some(8), 6, nil].enumerated() {
+                    try await ActivityLog.record(org: "org_x", actor: "usr_x", action: "token.created", target: "tok_\(i)", requestID: nil,
+                                                 at: now - 10 * 24 * hour, on: db)
+                    if let done {
+                        try await db.raw("UPDATE audit_log SET hooks_done_at = \(bind: now - done * 24 * hour) WHERE target = \(bind: "tok_\(i)")").run()
+                    }
+                }
             }
             let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
             let removed = try await service.sweep()
@@ -31,6 +40,10 @@ struct RetentionTests {
                 let record = try await test.database.read { try await CommandStore.idempotency(app: "app_x", webhookID: "msg_\(i)", on: $0) }
                 #expect((record != nil) == kept, "msg_\(i)")
             }
+            let activity = try await test.database.read { db in
+                try await db.raw("SELECT target FROM audit_log ORDER BY target").all().map { try $0.decode(column: "target", as: String.self) }
+            }
+            #expect(activity == ["tok_1", "tok_2"])
             #expect(try await service.sweep() == (0, 0))
         }
     }

@@ -1,3 +1,4 @@
+import AuditPlugin
 import ConnectionsPlugin
 public import Foundation
 import InstallPlugin
@@ -10,7 +11,7 @@ import TasksPlugin
 
 /// The built-in plugins, as the executable registers them.
 public enum TestPlugins {
-    public static let all: [any MercatoPlugin] = [InstallPlugin(), KVPlugin(), NotificationsPlugin(), TasksPlugin(), ConnectionsPlugin()]
+    public static let all: [any MercatoPlugin] = [InstallPlugin(), KVPlugin(), NotificationsPlugin(), TasksPlugin(), ConnectionsPlugin(), AuditPlugin()]
 
     public static func capabilities() throws -> Capabilities {
         try Capabilities(manifests: all.map { type(of: $0).manifest })

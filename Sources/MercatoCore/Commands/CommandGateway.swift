@@ -211,6 +211,12 @@ public final class CommandGateway: Sendable {
         case .timedOut:
             answer = problem(APIError(status: 504, code: "handler_timeout", title: "Handler timeout",
                                       detail: "The command's handler did not answer in time."), requestID: incoming.requestID)
+        case .disabled:
+            // Not run, so not kept for idempotency: the same webhook-id runs once it is enabled.
+            let plugin = host.plugin(serving: commandName) ?? "?"
+            return await finish(problem(APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
+                                                 detail: "The `\(plugin)` plugin that serves `\(commandName)` is disabled after repeated failures; retry later."),
+                                        requestID: incoming.requestID, headers: [("Retry-After", "60")]), store: false)
         }
         return await finish(answer, store: true)
     }

@@ -38,12 +38,7 @@ public struct InstallService: Sendable {
             self.principal = principal
             self.requestID = requestID
         }
-        var id: String {
-            switch principal {
-            case .operator(let token): "operator:\(token)"
-            case .member(_, let p, _, _): p
-            }
-        }
+        var id: String { principal.actorID }
     }
 
     // MARK: Reads
@@ -236,11 +231,8 @@ public struct InstallService: Sendable {
                               type: type, payload: try Self.json(payload), createdAt: now),
             on: db
         )
-        try await AuditStore.insert(
-            AuditRecord(id: RecordID.make("aud", millis: now), orgId: install.orgId, actor: actor.id, action: type, target: install.id,
-                        requestId: actor.requestID, details: try Self.json(JSONValue.object(details)), createdAt: now),
-            on: db
-        )
+        try await ActivityLog.record(org: install.orgId, actor: actor.id, action: type, target: install.id, requestID: actor.requestID,
+                                     details: details, at: now, on: db)
         try faultInjection?(type)
     }
 

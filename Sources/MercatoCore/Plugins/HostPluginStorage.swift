@@ -2,22 +2,27 @@ import Foundation
 public import MercatoHooks
 public import MercatoStorage
 
-/// ``PluginStorage`` over `plugin_kv`, bound by the host to one plugin and one install, with a
-/// byte quota per (plugin, install).
+/// ``PluginStorage`` over `plugin_kv`, bound by the host to one plugin and one namespace (an
+/// install, or an org's own), with a byte quota per (plugin, namespace).
 public struct HostPluginStorage: PluginStorage {
     let database: Database
     let plugin: String
+    /// The namespace: an install id, or the org id for the org's own namespace.
     let install: String
+    let org: String
     let quotaBytes: Int
     let clock: WallClock
 
     /// The default quota: 10 MiB per plugin per install.
     public static let defaultQuota = 10 * 1024 * 1024
+    /// The quota of an org's own namespace (audit trails and the like): 256 MiB per plugin.
+    public static let orgQuota = 256 * 1024 * 1024
 
-    public init(database: Database, plugin: String, install: String, quotaBytes: Int = defaultQuota, clock: WallClock) {
+    public init(database: Database, plugin: String, install: String, org: String, quotaBytes: Int = defaultQuota, clock: WallClock) {
         self.database = database
         self.plugin = plugin
         self.install = install
+        self.org = org
         self.quotaBytes = quotaBytes
         self.clock = clock
     }
@@ -35,7 +40,7 @@ public struct HostPluginStorage: PluginStorage {
                 throw CommandError(status: 413, code: "quota_exceeded",
                                    message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
             }
-            return try await PluginDataStore.put(plugin: plugin, install: install, key: key, value: text, at: clock.millis, on: db)
+            return try await PluginDataStore.put(plugin: plugin, install: install, org: org, key: key, value: text, at: clock.millis, on: db)
         }
     }
 
@@ -49,5 +54,62 @@ public struct HostPluginStorage: PluginStorage {
 
     public func deleteAll() async throws {
         try await database.transaction { _ = try await PluginDataStore.deleteAll(plugin: plugin, install: install, on: $0) }
+    }
+}
+
+/// ``OrgStorage`` over `plugin_kv`: one plugin's namespaces across one org.
+public struct HostOrgStorage: OrgStorage {
+    let database: Database
+    let plugin: String
+    let org: String
+    let clock: WallClock
+
+    public init(database: Database, plugin: String, org: String, clock: WallClock) {
+        self.database = database
+        self.plugin = plugin
+        self.org = org
+        self.clock = clock
+    }
+
+    public func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
+        try await database.read { db in
+            try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, on: db)
+        }.map(entry)
+    }
+
+    public func find(_ key: String) async throws -> StoredEntry? {
+        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, on: $0) }.map(entry)
+    }
+
+    public func install(_ installID: String) -> any PluginStorage {
+        HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock)
+    }
+
+    public var own: any PluginStorage {
+        HostPluginStorage(database: database, plugin: plugin, install: org, org: org, quotaBytes: HostPluginStorage.orgQuota, clock: clock)
+    }
+
+    private func entry(_ row: PluginDataStore.OrgRow) throws -> StoredEntry {
+        StoredEntry(installID: row.install == org ? nil : row.install, key: row.key,
+                    value: StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version))
+    }
+}
+
+/// Plugins' storage over `plugin_kv`.
+public struct HostStorageProvider: PluginStorageProvider {
+    let database: Database
+    let clock: WallClock
+
+    public init(database: Database, clock: WallClock) {
+        self.database = database
+        self.clock = clock
+    }
+
+    public func storage(plugin: String, install: String, org: String) -> any PluginStorage {
+        HostPluginStorage(database: database, plugin: plugin, install: install, org: org, clock: clock)
+    }
+
+    public func orgStorage(plugin: String, org: String) -> any OrgStorage {
+        HostOrgStorage(database: database, plugin: plugin, org: org, clock: clock)
     }
 }

@@ -4,36 +4,83 @@ public import MercatoHooks
 import Metrics
 import Synchronization
 
-/// Runs plugins for the host: routes commands to the plugin that declared them, with a
-/// timeout and an error boundary around every call, and counts outcomes per plugin.
+/// Runs plugins for the host: routes commands and API routes to the plugin that declared them
+/// and runs "has been" hooks, each call behind a timeout and an error boundary, counted per
+/// plugin, hook and outcome. A plugin that fails too often is disabled (the crash-loop rule).
 public final class PluginHost: Sendable {
     public let capabilities: Capabilities
     private let plugins: [String: any MercatoPlugin]
     let logger: Logger
-    /// How long a command handler may take.
+    /// How long a command handler or a route may take.
     public let commandTimeout: Duration
     /// How long a "has been" hook may take.
     public let hookTimeout: Duration
-    /// The storage a plugin gets for an install (plugin id, install id).
-    let storage: @Sendable (String, String) -> any PluginStorage
+    /// Where plugins keep their data.
+    let storage: any PluginStorageProvider
+    let health: PluginHealth
 
-    public init(plugins: [any MercatoPlugin], logger: Logger, commandTimeout: Duration = .seconds(10), hookTimeout: Duration = .seconds(30),
-                storage: @escaping @Sendable (String, String) -> any PluginStorage) throws {
+    public init(plugins: [any MercatoPlugin], logger: Logger, clock: WallClock = .system, commandTimeout: Duration = .seconds(10),
+                hookTimeout: Duration = .seconds(30), crashLoop: CrashLoopRule = CrashLoopRule(), storage: any PluginStorageProvider) throws {
         self.capabilities = try Capabilities(manifests: plugins.map { type(of: $0).manifest })
         self.plugins = Dictionary(uniqueKeysWithValues: plugins.map { (type(of: $0).manifest.id, $0) })
         self.logger = logger
         self.commandTimeout = commandTimeout
         self.hookTimeout = hookTimeout
         self.storage = storage
+        self.health = PluginHealth(rule: crashLoop, clock: clock, ids: plugins.map { type(of: $0).manifest.id }, logger: logger)
     }
 
     /// Plugin ids in the order hooks run: deterministic, by id.
     public var pluginIDs: [String] { plugins.keys.sorted() }
 
-    /// Calls `activate` on every plugin in a deterministic order (by id).
-    public func activate(_ api: any PluginAPI) async throws {
-        for id in plugins.keys.sorted() { try await plugins[id]!.activate(api) }
+    /// Routes the plugins add to the management API, by plugin id then declaration order.
+    public var routes: [(plugin: String, definition: RouteDefinition)] {
+        pluginIDs.flatMap { id in type(of: plugins[id]!).manifest.routes.map { (id, $0) } }
     }
+
+    // MARK: Lifecycle
+
+    /// Calls `activate` on every plugin in order. A plugin whose activation fails or times out
+    /// is disabled; the others start.
+    public func activate(_ api: any PluginAPI) async {
+        for id in pluginIDs {
+            let plugin = plugins[id]!
+            if case .failure = await call(plugin: id, hook: "activate", timeout: hookTimeout, countsFailures: false, { try await plugin.activate(api) }) {
+                health.disable(id, reason: "activation failed")
+            }
+        }
+    }
+
+    /// Calls `deactivate` on every plugin at once, waiting at most `timeout` in all.
+    public func deactivate(timeout: Duration = .seconds(5)) async {
+        await withTaskGroup(of: Void.self) { group in
+            for id in pluginIDs {
+                let plugin = plugins[id]!
+                group.addTask {
+                    _ = await self.call(plugin: id, hook: "deactivate", timeout: timeout, countsFailures: false) { await plugin.deactivate() }
+                }
+            }
+        }
+    }
+
+    // MARK: Health
+
+    /// Every plugin's state, by id.
+    public func status() -> [PluginStatus] {
+        pluginIDs.map { id in health.status(id, version: type(of: plugins[id]!).manifest.version) }
+    }
+
+    public func isDisabled(_ id: String) -> Bool { health.isDisabled(id) }
+
+    /// Turns a disabled plugin back on and forgets its failures; `false` for an unknown id.
+    @discardableResult
+    public func enable(_ id: String) -> Bool {
+        guard plugins[id] != nil else { return false }
+        health.enable(id)
+        return true
+    }
+
+    // MARK: Commands
 
     /// How a handler call ended.
     public enum Outcome: Sendable {
@@ -44,111 +91,169 @@ public final class PluginHost: Sendable {
         case crashed
         /// Past ``commandTimeout``: 504 `handler_timeout`.
         case timedOut
+        /// The crash-loop rule disabled the plugin: 503 `plugin_disabled`.
+        case disabled
     }
+
+    /// The plugin that serves `command`, if any.
+    public func plugin(serving command: String) -> String? { capabilities.commands[command]?.plugin }
 
     /// Runs `request` on its plugin, bounded by the timeout; never throws.
     public func run(_ request: CommandRequest, requestID: String?, logger: Logger, api: any PluginAPI) async -> Outcome {
         guard let entry = capabilities.commands[request.command], let plugin = plugins[entry.plugin] else {
             return .failed(.unknownCommand(request.command))
         }
-        let context = HookContext(requestID: requestID, logger: logger, api: api, storage: storage(entry.plugin, request.install.installID))
-        let start = ContinuousClock.now
-        let timeout = commandTimeout
-        // An unstructured task, raced against the deadline: a handler that ignores cancellation
-        // cannot hold the request (a task group would wait for it).
-        let handler = Task<Outcome, Never> {
-            do { return .result(try await plugin.handle(request, context)) }
-            catch let error as CommandError { return .failed(error) }
-            catch {
-                context.logger.error("command handler threw", metadata: [
-                    "plugin": "\(entry.plugin)", "command": "\(request.command)", "error_type": "\(type(of: error))",
-                ])
-                return .crashed
-            }
+        guard !health.isDisabled(entry.plugin) else { return .disabled }
+        let context = HookContext(requestID: requestID, logger: logger, api: api,
+                                  storage: storage.storage(plugin: entry.plugin, install: request.install.installID, org: request.install.orgID))
+        switch await call(plugin: entry.plugin, hook: "handle", timeout: commandTimeout, logger: logger, { try await plugin.handle(request, context) }) {
+        case .success(let value): return .result(value)
+        case .failure(.failed(let error)): return .failed(error)
+        case .failure(.crashed): return .crashed
+        case .failure(.timedOut): return .timedOut
         }
-        let outcome = await Self.race(handler, timeout: timeout)
-        let label: String
-        switch outcome {
-        case .result: label = "ok"
-        case .failed: label = "failed"
-        case .crashed: label = "crashed"
-        case .timedOut: label = "timeout"
-        }
-        Counter(label: "mercato_plugin_calls_total", dimensions: [("plugin", entry.plugin), ("hook", "handle"), ("outcome", label)]).increment()
-        Metrics.Timer(label: "mercato_plugin_call_duration_seconds", dimensions: [("plugin", entry.plugin), ("hook", "handle")])
-            .recordNanoseconds((ContinuousClock.now - start).nanoseconds)
-        return outcome
     }
-}
 
-extension PluginHost {
-    /// The "has been" hook an outbox event type calls, if any.
+    /// Runs a plugin route; never throws. `.result` carries the route's response.
+    public func route(_ request: RouteRequest, plugin id: String, requestID: String?, logger: Logger, api: any PluginAPI) async -> Result<RouteResponse, CallFailure>? {
+        guard let plugin = plugins[id] else { return nil }
+        guard !health.isDisabled(id) else { return nil }
+        let context = OrgContext(requestID: requestID, logger: logger, api: api, org: request.org, storage: storage.orgStorage(plugin: id, org: request.org.id))
+        return await call(plugin: id, hook: "route", timeout: commandTimeout, logger: logger) { try await plugin.handleRoute(request, context) }
+    }
+
+    // MARK: "Has been" hooks
+
+    /// The install hook an outbox event type calls, if any.
     public enum Hook: String, Sendable {
-        case installCreated, installRemoved, configChanged
+        case installCreated, installRemoved, configChanged, connectionChanged
 
         public init?(eventType: String) {
             switch eventType {
             case "app.installed": self = .installCreated
             case "app.uninstalled": self = .installRemoved
             case "install.config_updated": self = .configChanged
+            case "connection.connected", "connection.disconnected", "connection.refresh_failed": self = .connectionChanged
             default: return nil
             }
         }
     }
 
-    /// Calls `hook` on every plugin in order, each bounded by ``hookTimeout`` and contained;
-    /// answers the ids of the plugins whose call failed.
-    public func dispatch(_ hook: Hook, install: InstallInfo, api: any PluginAPI, requestID: String? = nil) async -> [String] {
-        var failed: [String] = []
-        for id in pluginIDs {
-            let plugin = plugins[id]!
-            let context = HookContext(requestID: requestID, logger: logger, api: api, storage: storage(id, install.installID))
-            let call = Task<Outcome, Never> {
-                do {
-                    switch hook {
-                    case .installCreated: try await plugin.installCreated(install, context)
-                    case .installRemoved: try await plugin.installRemoved(install, context)
-                    case .configChanged: try await plugin.configChanged(install, context)
-                    }
-                    return .result(.null)
-                } catch {
-                    return .crashed
-                }
-            }
-            let outcome = await Self.race(call, timeout: hookTimeout)
-            let label: String
-            switch outcome {
-            case .result: label = "ok"
-            case .timedOut: label = "timeout"
-            default: label = "failed"
-            }
-            if label != "ok" {
-                failed.append(id)
-                logger.error("plugin hook failed", metadata: ["plugin": "\(id)", "hook": "\(hook.rawValue)", "outcome": "\(label)", "install_id": "\(install.installID)"])
-            }
-            Counter(label: "mercato_plugin_calls_total", dimensions: [("plugin", id), ("hook", hook.rawValue), ("outcome", label)]).increment()
-        }
-        return failed
+    /// What a hook round left to do: plugins whose call failed, and plugins skipped because
+    /// they are disabled. Both still owe the hook.
+    public struct Round: Sendable, Equatable {
+        public var failed: [String] = []
+        public var skipped: [String] = []
+        public var isComplete: Bool { failed.isEmpty && skipped.isEmpty }
     }
 
-    /// The handler's outcome, or `.timedOut` once `timeout` passes (the handler is cancelled).
-    static func race(_ handler: Task<Outcome, Never>, timeout: Duration) async -> Outcome {
+    /// Calls `hook` on `only` (or every plugin) in order, each bounded and contained.
+    public func dispatch(_ hook: Hook, event: String, install: InstallInfo, only: [String]? = nil, api: any PluginAPI) async -> Round {
+        await round(only) { id, plugin in
+            let context = HookContext(requestID: nil, logger: self.logger, api: api,
+                                      storage: self.storage.storage(plugin: id, install: install.installID, org: install.orgID))
+            return await self.call(plugin: id, hook: hook.rawValue, timeout: self.hookTimeout) {
+                switch hook {
+                case .installCreated: try await plugin.installCreated(install, context)
+                case .installRemoved: try await plugin.installRemoved(install, context)
+                case .configChanged: try await plugin.configChanged(install, context)
+                case .connectionChanged: try await plugin.connectionChanged(install, event: event, context)
+                }
+            }
+        }
+    }
+
+    /// Calls `activityRecorded` on `only` (or every plugin) in order, each bounded and contained.
+    public func dispatch(_ activity: Activity, org: OrgInfo, only: [String]? = nil, api: any PluginAPI) async -> Round {
+        await round(only) { id, plugin in
+            let context = OrgContext(requestID: activity.requestID, logger: self.logger, api: api, org: org,
+                                     storage: self.storage.orgStorage(plugin: id, org: org.id))
+            return await self.call(plugin: id, hook: "activityRecorded", timeout: self.hookTimeout) { try await plugin.activityRecorded(activity, context) }
+        }
+    }
+
+    private func round(_ only: [String]?, _ body: (String, any MercatoPlugin) async -> Result<Void, CallFailure>) async -> Round {
+        var round = Round()
+        for id in pluginIDs where only?.contains(id) ?? true {
+            if health.isDisabled(id) {
+                round.skipped.append(id)
+                continue
+            }
+            if case .failure = await body(id, plugins[id]!) { round.failed.append(id) }
+        }
+        return round
+    }
+
+    // MARK: The error boundary
+
+    /// Why a plugin call did not answer.
+    public enum CallFailure: Error, Sendable {
+        /// The plugin reported a failure for the caller (not counted against the plugin).
+        case failed(CommandError)
+        /// It threw another error, or its task crashed.
+        case crashed
+        case timedOut
+    }
+
+    /// Runs `body` for `plugin`, raced against `timeout` in its own task, counted in metrics.
+    /// Crashes and timeouts count toward the crash-loop rule when `countsFailures`.
+    func call<T: Sendable>(plugin id: String, hook: String, timeout: Duration, countsFailures: Bool = true, logger: Logger? = nil,
+                           _ body: @escaping @Sendable () async throws -> T) async -> Result<T, CallFailure> {
+        let log = logger ?? self.logger
+        let start = ContinuousClock.now
+        // An unstructured task, raced against the deadline: a plugin that ignores cancellation
+        // cannot hold the caller (a task group would wait for it).
+        let task = Task<Result<T, CallFailure>, Never> {
+            do { return .success(try await body()) }
+            catch let error as CommandError { return .failure(.failed(error)) }
+            catch {
+                log.error("plugin call threw", metadata: ["plugin": "\(id)", "hook": "\(hook)", "error_type": "\(type(of: error))"])
+                return .failure(.crashed)
+            }
+        }
+        let result = await Self.race(task, timeout: timeout, timedOut: .failure(.timedOut))
+        let outcome: String
+        switch result {
+        case .success: outcome = "ok"
+        case .failure(.failed): outcome = "failed"
+        case .failure(.crashed): outcome = "crashed"
+        case .failure(.timedOut):
+            outcome = "timeout"
+            log.error("plugin call timed out", metadata: ["plugin": "\(id)", "hook": "\(hook)", "timeout": "\(timeout)"])
+        }
+        Counter(label: "mercato_plugin_calls_total", dimensions: [("plugin", id), ("hook", hook), ("outcome", outcome)]).increment()
+        Metrics.Timer(label: "mercato_plugin_call_duration_seconds", dimensions: [("plugin", id), ("hook", hook)])
+            .recordNanoseconds((ContinuousClock.now - start).nanoseconds)
+        if countsFailures, outcome == "crashed" || outcome == "timeout" {
+            health.recordFailure(id, hook: hook, outcome: outcome)
+        }
+        return result
+    }
+
+    /// The task's value, or `timedOut` once `timeout` passes (the task is cancelled).
+    static func race<T: Sendable>(_ task: Task<T, Never>, timeout: Duration, timedOut: T) async -> T {
         let once = Once()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<Outcome, Never>) in
+        return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
             let sleeper = Task {
                 try? await Task.sleep(for: timeout)
                 if !Task.isCancelled, once.claim() {
-                    handler.cancel()
-                    continuation.resume(returning: .timedOut)
+                    task.cancel()
+                    continuation.resume(returning: timedOut)
                 }
             }
             Task {
-                let value = await handler.value
-                sleeper.cancel()      // no sleeping task left behind per request
+                let value = await task.value
+                sleeper.cancel()      // no sleeping task left behind per call
                 if once.claim() { continuation.resume(returning: value) }
             }
         }
     }
+}
+
+/// Gives plugins their storage: per install, and per org.
+public protocol PluginStorageProvider: Sendable {
+    func storage(plugin: String, install: String, org: String) -> any PluginStorage
+    func orgStorage(plugin: String, org: String) -> any OrgStorage
 }
 
 /// True for the first caller only.

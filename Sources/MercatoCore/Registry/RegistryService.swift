@@ -46,13 +46,14 @@ public struct RegistryService: Sendable {
     }
 
     /// Registers a new app as a draft of the caller's org; answers its secrets once.
-    public func register(_ document: JSONValue, by caller: Principal) async throws -> Registered {
+    public func register(_ document: JSONValue, by caller: Principal, requestID: String? = nil) async throws -> Registered {
         let org = try developerOrg(of: caller)
-        return try await register(try await validate(document), developerOrg: org)
+        return try await register(try await validate(document), developerOrg: org, actor: caller.actorID, requestID: requestID)
     }
 
     /// Registers a validated manifest for `developerOrg` (also used by the catalog import).
-    public func register(_ manifest: AppManifest, developerOrg: String, status: String = "draft") async throws -> Registered {
+    public func register(_ manifest: AppManifest, developerOrg: String, status: String = "draft", actor: String = "catalog",
+                         requestID: String? = nil) async throws -> Registered {
         let now = clock.millis
         let app = AppRecord(id: RecordID.make("app", millis: now), key: manifest.key, developerOrgId: developerOrg, status: status,
                             latestVersion: manifest.version, name: manifest.name, plan: manifest.plan.rawValue,
@@ -69,23 +70,26 @@ public struct RegistryService: Sendable {
             if manifest.commandSigning.type == "hmac" {
                 created["command"] = try await createSecret(for: app, kind: .command, at: now, on: db)
             }
+            try await ActivityLog.record(org: developerOrg, actor: actor, action: "app.registered", target: app.key, requestID: requestID,
+                                         details: ["version": .string(manifest.version), "status": .string(status)], at: now, on: db)
             return created
         }
         return Registered(app: app, manifest: manifest, newSecrets: created)
     }
 
     /// Adds a new version (its semver must be greater than every earlier one).
-    public func addVersion(key: String, document: JSONValue, by caller: Principal) async throws -> Registered {
+    public func addVersion(key: String, document: JSONValue, by caller: Principal, requestID: String? = nil) async throws -> Registered {
         let org = try developerOrg(of: caller)
         let manifest = try await validate(document)
         guard manifest.key == key else {
             throw ManifestProblems(errors: [.init(field: "key", message: "is `\(manifest.key)`, but this is the app `\(key)`")]).apiError
         }
-        return try await addVersion(manifest, appKey: key, developerOrg: org)
+        return try await addVersion(manifest, appKey: key, developerOrg: org, actor: caller.actorID, requestID: requestID)
     }
 
     /// Adds a validated version to an app of `developerOrg`.
-    public func addVersion(_ manifest: AppManifest, appKey key: String, developerOrg org: String) async throws -> Registered {
+    public func addVersion(_ manifest: AppManifest, appKey key: String, developerOrg org: String, actor: String = "catalog",
+                           requestID: String? = nil) async throws -> Registered {
         let now = clock.millis
         return try await database.transaction { db -> Registered in
             var app = try await ownedApp(key, org: org, on: db)
@@ -106,12 +110,14 @@ public struct RegistryService: Sendable {
                try await AppStore.validSecrets(appID: app.id, kind: SecretKind.command.rawValue, at: now, on: db).isEmpty {
                 created["command"] = try await createSecret(for: app, kind: .command, at: now, on: db)
             }
+            try await ActivityLog.record(org: org, actor: actor, action: "app.version_added", target: app.key, requestID: requestID,
+                                         details: ["version": .string(manifest.version)], at: now, on: db)
             return Registered(app: app, manifest: manifest, newSecrets: created)
         }
     }
 
     /// `published` (visible in every org's catalog) or `unlisted` (hidden from new installs).
-    public func setStatus(key: String, to status: String, by caller: Principal) async throws -> AppRecord {
+    public func setStatus(key: String, to status: String, by caller: Principal, requestID: String? = nil) async throws -> AppRecord {
         let org = try developerOrg(of: caller)
         return try await database.transaction { db -> AppRecord in
             var app = try await ownedApp(key, org: org, on: db)
@@ -125,13 +131,15 @@ public struct RegistryService: Sendable {
             app.status = status
             app.updatedAt = clock.millis
             try await AppStore.update(app, on: db)
+            try await ActivityLog.record(org: org, actor: caller.actorID, action: "app.\(status)", target: app.key, requestID: requestID,
+                                         at: app.updatedAt, on: db)
             return app
         }
     }
 
     /// A new secret of `kind`, shown once; the previous one keeps verifying for ``secretOverlap``.
     /// Secrets already in an earlier overlap stop at once, so at most two verify at a time.
-    public func rotateSecret(key: String, kind: SecretKind, by caller: Principal) async throws -> (secret: String, previousValidUntil: Date?) {
+    public func rotateSecret(key: String, kind: SecretKind, by caller: Principal, requestID: String? = nil) async throws -> (secret: String, previousValidUntil: Date?) {
         let org = try developerOrg(of: caller)
         let now = clock.millis
         let until = now + Int64(secretOverlap * 1000)
@@ -154,6 +162,8 @@ public struct RegistryService: Sendable {
                 }
             }
             let text = try await createSecret(for: app, kind: kind, at: now, on: db)
+            try await ActivityLog.record(org: org, actor: caller.actorID, action: "app.secret_rotated", target: app.key, requestID: requestID,
+                                         details: ["kind": .string(kind.rawValue)], at: now, on: db)
             return (text, previousUntil)
         }
     }

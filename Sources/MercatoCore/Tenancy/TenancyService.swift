@@ -1,3 +1,4 @@
+import MercatoHooks
 import Foundation
 import MercatoCrypto
 public import MercatoStorage
@@ -56,10 +57,14 @@ public struct TenancyService: Sendable {
     // MARK: Orgs
 
     /// Creates an org (operator only).
-    public func createOrg(name: String, plan: Plan, by caller: Principal) async throws -> OrgRecord {
+    public func createOrg(name: String, plan: Plan, by caller: Principal, requestID: String? = nil) async throws -> OrgRecord {
         guard caller.isOperator else { throw APIError.forbidden("Only the operator can create orgs.") }
         let org = OrgRecord(id: RecordID.make("org"), name: name, plan: plan.rawValue, createdAt: Timestamp.nowMillis())
-        try await database.transaction { try await OrgStore.insert(org, on: $0) }
+        try await database.transaction { db in
+            try await OrgStore.insert(org, on: db)
+            try await ActivityLog.record(org: org.id, actor: caller.actorID, action: "org.created", target: org.id, requestID: requestID,
+                                         details: ["plan": .string(plan.rawValue)], at: org.createdAt, on: db)
+        }
         return org
     }
 
@@ -75,7 +80,7 @@ public struct TenancyService: Sendable {
 
     /// Creates a service account in `orgID` with `role` and a token for it; answers the token
     /// text once. Allowed to the operator and to the org's owners.
-    public func createToken(in orgID: String, name: String, role: Role, by caller: Principal) async throws -> (TokenRecord, String) {
+    public func createToken(in orgID: String, name: String, role: Role, by caller: Principal, requestID: String? = nil) async throws -> (TokenRecord, String) {
         let org = try await self.org(orgID, visibleTo: caller)
         guard caller.isOperator || caller.has(.owner, in: org.id) else {
             throw APIError.forbidden("Creating API tokens needs the owner role in this org.")
@@ -89,6 +94,8 @@ public struct TenancyService: Sendable {
             try await AccessStore.insert(principal, on: db)
             try await AccessStore.addMembership(org: org.id, principal: principal.id, role: role.rawValue, at: now, on: db)
             try await AccessStore.insert(token, on: db)
+            try await ActivityLog.record(org: org.id, actor: caller.actorID, action: "token.created", target: token.id, requestID: requestID,
+                                         details: ["role": .string(role.rawValue), "name": .string(name)], at: now, on: db)
         }
         return (token, text)
     }

@@ -38,7 +38,7 @@ struct DeveloperAppRoutes {
         api.post("developer/apps") { request, context in
             let caller = try context.requirePrincipal()
             let document = try await Self.manifestDocument(request, context: context)
-            return EditedResponse(status: .created, response: RegisteredBody(try await registry.register(document, by: caller)))
+            return EditedResponse(status: .created, response: RegisteredBody(try await registry.register(document, by: caller, requestID: context.requestID)))
         }
         api.get("developer/apps") { _, context in
             let caller = try context.requirePrincipal()
@@ -53,16 +53,16 @@ struct DeveloperAppRoutes {
             let key = try context.parameters.require("key")
             _ = try await registry.developerApp(key: key, by: caller)   // 404 before reading another org's body
             let document = try await Self.manifestDocument(request, context: context)
-            return RegisteredBody(try await registry.addVersion(key: key, document: document, by: caller))
+            return RegisteredBody(try await registry.addVersion(key: key, document: document, by: caller, requestID: context.requestID))
         }
         api.post("developer/apps/{key}/publish") { _, context in
             let caller = try context.requirePrincipal()
-            let app = try await registry.setStatus(key: try context.parameters.require("key"), to: "published", by: caller)
+            let app = try await registry.setStatus(key: try context.parameters.require("key"), to: "published", by: caller, requestID: context.requestID)
             return StatusBody(key: app.key, status: app.status)
         }
         api.post("developer/apps/{key}/unlist") { _, context in
             let caller = try context.requirePrincipal()
-            let app = try await registry.setStatus(key: try context.parameters.require("key"), to: "unlisted", by: caller)
+            let app = try await registry.setStatus(key: try context.parameters.require("key"), to: "unlisted", by: caller, requestID: context.requestID)
             return StatusBody(key: app.key, status: app.status)
         }
         api.post("developer/apps/{key}/secrets/rotate") { request, context in
@@ -73,7 +73,7 @@ struct DeveloperAppRoutes {
             guard let kind = RegistryService.SecretKind(rawValue: body.kind) else {
                 throw APIError.invalidRequest("`kind` must be webhook or command.", errors: [.init(field: "kind", message: "must be webhook or command")])
             }
-            let (secret, until) = try await registry.rotateSecret(key: key, kind: kind, by: caller)
+            let (secret, until) = try await registry.rotateSecret(key: key, kind: kind, by: caller, requestID: context.requestID)
             return RotatedBody(kind: kind.rawValue, secret: secret, previousValidUntil: until)
         }
     }

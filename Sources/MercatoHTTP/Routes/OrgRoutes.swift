@@ -53,7 +53,7 @@ struct OrgRoutes {
             guard problems.isEmpty, let plan else {
                 throw APIError.fieldProblems(problems)
             }
-            let org = try await tenancy.createOrg(name: name, plan: plan, by: caller)
+            let org = try await tenancy.createOrg(name: name, plan: plan, by: caller, requestID: context.requestID)
             return EditedResponse(status: .created, response: OrgBody(org))
         }
 
@@ -77,7 +77,7 @@ struct OrgRoutes {
             guard problems.isEmpty, let role else {
                 throw APIError.fieldProblems(problems)
             }
-            let (record, text) = try await tenancy.createToken(in: orgID, name: name, role: role, by: caller)
+            let (record, text) = try await tenancy.createToken(in: orgID, name: name, role: role, by: caller, requestID: context.requestID)
             return EditedResponse(
                 status: .created,
                 response: TokenBody(id: record.id, token: text, role: record.role, name: record.name, orgId: orgID,

@@ -24,7 +24,15 @@ struct SystemRoutes {
                 throw APIError(status: 503, code: "not_ready", title: "Not ready",
                                detail: "Storage is unreachable or migrations are not current.")
             }
-            return Health(status: "ready", checks: ["storage": "ok", "migrations": "current"])
+            // A disabled plugin degrades the node without taking it out of service: its other
+            // commands and routes still answer, and the detail says which plugin and why.
+            var checks = ["storage": "ok", "migrations": "current"]
+            var degraded = false
+            for plugin in runtime.plugins.status() {
+                checks["plugin:\(plugin.id)"] = plugin.disabled ? "disabled: \(plugin.reason ?? "repeated failures")" : "ok"
+                degraded = degraded || plugin.disabled
+            }
+            return Health(status: degraded ? "degraded" : "ready", checks: checks)
         }
         router.get("metrics") { _, _ -> Response in
             var buffer: [UInt8] = []

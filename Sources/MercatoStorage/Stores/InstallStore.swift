@@ -120,18 +120,6 @@ public enum OutboxStore {
             """).run()
     }
 
-    /// Events whose plugin hooks have not run yet, oldest first.
-    public static func hooksPending(limit: Int, on db: any SQLDatabase) async throws -> [OutboxEventRecord] {
-        try await db.raw("""
-            SELECT id, org_id, install_id, app_id, type, payload, created_at, dispatched_at FROM outbox_events
-            WHERE hooks_done_at IS NULL ORDER BY id LIMIT \(bind: limit)
-            """).all(decoding: OutboxEventRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
-    }
-
-    public static func markHooksDone(id: String, at millis: Int64, on db: any SQLDatabase) async throws {
-        try await db.raw("UPDATE outbox_events SET hooks_done_at = \(bind: millis) WHERE id = \(bind: id)").run()
-    }
-
     public static func events(install: String, on db: any SQLDatabase) async throws -> [OutboxEventRecord] {
         try await db.raw("SELECT id, org_id, install_id, app_id, type, payload, created_at, dispatched_at FROM outbox_events WHERE install_id = \(bind: install) ORDER BY id")
             .all(decoding: OutboxEventRecord.self, keyDecodingStrategy: .convertFromSnakeCase)

@@ -1,0 +1,127 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import Logging
+import MercatoCore
+import MercatoHooks
+import MercatoStorage
+import NIOCore
+
+/// Mounts the routes plugins declare (behind bearer authentication, with the role each asks
+/// for, scoped to the caller's org), and the operator's view of the plugins:
+/// `GET /api/v1/plugins`, `POST /api/v1/plugins/{id}/enable`.
+struct PluginRoutes {
+    let runtime: MercatoRuntime
+
+    struct PluginBody: ResponseEncodable {
+        let id: String
+        let version: String
+        let status: String
+        let disabledAt: Date?
+        let reason: String?
+        let recentFailures: Int
+
+        init(_ s: PluginStatus) {
+            id = s.id
+            version = s.version
+            status = s.disabled ? "disabled" : "active"
+            disabledAt = s.disabledAt
+            reason = s.reason
+            recentFailures = s.recentFailures
+        }
+    }
+
+    func register(on api: RouterGroup<AppRequestContext>) {
+        for (plugin, definition) in runtime.plugins.routes {
+            let path = RouterPath(definition.path)
+            let handler: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
+                try await serve(plugin: plugin, definition, request, context)
+            }
+            switch definition.method {
+            case .get: api.get(path, use: handler)
+            case .post: api.post(path, use: handler)
+            case .put: api.put(path, use: handler)
+            case .delete: api.delete(path, use: handler)
+            }
+        }
+
+        api.get("plugins") { _, context in
+            try Self.requireOperator(context)
+            return Page(data: runtime.plugins.status().map(PluginBody.init), nextCursor: nil)
+        }
+        api.post("plugins/{id}/enable") { _, context in
+            try Self.requireOperator(context)
+            let id = try context.parameters.require("id")
+            guard runtime.plugins.enable(id) else { throw APIError.notFound("Plugin `\(id)`") }
+            context.logger.notice("plugin enabled by the operator", metadata: ["plugin": "\(id)"])
+            return PluginBody(runtime.plugins.status().first { $0.id == id }!)
+        }
+    }
+
+    static func requireOperator(_ context: AppRequestContext) throws {
+        guard try context.requirePrincipal().isOperator else { throw APIError.forbidden("Only the operator manages plugins.") }
+    }
+
+    private func serve(plugin: String, _ definition: RouteDefinition, _ request: Request, _ context: AppRequestContext) async throws -> Response {
+        let caller = try context.requirePrincipal()
+        let role = Role(rawValue: definition.minimumRole.rawValue) ?? .owner
+        let orgID = try caller.org(atLeast: role, to: "`\(definition.method.rawValue) /api/v1/\(definition.path)`")
+        let org = try await runtime.tenancy.org(orgID, visibleTo: caller)
+        guard case .member(_, let principalID, _, let callerRole) = caller else { throw APIError.forbidden("Only org members call this route.") }
+
+        var parameters: [String: String] = [:]
+        for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
+        var query: [String: String] = [:]
+        for (key, value) in request.uri.queryParameters where query[String(key)] == nil { query[String(key)] = String(value) }
+        var body: JSONValue?
+        if definition.method == .post || definition.method == .put {
+            let bytes = try await request.collectBody(context: context)
+            if bytes.readableBytes > 0 { body = try JSONBody.decode(JSONValue.self, from: bytes, contentType: request.headers[.contentType]) }
+        }
+
+        let call = RouteRequest(method: definition.method, route: definition.path, parameters: parameters, query: query, body: body,
+                                org: OrgInfo(id: org.id, name: org.name, plan: org.plan), callerID: principalID,
+                                callerRole: MemberRole(rawValue: callerRole.rawValue) ?? .member)
+        guard let result = await runtime.plugins.route(call, plugin: plugin, requestID: context.requestID, logger: context.logger, api: runtime.pluginAPI) else {
+            throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
+                           detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",
+                           headers: ["Retry-After": "60"])
+        }
+        switch result {
+        case .success(.json(let value, let status)):
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            let data = try JSONCoding.encoder.encode(value)
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        case .success(.file(let data, let contentType, let filename)):
+            var headers = HTTPFields()
+            headers[.contentType] = contentType
+            headers[.contentDisposition] = "attachment; filename=\"\(filename.filter { $0.isLetter || $0.isNumber || "._-".contains($0) })\""
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+        case .failure(.failed(let error)):
+            throw APIError(status: error.status, code: error.code, title: Self.title(error.status), detail: error.message)
+        case .failure(.crashed):
+            throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin failed; it has been logged with the request id.")
+        case .failure(.timedOut):
+            throw APIError(status: 504, code: "handler_timeout", title: "Handler timeout", detail: "The route's plugin did not answer in time.")
+        }
+    }
+
+    static func parameterNames(_ path: String) -> [String] {
+        path.split(separator: "/").compactMap { part in
+            part.hasPrefix("{") && part.hasSuffix("}") ? String(part.dropFirst().dropLast()) : nil
+        }
+    }
+
+    static func title(_ status: Int) -> String {
+        switch status {
+        case 400: "Bad request"
+        case 403: "Forbidden"
+        case 404: "Not found"
+        case 409: "Conflict"
+        case 413: "Payload too large"
+        case 422: "Invalid request"
+        default: "Request failed"
+        }
+    }
+}

@@ -1,0 +1,145 @@
+import Foundation
+public import Logging
+public import MercatoHooks
+import Synchronization
+
+/// A host in memory, to test a plugin without a server or a database: storage per namespace
+/// (installs and orgs) with the host's quota, an outbox that records what a plugin emits, and
+/// config values a test sets.
+///
+/// ```swift
+/// let host = FakeHost()
+/// let install = host.install(app: "acme", scopes: ["kv:write"])
+/// let result = try await KVPlugin().handle(host.command("kv.set", ["key": "a", "value": 1], install), host.context(install))
+/// ```
+public final class FakeHost: Sendable {
+    struct State {
+        /// namespace → key → value
+        var data: [String: [String: StoredValue]] = [:]
+        /// namespace → org id
+        var orgOf: [String: String] = [:]
+        var emitted: [(install: String, event: EventDraft)] = []
+        var configs: [String: [String: JSONValue]] = [:]
+    }
+
+    let state = Mutex(State())
+    /// Bytes per (plugin, namespace), as the host counts them (key + JSON value).
+    public let quotaBytes: Int
+    public let logger: Logger
+
+    public init(quotaBytes: Int = 10 * 1024 * 1024) {
+        self.quotaBytes = quotaBytes
+        var logger = Logger(label: "mercato.test-host")
+        logger.logLevel = .critical
+        self.logger = logger
+    }
+
+    /// A new install of `app` in `org`.
+    public func install(app: String = "test-app", org: OrgInfo = OrgInfo(id: "org_test", name: "Test Org", plan: "enterprise"),
+                        scopes: [String] = [], config: [String: JSONValue] = [:]) -> InstallInfo {
+        let id = "ins_" + UUID().uuidString.lowercased().replacingOccurrences(of: "-", with: "")
+        state.withLock {
+            $0.orgOf[id] = org.id
+            $0.configs[id] = config
+        }
+        return InstallInfo(installID: id, orgID: org.id, orgName: org.name, appKey: app, appVersion: "1.0.0", grantedScopes: scopes, status: "active")
+    }
+
+    public func command(_ name: String, _ args: [String: JSONValue] = [:], _ install: InstallInfo) -> CommandRequest {
+        CommandRequest(id: "cmd_" + UUID().uuidString.lowercased(), command: name, args: args, install: install)
+    }
+
+    /// The context a command or install hook of `install` gets.
+    public func context(_ install: InstallInfo) -> HookContext {
+        HookContext(requestID: "req_test", logger: logger, api: api, storage: storage(namespace: install.installID, org: install.orgID))
+    }
+
+    /// The context a route or activity hook of `org` gets.
+    public func orgContext(_ org: OrgInfo) -> OrgContext {
+        OrgContext(requestID: "req_test", logger: logger, api: api, org: org, storage: FakeOrgStorage(host: self, org: org.id))
+    }
+
+    public var api: any PluginAPI { FakePluginAPI(host: self) }
+
+    /// Events emitted so far, in order.
+    public var emitted: [(install: String, event: EventDraft)] { state.withLock { $0.emitted } }
+
+    /// Keys kept in a namespace (an install id, or an org id for the org's own).
+    public func keys(in namespace: String) -> [String] { state.withLock { ($0.data[namespace] ?? [:]).keys.sorted() } }
+
+    func storage(namespace: String, org: String) -> any PluginStorage {
+        state.withLock { $0.orgOf[namespace] = org }
+        return FakeStorage(host: self, namespace: namespace)
+    }
+}
+
+struct FakePluginAPI: PluginAPI {
+    let host: FakeHost
+
+    func emit(_ event: EventDraft, for installID: String) async throws {
+        host.state.withLock { $0.emitted.append((installID, event)) }
+    }
+
+    func config(of installID: String) async throws -> [String: JSONValue] {
+        guard let config = host.state.withLock({ $0.configs[installID] }) else { throw CommandError.notFound("Install \(installID) is gone.") }
+        return config
+    }
+}
+
+/// One namespace of ``FakeHost``, with the host's quota rule.
+struct FakeStorage: PluginStorage {
+    let host: FakeHost
+    let namespace: String
+
+    func get(_ key: String) async throws -> StoredValue? { host.state.withLock { $0.data[namespace]?[key] } }
+
+    func set(_ key: String, _ value: JSONValue) async throws -> Int {
+        let size = key.utf8.count + (try JSONEncoder().encode(value)).count
+        return try host.state.withLock { state in
+            var space = state.data[namespace] ?? [:]
+            let used = try space.filter { $0.key != key }.reduce(0) { $0 + $1.key.utf8.count + (try JSONEncoder().encode($1.value.value)).count }
+            if used + size > host.quotaBytes {
+                throw CommandError(status: 413, code: "quota_exceeded", message: "This install's storage is full.")
+            }
+            let version = (space[key]?.version ?? 0) + 1
+            space[key] = StoredValue(value: value, version: version)
+            state.data[namespace] = space
+            return version
+        }
+    }
+
+    func delete(_ key: String) async throws -> Bool { host.state.withLock { $0.data[namespace]?.removeValue(forKey: key) != nil } }
+
+    func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
+        let all = host.state.withLock { ($0.data[namespace] ?? [:]).keys.sorted() }
+        return Array(all.filter { $0.hasPrefix(prefix) && $0 > (after ?? "") }.prefix(limit))
+    }
+
+    func deleteAll() async throws { _ = host.state.withLock { $0.data.removeValue(forKey: namespace) } }
+}
+
+/// ``OrgStorage`` over every namespace of one org in ``FakeHost``.
+struct FakeOrgStorage: OrgStorage {
+    let host: FakeHost
+    let org: String
+
+    func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
+        let all = host.state.withLock { state -> [StoredEntry] in
+            state.data.flatMap { namespace, values -> [StoredEntry] in
+                guard state.orgOf[namespace] == org else { return [] }
+                return values.map { StoredEntry(installID: namespace == org ? nil : namespace, key: $0.key, value: $0.value) }
+            }
+        }
+        let sorted = all.filter { $0.key.hasPrefix(prefix) }.sorted { newestFirst ? $0.key > $1.key : $0.key < $1.key }
+        let past = after.map { a in sorted.filter { newestFirst ? $0.key < a : $0.key > a } } ?? sorted
+        return Array(past.prefix(limit))
+    }
+
+    func find(_ key: String) async throws -> StoredEntry? {
+        try await entries(prefix: key, after: nil, limit: 1000, newestFirst: false).first { $0.key == key }
+    }
+
+    func install(_ installID: String) -> any PluginStorage { host.storage(namespace: installID, org: org) }
+
+    var own: any PluginStorage { host.storage(namespace: org, org: org) }
+}
