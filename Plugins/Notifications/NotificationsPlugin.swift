@@ -55,20 +55,37 @@ public struct NotificationsPlugin: MercatoPlugin {
         try await context.storage.deleteAll()
     }
 
+    /// The host disabled one of the org's app endpoints: tell its developers in their inbox
+    /// (kept in the org's own namespace; keyed by the activity, so a redelivery adds nothing).
+    public func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws {
+        guard activity.action == "webhook.endpoint_disabled" else { return }
+        let id = PluginSupport.sortableID("ntf", at: activity.occurredAt, suffix: activity.id.replacingOccurrences(of: "_", with: ""))
+        let key = Self.prefix + id
+        guard try await context.storage.own.get(key) == nil else { return }
+        let reason = activity.details["reason"]?.stringValue ?? "it kept failing"
+        let notification: JSONValue = [
+            "id": .string(id), "title": .string("Webhook deliveries to \(activity.target) stopped"),
+            "body": .string("Mercato disabled the app's webhook endpoint: \(reason). Fix the endpoint, publish a version, and recover failed deliveries."),
+            "level": "error", "app": .string(activity.target), "install_id": .null, "created_at": .string(PluginSupport.timestamp(activity.occurredAt)),
+            "dismissed_at": .null, "dismissed_by": .null,
+        ]
+        _ = try await context.storage.own.set(key, notification)
+    }
+
     public func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse {
         switch (request.method, request.route) {
         case (.get, "notifications"):
             return try await list(request, context)
         case (.post, "notifications/{id}/dismiss"):
             let id = request.parameters["id"] ?? ""
-            guard let entry = try await context.storage.find(Self.prefix + id), case .object(var notification) = entry.value.value,
-                  let install = entry.installID else {
+            guard let entry = try await context.storage.find(Self.prefix + id), case .object(var notification) = entry.value.value else {
                 throw CommandError.notFound("Notification \(id) was not found in this org.")
             }
+            let storage = entry.installID.map { context.storage.install($0) } ?? context.storage.own
             if notification["dismissed_at"] == .null {   // dismissing twice keeps the first
                 notification["dismissed_at"] = .string(PluginSupport.timestamp())
                 notification["dismissed_by"] = .string(request.callerID)
-                _ = try await context.storage.install(install).set(entry.key, .object(notification))
+                _ = try await storage.set(entry.key, .object(notification))
             }
             return .json(.object(notification))
         default:

@@ -19,6 +19,7 @@ public final class MercatoRuntime: Sendable {
     public let gateway: CommandGateway
     public let commandLog: CommandLogService
     public let hooks: HookDispatcher
+    public let deliveryLog: DeliveryLogService
     /// What plugins are offered (outbox, config).
     public let pluginAPI: any PluginAPI
     public let logger: Logger
@@ -42,6 +43,7 @@ public final class MercatoRuntime: Sendable {
         self.pluginAPI = api
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
+        self.deliveryLog = DeliveryLogService(database: database, registry: registry, clock: clock)
         self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, clock: clock, logger: logger)
         self.logger = logger
     }

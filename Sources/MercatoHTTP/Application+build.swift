@@ -22,6 +22,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     InstallRoutes(installs: runtime.installs).register(on: api)
     commands.registerLogs(on: api)
     PluginRoutes(runtime: runtime).register(on: api)
+    DeliveryRoutes(log: runtime.deliveryLog).register(on: api)
 
     routes.load(router.routes)
     return router

@@ -3,10 +3,11 @@ public import Foundation
 /// Small helpers plugins share.
 public enum PluginSupport {
     /// An id that sorts by creation time: `prefix_` + milliseconds and randomness in base 36,
-    /// each zero-padded so that string order is time order.
-    public static func sortableID(_ prefix: String, at date: Date = Date()) -> String {
+    /// each zero-padded so that string order is time order. A `suffix` replaces the randomness
+    /// when the id must be the same each time (derived from another id).
+    public static func sortableID(_ prefix: String, at date: Date = Date(), suffix: String? = nil) -> String {
         let millis = String(UInt64(date.timeIntervalSince1970 * 1000), radix: 36)
-        let random = String(UInt64.random(in: 0 ... UInt64.max), radix: 36)
+        let random = suffix ?? String(UInt64.random(in: 0 ... UInt64.max), radix: 36)
         return prefix + "_" + String(repeating: "0", count: max(0, 9 - millis.count)) + millis
             + String(repeating: "0", count: max(0, 13 - random.count)) + random
     }

@@ -247,5 +247,55 @@ public enum Schema {
             ]
             return statements
         },
+        Migration(id: 7, name: "outbound webhook deliveries, attempts and endpoint state") { _ in
+            [
+                """
+                CREATE TABLE webhook_deliveries (
+                    id TEXT NOT NULL,
+                    app_id TEXT NOT NULL,
+                    org_id TEXT NOT NULL,
+                    install_id TEXT,
+                    type TEXT NOT NULL,
+                    url TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    attempts INTEGER NOT NULL DEFAULT 0,
+                    next_attempt_at BIGINT NOT NULL,
+                    lease_until BIGINT,
+                    last_status_code INTEGER,
+                    last_error TEXT,
+                    created_at BIGINT NOT NULL,
+                    delivered_at BIGINT,
+                    PRIMARY KEY (id, app_id)
+                )
+                """,
+                "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, next_attempt_at)",
+                "CREATE INDEX webhook_deliveries_app ON webhook_deliveries (app_id, id)",
+                """
+                CREATE TABLE webhook_attempts (
+                    delivery_id TEXT NOT NULL,
+                    app_id TEXT NOT NULL,
+                    attempt INTEGER NOT NULL,
+                    status_code INTEGER,
+                    duration_ms BIGINT NOT NULL,
+                    response_body TEXT,
+                    error TEXT,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (delivery_id, app_id, attempt)
+                )
+                """,
+                "CREATE INDEX webhook_attempts_created ON webhook_attempts (created_at)",
+                """
+                CREATE TABLE webhook_endpoints (
+                    app_id TEXT PRIMARY KEY,
+                    consecutive_failures INTEGER NOT NULL DEFAULT 0,
+                    failing_since BIGINT,
+                    circuit TEXT NOT NULL DEFAULT 'closed',
+                    open_until BIGINT,
+                    disabled_at BIGINT,
+                    disabled_reason TEXT
+                )
+                """,
+            ]
+        },
     ])
 }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -35,13 +36,17 @@ struct Serve: AsyncParsableCommand {
         if let catalog = settings.catalogDirectory {
             await CatalogImporter(runtime: runtime).importAtStart(catalog, logger: logger)
         }
+        let deliveryClient = DeliveryService.makeClient()
         let app = buildApplication(
             runtime: runtime, metrics: registry, logger: logger,
             services: [
                 KeyringWatcher(vault: runtime.vault, logger: logger),
                 runtime.hooks,
+                DeliveryService(database: runtime.database, registry: runtime.registry, client: deliveryClient, clock: runtime.clock, logger: logger,
+                                policy: DeliveryPolicy(settings: settings), addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks)),
                 RetentionService(database: runtime.database, clock: runtime.clock, logger: logger,
-                                 idempotencyHours: settings.idempotencyHours, commandLogDays: settings.commandLogDays),
+                                 idempotencyHours: settings.idempotencyHours, commandLogDays: settings.commandLogDays,
+                                 deliveryLogDays: settings.deliveryLogDays),
             ]
         )
         logger.notice("mercato listening", metadata: [
@@ -52,11 +57,13 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
+            try? await deliveryClient.shutdown()
             await runtime.plugins.deactivate()
             await runtime.close()
             throw error
         }
         // Plugins stop after the server drained and the services ended, bounded in all.
+        try? await deliveryClient.shutdown()
         await runtime.plugins.deactivate()
         await runtime.close()
         logger.notice("mercato stopped")

@@ -60,11 +60,7 @@ extension CommandLogFilter {
     /// Reads `command`, `outcome`, `since`, `until` (RFC 3339) from query values.
     public init(query: [String: String]) throws {
         func time(_ name: String) throws -> Int64? {
-            guard let text = query[name], !text.isEmpty else { return nil }
-            guard let date = try? Date(text, strategy: .iso8601) else {
-                throw APIError.invalidRequest("`\(name)` must be an RFC 3339 time such as 2026-11-21T10:00:00Z.", errors: [.init(field: name, message: "is not RFC 3339")])
-            }
-            return Timestamp.millis(date)
+            try RFC3339Field.parse(query[name], field: name).map(Timestamp.millis)
         }
         self.init(command: query["command"].flatMap { $0.isEmpty ? nil : $0 }, outcome: query["outcome"].flatMap { $0.isEmpty ? nil : $0 },
                   since: try time("since"), until: try time("until"))

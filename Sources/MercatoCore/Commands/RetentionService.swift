@@ -11,14 +11,17 @@ public struct RetentionService: Service {
     let logger: Logger
     let idempotency: Duration
     let commandLog: Duration
+    let deliveryLog: Duration
     let interval: Duration
 
-    public init(database: Database, clock: WallClock, logger: Logger, idempotencyHours: Int, commandLogDays: Int, interval: Duration = .seconds(600)) {
+    public init(database: Database, clock: WallClock, logger: Logger, idempotencyHours: Int, commandLogDays: Int, deliveryLogDays: Int = 30,
+                interval: Duration = .seconds(600)) {
         self.database = database
         self.clock = clock
         self.logger = logger
         self.idempotency = .seconds(max(24, idempotencyHours) * 3600)
         self.commandLog = .seconds(commandLogDays * 86400)
+        self.deliveryLog = .seconds(deliveryLogDays * 86400)
         self.interval = interval
     }
 
@@ -48,9 +51,17 @@ public struct RetentionService: Service {
         // Activity rows feed the plugins' hooks (the Audit plugin keeps the trail); a week after
         // their hooks ran they are no longer needed.
         let activityRows = try await database.transaction { try await AuditStore.pruneDispatched(before: now - 7 * 86_400_000, on: $0) }
-        if removedKeys + removedRows + activityRows > 0 {
+        let deliveryCutoff = now - deliveryLog.components.seconds * 1000
+        var deliveryRows = 0
+        while true {
+            let n = try await database.transaction { try await DeliveryStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
+            deliveryRows += n
+            if n == 0 { break }
+        }
+        if removedKeys + removedRows + activityRows + deliveryRows > 0 {
             logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)",
-                                                      "activity_rows": "\(activityRows)"])
+                                                      "activity_rows": "\(activityRows)",
+                                                      "delivery_rows": "\(deliveryRows)"])
         }
         return (removedKeys, removedRows)
     }

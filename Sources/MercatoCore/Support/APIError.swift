@@ -1,3 +1,5 @@
+public import Foundation
+
 /// An error a caller can act on: an HTTP status, a stable snake_case `code` from the contract,
 /// and a sentence that says what went wrong. The HTTP layer renders it as RFC 9457 Problem
 /// Details. It never carries secrets, SQL or stack traces.
@@ -61,5 +63,16 @@ extension APIError {
     }
     public static func internalError() -> APIError {
         APIError(status: 500, code: "internal_error", title: "Internal error", detail: "The server failed to answer this request; it has been logged with the request id.")
+    }
+}
+
+/// An RFC 3339 time from a query or body field; 422 naming the field otherwise.
+public enum RFC3339Field {
+    public static func parse(_ text: String?, field: String) throws -> Date? {
+        guard let text, !text.isEmpty else { return nil }
+        guard let date = try? Date(text, strategy: .iso8601) else {
+            throw APIError.invalidRequest("`\(field)` must be an RFC 3339 time such as 2026-11-21T10:00:00Z.", errors: [.init(field: field, message: "is not RFC 3339")])
+        }
+        return date
     }
 }

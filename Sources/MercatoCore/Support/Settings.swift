@@ -15,6 +15,10 @@ public import MercatoStorage
 /// | `MERCATO_IDEMPOTENCY_HOURS` | `48` (at least 24) |
 /// | `MERCATO_COMMAND_LOG_DAYS` | `30` |
 /// | `MERCATO_CATALOG_DIR` | `./catalog` when it exists; `none` to import nothing at start |
+/// | `MERCATO_ALLOW_PRIVATE_WEBHOOKS` | unset: deliveries to private, loopback and link-local addresses are refused; `1` allows them |
+/// | `MERCATO_WEBHOOK_RETRIES` | `5,300,1800,7200,18000,36000,36000` (seconds before each retry, ±20% jitter) |
+/// | `MERCATO_WEBHOOK_TIMEOUT_SECONDS` | `15` |
+/// | `MERCATO_DELIVERY_LOG_DAYS` | `30` (attempts, finished deliveries and handled events) |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -30,6 +34,13 @@ public struct Settings: Sendable {
     public var commandLogDays: Int
     /// The catalog folder imported at start, `nil` for none.
     public var catalogDirectory: URL?
+    /// Deliveries may go to private, loopback and link-local addresses.
+    public var allowPrivateWebhooks = false
+    /// Seconds before each delivery retry; `nil` for the contract's schedule.
+    public var webhookRetries: [Int]?
+    public var webhookTimeoutSeconds = 15
+    /// How long the delivery log is kept.
+    public var deliveryLogDays = 30
 
     /// The SQLite file in the data directory.
     public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
@@ -71,6 +82,16 @@ public struct Settings: Sendable {
             let local = URL(fileURLWithPath: "catalog", isDirectory: true)
             catalogDirectory = FileManager.default.fileExists(atPath: local.appendingPathComponent("apps").path) ? local : nil
         }
+        allowPrivateWebhooks = value("MERCATO_ALLOW_PRIVATE_WEBHOOKS") == "1"
+        if let text = value("MERCATO_WEBHOOK_RETRIES") {
+            let parts = text.split(separator: ",").map { Int($0.trimmingCharacters(in: .whitespaces)) }
+            guard !parts.isEmpty, parts.count <= 20, parts.allSatisfy({ ($0 ?? -1) >= 1 && ($0 ?? 0) <= 86400 }) else {
+                throw SettingsError("MERCATO_WEBHOOK_RETRIES must be 1 to 20 comma-separated waits in seconds (1 to 86400), not \(text)")
+            }
+            webhookRetries = parts.compactMap { $0 }
+        }
+        webhookTimeoutSeconds = try Self.number(value("MERCATO_WEBHOOK_TIMEOUT_SECONDS"), name: "MERCATO_WEBHOOK_TIMEOUT_SECONDS", default: 15, range: 1 ... 60)
+        deliveryLogDays = try Self.number(value("MERCATO_DELIVERY_LOG_DAYS"), name: "MERCATO_DELIVERY_LOG_DAYS", default: 30, range: 1 ... 3650)
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
                 throw SettingsError("DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite)")

@@ -1,0 +1,312 @@
+public import AsyncHTTPClient
+import Foundation
+public import Logging
+import MercatoCrypto
+import MercatoHooks
+public import MercatoStorage
+import Metrics
+import NIOCore
+import NIOHTTP1
+public import ServiceLifecycle
+
+/// How deliveries are retried and when an endpoint is given up on (CONTRACT §5).
+public struct DeliveryPolicy: Sendable {
+    /// Waits before the 1st, 2nd, ... retry; after the last retry fails the delivery is `failed`.
+    public var schedule: [Duration] = [5, 300, 1800, 7200, 18000, 36000, 36000].map { .seconds($0) }
+    /// Each wait is scaled by a random factor in 1 ± jitter.
+    public var jitter: Double = 0.2
+    /// A delivery succeeds with a 2xx within this time.
+    public var timeout: Duration = .seconds(15)
+    /// `Retry-After` on 429/503 is honoured within [1 s, this].
+    public var maxRetryAfter: Duration = .seconds(36000)
+    /// Consecutive failures that open an endpoint's circuit, and how long it stays open before
+    /// one probe is let through.
+    public var circuitThreshold = 5
+    public var circuitCooldown: Duration = .seconds(60)
+    /// An endpoint failing without a success for this long is disabled.
+    public var disableAfter: Duration = .seconds(5 * 86400)
+    /// Deliveries claimed and sent at once by one node.
+    public var batch = 64
+
+    public init() {}
+
+    /// `schedule` from `MERCATO_WEBHOOK_RETRIES` (seconds, comma separated), timeout from
+    /// `MERCATO_WEBHOOK_TIMEOUT_SECONDS`.
+    public init(settings: Settings) {
+        if let retries = settings.webhookRetries { schedule = retries.map { .seconds($0) } }
+        timeout = .seconds(settings.webhookTimeoutSeconds)
+    }
+}
+
+/// Drains the outbox to apps' `webhook_url`s: fans each event out to the app of its install
+/// when that app subscribes to the type, then sends due deliveries signed per Standard Webhooks
+/// with every valid webhook secret of the app. Claims are leased (`FOR UPDATE SKIP LOCKED` on
+/// PostgreSQL), so several nodes can run it; a restart loses nothing (the outbox and the
+/// delivery rows are durable). At least once: receivers dedupe on `webhook-id`.
+public struct DeliveryService: Service {
+    let database: Database
+    let registry: RegistryService
+    let client: HTTPClient
+    let clock: WallClock
+    let logger: Logger
+    let policy: DeliveryPolicy
+    let addressGuard: AddressGuard
+    let idleInterval: Duration
+
+    public init(database: Database, registry: RegistryService, client: HTTPClient, clock: WallClock, logger: Logger,
+                policy: DeliveryPolicy = DeliveryPolicy(), addressGuard: AddressGuard, idleInterval: Duration = .milliseconds(200)) {
+        self.database = database
+        self.registry = registry
+        self.client = client
+        self.clock = clock
+        self.logger = logger
+        self.policy = policy
+        self.addressGuard = addressGuard
+        self.idleInterval = idleInterval
+    }
+
+    /// An HTTP client for deliveries: redirects are not followed (a 3xx is a failure, so a
+    /// redirect cannot lead to a private address).
+    public static func makeClient() -> HTTPClient {
+        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    public func run() async throws {
+        while !Task.isCancelled && !Task.isShuttingDownGracefully {
+            var handled = 0
+            do {
+                handled += try await fanOut()
+                handled += try await deliverDue()
+            } catch {
+                logger.error("webhook delivery pass failed; retrying", metadata: ["error_type": "\(type(of: error))"])
+            }
+            if handled == 0 {
+                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: idleInterval) } } catch { return }
+            }
+        }
+    }
+
+    // MARK: Fan-out
+
+    /// Turns up to `limit` new outbox events into deliveries; answers how many events it read.
+    @discardableResult
+    public func fanOut(limit: Int = 200) async throws -> Int {
+        let now = clock.millis
+        return try await database.transaction { db in
+            let events = try await DeliveryStore.undispatched(limit: limit, on: db)
+            var manifests: [String: AppManifest?] = [:]
+            for event in events {
+                guard let installID = event.installId, let appID = event.appId,
+                      let install = try await InstallStore.find(id: installID, on: db) else { continue }
+                let cacheKey = appID + "@" + install.version
+                if manifests[cacheKey] == nil {
+                    manifests[cacheKey] = try await AppStore.manifest(appID: appID, version: install.version, on: db).map(RegistryService.decode)
+                }
+                guard let manifest = manifests[cacheKey] ?? nil, let url = manifest.webhookURL, manifest.events.contains(event.type) else { continue }
+                try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
+            }
+            try await DeliveryStore.markDispatched(events.map(\.id), at: now, on: db)
+            return events.count
+        }
+    }
+
+    // MARK: Attempts
+
+    /// Sends up to one batch of due deliveries at once; answers how many it claimed.
+    @discardableResult
+    public func deliverDue() async throws -> Int {
+        let now = clock.millis
+        let lease = now + (policy.timeout.components.seconds + 30) * 1000
+        let due = try await database.transaction { try await DeliveryStore.claimDue(limit: policy.batch, now: now, leaseUntil: lease, on: $0) }
+        await withTaskGroup(of: Void.self) { group in
+            for delivery in due {
+                group.addTask {
+                    do { try await attempt(delivery) } catch {
+                        logger.error("webhook attempt could not be recorded; it will be claimed again", metadata: [
+                            "webhook_id": "\(delivery.id)", "error_type": "\(type(of: error))",
+                        ])
+                    }
+                }
+            }
+        }
+        return due.count
+    }
+
+    /// What one HTTP attempt gave.
+    struct Response {
+        var status: Int?
+        var body: String?
+        var error: String?
+        var retryAfter: Duration?
+        var durationMs: Int64
+    }
+
+    func attempt(_ claimed: DeliveryRecord) async throws {
+        var delivery = claimed
+        let now = clock.millis
+        let appID = claimed.appId
+        let endpoint = try await database.read { try await DeliveryStore.endpoint(appID: appID, on: $0) }
+        if let reason = endpoint.disabledReason, endpoint.disabledAt != nil {
+            delivery.status = "failed"
+            delivery.lastError = "endpoint disabled: \(reason)"
+            let record = delivery
+            try await database.transaction { try await DeliveryStore.update(record, on: $0) }
+            return
+        }
+        var probe = false
+        if endpoint.circuit != "closed" {
+            let until = endpoint.openUntil ?? 0
+            let taken = until <= now ? try await database.transaction {
+                try await DeliveryStore.takeProbe(appID: appID, now: now, probeUntil: now + policy.circuitCooldown.millis, on: $0)
+            } : false
+            guard taken else {
+                // The circuit is open: wait for it without spending an attempt.
+                delivery.nextAttemptAt = max(until, now + 1000)
+                let record = delivery
+                try await database.transaction { try await DeliveryStore.update(record, on: $0) }
+                return
+            }
+            probe = true
+        }
+        if let refusal = addressGuard.refusal(for: delivery.url) {
+            try await record(delivery, Response(status: nil, body: nil, error: refusal, retryAfter: nil, durationMs: 0), probe: false, final: true)
+            return
+        }
+        let eventID = delivery.id
+        guard let payload = try await database.read({ try await DeliveryStore.payload(eventID: eventID, on: $0) }) else {
+            try await record(delivery, Response(status: nil, body: nil, error: "the event is past its retention", retryAfter: nil, durationMs: 0), probe: false, final: true)
+            return
+        }
+        let secrets = try await registry.verificationSecrets(appID: delivery.appId, kind: .webhook)
+        let response = await send(delivery, payload: payload, secrets: secrets)
+        try await record(delivery, response, probe: probe, final: false)
+    }
+
+    /// Records the attempt, the delivery's new state and the endpoint's, in one transaction;
+    /// the endpoint's failure count moves atomically, since attempts run side by side.
+    private func record(_ claimed: DeliveryRecord, _ response: Response, probe: Bool, final: Bool) async throws {
+        let now = clock.millis
+        let ok = response.status.map { (200 ... 299).contains($0) } ?? false
+        Counter(label: "mercato_webhook_attempts_total", dimensions: [("outcome", ok ? "delivered" : response.status.map { "http_\($0 / 100)xx" } ?? "error")]).increment()
+        var delivery = claimed
+        delivery.attempts += 1
+        delivery.lastStatusCode = response.status
+        delivery.lastError = response.error
+        let attempt = AttemptRecord(deliveryId: delivery.id, appId: delivery.appId, attempt: delivery.attempts, statusCode: response.status,
+                                    durationMs: response.durationMs, responseBody: response.body, error: response.error, createdAt: now)
+        let policy = self.policy
+        let counted = delivery
+        let disabled = try await database.transaction { db -> String? in
+            var delivery = counted
+            try await DeliveryStore.insertAttempt(attempt, on: db)
+            var disabled: String?
+            if ok {
+                delivery.status = "delivered"
+                delivery.deliveredAt = now
+                try await DeliveryStore.recordSuccess(appID: delivery.appId, on: db)
+            } else if final || delivery.attempts > policy.schedule.count {
+                delivery.status = "failed"
+                if !final { delivery.lastError = (response.error ?? "HTTP \(response.status ?? 0)") + "; gave up after \(delivery.attempts) attempts" }
+            } else {
+                let endpoint = try await DeliveryStore.recordFailure(appID: delivery.appId, at: now, on: db)
+                if response.status == 410 {
+                    disabled = "the endpoint answered 410 Gone"
+                } else if let since = endpoint.failingSince, now - since >= policy.disableAfter.millis {
+                    disabled = "the endpoint failed without a success for \(policy.disableAfter.components.seconds / 86400) days"
+                }
+                if let disabled {
+                    delivery.status = "failed"
+                    try await DeliveryStore.disable(appID: delivery.appId, reason: disabled, at: now, on: db)
+                    if let app = try await AppStore.find(id: delivery.appId, on: db) {
+                        // The developer hears of it through the activity feed (the Notifications
+                        // plugin turns it into an inbox entry of the developer org).
+                        try await ActivityLog.record(org: app.developerOrgId, actor: "system:delivery", action: "webhook.endpoint_disabled",
+                                                     target: app.key, requestID: nil, details: ["reason": .string(disabled)], at: now, on: db)
+                    }
+                } else {
+                    delivery.status = "pending"
+                    var wait = Int64(Double(policy.schedule[delivery.attempts - 1].millis) * Double.random(in: (1 - policy.jitter) ... (1 + policy.jitter)))
+                    if let retryAfter = response.retryAfter, response.status == 429 || response.status == 503 {
+                        wait = min(max(retryAfter.millis, 1000), policy.maxRetryAfter.millis)
+                    }
+                    delivery.nextAttemptAt = now + wait
+                    if probe || endpoint.consecutiveFailures >= policy.circuitThreshold {
+                        let until = now + policy.circuitCooldown.millis
+                        try await DeliveryStore.openCircuit(appID: delivery.appId, until: until, on: db)
+                        delivery.nextAttemptAt = max(delivery.nextAttemptAt, until)
+                    }
+                }
+            }
+            try await DeliveryStore.update(delivery, on: db)
+            return disabled
+        }
+        if let disabled {
+            logger.warning("webhook endpoint disabled", metadata: ["app_id": "\(claimed.appId)", "reason": "\(disabled)"])
+        }
+    }
+
+    /// POSTs the payload with the Standard Webhooks headers; never throws.
+    func send(_ delivery: DeliveryRecord, payload: String, secrets: [String]) async -> Response {
+        let started = ContinuousClock.now
+        func elapsed() -> Int64 { (ContinuousClock.now - started).millis }
+        let timestamp = String(clock.millis / 1000)
+        let content = StandardWebhooks.signedContent(id: delivery.id, timestamp: timestamp, body: Array(payload.utf8))
+        let signatures = secrets.compactMap { StandardWebhooks.sign(content: content, secret: $0) }
+        guard !signatures.isEmpty else { return Response(status: nil, body: nil, error: "the app has no valid webhook secret", retryAfter: nil, durationMs: 0) }
+        var request = HTTPClientRequest(url: delivery.url)
+        request.method = .POST
+        request.headers.add(name: "Content-Type", value: "application/json")
+        request.headers.add(name: "User-Agent", value: "Mercato-Webhooks/1")
+        request.headers.add(name: "webhook-id", value: delivery.id)
+        request.headers.add(name: "webhook-timestamp", value: timestamp)
+        request.headers.add(name: "webhook-signature", value: signatures.joined(separator: " "))
+        request.body = .bytes(ByteBuffer(string: payload))
+        do {
+            let response = try await client.execute(request, timeout: .nanoseconds(policy.timeout.nanoseconds))
+            var body = ByteBuffer()
+            for try await chunk in response.body {
+                var chunk = chunk
+                let room = 4096 - body.readableBytes
+                if room <= 0 { break }
+                if var part = chunk.readSlice(length: min(room, chunk.readableBytes)) { body.writeBuffer(&part) }
+            }
+            let text = String(decoding: body.readableBytesView, as: UTF8.self)
+            return Response(status: Int(response.status.code), body: text.isEmpty ? nil : text, error: nil,
+                            retryAfter: response.headers.first(name: "Retry-After").flatMap { Self.retryAfter($0, now: clock.now()) },
+                            durationMs: elapsed())
+        } catch let error as HTTPClientError where error == .deadlineExceeded || error == .readTimeout {
+            return Response(status: nil, body: nil, error: "no answer within \(policy.timeout.components.seconds) s", retryAfter: nil, durationMs: elapsed())
+        } catch {
+            return Response(status: nil, body: nil, error: Self.describe(error), retryAfter: nil, durationMs: elapsed())
+        }
+    }
+
+    /// `Retry-After` as seconds or an HTTP date.
+    static func retryAfter(_ value: String, now: Date) -> Duration? {
+        if let seconds = Int(value.trimmingCharacters(in: .whitespaces)), seconds >= 0 { return .seconds(seconds) }
+        let formatter = DateFormatter()
+        formatter.locale = Locale(identifier: "en_US_POSIX")
+        formatter.timeZone = TimeZone(identifier: "GMT")
+        formatter.dateFormat = "EEE, dd MMM yyyy HH:mm:ss zzz"
+        guard let date = formatter.date(from: value) else { return nil }
+        return .seconds(max(0, Int(date.timeIntervalSince(now))))
+    }
+
+    /// A short, data-free description of a transport failure.
+    static func describe(_ error: any Error) -> String {
+        if let error = error as? HTTPClientError {
+            switch error {
+            case .connectTimeout: return "connect timeout"
+            case .remoteConnectionClosed: return "the endpoint closed the connection"
+            default: return "transport error: \(String(describing: error))"
+            }
+        }
+        return "connection failed (\(type(of: error)))"
+    }
+}
+
+extension Duration {
+    var millis: Int64 { components.seconds * 1000 + components.attoseconds / 1_000_000_000_000_000 }
+}
