@@ -35,6 +35,7 @@ public struct DeliveryPolicy: Sendable {
     public init(settings: Settings) {
         if let retries = settings.webhookRetries { schedule = retries.map { .seconds($0) } }
         timeout = .seconds(settings.webhookTimeoutSeconds)
+        circuitCooldown = .seconds(settings.webhookCircuitCooldownSeconds)
     }
 }
 

@@ -18,6 +18,7 @@ public import MercatoStorage
 /// | `MERCATO_ALLOW_PRIVATE_WEBHOOKS` | unset: deliveries to private, loopback and link-local addresses are refused; `1` allows them |
 /// | `MERCATO_WEBHOOK_RETRIES` | `5,300,1800,7200,18000,36000,36000` (seconds before each retry, ±20% jitter) |
 /// | `MERCATO_WEBHOOK_TIMEOUT_SECONDS` | `15` |
+/// | `MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS` | `60` (an endpoint's open circuit waits this long before one probe) |
 /// | `MERCATO_DELIVERY_LOG_DAYS` | `30` (attempts, finished deliveries and handled events) |
 public struct Settings: Sendable {
     public var dataDirectory: URL
@@ -39,6 +40,8 @@ public struct Settings: Sendable {
     /// Seconds before each delivery retry; `nil` for the contract's schedule.
     public var webhookRetries: [Int]?
     public var webhookTimeoutSeconds = 15
+    /// How long an endpoint's open circuit waits before one probe.
+    public var webhookCircuitCooldownSeconds = 60
     /// How long the delivery log is kept.
     public var deliveryLogDays = 30
 
@@ -91,6 +94,8 @@ public struct Settings: Sendable {
             webhookRetries = parts.compactMap { $0 }
         }
         webhookTimeoutSeconds = try Self.number(value("MERCATO_WEBHOOK_TIMEOUT_SECONDS"), name: "MERCATO_WEBHOOK_TIMEOUT_SECONDS", default: 15, range: 1 ... 60)
+        webhookCircuitCooldownSeconds = try Self.number(value("MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS"), name: "MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS",
+                                                        default: 60, range: 1 ... 3600)
         deliveryLogDays = try Self.number(value("MERCATO_DELIVERY_LOG_DAYS"), name: "MERCATO_DELIVERY_LOG_DAYS", default: 30, range: 1 ... 3650)
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
