@@ -24,6 +24,8 @@ final class Receiver: Sendable {
     /// Answers to give, in order (status, Retry-After); 200 once it is empty.
     let script = Mutex<[(Int, String?)]>([])
     let always = Mutex<Int?>(nil)
+    /// Waits this long before answering.
+    let delay = Mutex<Duration?>(nil)
 
     var count: Int { received.withLock { $0.count } }
 
@@ -35,6 +37,7 @@ final class Receiver: Sendable {
                 $0.append(Received(id: request.headers[HTTPField.Name("webhook-id")!] ?? "", timestamp: request.headers[HTTPField.Name("webhook-timestamp")!] ?? "",
                                    signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: Array(body.readableBytesView)))
             }
+            if let delay = self.delay.withLock({ $0 }) { try await Task.sleep(for: delay) }
             let (status, retryAfter) = self.always.withLock { $0 }.map { ($0, nil) } ?? self.script.withLock { $0.isEmpty ? (200, nil) : $0.removeFirst() }
             var headers = HTTPFields()
             if let retryAfter { headers[.retryAfter] = retryAfter }
@@ -196,7 +199,9 @@ struct DeliveryTests {
                 let failed = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=failed", token: s.vendor)
                 let rows = try #require(failed.json["data"] as? [[String: Any]])
                 #expect(rows.count == 2)
-                #expect((rows.first?["last_error"] as? String)?.hasPrefix("endpoint disabled") == true)
+                let later = try #require(rows.first { $0["type"] as? String == "install.config_updated" })
+                #expect((later["last_error"] as? String)?.hasPrefix("endpoint disabled") == true)
+                #expect(rows.first { $0["type"] as? String == "app.enabled" }?["last_status_code"] as? Int == 410)
                 while try await app.runtime.hooks.dispatchPending() > 0 {}
                 let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
                 let note = try #require((inbox.json["data"] as? [[String: Any]])?.first)
@@ -222,6 +227,46 @@ struct DeliveryTests {
             throw error
         }
         try await client.shutdown()
+    }
+
+    @Test func aHangingEndpointTimesOutAndFiveDaysOfFailuresDisableIt() async throws {
+        let clock = ManualClock(Date())
+        let receiver = Receiver()
+        try await receiver.serve { port in
+            try await withApp(.sqlite, clock: clock.wallClock) { app in
+                try await withDeliveryClient { client in
+                    let s = try await setUp(app, port: port)
+                    var policy = DeliveryPolicy()
+                    policy.timeout = .seconds(1)
+                    policy.circuitThreshold = 1000
+                    let deliveries = service(app, clock: clock, client: client, policy: policy)
+                    receiver.delay.withLock { $0 = .seconds(3) }
+                    try await deliveries.fanOut()
+                    try await deliveries.deliverDue()
+                    let hung = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.vendor)
+                    let row = try #require((hung.json["data"] as? [[String: Any]])?.first)
+                    #expect(row["status"] as? String == "pending")
+                    #expect(row["last_error"] as? String == "no answer within 1 s")
+
+                    // No success for five days: the endpoint is disabled, the developer is told.
+                    receiver.delay.withLock { $0 = nil }
+                    receiver.always.withLock { $0 = 500 }
+                    for day in 0 ..< 6 {
+                        clock.advance(by: 86_400 + 1)
+                        _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#\(day)"])
+                        try await deliveries.fanOut()
+                        try await deliveries.deliverDue()
+                    }
+                    let endpoint = try await app.runtime.database.read { db in
+                        try await DeliveryStore.endpoint(appID: try await AppStore.find(key: s.key, on: db)!.id, on: db)
+                    }
+                    #expect(endpoint.disabledReason == "the endpoint failed without a success for 5 days")
+                    while try await app.runtime.hooks.dispatchPending() > 0 {}
+                    let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
+                    #expect((inbox.json["data"] as? [[String: Any]])?.first?["level"] as? String == "error")
+                }
+            }
+        }
     }
 
     @Test func privateLoopbackLinkLocalAndMetadataAddressesAreRefused() {
