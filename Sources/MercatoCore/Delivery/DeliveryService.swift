@@ -163,8 +163,9 @@ public struct DeliveryService: Service {
                 try await DeliveryStore.takeProbe(appID: appID, now: now, probeUntil: now + policy.circuitCooldown.millis, on: $0)
             } : false
             guard taken else {
-                // The circuit is open: wait for it without spending an attempt.
-                delivery.nextAttemptAt = max(until, now + 1000)
+                // The circuit is open: wait for it without spending an attempt. While a probe is
+                // out (half open), look again in a second rather than the probe's whole lease.
+                delivery.nextAttemptAt = endpoint.circuit == "half_open" ? now + 1000 : max(until, now + 1000)
                 let record = delivery
                 try await database.transaction { try await DeliveryStore.update(record, on: $0) }
                 return
@@ -212,7 +213,11 @@ public struct DeliveryService: Service {
                 if !final { delivery.lastError = (response.error ?? "HTTP \(response.status ?? 0)") + "; gave up after \(delivery.attempts) attempts" }
             } else {
                 let endpoint = try await DeliveryStore.recordFailure(appID: delivery.appId, at: now, on: db)
-                if response.status == 410 {
+                if let reason = endpoint.disabledReason, endpoint.disabledAt != nil {
+                    // Another attempt disabled the endpoint meanwhile: this one stops too, once.
+                    delivery.status = "failed"
+                    delivery.lastError = (response.error ?? "HTTP \(response.status ?? 0)") + "; endpoint disabled: \(reason)"
+                } else if response.status == 410 {
                     disabled = "the endpoint answered 410 Gone"
                 } else if let since = endpoint.failingSince, now - since >= policy.disableAfter.millis {
                     disabled = "the endpoint failed without a success for \(policy.disableAfter.components.seconds / 86400) days"
