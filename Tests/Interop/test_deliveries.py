@@ -83,6 +83,14 @@ def test_every_delivery_verifies_survives_outage_restart_and_rotation(receiver):
         subprocess.run(["psql", admin + "/postgres", "-qc", f"CREATE DATABASE {name}_deliveries"], check=True)
     server = Mercato()
     server.start()
+    try:
+        check_deliveries(server, receiver)
+    finally:
+        if server.proc.poll() is None:
+            server.proc.kill()
+
+
+def check_deliveries(server, receiver):
     api = server.api
     _, vendor = api.org("Hook Vendor")
     manifest = {
