@@ -24,6 +24,10 @@ let package = Package(
         .executable(name: "mercato", targets: ["mercato"]),
         .library(name: "MercatoHooks", targets: ["MercatoHooks"]),
         .library(name: "MercatoHooksTesting", targets: ["MercatoHooksTesting"]),
+        // For bench/micro, which measures the host's parts one by one.
+        .library(name: "MercatoCrypto", targets: ["MercatoCrypto"]),
+        .library(name: "MercatoStorage", targets: ["MercatoStorage"]),
+        .library(name: "MercatoCore", targets: ["MercatoCore"]),
     ],
     dependencies: [
         .package(url: "https://github.com/hummingbird-project/hummingbird.git", from: "2.28.1"),

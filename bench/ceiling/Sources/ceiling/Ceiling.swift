@@ -1,0 +1,81 @@
+// The ceiling for bench/run: a bare Hummingbird 2 server that does only what no command
+// server can skip. For `POST /api/v1/apps/commands` it verifies the Standard Webhooks v1
+// signature (HMAC-SHA256 over `{webhook-id}.{webhook-timestamp}.{raw body}` under the
+// `whsec_` secret in CEILING_SECRET, libsodium, constant-time compare, ±300 s window) and
+// answers a fixed small JSON body. `GET /api/v1/installs/{id}` answers a fixed body with no
+// work at all (the ceiling of a read). No storage, no JSON parsing, no logging, no metrics.
+//
+// Environment: CEILING_PORT (default 8090), CEILING_SECRET (whsec_<base64>, required).
+import CSodium
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+
+/// Standard Webhooks v1 verification with libsodium.
+struct Verifier: Sendable {
+    let key: [UInt8]
+
+    /// HMAC-SHA256 of `{id}.{timestamp}.{body}`, fed to libsodium in three parts (no copy of the body).
+    func mac(id: String, timestamp: String, body: ByteBuffer) -> [UInt8] {
+        var state = crypto_auth_hmacsha256_state()
+        var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
+        crypto_auth_hmacsha256_init(&state, key, key.count)
+        let prefix = Array("\(id).\(timestamp).".utf8)
+        crypto_auth_hmacsha256_update(&state, prefix, UInt64(prefix.count))
+        body.withUnsafeReadableBytes { raw in
+            _ = crypto_auth_hmacsha256_update(&state, raw.bindMemory(to: UInt8.self).baseAddress, UInt64(raw.count))
+        }
+        crypto_auth_hmacsha256_final(&state, &out)
+        return out
+    }
+
+    /// `true` when some `v1,<base64>` entry of the header equals the MAC (sodium_memcmp, constant time).
+    func verify(header: String, id: String, timestamp: String, body: ByteBuffer) -> Bool {
+        let expected = mac(id: id, timestamp: timestamp, body: body)
+        for entry in header.split(separator: " ").prefix(16) where entry.hasPrefix("v1,") {
+            guard let given = Data(base64Encoded: String(entry.dropFirst(3))).map(Array.init), given.count == expected.count else { continue }
+            if sodium_memcmp(given, expected, expected.count) == 0 { return true }
+        }
+        return false
+    }
+}
+
+@main
+struct Ceiling {
+    static func main() async throws {
+        guard sodium_init() >= 0 else { fatalError("sodium_init failed") }
+        let environment = ProcessInfo.processInfo.environment
+        let port = Int(environment["CEILING_PORT"] ?? "") ?? 8090
+        guard let secret = environment["CEILING_SECRET"],
+              let key = Data(base64Encoded: secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret).map(Array.init)
+        else { fatalError("CEILING_SECRET must be whsec_<base64>") }
+        let verifier = Verifier(key: key)
+
+        let okBody = ByteBuffer(string: #"{"command":"ping","status":"succeeded","result":{"pong":true}}"#)
+        let deniedBody = ByteBuffer(string: #"{"code":"invalid_signature","status":401}"#)
+        let installBody = ByteBuffer(string: #"{"id":"ins_00000000000000000000000000","app":"bench-app","status":"active","scopes":[],"config":{}}"#)
+        let webhookID = HTTPField.Name("webhook-id")!
+        let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
+        let webhookSignature = HTTPField.Name("webhook-signature")!
+
+        let router = Router()
+        router.get("healthz") { _, _ in "ok" }
+        router.get("api/v1/installs/{id}") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: installBody))
+        }
+        router.post("api/v1/apps/commands") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 256 * 1024)
+            guard let id = request.headers[webhookID], let timestamp = request.headers[webhookTimestamp],
+                  let signature = request.headers[webhookSignature], let seconds = Double(timestamp),
+                  abs(Date().timeIntervalSince1970 - seconds) <= 300,
+                  verifier.verify(header: signature, id: id, timestamp: timestamp, body: body)
+            else {
+                return Response(status: .unauthorized, headers: [.contentType: "application/json"], body: .init(byteBuffer: deniedBody))
+            }
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: okBody))
+        }
+        let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "ceiling"))
+        try await app.runService()
+    }
+}

@@ -1,0 +1,4 @@
+#ifndef MERCATO_BENCH_MICRO_CSODIUM_SHIM_H
+#define MERCATO_BENCH_MICRO_CSODIUM_SHIM_H
+#include <sodium.h>
+#endif
