@@ -87,187 +87,176 @@ struct DeliveryTests {
 
     @Test(arguments: TestEngines.all)
     func retriesHonourRetryAfterAndEveryAttemptIsLogged(engine: StorageEngine) async throws {
-        let clock = ManualClock(Date())
-        let receiver = Receiver()
-        try await receiver.serve { port in
-            try await withApp(engine, clock: clock.wallClock) { app in
-                try await withDeliveryClient { client in
-                let s = try await setUp(app, port: port)
-                let deliveries = service(app, clock: clock, client: client)
-                receiver.script.withLock { $0 = [(500, nil), (429, "120")] }
+        try await withRig(engine) { app, clock, receiver, s, deliveries in
+            receiver.script.withLock { $0 = [(500, nil), (429, "120")] }
 
-                #expect(try await deliveries.fanOut() >= 1)
-                #expect(try await deliveries.deliverDue() == 1)          // 500
-                #expect(try await deliveries.deliverDue() == 0)          // not due before ~5 s
-                clock.advance(by: 6.1)
-                #expect(try await deliveries.deliverDue() == 1)          // 429, Retry-After 120
-                clock.advance(by: 60)
-                #expect(try await deliveries.deliverDue() == 0)          // Retry-After (120 s) replaces the schedule's step
-                clock.advance(by: 61)
-                #expect(try await deliveries.deliverDue() == 1)          // 200
-                #expect(receiver.count == 3)
+            #expect(try await deliveries.fanOut() >= 1)
+            #expect(try await deliveries.deliverDue() == 1)          // 500
+            #expect(try await deliveries.deliverDue() == 0)          // not due before ~5 s
+            clock.advance(by: 6.1)
+            #expect(try await deliveries.deliverDue() == 1)          // 429, Retry-After 120
+            clock.advance(by: 60)
+            #expect(try await deliveries.deliverDue() == 0)          // Retry-After (120 s) replaces the schedule's step
+            clock.advance(by: 61)
+            #expect(try await deliveries.deliverDue() == 1)          // 200
+            #expect(receiver.count == 3)
 
-                // One webhook-id across the retries, each attempt signed and verifiable.
-                let got = receiver.received.withLock { $0 }
-                #expect(Set(got.map(\.id)).count == 1)
-                let secrets = try await secrets(app, s.key)
-                for r in got {
-                    let content = StandardWebhooks.signedContent(id: r.id, timestamp: r.timestamp, body: r.body)
-                    #expect(StandardWebhooks.verify(header: r.signature, content: content, secrets: secrets, publicKey: nil))
-                }
-                let event = try JSONSerialization.jsonObject(with: Data(got[0].body)) as! [String: Any]
-                #expect(event["type"] as? String == "app.installed")
-                #expect((event["data"] as? [String: Any])?["install_id"] as? String == s.installID)
-
-                // The developer's log: three attempts with their codes and bodies.
-                let id = got[0].id
-                let one = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries/\(id)", token: s.vendor)
-                #expect(one.json["status"] as? String == "delivered", "\(one.text)")
-                let attempts = try #require(one.json["attempt_log"] as? [[String: Any]])
-                #expect(attempts.map { $0["status_code"] as? Int } == [500, 429, 200])
-                #expect(attempts.last?["response_body"] as? String == "{\"answer\":200}")
-                let list = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=delivered", token: s.vendor)
-                #expect((list.json["data"] as? [[String: Any]])?.first?["id"] as? String == id)
-                expectProblem(try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.owner), .notFound, "not_found")
-                expectProblem(try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=odd", token: s.vendor), .unprocessableContent, "invalid_request")
-
-                // Manual retry sends it again now, with the same webhook-id.
-                let retried = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/deliveries/\(id)/retry", token: s.vendor)
-                #expect(retried.json["status"] as? String == "pending")
-                #expect(try await deliveries.deliverDue() == 1)
-                #expect(receiver.received.withLock { $0.last?.id } == id)
-
-                // During a rotation both secrets sign: each one alone verifies.
-                let old = secrets
-                _ = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/secrets/rotate", token: s.vendor, json: ["kind": "webhook"])
-                let new = try await self.secrets(app, s.key).filter { !old.contains($0) }
-                #expect(new.count == 1)
-                _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#deals"])
-                try await deliveries.fanOut()
-                try await deliveries.deliverDue()
-                let rotated = try #require(receiver.received.withLock { $0.last })
-                let content = StandardWebhooks.signedContent(id: rotated.id, timestamp: rotated.timestamp, body: rotated.body)
-                #expect(rotated.signature.split(separator: " ").count == 2)
-                #expect(StandardWebhooks.verify(header: rotated.signature, content: content, secrets: old, publicKey: nil))
-                #expect(StandardWebhooks.verify(header: rotated.signature, content: content, secrets: new, publicKey: nil))
-                }
+            // One webhook-id across the retries, each attempt signed and verifiable.
+            let got = receiver.received.withLock { $0 }
+            #expect(Set(got.map(\.id)).count == 1)
+            let secrets = try await secrets(app, s.key)
+            for r in got {
+                let content = StandardWebhooks.signedContent(id: r.id, timestamp: r.timestamp, body: r.body)
+                #expect(StandardWebhooks.verify(header: r.signature, content: content, secrets: secrets, publicKey: nil))
             }
+            let event = try JSONSerialization.jsonObject(with: Data(got[0].body)) as! [String: Any]
+            #expect(event["type"] as? String == "app.installed")
+            #expect((event["data"] as? [String: Any])?["install_id"] as? String == s.installID)
+
+            // The developer's log: three attempts with their codes and bodies.
+            let id = got[0].id
+            let one = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries/\(id)", token: s.vendor)
+            #expect(one.json["status"] as? String == "delivered", "\(one.text)")
+            let attempts = try #require(one.json["attempt_log"] as? [[String: Any]])
+            #expect(attempts.map { $0["status_code"] as? Int } == [500, 429, 200])
+            #expect(attempts.last?["response_body"] as? String == "{\"answer\":200}")
+            let list = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=delivered", token: s.vendor)
+            #expect((list.json["data"] as? [[String: Any]])?.first?["id"] as? String == id)
+            expectProblem(try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.owner), .notFound, "not_found")
+            expectProblem(try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=odd", token: s.vendor), .unprocessableContent, "invalid_request")
+
+            // Manual retry sends it again now, with the same webhook-id.
+            let retried = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/deliveries/\(id)/retry", token: s.vendor)
+            #expect(retried.json["status"] as? String == "pending")
+            #expect(try await deliveries.deliverDue() == 1)
+            #expect(receiver.received.withLock { $0.last?.id } == id)
+
+            // During a rotation both secrets sign: each one alone verifies.
+            let old = secrets
+            _ = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/secrets/rotate", token: s.vendor, json: ["kind": "webhook"])
+            let new = try await self.secrets(app, s.key).filter { !old.contains($0) }
+            #expect(new.count == 1)
+            _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#deals"])
+            try await deliveries.fanOut()
+            try await deliveries.deliverDue()
+            let rotated = try #require(receiver.received.withLock { $0.last })
+            let content = StandardWebhooks.signedContent(id: rotated.id, timestamp: rotated.timestamp, body: rotated.body)
+            #expect(rotated.signature.split(separator: " ").count == 2)
+            #expect(StandardWebhooks.verify(header: rotated.signature, content: content, secrets: old, publicKey: nil))
+            #expect(StandardWebhooks.verify(header: rotated.signature, content: content, secrets: new, publicKey: nil))
         }
     }
 
     @Test(arguments: TestEngines.all)
     func circuitBreakerProbesAnd410DisablesTheEndpoint(engine: StorageEngine) async throws {
+        var policy = DeliveryPolicy()
+        policy.circuitThreshold = 2
+        try await withRig(engine, policy: policy) { app, clock, receiver, s, deliveries in
+            receiver.always.withLock { $0 = 503 }
+            _ = try await app.call(.post, "/api/v1/installs/\(s.installID)/disable", token: s.owner)
+            try await deliveries.fanOut()
+            #expect(try await deliveries.deliverDue() == 2)           // two failures: the circuit opens
+            #expect(receiver.count == 2)
+            clock.advance(by: 7)
+            try await deliveries.deliverDue()                        // due, but the circuit is open: nothing sent
+            #expect(receiver.count == 2)
+            clock.advance(by: 60)
+            try await deliveries.deliverDue()                        // one probe only; it fails, the circuit reopens
+            #expect(receiver.count == 3)
+            receiver.always.withLock { $0 = nil }
+            clock.advance(by: 400)
+            try await deliveries.deliverDue()                        // the probe succeeds and closes the circuit;
+            clock.advance(by: 2)                                     // the other waited a second for its outcome
+            try await deliveries.deliverDue()
+            #expect(receiver.count == 5)
+            let delivered = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=delivered", token: s.vendor)
+            #expect((delivered.json["data"] as? [Any])?.count == 2)   // app.installed and app.disabled
+
+            // 410: the endpoint is disabled, later deliveries fail at once, the developer is told.
+            receiver.script.withLock { $0 = [(410, nil)] }
+            _ = try await app.call(.post, "/api/v1/installs/\(s.installID)/enable", token: s.owner)
+            try await deliveries.fanOut()
+            try await deliveries.deliverDue()
+            _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#x"])
+            try await deliveries.fanOut()
+            let before = receiver.count
+            try await deliveries.deliverDue()
+            #expect(receiver.count == before)
+            let failed = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=failed", token: s.vendor)
+            let rows = try #require(failed.json["data"] as? [[String: Any]])
+            #expect(rows.count == 2)
+            let later = try #require(rows.first { $0["type"] as? String == "install.config_updated" })
+            #expect((later["last_error"] as? String)?.hasPrefix("endpoint disabled") == true)
+            #expect(rows.first { $0["type"] as? String == "app.enabled" }?["last_status_code"] as? Int == 410)
+            while try await app.runtime.hooks.dispatchPending() > 0 {}
+            let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
+            let note = try #require((inbox.json["data"] as? [[String: Any]])?.first)
+            #expect(note["level"] as? String == "error")
+            #expect((note["body"] as? String)?.contains("410") == true)
+
+            // Recover re-queues the failed ones (bounded batch).
+            let recovered = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/recover", token: s.vendor,
+                                               json: ["since": "2000-01-01T00:00:00Z"])
+            #expect(recovered.json["recovered"] as? Int == 2, "\(recovered.text)")
+            #expect(recovered.json["more"] as? Bool == false)
+            expectProblem(try await app.call(.post, "/api/v1/developer/apps/\(s.key)/recover", token: s.vendor, json: ["since": "soon"]),
+                          .unprocessableContent, "invalid_request")
+        }
+    }
+
+    /// A receiver on loopback, the app on `engine` with a hand-moved clock, an app subscribed
+    /// to lifecycle events and installed, and a DeliveryService with `policy` (private addresses
+    /// allowed); the delivery client is shut down however `body` ends.
+    func withRig(_ engine: StorageEngine, policy: DeliveryPolicy = DeliveryPolicy(),
+                 _ body: @escaping @Sendable (AppHarness, ManualClock, Receiver, Setup, DeliveryService) async throws -> Void) async throws {
         let clock = ManualClock(Date())
         let receiver = Receiver()
         try await receiver.serve { port in
             try await withApp(engine, clock: clock.wallClock) { app in
-                try await withDeliveryClient { client in
-                let s = try await setUp(app, port: port)
-                var policy = DeliveryPolicy()
-                policy.circuitThreshold = 2
-                let deliveries = service(app, clock: clock, client: client, policy: policy)
-                receiver.always.withLock { $0 = 503 }
-                _ = try await app.call(.post, "/api/v1/installs/\(s.installID)/disable", token: s.owner)
-                try await deliveries.fanOut()
-                #expect(try await deliveries.deliverDue() == 2)           // two failures: the circuit opens
-                #expect(receiver.count == 2)
-                clock.advance(by: 7)
-                try await deliveries.deliverDue()                        // due, but the circuit is open: nothing sent
-                #expect(receiver.count == 2)
-                clock.advance(by: 60)
-                try await deliveries.deliverDue()                        // one probe only; it fails, the circuit reopens
-                #expect(receiver.count == 3)
-                receiver.always.withLock { $0 = nil }
-                clock.advance(by: 400)
-                try await deliveries.deliverDue()                        // the probe succeeds and closes the circuit;
-                clock.advance(by: 2)                                     // the other waited a second for its outcome
-                try await deliveries.deliverDue()
-                #expect(receiver.count == 5)
-                let delivered = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=delivered", token: s.vendor)
-                #expect((delivered.json["data"] as? [Any])?.count == 2)   // app.installed and app.disabled
-
-                // 410: the endpoint is disabled, later deliveries fail at once, the developer is told.
-                receiver.script.withLock { $0 = [(410, nil)] }
-                _ = try await app.call(.post, "/api/v1/installs/\(s.installID)/enable", token: s.owner)
-                try await deliveries.fanOut()
-                try await deliveries.deliverDue()
-                _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#x"])
-                try await deliveries.fanOut()
-                let before = receiver.count
-                try await deliveries.deliverDue()
-                #expect(receiver.count == before)
-                let failed = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries?status=failed", token: s.vendor)
-                let rows = try #require(failed.json["data"] as? [[String: Any]])
-                #expect(rows.count == 2)
-                let later = try #require(rows.first { $0["type"] as? String == "install.config_updated" })
-                #expect((later["last_error"] as? String)?.hasPrefix("endpoint disabled") == true)
-                #expect(rows.first { $0["type"] as? String == "app.enabled" }?["last_status_code"] as? Int == 410)
-                while try await app.runtime.hooks.dispatchPending() > 0 {}
-                let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
-                let note = try #require((inbox.json["data"] as? [[String: Any]])?.first)
-                #expect(note["level"] as? String == "error")
-                #expect((note["body"] as? String)?.contains("410") == true)
-
-                // Recover re-queues the failed ones (bounded batch).
-                let recovered = try await app.call(.post, "/api/v1/developer/apps/\(s.key)/recover", token: s.vendor,
-                                                   json: ["since": "2000-01-01T00:00:00Z"])
-                #expect(recovered.json["recovered"] as? Int == 2, "\(recovered.text)")
-                #expect(recovered.json["more"] as? Bool == false)
-                expectProblem(try await app.call(.post, "/api/v1/developer/apps/\(s.key)/recover", token: s.vendor, json: ["since": "soon"]),
-                              .unprocessableContent, "invalid_request")
+                let client = DeliveryService.makeClient()
+                do {
+                    let s = try await setUp(app, port: port)
+                    try await body(app, clock, receiver, s, service(app, clock: clock, client: client, policy: policy))
+                } catch {
+                    try? await client.shutdown()
+                    throw error
                 }
+                try await client.shutdown()
             }
         }
-    }
-
-    func withDeliveryClient(_ body: (HTTPClient) async throws -> Void) async throws {
-        let client = DeliveryService.makeClient()
-        do { try await body(client) } catch {
-            try? await client.shutdown()
-            throw error
-        }
-        try await client.shutdown()
     }
 
     @Test func aHangingEndpointTimesOutAndFiveDaysOfFailuresDisableIt() async throws {
-        let clock = ManualClock(Date())
-        let receiver = Receiver()
-        try await receiver.serve { port in
-            try await withApp(.sqlite, clock: clock.wallClock) { app in
-                try await withDeliveryClient { client in
-                    let s = try await setUp(app, port: port)
-                    var policy = DeliveryPolicy()
-                    policy.timeout = .seconds(1)
-                    policy.circuitThreshold = 1000
-                    let deliveries = service(app, clock: clock, client: client, policy: policy)
-                    receiver.delay.withLock { $0 = .seconds(3) }
-                    try await deliveries.fanOut()
-                    try await deliveries.deliverDue()
-                    let hung = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.vendor)
-                    let row = try #require((hung.json["data"] as? [[String: Any]])?.first)
-                    #expect(row["status"] as? String == "pending")
-                    #expect(row["last_error"] as? String == "no answer within 1 s")
+        var policy = DeliveryPolicy()
+        policy.timeout = .seconds(1)
+        policy.circuitThreshold = 1000
+        try await withRig(.sqlite, policy: policy) { app, clock, receiver, s, deliveries in
+            receiver.delay.withLock { $0 = .seconds(3) }
+            try await deliveries.fanOut()
+            try await deliveries.deliverDue()
+            let hung = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.vendor)
+            let row = try #require((hung.json["data"] as? [[String: Any]])?.first)
+            #expect(row["status"] as? String == "pending")
+            #expect(row["last_error"] as? String == "no answer within 1 s")
 
-                    // No success for five days: the endpoint is disabled, the developer is told.
-                    receiver.delay.withLock { $0 = nil }
-                    receiver.always.withLock { $0 = 500 }
-                    for day in 0 ..< 6 {
-                        clock.advance(by: 86_400 + 1)
-                        _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#\(day)"])
-                        try await deliveries.fanOut()
-                        try await deliveries.deliverDue()
-                    }
-                    let endpoint = try await app.runtime.database.read { db in
-                        try await DeliveryStore.endpoint(appID: try await AppStore.find(key: s.key, on: db)!.id, on: db)
-                    }
-                    #expect(endpoint.disabledReason == "the endpoint failed without a success for 5 days")
-                    while try await app.runtime.hooks.dispatchPending() > 0 {}
-                    let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
-                    #expect((inbox.json["data"] as? [[String: Any]])?.first?["level"] as? String == "error")
-                    // Disabled once: one activity, one notification, whatever was in flight.
-                    #expect((inbox.json["data"] as? [[String: Any]])?.count == 1)
-                }
+            // No success for five days: the endpoint is disabled, the developer is told.
+            receiver.delay.withLock { $0 = nil }
+            receiver.always.withLock { $0 = 500 }
+            for day in 0 ..< 6 {
+                clock.advance(by: 86_400 + 1)
+                _ = try await app.call(.patch, "/api/v1/installs/\(s.installID)/config", token: s.owner, json: ["channel": "#\(day)"])
+                try await deliveries.fanOut()
+                try await deliveries.deliverDue()
             }
+            let endpoint = try await app.runtime.database.read { db in
+                try await DeliveryStore.endpoint(appID: try await AppStore.find(key: s.key, on: db)!.id, on: db)
+            }
+            #expect(endpoint.disabledReason == "the endpoint failed without a success for 5 days")
+            while try await app.runtime.hooks.dispatchPending() > 0 {}
+            let inbox = try await app.call(.get, "/api/v1/notifications", token: s.vendor)
+            #expect((inbox.json["data"] as? [[String: Any]])?.first?["level"] as? String == "error")
+            // Disabled once: one activity, one notification, whatever was in flight.
+            #expect((inbox.json["data"] as? [[String: Any]])?.count == 1)
         }
     }
 

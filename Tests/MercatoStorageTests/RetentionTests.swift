@@ -31,6 +31,19 @@ struct RetentionTests {
                         try await db.raw("UPDATE audit_log SET hooks_done_at = \(bind: now - done * 24 * hour) WHERE target = \(bind: "tok_\(i)")").run()
                     }
                 }
+                // Deliveries: a finished one from 40 days ago goes with its attempt and event; a
+                // pending one of the same age stays, and so does its event.
+                for (i, status) in ["delivered", "pending"].enumerated() {
+                    let at = now - 40 * 24 * hour
+                    try await OutboxStore.insert(OutboxEventRecord(id: "msg_old\(i)", orgId: "org_x", installId: "ins_x", appId: "app_x", type: "app.installed",
+                                                                   payload: "{}", createdAt: at, dispatchedAt: at), on: db)
+                    try await db.raw("UPDATE outbox_events SET hooks_done_at = \(bind: at) WHERE id = \(bind: "msg_old\(i)")").run()
+                    try await DeliveryStore.insert(id: "msg_old\(i)", appID: "app_x", orgID: "org_x", installID: "ins_x", type: "app.installed",
+                                                   url: "https://x.example/h", at: at, on: db)
+                    try await db.raw("UPDATE webhook_deliveries SET status = \(bind: status) WHERE id = \(bind: "msg_old\(i)")").run()
+                    try await DeliveryStore.insertAttempt(AttemptRecord(deliveryId: "msg_old\(i)", appId: "app_x", attempt: 1, statusCode: 200, durationMs: 1,
+                                                                        responseBody: nil, error: nil, createdAt: at), on: db)
+                }
             }
             let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
             let removed = try await service.sweep()
@@ -44,6 +57,14 @@ struct RetentionTests {
                 try await db.raw("SELECT target FROM audit_log ORDER BY target").all().map { try $0.decode(column: "target", as: String.self) }
             }
             #expect(activity == ["tok_1", "tok_2"])
+            let left = try await test.database.read { db in
+                (try await db.raw("SELECT id FROM webhook_deliveries ORDER BY id").all().map { try $0.decode(column: "id", as: String.self) },
+                 try await db.raw("SELECT COUNT(*) AS n FROM webhook_attempts").first()!.decode(column: "n", as: Int.self),
+                 try await db.raw("SELECT id FROM outbox_events ORDER BY id").all().map { try $0.decode(column: "id", as: String.self) })
+            }
+            #expect(left.0 == ["msg_old1"])
+            #expect(left.1 == 0)
+            #expect(left.2 == ["msg_old1"])
             #expect(try await service.sweep() == (0, 0))
         }
     }
