@@ -14,7 +14,7 @@ public struct InstallPlugin: MercatoPlugin {
         commands: [
             CommandDefinition("ping", summary: "Answers {\"pong\": true}; checks signing end to end."),
             CommandDefinition("install.info", summary: "The install's id, org, app, version, scopes and status.", requiredScopes: ["install:read"]),
-            CommandDefinition("install.config", summary: "The install's config with secret fields in clear.", requiredScopes: ["config:read"]),
+            CommandDefinition("install.config", summary: "The install's config with secret fields in clear.", requiredScopes: ["config:read"], answerHoldsSecrets: true),
         ]
     )
 

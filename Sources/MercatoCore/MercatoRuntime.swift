@@ -20,6 +20,8 @@ public final class MercatoRuntime: Sendable {
     public let commandLog: CommandLogService
     public let hooks: HookDispatcher
     public let deliveryLog: DeliveryLogService
+    public let providers: ProviderService
+    public let connections: ConnectionService
     /// What plugins are offered (outbox, config).
     public let pluginAPI: any PluginAPI
     public let logger: Logger
@@ -39,12 +41,14 @@ public final class MercatoRuntime: Sendable {
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, clock: clock)
         self.installs = InstallService(database: database, secrets: secrets, clock: clock)
-        let api = HostPluginAPI(database: database, installs: installs, clock: clock)
+        self.providers = ProviderService(database: database, secrets: secrets, clock: clock)
+        self.connections = ConnectionService(database: database, secrets: secrets, providers: providers, settings: settings, clock: clock, logger: logger)
+        let api = HostPluginAPI(database: database, installs: installs, connections: connections, clock: clock)
         self.pluginAPI = api
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
         self.deliveryLog = DeliveryLogService(database: database, registry: registry, clock: clock)
-        self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, clock: clock, logger: logger)
+        self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, secrets: secrets, clock: clock, logger: logger)
         self.logger = logger
     }
 

@@ -58,3 +58,25 @@ public enum Digest {
         return out
     }
 }
+
+extension Digest {
+    /// SHA-256 of `message` (`crypto_hash_sha256`), e.g. for a PKCE S256 code challenge.
+    public static func sha256(_ message: [UInt8]) -> [UInt8] {
+        Sodium.ready()
+        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
+        crypto_hash_sha256(&out, message, UInt64(message.count))
+        return out
+    }
+
+    /// Lower-case hex of `bytes`.
+    public static func hex(_ bytes: [UInt8]) -> String {
+        let digits = Array("0123456789abcdef".utf8)
+        var out = [UInt8]()
+        out.reserveCapacity(bytes.count * 2)
+        for b in bytes {
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+}

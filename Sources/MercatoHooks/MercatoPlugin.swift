@@ -1,3 +1,4 @@
+public import Foundation
 public import Logging
 
 /// A built-in feature behind the hook protocol. The host knows plugins only through this
@@ -167,6 +168,24 @@ public protocol PluginAPI: Sendable {
     func emit(_ event: EventDraft, for installID: String) async throws
     /// The install's config, secret fields in clear.
     func config(of installID: String) async throws -> [String: JSONValue]
+    /// A fresh access token of the install's OAuth connection, refreshed first when near
+    /// expiry. Throws ``CommandError`` with `not_connected`, `needs_reconnect` (409) or
+    /// `provider_unavailable` (503) when there is none to give.
+    func accessToken(of installID: String) async throws -> AccessToken
+}
+
+/// An install's access token at its outside provider. Hand it only to the install's own app.
+public struct AccessToken: Sendable, Equatable {
+    public var token: String
+    /// `nil` when the provider gave the token no lifetime.
+    public var expiresAt: Date?
+    public var scopes: [String]
+
+    public init(token: String, expiresAt: Date?, scopes: [String]) {
+        self.token = token
+        self.expiresAt = expiresAt
+        self.scopes = scopes
+    }
 }
 
 extension CommandError {

@@ -42,12 +42,16 @@ public struct CommandDefinition: Sendable {
     public var requiredScopes: [String]
     /// The members `args` may have; the host refuses others (422 `invalid_args`).
     public var args: [ArgField]
+    /// The answer carries secrets (config in clear, an access token): the host keeps it for
+    /// idempotent replay only sealed, bound to the install.
+    public var answerHoldsSecrets: Bool
 
-    public init(_ name: String, summary: String, requiredScopes: [String] = [], args: [ArgField] = []) {
+    public init(_ name: String, summary: String, requiredScopes: [String] = [], args: [ArgField] = [], answerHoldsSecrets: Bool = false) {
         self.name = name
         self.summary = summary
         self.requiredScopes = requiredScopes
         self.args = args
+        self.answerHoldsSecrets = answerHoldsSecrets
     }
 }
 

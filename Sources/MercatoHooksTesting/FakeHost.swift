@@ -20,6 +20,9 @@ public final class FakeHost: Sendable {
         var orgOf: [String: String] = [:]
         var emitted: [(install: String, event: EventDraft)] = []
         var configs: [String: [String: JSONValue]] = [:]
+        /// install id → its connection's token, or the error `accessToken(of:)` throws
+        var tokens: [String: Result<AccessToken, CommandError>] = [:]
+        var tokenRequests = 0
     }
 
     let state = Mutex(State())
@@ -64,6 +67,19 @@ public final class FakeHost: Sendable {
     /// Events emitted so far, in order.
     public var emitted: [(install: String, event: EventDraft)] { state.withLock { $0.emitted } }
 
+    /// Makes `accessToken(of:)` answer `token` (or throw `error`) for `install`; without a
+    /// call it throws 409 `not_connected`, as the host does for an install never connected.
+    public func connect(_ install: InstallInfo, token: AccessToken) {
+        state.withLock { $0.tokens[install.installID] = .success(token) }
+    }
+
+    public func connectionFails(_ install: InstallInfo, with error: CommandError) {
+        state.withLock { $0.tokens[install.installID] = .failure(error) }
+    }
+
+    /// How many times plugins asked for an access token.
+    public var tokenRequests: Int { state.withLock { $0.tokenRequests } }
+
     /// Keys kept in a namespace (an install id, or an org id for the org's own).
     public func keys(in namespace: String) -> [String] { state.withLock { ($0.data[namespace] ?? [:]).keys.sorted() } }
 
@@ -83,6 +99,17 @@ struct FakePluginAPI: PluginAPI {
     func config(of installID: String) async throws -> [String: JSONValue] {
         guard let config = host.state.withLock({ $0.configs[installID] }) else { throw CommandError.notFound("Install \(installID) is gone.") }
         return config
+    }
+
+    func accessToken(of installID: String) async throws -> AccessToken {
+        let answer = host.state.withLock { state in
+            state.tokenRequests += 1
+            return state.tokens[installID]
+        }
+        guard let answer else {
+            throw CommandError(status: 409, code: "not_connected", message: "Install \(installID) has no connected account.")
+        }
+        return try answer.get()
     }
 }
 

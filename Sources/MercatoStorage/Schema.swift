@@ -297,5 +297,50 @@ public enum Schema {
                 """,
             ]
         },
+        Migration(id: 8, name: "OAuth client credentials, connect states and connections") { _ in
+            [
+                "ALTER TABLE oauth_providers ADD COLUMN client_id TEXT",
+                """
+                CREATE TABLE oauth_states (
+                    id TEXT PRIMARY KEY,
+                    state_hash TEXT NOT NULL UNIQUE,
+                    browser_hash TEXT NOT NULL,
+                    org_id TEXT NOT NULL,
+                    install_id TEXT NOT NULL,
+                    provider_key TEXT NOT NULL,
+                    started_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX oauth_states_expires ON oauth_states (expires_at)",
+                """
+                CREATE TABLE oauth_connections (
+                    id TEXT PRIMARY KEY,
+                    install_id TEXT NOT NULL UNIQUE,
+                    org_id TEXT NOT NULL,
+                    provider_key TEXT NOT NULL,
+                    status TEXT NOT NULL,
+                    account_id TEXT,
+                    account_name TEXT,
+                    scopes TEXT NOT NULL,
+                    expires_at BIGINT,
+                    obtained_at BIGINT NOT NULL,
+                    token_version INTEGER NOT NULL,
+                    refresh_failures INTEGER NOT NULL DEFAULT 0,
+                    next_refresh_at BIGINT,
+                    last_error TEXT,
+                    lease_owner TEXT,
+                    lease_until BIGINT,
+                    connected_by TEXT NOT NULL,
+                    connected_at BIGINT NOT NULL,
+                    refreshed_at BIGINT,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX oauth_connections_due ON oauth_connections (status, expires_at)",
+            ]
+        },
     ])
 }

@@ -7,7 +7,7 @@ struct Mercato: AsyncParsableCommand {
         commandName: "mercato",
         abstract: "A self-hosted, multi-tenant app marketplace runtime.",
         discussion: "Settings come from MERCATO_* environment variables and DATABASE_URL; see README.md.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, TokenCommand.self, OrgCommand.self, CatalogCommand.self],
+        subcommands: [Serve.self, Migrate.self, Keys.self, TokenCommand.self, OrgCommand.self, CatalogCommand.self, ProviderCommand.self],
         defaultSubcommand: Serve.self
     )
 }

@@ -44,6 +44,7 @@ struct Serve: AsyncParsableCommand {
                 runtime.hooks,
                 DeliveryService(database: runtime.database, registry: runtime.registry, client: deliveryClient, clock: runtime.clock, logger: logger,
                                 policy: DeliveryPolicy(settings: settings), addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks)),
+                ConnectionRefresher(connections: runtime.connections, interval: .seconds(settings.oauthRefreshScanSeconds)),
                 RetentionService(database: runtime.database, clock: runtime.clock, logger: logger,
                                  idempotencyHours: settings.idempotencyHours, commandLogDays: settings.commandLogDays,
                                  deliveryLogDays: settings.deliveryLogDays),

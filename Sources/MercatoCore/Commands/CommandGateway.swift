@@ -17,17 +17,19 @@ public final class CommandGateway: Sendable {
     let registry: RegistryService
     let host: PluginHost
     let api: any PluginAPI
+    let secrets: SecretStore
     let clock: WallClock
     let logger: Logger
     let limiter = RateLimiter()
     let batcher: CommandBatcher
     private let inFlight = Mutex<Set<String>>([])
 
-    public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, clock: WallClock, logger: Logger) {
+    public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, secrets: SecretStore, clock: WallClock, logger: Logger) {
         self.database = database
         self.registry = registry
         self.host = host
         self.api = api
+        self.secrets = secrets
         self.clock = clock
         self.logger = logger
         self.batcher = CommandBatcher(database: database, logger: logger)
@@ -117,16 +119,24 @@ public final class CommandGateway: Sendable {
         let bodyHash = Signatures.sha256Hex(incoming.body)
         let commandID = RecordID.make("cmd", millis: clock.millis)
         var rateHeaders = Self.rateHeaders(limiter.peek(target.install.id, limit: target.rate, now: now))
-        func finish(_ answer: Answer, store: Bool) async -> Answer {
+        func finish(_ answer: Answer, store: Bool, sealed: Bool = false) async -> Answer {
             var answer = answer
             answer.headers += rateHeaders
             let duration = (ContinuousClock.now - start).nanoseconds / 1000
+            var kept = String(decoding: answer.body, as: UTF8.self)
+            if store && sealed {
+                // An answer holding secrets is kept for replay only sealed to this install.
+                guard let text = try? Self.sealAnswer(answer.body, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
+                    return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
+                }
+                kept = text
+            }
             let entry = CommandBatcher.Entry(
                 log: CommandLogRecord(id: commandID, installId: target.install.id, appId: target.install.appId, orgId: target.install.orgId,
                                       command: loggedName, webhookId: webhookID, bodySha256: bodyHash,
                                       outcome: answer.outcome, httpStatus: answer.status, durationUs: duration, createdAt: clock.millis),
                 idempotency: store ? IdempotencyRecord(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
-                                                       httpStatus: answer.status, response: String(decoding: answer.body, as: UTF8.self),
+                                                       httpStatus: answer.status, response: kept,
                                                        createdAt: clock.millis) : nil
             )
             do {
@@ -164,7 +174,12 @@ public final class CommandGateway: Sendable {
                                                      detail: "This webhook-id was used with a different body; use a new webhook-id for a new command."),
                                             requestID: incoming.requestID), store: false)
             }
-            return await finish(Answer(status: stored.httpStatus, body: Data(stored.response.utf8), isProblem: stored.httpStatus >= 400,
+            guard let body = Self.openAnswer(stored.response, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
+                return await finish(problem(APIError(status: 409, code: "stored_answer_unreadable", title: "Stored answer unreadable",
+                                                     detail: "The answer kept for this webhook-id can no longer be opened (its key was retired); send the command again with a new webhook-id."),
+                                            requestID: incoming.requestID), store: false)
+            }
+            return await finish(Answer(status: stored.httpStatus, body: body, isProblem: stored.httpStatus >= 400,
                                        headers: [("Idempotent-Replayed", "true")], outcome: "replayed"), store: false)
         }
 
@@ -203,6 +218,12 @@ public final class CommandGateway: Sendable {
         case .result(let result):
             let json: JSONValue = .object(["id": .string(commandID), "command": .string(commandName), "status": .string("succeeded"), "result": result])
             answer = Answer(status: 200, body: (try? Self.encoder.encode(json)) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
+        case .failed(let error) where error.status >= 500:
+            // The plugin says "not now" (e.g. a provider is down): not kept, so a retry with the
+            // same webhook-id runs again.
+            let headers: [(String, String)] = error.status == 503 ? [("Retry-After", "5")] : []
+            return await finish(problem(APIError(status: error.status, code: error.code, title: "Command failed", detail: error.message),
+                                        requestID: incoming.requestID, headers: headers), store: false)
         case .failed(let error):
             answer = problem(APIError(status: error.status, code: error.code, title: "Command failed", detail: error.message), requestID: incoming.requestID)
         case .crashed:
@@ -218,7 +239,26 @@ public final class CommandGateway: Sendable {
                                                  detail: "The `\(plugin)` plugin that serves `\(commandName)` is disabled after repeated failures; retry later."),
                                         requestID: incoming.requestID, headers: [("Retry-After", "60")]), store: false)
         }
-        return await finish(answer, store: true)
+        return await finish(answer, store: true, sealed: definition.answerHoldsSecrets && answer.status < 400)
+    }
+
+    /// Kept answers that hold secrets start with this, then base64 of the vault's bytes.
+    static let sealedAnswerPrefix = "sealed:"
+
+    static func answerContext(_ webhookID: String, install: InstallRecord) -> SealContext {
+        SealContext(org: install.orgId, owner: install.id, purpose: "command.answer.\(webhookID)")
+    }
+
+    static func sealAnswer(_ body: Data, webhookID: String, install: InstallRecord, secrets: SecretStore) throws -> String {
+        sealedAnswerPrefix + Data(try secrets.vault.seal(body, context: answerContext(webhookID, install: install))).base64EncodedString()
+    }
+
+    /// The kept answer's bytes; `nil` when a sealed one no longer opens.
+    static func openAnswer(_ kept: String, webhookID: String, install: InstallRecord, secrets: SecretStore) -> Data? {
+        guard kept.hasPrefix(sealedAnswerPrefix) else { return Data(kept.utf8) }
+        guard let bytes = Data(base64Encoded: String(kept.dropFirst(sealedAnswerPrefix.count))),
+              let body = try? secrets.vault.open(bytes, context: answerContext(webhookID, install: install)) else { return nil }
+        return Data(body)
     }
 
     // MARK: Helpers

@@ -135,7 +135,8 @@ public struct InstallService: Sendable {
 
     public func setEnabled(_ id: String, _ enabled: Bool, by actor: Actor) async throws -> View {
         try await change(id, by: actor) { db, install, manifest in
-            let target = enabled ? (manifest.oauth == nil ? "active" : "pending_oauth") : "disabled"
+            let connected = try await ConnectionStore.find(install: install.id, on: db)?.status == "connected"
+            let target = enabled ? (manifest.oauth == nil || connected ? "active" : "pending_oauth") : "disabled"
             if enabled ? install.status == "disabled" : install.status != "disabled" {
                 install.status = target
                 try await record(enabled ? "app.enabled" : "app.disabled", install, extra: [:], actor: actor, details: [:], on: db)
@@ -184,6 +185,7 @@ public struct InstallService: Sendable {
     public func uninstall(_ id: String, by actor: Actor) async throws {
         _ = try await change(id, by: actor) { db, install, _ in
             try await secrets.deleteAll(owner: install.id, on: db)
+            try await ConnectionStore.delete(install: install.id, on: db)
             install.status = "uninstalled"
             install.configKeys = "[]"
             install.removedAt = clock.millis
@@ -219,7 +221,14 @@ public struct InstallService: Sendable {
 
     /// Writes the outbox event and the audit row of a change, then runs the fault seam.
     private func record(_ type: String, _ install: InstallRecord, extra: [String: JSONValue], actor: Actor, details: [String: JSONValue], on db: any SQLDatabase) async throws {
-        let now = clock.millis
+        try await Self.writeChange(type, install, extra: extra, actorID: actor.id, requestID: actor.requestID, details: details, at: clock.millis, on: db)
+        try faultInjection?(type)
+    }
+
+    /// Writes the outbox event (`type`, the install's ids, app, version and status plus `extra`)
+    /// and the audit row of a change to `install`, in the caller's transaction.
+    static func writeChange(_ type: String, _ install: InstallRecord, extra: [String: JSONValue], actorID: String, requestID: String?,
+                            details: [String: JSONValue], at now: Int64, on db: any SQLDatabase) async throws {
         var data: [String: JSONValue] = [
             "install_id": .string(install.id), "org_id": .string(install.orgId), "app": .string(install.appKey),
             "version": .string(install.version), "status": .string(install.status),
@@ -231,9 +240,8 @@ public struct InstallService: Sendable {
                               type: type, payload: try Self.json(payload), createdAt: now),
             on: db
         )
-        try await ActivityLog.record(org: install.orgId, actor: actor.id, action: type, target: install.id, requestID: actor.requestID,
+        try await ActivityLog.record(org: install.orgId, actor: actorID, action: type, target: install.id, requestID: requestID,
                                      details: details, at: now, on: db)
-        try faultInjection?(type)
     }
 
     private func view(_ install: InstallRecord, on db: any SQLDatabase) async throws -> View {

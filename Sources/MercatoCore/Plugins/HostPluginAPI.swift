@@ -6,11 +6,13 @@ public import MercatoStorage
 public struct HostPluginAPI: PluginAPI {
     let database: Database
     let installs: InstallService
+    let connections: ConnectionService
     let clock: WallClock
 
-    public init(database: Database, installs: InstallService, clock: WallClock) {
+    public init(database: Database, installs: InstallService, connections: ConnectionService, clock: WallClock) {
         self.database = database
         self.installs = installs
+        self.connections = connections
         self.clock = clock
     }
 
@@ -29,5 +31,23 @@ public struct HostPluginAPI: PluginAPI {
 
     public func config(of installID: String) async throws -> [String: JSONValue] {
         try await installs.configInClear(installID)
+    }
+
+    public func accessToken(of installID: String) async throws -> AccessToken {
+        do {
+            return try await connections.accessToken(for: installID)
+        } catch let error as ConnectionService.TokenError {
+            switch error {
+            case .notConnected:
+                throw CommandError(status: 409, code: "not_connected",
+                                   message: "This install has no connected account; an org admin connects it from the install's page.")
+            case .needsReconnect:
+                throw CommandError(status: 409, code: "needs_reconnect",
+                                   message: "The provider no longer accepts this install's grant; an org admin must connect the account again.")
+            case .providerUnavailable(let seconds):
+                throw CommandError(status: 503, code: "provider_unavailable",
+                                   message: "The provider could not refresh the access token; retry in \(seconds) s.")
+            }
+        }
     }
 }

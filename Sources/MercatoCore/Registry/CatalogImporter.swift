@@ -37,7 +37,9 @@ public struct CatalogImporter: Sendable {
                 encoder.outputFormatting = .sortedKeys
                 let json = String(decoding: try encoder.encode(definition), as: UTF8.self)
                 try await runtime.database.transaction { db in
-                    if try await ProviderStore.definition(key: definition.key, on: db) != json {
+                    // A provider the operator set through the API is theirs: the catalog does not overwrite it.
+                    let current = try await ProviderStore.find(key: definition.key, on: db)
+                    if current?.source != "api", current?.definition != json {
                         try await ProviderStore.upsert(key: definition.key, definitionJSON: json, source: "catalog", at: runtime.clock.millis, on: db)
                     }
                 }

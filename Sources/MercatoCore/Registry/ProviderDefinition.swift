@@ -49,7 +49,10 @@ public struct ProviderDefinition: Sendable, Equatable, Codable {
         let name = p.string(o, "name", required: true, max: 100)
         func url(_ field: String, required: Bool) -> String? {
             let value = p.string(o, field, required: required, max: 2048)
-            if let value, !ManifestValidator.isHTTPS(value) { p.add(field, "must be an https URL") }
+            // http only on loopback, as for webhook URLs: a provider running beside a development server.
+            if let value, !ManifestValidator.isAcceptableWebhookURL(value) {
+                p.add(field, "must be an https URL (http is accepted only for localhost, 127.0.0.1 or [::1])")
+            }
             return value
         }
         let authorize = url("authorize_url", required: true)

@@ -20,6 +20,10 @@ public import MercatoStorage
 /// | `MERCATO_WEBHOOK_TIMEOUT_SECONDS` | `15` |
 /// | `MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS` | `60` (an endpoint's open circuit waits this long before one probe) |
 /// | `MERCATO_DELIVERY_LOG_DAYS` | `30` (attempts, finished deliveries and handled events) |
+/// | `MERCATO_OAUTH_RETURN_URL` | `{public url}/oauth/complete` (where a connect flow ends, with `result` or `error` in the query) |
+/// | `MERCATO_OAUTH_REFRESH_MARGIN_SECONDS` | `900` (access tokens are refreshed this long before expiry, or at half their lifetime if shorter) |
+/// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
+/// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -44,6 +48,11 @@ public struct Settings: Sendable {
     public var webhookCircuitCooldownSeconds = 60
     /// How long the delivery log is kept.
     public var deliveryLogDays = 30
+    /// Where the browser lands when a connect flow ends.
+    public var oauthReturnURL: String
+    public var oauthRefreshMarginSeconds = 900
+    public var oauthRefreshScanSeconds = 30
+    public var oauthTimeoutSeconds = 15
 
     /// The SQLite file in the data directory.
     public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
@@ -97,6 +106,15 @@ public struct Settings: Sendable {
         webhookCircuitCooldownSeconds = try Self.number(value("MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS"), name: "MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS",
                                                         default: 60, range: 1 ... 3600)
         deliveryLogDays = try Self.number(value("MERCATO_DELIVERY_LOG_DAYS"), name: "MERCATO_DELIVERY_LOG_DAYS", default: 30, range: 1 ... 3650)
+        oauthReturnURL = value("MERCATO_OAUTH_RETURN_URL") ?? "\(publicURL)/oauth/complete"
+        guard let returnURL = URL(string: oauthReturnURL), ["http", "https"].contains(returnURL.scheme ?? ""), returnURL.host != nil else {
+            throw SettingsError("MERCATO_OAUTH_RETURN_URL must be an absolute http(s) URL")
+        }
+        oauthRefreshMarginSeconds = try Self.number(value("MERCATO_OAUTH_REFRESH_MARGIN_SECONDS"), name: "MERCATO_OAUTH_REFRESH_MARGIN_SECONDS",
+                                                    default: 900, range: 0 ... 86400)
+        oauthRefreshScanSeconds = try Self.number(value("MERCATO_OAUTH_REFRESH_SCAN_SECONDS"), name: "MERCATO_OAUTH_REFRESH_SCAN_SECONDS",
+                                                  default: 30, range: 1 ... 86400)
+        oauthTimeoutSeconds = try Self.number(value("MERCATO_OAUTH_TIMEOUT_SECONDS"), name: "MERCATO_OAUTH_TIMEOUT_SECONDS", default: 15, range: 1 ... 60)
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
                 throw SettingsError("DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite)")

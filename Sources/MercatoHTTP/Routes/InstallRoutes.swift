@@ -7,6 +7,7 @@ import MercatoStorage
 /// The org admin's API for installs (CONTRACT §2).
 struct InstallRoutes {
     let installs: InstallService
+    let connections: ConnectionService
 
     struct CreateBody: Decodable {
         let app: String
@@ -87,7 +88,7 @@ struct InstallRoutes {
         }
         api.delete("installs/{id}") { _, context in
             let id = try context.parameters.require("id")
-            try await installs.uninstall(id, by: try Self.actor(context))
+            try await connections.uninstall(id, installs: installs, by: try Self.actor(context))
             return RemovedBody(id: id, status: "uninstalled")
         }
     }

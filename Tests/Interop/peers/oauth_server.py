@@ -33,6 +33,8 @@ Test controls (JSON):
                      failure applies to the next n refresh requests only),
                      "refresh_delay_seconds": float (sleep in the refresh handler after the old
                      refresh token is spent and before the answer, to widen race windows)}
+  GET  /_issued      every access and refresh token text issued so far (for tests that search
+                     logs, answers and events for leaked tokens)
   POST /_expire_all  every access token issued so far becomes expired
   POST /_reset       clears the counters (tokens are kept); an optional body is applied as /_control
 
@@ -497,6 +499,13 @@ def create_app():
                 return jsonify(STORE.controls())
         except (ValueError, TypeError) as e:
             return jsonify(error=str(e)), 400
+
+    @app.get("/_issued")
+    def issued():
+        # For leak checks only: every token text this server handed out, so a test can search
+        # logs, answers and events for them.
+        with STORE.lock:
+            return jsonify(access_tokens=sorted(STORE.by_access), refresh_tokens=sorted(STORE.by_refresh))
 
     @app.post("/_expire_all")
     def expire_all():
