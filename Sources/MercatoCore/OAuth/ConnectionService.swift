@@ -187,13 +187,15 @@ public final class ConnectionService: Sendable {
         guard let record = try await database.read({ try await OAuthStateStore.find(stateHash: Self.digest(state, "state"), on: $0) }) else {
             throw FlowFailure("state_unknown")
         }
-        // The browser first: a stolen redirect URL must not even use the state up.
-        guard let browser = cookie(Self.cookieName(record.installId)),
-              ConstantTime.equals(Array(Self.digest(browser, "browser").utf8), Array(record.browserHash.utf8))
-        else { throw FlowFailure("browser_mismatch") }
+        // A used or expired state says so (the callback cleared the cookie, so a replay has none);
+        // otherwise the browser must be the one that started: a stolen redirect URL arriving
+        // elsewhere does not even use the state up.
         if record.usedAt != nil { throw FlowFailure("state_replayed") }
         let now = clock.millis
         if now > record.expiresAt { throw FlowFailure("state_expired") }
+        guard let browser = cookie(Self.cookieName(record.installId)),
+              ConstantTime.equals(Array(Self.digest(browser, "browser").utf8), Array(record.browserHash.utf8))
+        else { throw FlowFailure("browser_mismatch") }
         return try await database.transaction { db in
             guard try await OAuthStateStore.consume(id: record.id, at: now, on: db) else { throw FlowFailure("state_replayed") }
             let verifier = try await secrets.get(Self.verifierContext(record), on: db)

@@ -266,6 +266,7 @@ class Handler(BaseHTTPRequestHandler):
                 "status": status,
                 "arrived_monotonic": arrived_mono,
                 "arrived_wall": arrived_wall,
+                "body": body.decode("utf-8", "replace") if isinstance(body, bytes) else body,
             })
 
         extra = []
