@@ -1,4 +1,5 @@
 import Foundation
+import MercatoCrypto
 public import MercatoHooks
 public import MercatoStorage
 
@@ -48,6 +49,13 @@ public struct HostPluginAPI: PluginAPI {
                 throw CommandError(status: 503, code: "provider_unavailable",
                                    message: "The provider could not refresh the access token; retry in \(seconds) s.")
             }
+        } catch is VaultError {
+            throw CommandError(status: 500, code: "sealed_value_unreadable", message: "The stored token failed its integrity check; the operator has been told.")
+        } catch let error as CommandError {
+            throw error
+        } catch {
+            // Storage trouble is the host's, not the plugin's: a retry with the same webhook-id runs again.
+            throw CommandError(status: 503, code: "storage_unavailable", message: "The token could not be read; retry with the same webhook-id.")
         }
     }
 }
