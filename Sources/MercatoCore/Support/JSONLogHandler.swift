@@ -54,9 +54,16 @@ public struct JSONLogHandler: LogHandler {
     }
 
     static func isSecret(_ key: String) -> Bool {
+        // Metadata keys are a small, fixed set: remember the answer (Foundation's substring
+        // search per key and word was a visible share of every request's CPU).
+        if let known = secretKeys.withLock({ $0[key] }) { return known }
         let lowered = key.lowercased()
-        return secretWords.contains { lowered.contains($0) }
+        let secret = secretWords.contains { lowered.contains($0) }
+        secretKeys.withLock { if $0.count < 1024 { $0[key] = secret } }
+        return secret
     }
+
+    private static let secretKeys = Mutex<[String: Bool]>([:])
 
     private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
         switch value {
