@@ -246,6 +246,16 @@ public enum DeliveryStore {
         return attempts + deliveries + events
     }
 
+    /// The payloads of `eventIDs` (those still kept), by event id.
+    public static func payloads(eventIDs: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !eventIDs.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for row in try await db.raw("SELECT id, payload FROM outbox_events WHERE id IN (\(binds: eventIDs))").all() {
+            out[try row.decode(column: "id", as: String.self)] = try row.decode(column: "payload", as: String.self)
+        }
+        return out
+    }
+
     /// The event's payload, as it is delivered.
     public static func payload(eventID: String, on db: any SQLDatabase) async throws -> String? {
         try await db.raw("SELECT payload FROM outbox_events WHERE id = \(bind: eventID)").first()?.decode(column: "payload", as: String.self)
