@@ -26,8 +26,8 @@ public struct DeliveryPolicy: Sendable {
     public var circuitCooldown: Duration = .seconds(60)
     /// An endpoint failing without a success for this long is disabled.
     public var disableAfter: Duration = .seconds(5 * 86400)
-    /// Deliveries claimed and sent at once by one node.
-    public var batch = 64
+    /// Deliveries claimed and sent at once by one node (their outcomes commit together).
+    public var batch = 256
 
     public init() {}
 
@@ -68,11 +68,14 @@ public struct DeliveryService: Service {
         self.idleInterval = idleInterval
     }
 
+    /// Connections the delivery client keeps to one endpoint.
+    static let connectionsPerHost = 64
+
     /// An HTTP client for deliveries: redirects are not followed (a 3xx is a failure, so a
     /// redirect cannot lead to a private address).
     public static func makeClient() -> HTTPClient {
         var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
@@ -80,8 +83,16 @@ public struct DeliveryService: Service {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var handled = 0
             do {
-                handled += try await fanOut()
-                handled += try await deliverDue()
+                // Fan-out of new events runs beside the sending of due deliveries (whose time is
+                // mostly spent waiting on endpoints), and keeps ahead of it.
+                // Two batches in flight: one's records commit while the other's requests wait on
+                // endpoints (claims are leased, so they never overlap).
+                async let fannedOut = fanOut(limit: max(200, policy.batch * 2))
+                async let delivered = deliverDue()
+                async let deliveredToo = deliverDue()
+                handled += try await fannedOut
+                handled += try await delivered
+                handled += try await deliveredToo
             } catch {
                 logger.error("webhook delivery pass failed; retrying", metadata: ["error_type": "\(type(of: error))"])
             }
@@ -130,7 +141,10 @@ public struct DeliveryService: Service {
     @discardableResult
     public func deliverDue() async throws -> Int {
         let now = clock.millis
-        let lease = now + (policy.timeout.components.seconds + 30) * 1000
+        // The client keeps at most `connectionsPerHost` connections to one endpoint, so a batch to
+        // one slow endpoint can take that many timeouts in turn: the lease covers them all.
+        let rounds = Int64((policy.batch + Self.connectionsPerHost - 1) / Self.connectionsPerHost)
+        let lease = now + (policy.timeout.components.seconds * rounds + 30) * 1000
         let due = try await database.transaction { try await DeliveryStore.claimDue(limit: policy.batch, now: now, leaseUntil: lease, on: $0) }
         guard !due.isEmpty else { return 0 }
         let appIDs = Array(Set(due.map(\.appId)))
@@ -255,11 +269,27 @@ public struct DeliveryService: Service {
         guard !results.isEmpty else { return }
         let now = clock.millis
         let ordered = results.sorted { $0.0.id < $1.0.id }
+        // 2xx answers (the common case) are written with a few multi-row statements; the rest one
+        // by one first, so a success in the batch leaves its endpoint's failure count at zero.
+        let delivered = ordered.filter { $0.1.status.map { (200 ... 299).contains($0) } ?? false }
+        let others = ordered.filter { !($0.1.status.map { (200 ... 299).contains($0) } ?? false) }
         let disabled = try await database.transaction { db -> [(String, String)] in
             var disabled: [(String, String)] = []
-            for (delivery, response) in ordered {
+            for (delivery, response) in others {
                 if let reason = try await apply(delivery, response, probe: false, final: false, now: now, on: db) { disabled.append((delivery.appId, reason)) }
             }
+            guard !delivered.isEmpty else { return disabled }
+            try await DeliveryStore.insertAttempts(delivered.map { delivery, response in
+                AttemptRecord(deliveryId: delivery.id, appId: delivery.appId, attempt: delivery.attempts + 1, statusCode: response.status,
+                              durationMs: response.durationMs, responseBody: response.body, error: nil, createdAt: now)
+            }, on: db)
+            var groups: [String: [String]] = [:]
+            for (delivery, response) in delivered { groups[delivery.appId + "\u{0}" + String(response.status ?? 200), default: []].append(delivery.id) }
+            for (key, ids) in groups.sorted(by: { $0.key < $1.key }) {
+                let parts = key.split(separator: "\u{0}", omittingEmptySubsequences: false)
+                try await DeliveryStore.markDelivered(ids: ids, appID: String(parts[0]), statusCode: Int(parts[1]) ?? 200, at: now, on: db)
+            }
+            for app in Set(delivered.map(\.0.appId)).sorted() { try await DeliveryStore.recordSuccess(appID: app, on: db) }
             return disabled
         }
         for (_, response) in ordered { count(response) }
