@@ -26,7 +26,22 @@ public enum Signatures {
         Sodium.ready()
         var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
         crypto_hash_sha256(&out, data, UInt64(data.count))
-        return out.map { String(format: "%02x", $0) }.joined()
+        return hex(out)
+    }
+
+    private static let hexDigits: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// Lower-case hex of `bytes`, through a table (no formatter per byte).
+    public static func hex(_ bytes: [UInt8]) -> String {
+        String(unsafeUninitializedCapacity: bytes.count * 2) { buffer in
+            var i = 0
+            for byte in bytes {
+                buffer[i] = hexDigits[Int(byte >> 4)]
+                buffer[i + 1] = hexDigits[Int(byte & 0x0F)]
+                i += 2
+            }
+            return i
+        }
     }
 }
 
@@ -54,7 +69,11 @@ public struct StandardWebhooks: Sendable {
     /// `true` when some `v1` entry matches one of `secrets` or some `v1a` entry verifies
     /// under `publicKey`. Comparisons are constant-time.
     public static func verify(header: String, content: [UInt8], secrets: [String], publicKey: [UInt8]?) -> Bool {
-        let keys = secrets.compactMap(secretKey)
+        verify(header: header, content: content, keys: secrets.compactMap(secretKey), publicKey: publicKey)
+    }
+
+    /// As ``verify(header:content:secrets:publicKey:)``, with the secrets' key bytes already decoded.
+    public static func verify(header: String, content: [UInt8], keys: [[UInt8]], publicKey: [UInt8]?) -> Bool {
         let expected = keys.map { Signatures.hmacSHA256(key: $0, message: content) }
         for entry in header.split(separator: " ").prefix(16) {
             guard let comma = entry.firstIndex(of: ",") else { continue }

@@ -15,6 +15,6 @@ public enum APITokenText {
 
     /// The stored digest of a token text (hex).
     public static func digest(_ token: String) -> String {
-        Digest.blake2b(Array("mercato.api-token.v1:\(token)".utf8)).map { String(format: "%02x", $0) }.joined()
+        Signatures.hex(Digest.blake2b(Array("mercato.api-token.v1:\(token)".utf8)))
     }
 }

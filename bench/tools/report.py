@@ -3,6 +3,7 @@
 
   report.py record RESULTS WRK_OUTPUT META_JSON   adds one wrk run (META: scenario, system, ...)
   report.py memory RESULTS JSON                    adds one RSS reading of the memory scenario
+  report.py delivery RESULTS JSON                  adds the delivery scenario's result (bench/tools/sink_wait.py)
   report.py skip RESULTS JSON                      records a skipped scenario
   report.py table RESULTS MACHINE_JSON             prints every scenario with its targets
 """
@@ -19,6 +20,7 @@ GET_P99_MS = 2.0
 PING_GROWTH = 0.10
 RSS_MB = 150
 MEMORY_COMMANDS = 1_000_000
+DELIVERIES_PER_S = 5000
 
 
 def record(path, wrk_output, meta):
@@ -129,6 +131,13 @@ def table(path, machine_path):
               f"RSS <= {RSS_MB} MB after {MEMORY_COMMANDS:,}: {verdict(checks)}")
         print(f"{'':10} {'':8} VmRSS by commands sent (MB): {series}; VmHWM {last['hwm_kib'] / 1024:.0f} MB")
     for r in rows:
+        if r.get("kind") == "delivery":
+            checks = [(f"{r['rate_window']:,.0f}/s", r["rate_window"] >= DELIVERIES_PER_S), ("incomplete", r["complete"])]
+            print(f"{'delivery':10} {'mercato':8} {'deliveries/s':14} {'':>4} {r['rate_window']:>10,.0f} {'':>7} {'':>7} {'':>6}  "
+                  f">= {DELIVERIES_PER_S:,} signed deliveries/s: {verdict(checks)}")
+            print(f"{'':10} {'':8} {r['valid']:,} valid of {r['expected']:,} ({r['invalid']} invalid) in {r['window_s']} s from the first to the last; "
+                  f"{r['rate_total']:,.0f}/s counted from the server's start ({r['total_s']} s); server {r['cpu_s']} CPU s; {r.get('outcomes')}")
+    for r in rows:
         if r.get("kind") == "skipped":
             print(f"{r['scenario']:10} {'':8} skipped: {r['why']}")
 
@@ -139,6 +148,11 @@ def main():
         record(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]))
     elif cmd == "memory":
         append(sys.argv[2], dict(json.loads(sys.argv[3]), kind="memory", scenario="memory"))
+    elif cmd == "delivery":
+        obj = dict(json.loads(sys.argv[3]), kind="delivery")
+        append(sys.argv[2], obj)
+        print(f"   {obj['valid']:,} valid deliveries ({obj['invalid']} invalid) of {obj['expected']:,}: {obj['rate_window']:,.0f}/s first to last "
+              f"({obj['window_s']} s), {obj['rate_total']:,.0f}/s from the server's start; server {obj['cpu_s']} CPU s")
     elif cmd == "skip":
         append(sys.argv[2], dict(json.loads(sys.argv[3]), kind="skipped"))
         print("   skipped: " + json.loads(sys.argv[3])["why"])

@@ -4,13 +4,16 @@ a vendor org and owner token, the app `bench-app` (HMAC command signing, scope k
 secret and one plain config field) registered and published by the vendor, a customer org
 (enterprise) with an owner token that installs it with a config, and an operator override of the
 install's command rate so the load measures the server, not the plan's limit.
-Usage: setup_tenant.py BASE_URL OPERATOR_TOKEN"""
+With WEBHOOK_URL the app also subscribes to `task.created` events delivered there (the delivery
+scenario), and the answer carries its webhook secret.
+Usage: setup_tenant.py BASE_URL OPERATOR_TOKEN [WEBHOOK_URL]"""
 import json
 import sys
 import urllib.error
 import urllib.request
 
 base, operator = sys.argv[1], sys.argv[2]
+webhook_url = sys.argv[3] if len(sys.argv) > 3 else None
 
 
 def call(method, path, token, body=None, expect=(200, 201)):
@@ -43,10 +46,14 @@ manifest = {
         {"key": "channel", "label": "Channel", "type": "string", "required": False, "default": "#general"},
     ],
 }
+if webhook_url:
+    manifest["webhook_url"] = webhook_url
+    manifest["events"] = ["task.created"]
 app = call("POST", "/api/v1/developer/apps", vendor, manifest)
 call("POST", "/api/v1/developer/apps/bench-app/publish", vendor)
 customer_org, owner = org("Bench Customer", "enterprise")
 install = call("POST", "/api/v1/installs", owner, {"app": "bench-app", "config": {"api_key": "sk_bench_0123456789abcdef", "channel": "#ops"}})
 call("PUT", f"/api/v1/installs/{install['id']}/rate_limit", operator, {"per_second": 1000000, "burst": 1000000})
 print(json.dumps({"vendor_org": vendor_org, "customer_org": customer_org, "owner": owner, "app_id": app["id"],
-                  "secret": app["secrets"]["command"], "install": install["id"], "install_status": install["status"]}))
+                  "secret": app["secrets"]["command"], "install": install["id"], "install_status": install["status"],
+                  "webhook_secret": app["secrets"]["webhook"]}))

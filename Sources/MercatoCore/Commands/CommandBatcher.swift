@@ -22,6 +22,7 @@ final class CommandBatcher: Sendable {
     private let database: Database
     private let logger: Logger
     let maxBatch: Int
+    private let metrics = MetricHandles()
 
     init(database: Database, logger: Logger, maxBatch: Int = 512) {
         self.database = database
@@ -55,12 +56,11 @@ final class CommandBatcher: Sendable {
             let entries = batch.map(\.0)
             do {
                 try await database.transaction { db in
-                    for entry in entries {
-                        try await CommandStore.insert(entry.log, on: db)
-                        if let idempotency = entry.idempotency { try await CommandStore.insertIdempotency(idempotency, on: db) }
-                    }
+                    try await CommandStore.insert(entries.map(\.log), on: db)
+                    let stored = entries.compactMap(\.idempotency)
+                    if !stored.isEmpty { try await CommandStore.insertIdempotency(stored, on: db) }
                 }
-                Metrics.Recorder(label: "mercato_command_batch_size").record(entries.count)
+                metrics.recorder("mercato_command_batch_size").record(entries.count)
                 for (_, continuation) in batch { continuation.resume() }
             } catch {
                 logger.error("command log batch failed to commit", metadata: ["size": "\(entries.count)", "error_type": "\(type(of: error))"])

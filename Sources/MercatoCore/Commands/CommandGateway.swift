@@ -22,6 +22,8 @@ public final class CommandGateway: Sendable {
     let logger: Logger
     let limiter = RateLimiter()
     let batcher: CommandBatcher
+    let cache = GatewayCache()
+    let metrics = MetricHandles()
     private let inFlight = Mutex<Set<String>>([])
 
     public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, secrets: SecretStore, clock: WallClock, logger: Logger) {
@@ -75,7 +77,7 @@ public final class CommandGateway: Sendable {
         let start = ContinuousClock.now
         // Before authentication: no log row, only a metric.
         func reject(_ error: APIError, headers: [(String, String)] = []) -> Answer {
-            Counter(label: "mercato_commands_unauthenticated_total", dimensions: [("code", error.code)]).increment()
+            metrics.counter("mercato_commands_unauthenticated_total", [("code", error.code)]).increment()
             return problem(error, requestID: incoming.requestID, headers: headers)
         }
         guard let webhookID = incoming.webhookID, !webhookID.isEmpty else { return reject(Self.missing("webhook-id")) }
@@ -92,17 +94,41 @@ public final class CommandGateway: Sendable {
         // unknown install is a failed signature (401), not a 404 that would confirm ids.
         let unverifiable = APIError(status: 401, code: "invalid_signature", title: "Invalid signature",
                                     detail: "The signature cannot be verified: the body's `install_id` names no install of a signing app.")
-        guard let installID = body["install_id"]?.stringValue else { return reject(unverifiable) }
-        let target: Target?
-        do { target = try await loadTarget(installID) } catch {
+        guard let installID = body["install_id"]?.stringValue, RecordID.isValid(installID, prefix: "ins") else { return reject(unverifiable) }
+        let content = StandardWebhooks.signedContent(id: webhookID, timestamp: timestampText, body: incoming.body)
+        var entry: GatewayCache.Entry
+        var fresh = false
+        do {
+            if let cached = cache.get(installID) {
+                entry = cached
+            } else {
+                guard let loaded = try await load(installID) else { return reject(unverifiable) }
+                entry = loaded
+                fresh = true
+            }
+        } catch {
             logger.error("command target lookup failed", metadata: ["error_type": "\(type(of: error))"])
             return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
         }
-        guard let target else { return reject(unverifiable) }
-        let content = StandardWebhooks.signedContent(id: webhookID, timestamp: timestampText, body: incoming.body)
-        let secrets = target.signing.type == "hmac" ? ((try? await registry.verificationSecrets(appID: target.install.appId, kind: .command)) ?? []) : []
-        let publicKey = target.signing.publicKey.flatMap(ManifestValidator.ed25519PublicKey)
-        guard StandardWebhooks.verify(header: signature, content: content, secrets: secrets, publicKey: publicKey) else {
+        func verified(_ entry: GatewayCache.Entry) -> Bool {
+            StandardWebhooks.verify(header: signature, content: content, keys: entry.keys(at: clock.millis), publicKey: entry.publicKey)
+        }
+        var authentic = verified(entry)
+        if !authentic && !fresh {
+            // Maybe signed with a secret created (or a key published) on another node since this
+            // entry was loaded: look at the stamp, reload when it moved.
+            do {
+                if let check = try await database.read({ try await CommandStore.check(install: installID, webhookID: "", on: $0) }),
+                   check.stamp != entry.stamp, let loaded = try await load(installID) {
+                    entry = loaded
+                    fresh = true
+                    authentic = verified(entry)
+                }
+            } catch {
+                return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+            }
+        }
+        guard authentic else {
             return reject(APIError(status: 401, code: "invalid_signature", title: "Invalid signature",
                                    detail: "No signature in webhook-signature matches this app's command credential over the id, timestamp and body."))
         }
@@ -112,10 +138,42 @@ public final class CommandGateway: Sendable {
                                    detail: "webhook-timestamp is more than 300 seconds from the server's clock (server time \(Int(now)))."))
         }
 
+        // Idempotency: one in-flight request per (app, webhook-id) on this node, then the store.
+        // The reservation comes before the store lookup (so nothing can commit between them
+        // unseen); the install's checks below still answer first.
+        let key = entry.target.install.appId + "\u{0}" + webhookID
+        let reserved = inFlight.withLock({ $0.insert(key).inserted })
+        defer { if reserved { _ = inFlight.withLock { $0.remove(key) } } }
+        // One statement: the cached entry's stamp, the rate override, the stored answer.
+        let check: CommandCheck
+        do {
+            guard let found = try await database.read({ try await CommandStore.check(install: installID, webhookID: webhookID, on: $0) }) else {
+                cache.remove(installID)
+                return reject(unverifiable)
+            }
+            check = found
+            if check.stamp != entry.stamp {
+                // Changed since the entry was loaded (here or on another node): reload, and verify
+                // again, so a rotated-out secret or a new signing key counts at once.
+                guard let loaded = try await load(installID) else { return reject(unverifiable) }
+                entry = loaded
+                guard verified(entry) else {
+                    return reject(APIError(status: 401, code: "invalid_signature", title: "Invalid signature",
+                                           detail: "No signature in webhook-signature matches this app's command credential over the id, timestamp and body."))
+                }
+            }
+        } catch {
+            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+        }
+        var target = entry.target
+        if let perSecond = check.ratePerSecond, let burst = check.rateBurst {
+            target.rate = RateLimiter.Limit(perSecond: perSecond, burst: burst)
+        }
+
         // Authenticated: from here every answer leaves a command-log row.
         let commandName = body["command"]?.stringValue ?? ""
         // The log keeps printable text only: one bad name must not fail its whole log batch.
-        let loggedName = String(String.UnicodeScalarView(commandName.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(100))
+        let loggedName = Self.printable(commandName)
         let bodyHash = Signatures.sha256Hex(incoming.body)
         let commandID = RecordID.make("cmd", millis: clock.millis)
         var rateHeaders = Self.rateHeaders(limiter.peek(target.install.id, limit: target.rate, now: now))
@@ -144,7 +202,7 @@ public final class CommandGateway: Sendable {
             } catch {
                 return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
             }
-            Counter(label: "mercato_commands_total", dimensions: [("outcome", answer.outcome)]).increment()
+            metrics.counter("mercato_commands_total", [("outcome", answer.outcome)]).increment()
             return answer
         }
 
@@ -156,19 +214,11 @@ public final class CommandGateway: Sendable {
             return await finish(problem(APIError(status: 403, code: "install_inactive", title: "Install inactive",
                                                  detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), store: false)
         }
-
-        // Idempotency: one in-flight request per (app, webhook-id) on this node, then the store.
-        let key = target.install.appId + "\u{0}" + webhookID
-        guard inFlight.withLock({ $0.insert(key).inserted }) else {
+        guard reserved else {
             return await finish(problem(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
                                                  detail: "A request with this webhook-id is still running; retry after it answers."), requestID: incoming.requestID), store: false)
         }
-        defer { _ = inFlight.withLock { $0.remove(key) } }
-        let stored: IdempotencyRecord?
-        do { stored = try await database.read { try await CommandStore.idempotency(app: target.install.appId, webhookID: webhookID, on: $0) } } catch {
-            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
-        }
-        if let stored {
+        if let stored = check.idempotency {
             guard stored.bodySha256 == bodyHash else {
                 return await finish(problem(APIError(status: 409, code: "idempotency_conflict", title: "Idempotency key reused",
                                                      detail: "This webhook-id was used with a different body; use a new webhook-id for a new command."),
@@ -263,23 +313,35 @@ public final class CommandGateway: Sendable {
 
     // MARK: Helpers
 
-    func loadTarget(_ installID: String) async throws -> Target? {
-        try await database.read { db -> Target? in
-            guard RecordID.isValid(installID, prefix: "ins"), let found = try await InstallStore.find(id: installID, on: db),
+    /// Reads everything the gateway needs about `installID` and caches it. The stamp is read
+    /// first, so a change racing with the load leaves an older stamp (the next command reloads),
+    /// never a newer stamp over older data.
+    func load(_ installID: String) async throws -> GatewayCache.Entry? {
+        let entry = try await database.read { db -> GatewayCache.Entry? in
+            guard let check = try await CommandStore.check(install: installID, webhookID: "", on: db),
+                  let found = try await InstallStore.find(id: installID, on: db),
                   let org = try await OrgStore.find(id: found.orgId, on: db), let app = try await AppStore.find(id: found.appId, on: db),
                   let json = try await AppStore.manifest(appID: app.id, version: app.latestVersion, on: db)
             else { return nil }
             let manifest = try RegistryService.decode(json)
             let plan = Plan(rawValue: org.plan) ?? .free
-            var rate = PlanLimits.defaultCommandRates[plan]!
-            if let custom = try await CommandStore.rateLimit(install: found.id, on: db) {
-                rate = RateLimiter.Limit(perSecond: custom.perSecond, burst: custom.burst)
-            }
             var install = found
             if install.removedAt != nil { install.status = "uninstalled" }
-            return Target(install: install, orgName: org.name, plan: plan, signing: manifest.commandSigning, rate: rate,
-                          scopes: try InstallService.strings(install.scopes))
+            let secrets = manifest.commandSigning.type == "hmac" ? try await registry.verificationSecrets(of: app, kind: .command, on: db) : []
+            let target = Target(install: install, orgName: org.name, plan: plan, signing: manifest.commandSigning,
+                                rate: PlanLimits.defaultCommandRates[plan]!, scopes: try InstallService.strings(install.scopes))
+            return GatewayCache.Entry(target: target, stamp: check.stamp,
+                                      keys: secrets.compactMap { secret in StandardWebhooks.secretKey(secret.text).map { ($0, secret.validUntil) } },
+                                      publicKey: manifest.commandSigning.publicKey.flatMap(ManifestValidator.ed25519PublicKey),
+                                      loadedAt: .now)
         }
+        if let entry { cache.put(installID, entry) } else { cache.remove(installID) }
+        return entry
+    }
+
+    static func printable(_ name: String) -> String {
+        if name.utf8.count <= 100, name.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return name }
+        return String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(100))
     }
 
     private func problem(_ error: APIError, requestID: String, headers: [(String, String)] = []) -> Answer {

@@ -13,6 +13,7 @@ public struct InstallService: Sendable {
     public var limits = PlanLimits()
     /// Test seam: called inside the transaction after every write of a change, with the action
     /// name; throwing rolls the whole change back.
+    let manifests = ManifestCache()
     public var faultInjection: (@Sendable (String) throws -> Void)?
 
     public init(database: Database, secrets: SecretStore, clock: WallClock) {
@@ -245,19 +246,25 @@ public struct InstallService: Sendable {
     }
 
     private func view(_ install: InstallRecord, on db: any SQLDatabase) async throws -> View {
-        guard let json = try await AppStore.manifest(appID: install.appId, version: install.version, on: db) else {
+        guard let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db) else {
             throw APIError.notFound("App version \(install.version)")
         }
-        let manifest = try RegistryService.decode(json)
         let values = try await readConfig(install, on: db)
         return View(install: install, scopes: try Self.strings(install.scopes), config: ConfigResolver.masked(values, fields: manifest.config), manifest: manifest)
     }
 
     private func readConfig(_ install: InstallRecord, on db: any SQLDatabase) async throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
-        for key in try Self.strings(install.configKeys) {
+        let keys = try Self.strings(install.configKeys)
+        guard !keys.isEmpty else { return values }
+        // One statement for all of the install's sealed values, each opened with the context
+        // of the field it is read for (a value copied into another row or field fails).
+        var sealed: [String: SealedValueRecord] = [:]
+        for record in try await SealedValueStore.all(owner: install.id, on: db) { sealed[record.purpose] = record }
+        for key in keys {
             let context = SealContext(org: install.orgId, owner: install.id, purpose: "config.\(key)")
-            guard let text = try await secrets.get(context, on: db) else { continue }
+            guard let record = sealed[context.purpose] else { continue }
+            let text = try secrets.open(record, expecting: context)
             values[key] = try JSONDecoder().decode(JSONValue.self, from: Data(text.utf8))
         }
         return values

@@ -18,6 +18,7 @@ public final class PluginHost: Sendable {
     /// Where plugins keep their data.
     let storage: any PluginStorageProvider
     let health: PluginHealth
+    let metrics = MetricHandles()
 
     public init(plugins: [any MercatoPlugin], logger: Logger, clock: WallClock = .system, commandTimeout: Duration = .seconds(10),
                 hookTimeout: Duration = .seconds(30), crashLoop: CrashLoopRule = CrashLoopRule(), storage: any PluginStorageProvider) throws {
@@ -221,8 +222,8 @@ public final class PluginHost: Sendable {
             outcome = "timeout"
             log.error("plugin call timed out", metadata: ["plugin": "\(id)", "hook": "\(hook)", "timeout": "\(timeout)"])
         }
-        Counter(label: "mercato_plugin_calls_total", dimensions: [("plugin", id), ("hook", hook), ("outcome", outcome)]).increment()
-        Metrics.Timer(label: "mercato_plugin_call_duration_seconds", dimensions: [("plugin", id), ("hook", hook)])
+        metrics.counter("mercato_plugin_calls_total", [("plugin", id), ("hook", hook), ("outcome", outcome)]).increment()
+        metrics.timer("mercato_plugin_call_duration_seconds", [("plugin", id), ("hook", hook)])
             .recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         if countsFailures, outcome == "crashed" || outcome == "timeout" {
             health.recordFailure(id, hook: hook, outcome: outcome)

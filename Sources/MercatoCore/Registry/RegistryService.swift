@@ -182,6 +182,17 @@ public struct RegistryService: Sendable {
         }
     }
 
+    /// The secrets of `kind` of `app` valid now or later, newest first, with when each stops
+    /// verifying (nil: until rotated), read on `db` (the gateway caches them and filters by time).
+    func verificationSecrets(of app: AppRecord, kind: SecretKind, on db: any SQLDatabase) async throws -> [(text: String, validUntil: Int64?)] {
+        var out: [(text: String, validUntil: Int64?)] = []
+        for secret in try await AppStore.validSecrets(appID: app.id, kind: kind.rawValue, at: clock.millis, on: db) {
+            let context = SealContext(org: app.developerOrgId, owner: app.id, purpose: "secret.\(secret.id)")
+            if let text = try await secrets.get(context, on: db) { out.append((text, secret.validUntil)) }
+        }
+        return out
+    }
+
     /// What a developer sees of one of their apps.
     public struct DeveloperView: Sendable {
         public var app: AppRecord

@@ -26,38 +26,118 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var object: [String: Any] = [
-            "ts": Self.timestamp(),
-            "level": event.level.rawValue,
-            "msg": event.message.description,
-            "label": label,
-        ]
+        var fields: [(String, Logger.Metadata.Value)] = []
+        fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0) + 4)
         var merged = metadata
         if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        for (key, value) in merged {
-            object[key] = Self.isSecret(key) ? "[redacted]" : Self.plain(value)
+        for (key, value) in merged where key != "ts" && key != "level" && key != "msg" && key != "label" {
+            fields.append((key, Self.isSecret(key) ? .string("[redacted]") : value))
         }
-        guard let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]),
-              let line = String(data: data, encoding: .utf8) else { return }
+        fields.append(("ts", .string(Self.timestamp())))
+        fields.append(("level", .string(event.level.rawValue)))
+        fields.append(("msg", .string(event.message.description)))
+        fields.append(("label", .string(label)))
+        // Written by hand (no JSONSerialization, no `Any`): one line per request is on the hot
+        // path. Keys sorted, `/` not escaped, as before.
+        fields.sort { $0.0 < $1.0 }
+        var line = ""
+        line.reserveCapacity(256)
+        line.append("{")
+        for (i, (key, value)) in fields.enumerated() {
+            if i > 0 { line.append(",") }
+            Self.appendString(key, to: &line)
+            line.append(":")
+            Self.append(value, to: &line)
+        }
+        line.append("}")
         sink(line)
     }
 
     static func isSecret(_ key: String) -> Bool {
+        // Metadata keys are a small, fixed set: remember the answer (Foundation's substring
+        // search per key and word was a visible share of every request's CPU).
+        if let known = secretKeys.withLock({ $0[key] }) { return known }
         let lowered = key.lowercased()
-        return secretWords.contains { lowered.contains($0) }
+        let secret = secretWords.contains { lowered.contains($0) }
+        secretKeys.withLock { if $0.count < 1024 { $0[key] = secret } }
+        return secret
     }
 
-    private static func plain(_ value: Logger.Metadata.Value) -> Any {
+    private static let secretKeys = Mutex<[String: Bool]>([:])
+
+    private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
         switch value {
-        case .string(let s): s
-        case .stringConvertible(let s): s.description
-        case .array(let a): a.map(plain)
-        case .dictionary(let d): d.reduce(into: [String: Any]()) { $0[$1.key] = isSecret($1.key) ? "[redacted]" : plain($1.value) }
+        case .string(let s):
+            appendString(s, to: &line)
+        case .stringConvertible(let s):
+            appendString(s.description, to: &line)
+        case .array(let a):
+            line.append("[")
+            for (i, element) in a.enumerated() {
+                if i > 0 { line.append(",") }
+                append(element, to: &line)
+            }
+            line.append("]")
+        case .dictionary(let d):
+            line.append("{")
+            for (i, key) in d.keys.sorted().enumerated() {
+                if i > 0 { line.append(",") }
+                appendString(key, to: &line)
+                line.append(":")
+                if isSecret(key) { appendString("[redacted]", to: &line) } else { append(d[key]!, to: &line) }
+            }
+            line.append("}")
         }
     }
 
-    private static func timestamp() -> String {
-        Date().formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+    private static let hexDigits = Array("0123456789abcdef")
+
+    /// A JSON string literal: quotes, backslashes and control characters escaped.
+    static func appendString(_ s: String, to line: inout String) {
+        line.append("\"")
+        var needsEscape = false
+        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
+        if !needsEscape {
+            line.append(s)
+        } else {
+            for scalar in s.unicodeScalars {
+                switch scalar {
+                case "\"": line.append("\\\"")
+                case "\\": line.append("\\\\")
+                case "\n": line.append("\\n")
+                case "\r": line.append("\\r")
+                case "\t": line.append("\\t")
+                case "\u{08}": line.append("\\b")
+                case "\u{0C}": line.append("\\f")
+                default:
+                    if scalar.value < 0x20 {
+                        line.append("\\u00")
+                        line.append(hexDigits[Int(scalar.value >> 4)])
+                        line.append(hexDigits[Int(scalar.value & 0xF)])
+                    } else {
+                        line.unicodeScalars.append(scalar)
+                    }
+                }
+            }
+        }
+        line.append("\"")
+    }
+
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T20:44:01.123Z`.
+    static func timestamp(_ date: Date = Date()) -> String {
+        let interval = date.timeIntervalSince1970
+        var seconds = time_t(interval.rounded(.down))
+        var millis = Int(((interval - Double(seconds)) * 1000).rounded(.down))
+        if millis > 999 { millis = 999 }
+        if millis < 0 { millis = 0 }
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        func pad(_ n: Int32, _ width: Int) -> String {
+            let text = String(n)
+            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        }
+        return pad(parts.tm_year + 1900, 4) + "-" + pad(parts.tm_mon + 1, 2) + "-" + pad(parts.tm_mday, 2) + "T"
+            + pad(parts.tm_hour, 2) + ":" + pad(parts.tm_min, 2) + ":" + pad(parts.tm_sec, 2) + "." + pad(Int32(millis), 3) + "Z"
     }
 
     private static let outputLock = Mutex(())

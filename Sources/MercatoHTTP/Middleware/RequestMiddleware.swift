@@ -14,6 +14,7 @@ struct RequestMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let logger: Logger
     let routes: RouteTable
+    let metrics = MetricHandles()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -51,8 +52,8 @@ struct RequestMiddleware: RouterMiddleware {
             logger.info("request", metadata: metadata)
         }
         let dimensions = [("method", request.method.rawValue), ("route", route), ("status", String(status))]
-        Counter(label: "mercato_http_requests_total", dimensions: dimensions).increment()
-        Metrics.Timer(label: "mercato_http_request_duration_seconds", dimensions: [("route", route)]).recordNanoseconds(nanoseconds)
+        metrics.counter("mercato_http_requests_total", dimensions).increment()
+        metrics.timer("mercato_http_request_duration_seconds", [("route", route)]).recordNanoseconds(nanoseconds)
         return response
     }
 

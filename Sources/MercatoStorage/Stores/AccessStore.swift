@@ -71,7 +71,13 @@ public enum AccessStore {
         try await db.raw("""
             SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at
             FROM api_tokens WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
-            """).first(decoding: TokenRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            """).first().map { row in
+                // By column name: this runs on every authenticated request.
+                TokenRecord(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String?.self),
+                            principalId: try row.decode(column: "principal_id", as: String?.self), role: try row.decode(column: "role", as: String.self),
+                            name: try row.decode(column: "name", as: String.self), tokenHash: try row.decode(column: "token_hash", as: String.self),
+                            createdAt: try row.decode(column: "created_at", as: Int64.self), revokedAt: try row.decode(column: "revoked_at", as: Int64?.self))
+            }
     }
 
     /// How many operator tokens exist (live or not): zero means a first start.

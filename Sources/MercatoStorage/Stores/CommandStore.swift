@@ -65,6 +65,37 @@ public struct CommandLogFilter: Sendable {
     }
 }
 
+/// What the gateway reads on every command in one statement: the install's mutable fields and
+/// its app's latest version and newest secret id (to validate a cached target), the rate-limit
+/// override, and the stored answer of (app, webhook-id) if any.
+public struct CommandCheck: Sendable, Equatable {
+    /// The parts of the install, app and secrets a cached target depends on.
+    public struct Stamp: Sendable, Equatable {
+        public var status: String
+        public var version: String
+        public var scopes: String
+        public var updatedAt: Int64
+        public var removedAt: Int64?
+        public var appLatestVersion: String
+        /// `{number of the app's secrets}:{greatest secret id}`: a rotation always adds a secret
+        /// (ids made in the same millisecond need not sort by creation, the count grows anyway).
+        public var newestSecretID: String?
+        public init(status: String, version: String, scopes: String, updatedAt: Int64, removedAt: Int64?, appLatestVersion: String, newestSecretID: String?) {
+            self.status = status
+            self.version = version
+            self.scopes = scopes
+            self.updatedAt = updatedAt
+            self.removedAt = removedAt
+            self.appLatestVersion = appLatestVersion
+            self.newestSecretID = newestSecretID
+        }
+    }
+    public var stamp: Stamp
+    public var ratePerSecond: Double?
+    public var rateBurst: Int?
+    public var idempotency: IdempotencyRecord?
+}
+
 /// Rows of `command_log`, `command_idempotency` and `install_rate_limits`.
 public enum CommandStore {
     static let logColumns = "id, install_id, app_id, org_id, command, webhook_id, body_sha256, outcome, http_status, duration_us, created_at"
@@ -76,6 +107,56 @@ public enum CommandStore {
             """).run()
     }
 
+    /// Rows per multi-row INSERT: 11 binds a log row, far below either engine's limit.
+    static let rowsPerStatement = 128
+
+    /// Inserts `records` with one multi-row statement per ``rowsPerStatement`` (group commit:
+    /// one statement to prepare instead of one per row).
+    public static func insert(_ records: [CommandLogRecord], on db: any SQLDatabase) async throws {
+        var start = 0
+        while start < records.count {
+            let chunk = records[start ..< min(start + rowsPerStatement, records.count)]
+            var q = SQLQueryString("INSERT INTO command_log (\(unsafeRaw: logColumns)) VALUES ")
+            for (n, r) in chunk.enumerated() {
+                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+                q.appendInterpolation(bind: r.id); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.installId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.appId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.orgId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.command); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.webhookId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.bodySha256); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.outcome); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.httpStatus); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.durationUs); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.createdAt); q.appendInterpolation(unsafeRaw: ")")
+            }
+            try await db.raw(q).run()
+            start += chunk.count
+        }
+    }
+
+    /// Stores answers with multi-row statements; a key that already has one keeps it.
+    public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
+        var start = 0
+        while start < records.count {
+            let chunk = records[start ..< min(start + rowsPerStatement, records.count)]
+            var q = SQLQueryString("INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at) VALUES ")
+            for (n, r) in chunk.enumerated() {
+                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+                q.appendInterpolation(bind: r.appId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.webhookId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.bodySha256); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.httpStatus); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.response); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: r.createdAt); q.appendInterpolation(unsafeRaw: ")")
+            }
+            q.appendInterpolation(unsafeRaw: " ON CONFLICT (app_id, webhook_id) DO NOTHING")
+            try await db.raw(q).run()
+            start += chunk.count
+        }
+    }
+
     /// Stores an answer unless the key already has one (another node won); answers whether it stored.
     @discardableResult
     public static func insertIdempotency(_ r: IdempotencyRecord, on db: any SQLDatabase) async throws -> Bool {
@@ -85,6 +166,37 @@ public enum CommandStore {
             ON CONFLICT (app_id, webhook_id) DO NOTHING RETURNING app_id
             """).all()
         return !rows.isEmpty
+    }
+
+    /// The stamp of `install` (see ``CommandCheck``), its rate override and the stored answer of
+    /// (the install's app, `webhookID`): one indexed statement; nil when the install does not exist.
+    public static func check(install: String, webhookID: String, on db: any SQLDatabase) async throws -> CommandCheck? {
+        guard let row = try await db.raw("""
+            SELECT i.app_id, i.status, i.version, i.scopes, i.updated_at, i.removed_at, a.latest_version,
+                   (SELECT COUNT(*) || ':' || COALESCE(MAX(s.id), '') FROM app_secrets s WHERE s.app_id = i.app_id) AS newest_secret,
+                   r.per_second, r.burst,
+                   c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
+            FROM installs i
+            JOIN apps a ON a.id = i.app_id
+            LEFT JOIN install_rate_limits r ON r.install_id = i.id
+            LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = \(bind: webhookID)
+            WHERE i.id = \(bind: install)
+            """).first() else { return nil }
+        let stamp = CommandCheck.Stamp(
+            status: try row.decode(column: "status", as: String.self), version: try row.decode(column: "version", as: String.self),
+            scopes: try row.decode(column: "scopes", as: String.self), updatedAt: try row.decode(column: "updated_at", as: Int64.self),
+            removedAt: try row.decode(column: "removed_at", as: Int64?.self), appLatestVersion: try row.decode(column: "latest_version", as: String.self),
+            newestSecretID: try row.decode(column: "newest_secret", as: String?.self)
+        )
+        var stored: IdempotencyRecord?
+        if let hash = try row.decode(column: "body_sha256", as: String?.self) {
+            stored = IdempotencyRecord(appId: try row.decode(column: "app_id", as: String.self), webhookId: webhookID, bodySha256: hash,
+                                       httpStatus: try row.decode(column: "http_status", as: Int.self),
+                                       response: try row.decode(column: "response", as: String.self),
+                                       createdAt: try row.decode(column: "stored_at", as: Int64.self))
+        }
+        return CommandCheck(stamp: stamp, ratePerSecond: try row.decode(column: "per_second", as: Double?.self),
+                            rateBurst: try row.decode(column: "burst", as: Int?.self), idempotency: stored)
     }
 
     public static func idempotency(app: String, webhookID: String, on db: any SQLDatabase) async throws -> IdempotencyRecord? {

@@ -67,6 +67,30 @@ public struct EndpointRecord: Sendable, Codable, Equatable {
     }
 }
 
+extension DeliveryRecord {
+    /// Decodes a row of ``DeliveryStore/columns`` by column name (no `Codable` key conversion:
+    /// the delivery loop reads these rows by the batch).
+    init(row: any SQLRow) throws {
+        self.init(id: try row.decode(column: "id", as: String.self), appId: try row.decode(column: "app_id", as: String.self),
+                  orgId: try row.decode(column: "org_id", as: String.self), installId: try row.decode(column: "install_id", as: String?.self),
+                  type: try row.decode(column: "type", as: String.self), url: try row.decode(column: "url", as: String.self),
+                  status: try row.decode(column: "status", as: String.self), attempts: try row.decode(column: "attempts", as: Int.self),
+                  nextAttemptAt: try row.decode(column: "next_attempt_at", as: Int64.self), leaseUntil: try row.decode(column: "lease_until", as: Int64?.self),
+                  lastStatusCode: try row.decode(column: "last_status_code", as: Int?.self), lastError: try row.decode(column: "last_error", as: String?.self),
+                  createdAt: try row.decode(column: "created_at", as: Int64.self), deliveredAt: try row.decode(column: "delivered_at", as: Int64?.self))
+    }
+}
+
+extension OutboxEventRecord {
+    /// Decodes a row of `id, org_id, install_id, app_id, type, payload, created_at, dispatched_at` by column name.
+    init(row: any SQLRow) throws {
+        self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
+                  installId: try row.decode(column: "install_id", as: String?.self), appId: try row.decode(column: "app_id", as: String?.self),
+                  type: try row.decode(column: "type", as: String.self), payload: try row.decode(column: "payload", as: String.self),
+                  createdAt: try row.decode(column: "created_at", as: Int64.self), dispatchedAt: try row.decode(column: "dispatched_at", as: Int64?.self))
+    }
+}
+
 /// Rows of `webhook_deliveries`, `webhook_attempts` and `webhook_endpoints`.
 public enum DeliveryStore {
     static let columns: SQLQueryString = """
@@ -80,7 +104,7 @@ public enum DeliveryStore {
         return try await db.raw("""
             SELECT id, org_id, install_id, app_id, type, payload, created_at, dispatched_at FROM outbox_events
             WHERE dispatched_at IS NULL ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: lock)
-            """).all(decoding: OutboxEventRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            """).all().map(OutboxEventRecord.init(row:))
     }
 
     public static func markDispatched(_ ids: [String], at millis: Int64, on db: any SQLDatabase) async throws {
@@ -108,7 +132,7 @@ public enum DeliveryStore {
                 ORDER BY next_attempt_at, id LIMIT \(bind: limit)\(unsafeRaw: lock)
             )
             RETURNING \(columns)
-            """).all(decoding: DeliveryRecord.self, keyDecodingStrategy: .convertFromSnakeCase).sorted { $0.id < $1.id }
+            """).all().map(DeliveryRecord.init(row:)).sorted { $0.id < $1.id }
     }
 
     /// Writes the delivery's new state (status, attempts, schedule, last outcome) and frees the lease.
@@ -129,7 +153,7 @@ public enum DeliveryStore {
 
     public static func find(id: String, appID: String, on db: any SQLDatabase) async throws -> DeliveryRecord? {
         try await db.raw("SELECT \(columns) FROM webhook_deliveries WHERE id = \(bind: id) AND app_id = \(bind: appID)")
-            .first(decoding: DeliveryRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(DeliveryRecord.init(row:))
     }
 
     public static func attempts(id: String, appID: String, on db: any SQLDatabase) async throws -> [AttemptRecord] {
@@ -148,7 +172,7 @@ public enum DeliveryStore {
         if let since { query = query + " AND created_at >= \(bind: since)" }
         if let cursor { query = query + " AND id < \(bind: cursor)" }
         query = query + " ORDER BY id DESC LIMIT \(bind: limit)"
-        return try await db.raw(query).all(decoding: DeliveryRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+        return try await db.raw(query).all().map(DeliveryRecord.init(row:))
     }
 
     /// Sets one delivery due now, whatever its state; `false` when there is none.
@@ -200,6 +224,42 @@ public enum DeliveryStore {
     }
 
     /// A success: the circuit closes and the failure count starts over (a disabled endpoint stays disabled).
+    /// Inserts attempts with multi-row statements (a delivery batch's outcomes).
+    public static func insertAttempts(_ records: [AttemptRecord], on db: any SQLDatabase) async throws {
+        var start = 0
+        while start < records.count {
+            let chunk = records[start ..< min(start + 128, records.count)]
+            var q = SQLQueryString("INSERT INTO webhook_attempts (delivery_id, app_id, attempt, status_code, duration_ms, response_body, error, created_at) VALUES ")
+            for (n, a) in chunk.enumerated() {
+                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+                q.appendInterpolation(bind: a.deliveryId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.appId); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.attempt); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.statusCode); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.durationMs); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.responseBody); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.error); q.appendInterpolation(unsafeRaw: ", ")
+                q.appendInterpolation(bind: a.createdAt); q.appendInterpolation(unsafeRaw: ")")
+            }
+            try await db.raw(q).run()
+            start += chunk.count
+        }
+    }
+
+    /// Marks claimed deliveries of `appID` delivered with `statusCode` (attempts + 1, lease freed).
+    public static func markDelivered(ids: [String], appID: String, statusCode: Int, at millis: Int64, on db: any SQLDatabase) async throws {
+        var start = 0
+        while start < ids.count {
+            let chunk = Array(ids[start ..< min(start + 256, ids.count)])
+            try await db.raw("""
+                UPDATE webhook_deliveries SET status = 'delivered', attempts = attempts + 1, lease_until = NULL, last_status_code = \(bind: statusCode),
+                    last_error = NULL, delivered_at = \(bind: millis)
+                WHERE app_id = \(bind: appID) AND id IN (\(binds: chunk))
+                """).run()
+            start += chunk.count
+        }
+    }
+
     public static func recordSuccess(appID: String, on db: any SQLDatabase) async throws {
         try await db.raw("""
             UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, circuit = 'closed', open_until = NULL WHERE app_id = \(bind: appID)
@@ -244,6 +304,16 @@ public enum DeliveryStore {
                 LIMIT \(bind: limit)) RETURNING id
             """).all().count
         return attempts + deliveries + events
+    }
+
+    /// The payloads of `eventIDs` (those still kept), by event id.
+    public static func payloads(eventIDs: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !eventIDs.isEmpty else { return [:] }
+        var out: [String: String] = [:]
+        for row in try await db.raw("SELECT id, payload FROM outbox_events WHERE id IN (\(binds: eventIDs))").all() {
+            out[try row.decode(column: "id", as: String.self)] = try row.decode(column: "payload", as: String.self)
+        }
+        return out
     }
 
     /// The event's payload, as it is delivered.

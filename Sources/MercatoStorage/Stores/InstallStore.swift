@@ -37,6 +37,19 @@ public struct InstallRecord: Sendable, Codable, Equatable {
     }
 }
 
+extension InstallRecord {
+    /// Decodes a row of ``InstallStore/columns`` by column name (no `Codable` key conversion:
+    /// this row is read on hot paths).
+    init(row: any SQLRow) throws {
+        self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
+                  appId: try row.decode(column: "app_id", as: String.self), appKey: try row.decode(column: "app_key", as: String.self),
+                  version: try row.decode(column: "version", as: String.self), status: try row.decode(column: "status", as: String.self),
+                  scopes: try row.decode(column: "scopes", as: String.self), configKeys: try row.decode(column: "config_keys", as: String.self),
+                  createdBy: try row.decode(column: "created_by", as: String.self), createdAt: try row.decode(column: "created_at", as: Int64.self),
+                  updatedAt: try row.decode(column: "updated_at", as: Int64.self), removedAt: try row.decode(column: "removed_at", as: Int64?.self))
+    }
+}
+
 /// Rows of `installs`.
 public enum InstallStore {
     static let columns = "id, org_id, app_id, app_key, version, status, scopes, config_keys, created_by, created_at, updated_at, removed_at"
@@ -60,18 +73,18 @@ public enum InstallStore {
     public static func live(id: String, on db: any SQLDatabase, forUpdate: Bool = false) async throws -> InstallRecord? {
         let lock = forUpdate && db.dialect.name == "postgresql" ? " FOR UPDATE" : ""
         return try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id) AND removed_at IS NULL\(unsafeRaw: lock)")
-            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(InstallRecord.init(row:))
     }
 
     /// An install in any state, uninstalled included.
     public static func find(id: String, on db: any SQLDatabase) async throws -> InstallRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id)")
-            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(InstallRecord.init(row:))
     }
 
     public static func liveInstall(org: String, appID: String, on db: any SQLDatabase) async throws -> InstallRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE org_id = \(bind: org) AND app_id = \(bind: appID) AND removed_at IS NULL")
-            .first(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(InstallRecord.init(row:))
     }
 
     public static func countLive(org: String, on db: any SQLDatabase) async throws -> Int {
@@ -83,7 +96,7 @@ public enum InstallStore {
         try await db.raw("""
             SELECT \(unsafeRaw: columns) FROM installs WHERE org_id = \(bind: org) AND removed_at IS NULL AND id > \(bind: afterID)
             ORDER BY id LIMIT \(bind: limit)
-            """).all(decoding: InstallRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            """).all().map(InstallRecord.init(row:))
     }
 }
 

@@ -28,6 +28,17 @@ public struct SealedValueRecord: Sendable, Codable, Equatable {
     }
 }
 
+extension SealedValueRecord {
+    /// Decodes a row of ``SealedValueStore/columns`` by column name (read on hot paths).
+    init(row: any SQLRow) throws {
+        self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
+                  ownerId: try row.decode(column: "owner_id", as: String.self), purpose: try row.decode(column: "purpose", as: String.self),
+                  keyVersion: try row.decode(column: "key_version", as: Int.self), revision: try row.decode(column: "revision", as: Int.self),
+                  ciphertext: try row.decode(column: "ciphertext", as: String.self), createdAt: try row.decode(column: "created_at", as: Int64.self),
+                  updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+    }
+}
+
 /// Rows of `sealed_values`: every secret Mercato keeps, in one table, so that key rotation
 /// re-seals them all with one loop.
 public enum SealedValueStore {
@@ -47,12 +58,12 @@ public enum SealedValueStore {
 
     public static func find(owner: String, purpose: String, on db: any SQLDatabase) async throws -> SealedValueRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) AND purpose = \(bind: purpose)")
-            .first(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(SealedValueRecord.init(row:))
     }
 
     public static func all(owner: String, on db: any SQLDatabase) async throws -> [SealedValueRecord] {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) ORDER BY purpose")
-            .all(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .all().map(SealedValueRecord.init(row:))
     }
 
     /// Deletes every value of `owner`; answers how many.
@@ -71,7 +82,7 @@ public enum SealedValueStore {
         try await db.raw("""
             SELECT \(unsafeRaw: columns) FROM sealed_values
             WHERE key_version <> \(bind: version) AND id > \(bind: after) ORDER BY id LIMIT \(bind: limit)
-            """).all(decoding: SealedValueRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            """).all().map(SealedValueRecord.init(row:))
     }
 
     /// Replaces the ciphertext only if nobody wrote the row since it was read at `revision`.

@@ -5,12 +5,40 @@
 // answers a fixed small JSON body. `GET /api/v1/installs/{id}` answers a fixed body with no
 // work at all (the ceiling of a read). No storage, no JSON parsing, no logging, no metrics.
 //
-// Environment: CEILING_PORT (default 8090), CEILING_SECRET (whsec_<base64>, required).
+// It is also the delivery scenario's sink: `POST /sink` verifies the Standard Webhooks
+// signature of a delivery with CEILING_WEBHOOK_SECRET (every `v1,` entry is tried, so both
+// secrets of a rotation pass), counts it as valid or invalid and answers 200 with an empty
+// body; `GET /sink/stats` answers `{"valid": n, "invalid": m, "first_ms": t, "last_ms": t}`
+// (Unix ms of the first and the latest valid delivery).
+//
+// Environment: CEILING_PORT (default 8090), CEILING_SECRET (whsec_<base64>, required),
+// CEILING_WEBHOOK_SECRET (whsec_<base64>, optional: the sink counts every delivery invalid without it).
 import CSodium
 import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
+
+/// What the sink has received.
+final class SinkCounts: Sendable {
+    let valid = Atomic<Int>(0)
+    let invalid = Atomic<Int>(0)
+    let firstMs = Atomic<Int>(0)
+    let lastMs = Atomic<Int>(0)
+
+    func record(valid ok: Bool) {
+        guard ok else { invalid.wrappingAdd(1, ordering: .relaxed); return }
+        let now = Int(Date().timeIntervalSince1970 * 1000)
+        _ = firstMs.compareExchange(expected: 0, desired: now, ordering: .relaxed)
+        lastMs.store(now, ordering: .relaxed)
+        valid.wrappingAdd(1, ordering: .relaxed)
+    }
+
+    var json: String {
+        #"{"valid": \#(valid.load(ordering: .relaxed)), "invalid": \#(invalid.load(ordering: .relaxed)), "first_ms": \#(firstMs.load(ordering: .relaxed)), "last_ms": \#(lastMs.load(ordering: .relaxed))}"#
+    }
+}
 
 /// Standard Webhooks v1 verification with libsodium.
 struct Verifier: Sendable {
@@ -51,6 +79,10 @@ struct Ceiling {
               let key = Data(base64Encoded: secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret).map(Array.init)
         else { fatalError("CEILING_SECRET must be whsec_<base64>") }
         let verifier = Verifier(key: key)
+        let sinkVerifier = environment["CEILING_WEBHOOK_SECRET"].flatMap { secret in
+            Data(base64Encoded: secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret).map { Verifier(key: Array($0)) }
+        }
+        let sink = SinkCounts()
 
         let okBody = ByteBuffer(string: #"{"command":"ping","status":"succeeded","result":{"pong":true}}"#)
         let deniedBody = ByteBuffer(string: #"{"code":"invalid_signature","status":401}"#)
@@ -74,6 +106,19 @@ struct Ceiling {
                 return Response(status: .unauthorized, headers: [.contentType: "application/json"], body: .init(byteBuffer: deniedBody))
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: okBody))
+        }
+        router.post("sink") { request, _ -> Response in
+            let body = try await request.body.collect(upTo: 1024 * 1024)
+            var ok = false
+            if let sinkVerifier, let id = request.headers[webhookID], let timestamp = request.headers[webhookTimestamp],
+               let signature = request.headers[webhookSignature] {
+                ok = sinkVerifier.verify(header: signature, id: id, timestamp: timestamp, body: body)
+            }
+            sink.record(valid: ok)
+            return Response(status: .ok)
+        }
+        router.get("sink/stats") { _, _ -> Response in
+            Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: sink.json)))
         }
         let app = Application(router: router, configuration: .init(address: .hostname("127.0.0.1", port: port), serverName: "ceiling"))
         try await app.runService()
