@@ -279,16 +279,8 @@ public final class ConnectionService: Sendable {
             let access = try await secrets.get(Self.accessContext(install), on: db)
             let refresh = try await secrets.get(Self.refreshContext(install), on: db)
             try await ConnectionStore.delete(install: install.id, on: db)
-            try await Self.deleteTokens(install, on: db)
-            if install.status == "active" {
-                install.status = "pending_oauth"
-                install.updatedAt = now
-                try await InstallStore.update(install, on: db)
-            }
-            try await InstallService.writeChange("connection.disconnected", install,
-                                                 extra: ["connection_id": .string(record.id), "provider": .string(record.providerKey)],
-                                                 actorID: actor.principal.actorID, requestID: actor.requestID,
-                                                 details: ["provider": .string(record.providerKey)], at: now, on: db)
+            try await Self.connectionLost("connection.disconnected", &install, record, reason: nil, actorID: actor.principal.actorID,
+                                          requestID: actor.requestID, at: now, on: db)
             return (access, refresh, record.providerKey)
         }
         guard let (access, refresh, providerKey) = taken else {
@@ -464,16 +456,7 @@ public final class ConnectionService: Sendable {
         try await database.transaction { db in
             guard try await ConnectionStore.markNeedsReconnect(install: record.installId, owner: owner, error: reason, at: now, on: db),
                   var install = try await InstallStore.live(id: record.installId, on: db, forUpdate: true) else { return }
-            try await Self.deleteTokens(install, on: db)
-            if install.status == "active" {
-                install.status = "pending_oauth"
-                install.updatedAt = now
-                try await InstallStore.update(install, on: db)
-            }
-            try await InstallService.writeChange("connection.refresh_failed", install,
-                                                 extra: ["connection_id": .string(record.id), "provider": .string(record.providerKey), "reason": .string(reason)],
-                                                 actorID: "system", requestID: nil, details: ["provider": .string(record.providerKey), "reason": .string(reason)],
-                                                 at: now, on: db)
+            try await Self.connectionLost("connection.refresh_failed", &install, record, reason: reason, actorID: "system", requestID: nil, at: now, on: db)
         }
         Counter(label: "mercato_oauth_refresh_total", dimensions: [("provider", record.providerKey), ("outcome", "needs_reconnect")]).increment()
         logger.warning("oauth grant refused; the connection needs a reconnect", metadata: ["install_id": "\(record.installId)", "provider": "\(record.providerKey)",
@@ -556,6 +539,22 @@ public final class ConnectionService: Sendable {
 
     static func verifierContext(_ state: OAuthStateRecord) -> SealContext {
         SealContext(org: state.orgId, owner: state.id, purpose: "oauth.pkce_verifier")
+    }
+
+    /// The install no longer has a working connection: tokens destroyed, `active` back to
+    /// `pending_oauth`, the event (`type`) and its audit row written.
+    static func connectionLost(_ type: String, _ install: inout InstallRecord, _ record: ConnectionRecord, reason: String?, actorID: String,
+                               requestID: String?, at now: Int64, on db: any SQLDatabase) async throws {
+        try await deleteTokens(install, on: db)
+        if install.status == "active" {
+            install.status = "pending_oauth"
+            install.updatedAt = now
+            try await InstallStore.update(install, on: db)
+        }
+        var details: [String: JSONValue] = ["provider": .string(record.providerKey)]
+        if let reason { details["reason"] = .string(reason) }
+        try await InstallService.writeChange(type, install, extra: details.merging(["connection_id": .string(record.id)]) { a, _ in a },
+                                             actorID: actorID, requestID: requestID, details: details, at: now, on: db)
     }
 
     static func deleteTokens(_ install: InstallRecord, on db: any SQLDatabase) async throws {
