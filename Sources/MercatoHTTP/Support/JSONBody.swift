@@ -76,7 +76,7 @@ enum JSONBody {
         case .typeMismatch(let expected, let context):
             let field = fieldPath(context.codingPath)
             let name = jsonTypeName(expected)
-            if context.codingPath.isEmpty { return .invalidRequest("The body must be a JSON \(name).") }
+            if context.codingPath.isEmpty { return .invalidRequest("The body must be \(name) (JSON).") }
             return .invalidRequest("Field `\(field)` must be \(name).", errors: [.init(field: field, message: "must be \(name)")])
         case .valueNotFound(let expected, let context):
             let field = fieldPath(context.codingPath)
