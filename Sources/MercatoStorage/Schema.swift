@@ -342,5 +342,12 @@ public enum Schema {
                 "CREATE INDEX oauth_connections_due ON oauth_connections (status, expires_at)",
             ]
         },
+        Migration(id: 9, name: "plugin storage usage read from a covering index") { _ in
+            [
+                // The quota check sums `size` over a namespace on every write; with this index it
+                // reads small index entries instead of every row's value.
+                "CREATE INDEX plugin_kv_usage ON plugin_kv (plugin_id, install_id, key, size)",
+            ]
+        },
     ])
 }
