@@ -107,54 +107,18 @@ public enum CommandStore {
             """).run()
     }
 
-    /// Rows per multi-row INSERT: 11 binds a log row, far below either engine's limit.
-    static let rowsPerStatement = 128
-
-    /// Inserts `records` with one multi-row statement per ``rowsPerStatement`` (group commit:
-    /// one statement to prepare instead of one per row).
+    /// Inserts `records` with multi-row statements (group commit).
     public static func insert(_ records: [CommandLogRecord], on db: any SQLDatabase) async throws {
-        var start = 0
-        while start < records.count {
-            let chunk = records[start ..< min(start + rowsPerStatement, records.count)]
-            var q = SQLQueryString("INSERT INTO command_log (\(unsafeRaw: logColumns)) VALUES ")
-            for (n, r) in chunk.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                q.appendInterpolation(bind: r.id); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.installId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.appId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.orgId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.command); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.webhookId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.bodySha256); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.outcome); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.httpStatus); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.durationUs); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.createdAt); q.appendInterpolation(unsafeRaw: ")")
-            }
-            try await db.raw(q).run()
-            start += chunk.count
-        }
+        try await MultiRowInsert.run(into: "command_log", columns: logColumns, rows: records.map { r in
+            [r.id, r.installId, r.appId, r.orgId, r.command, r.webhookId, r.bodySha256, r.outcome, r.httpStatus, r.durationUs, r.createdAt]
+        }, on: db)
     }
 
     /// Stores answers with multi-row statements; a key that already has one keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
-        var start = 0
-        while start < records.count {
-            let chunk = records[start ..< min(start + rowsPerStatement, records.count)]
-            var q = SQLQueryString("INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at) VALUES ")
-            for (n, r) in chunk.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                q.appendInterpolation(bind: r.appId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.webhookId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.bodySha256); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.httpStatus); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.response); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: r.createdAt); q.appendInterpolation(unsafeRaw: ")")
-            }
-            q.appendInterpolation(unsafeRaw: " ON CONFLICT (app_id, webhook_id) DO NOTHING")
-            try await db.raw(q).run()
-            start += chunk.count
-        }
+        try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
+                                     rows: records.map { r in [r.appId, r.webhookId, r.bodySha256, r.httpStatus, r.response, r.createdAt] },
+                                     suffix: "ON CONFLICT (app_id, webhook_id) DO NOTHING", on: db)
     }
 
     /// Stores an answer unless the key already has one (another node won); answers whether it stored.

@@ -223,27 +223,12 @@ public enum DeliveryStore {
         return try await endpoint(appID: appID, on: db)
     }
 
-    /// A success: the circuit closes and the failure count starts over (a disabled endpoint stays disabled).
     /// Inserts attempts with multi-row statements (a delivery batch's outcomes).
     public static func insertAttempts(_ records: [AttemptRecord], on db: any SQLDatabase) async throws {
-        var start = 0
-        while start < records.count {
-            let chunk = records[start ..< min(start + 128, records.count)]
-            var q = SQLQueryString("INSERT INTO webhook_attempts (delivery_id, app_id, attempt, status_code, duration_ms, response_body, error, created_at) VALUES ")
-            for (n, a) in chunk.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                q.appendInterpolation(bind: a.deliveryId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.appId); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.attempt); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.statusCode); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.durationMs); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.responseBody); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.error); q.appendInterpolation(unsafeRaw: ", ")
-                q.appendInterpolation(bind: a.createdAt); q.appendInterpolation(unsafeRaw: ")")
-            }
-            try await db.raw(q).run()
-            start += chunk.count
-        }
+        try await MultiRowInsert.run(into: "webhook_attempts",
+                                     columns: "delivery_id, app_id, attempt, status_code, duration_ms, response_body, error, created_at",
+                                     rows: records.map { a in [a.deliveryId, a.appId, a.attempt, a.statusCode, a.durationMs, a.responseBody, a.error, a.createdAt] },
+                                     on: db)
     }
 
     /// Marks claimed deliveries of `appID` delivered with `statusCode` (attempts + 1, lease freed).
@@ -260,6 +245,7 @@ public enum DeliveryStore {
         }
     }
 
+    /// A success: the circuit closes and the failure count starts over (a disabled endpoint stays disabled).
     public static func recordSuccess(appID: String, on db: any SQLDatabase) async throws {
         try await db.raw("""
             UPDATE webhook_endpoints SET consecutive_failures = 0, failing_since = NULL, circuit = 'closed', open_until = NULL WHERE app_id = \(bind: appID)
