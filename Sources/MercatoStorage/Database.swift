@@ -42,6 +42,7 @@ public final class Database: Sendable {
     public let engine: StorageEngine
     let logger: Logger
     private let backend: Backend
+    private let groupCommit = GroupCommit()
 
     private enum Backend: Sendable {
         case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter)
@@ -138,6 +139,14 @@ public final class Database: Sendable {
                 try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
             }
         }
+    }
+
+    /// Runs `body` in a transaction shared with other callers' grouped writes (see
+    /// ``GroupCommit``): returns once that transaction committed. For small independent writes
+    /// on hot paths; `body` may run twice (again alone when its batch failed), so it must only
+    /// touch the database.
+    public func grouped<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await groupCommit.run(on: self, body)
     }
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {

@@ -83,4 +83,30 @@ struct KVTests {
             #expect(try await a.get("k")?.version == 2)
         }
     }
+
+    @Test(arguments: TestEngines.all)
+    func concurrentWritesStayWithinTheQuota(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            // Each write is 10 bytes (a 3-byte key, a 7-byte JSON string): 10 of 30 concurrent
+            // writes fit in 100 bytes, however the group commit batches them.
+            let storage = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_q", org: "org_q", quotaBytes: 100, clock: .system)
+            let accepted = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0 ..< 30 {
+                    group.addTask {
+                        do {
+                            return try await storage.set(String(format: "k%02d", i), .string("xxxxx")) == 1
+                        } catch let error as CommandError where error.code == "quota_exceeded" {
+                            return false
+                        }
+                    }
+                }
+                return try await group.reduce(into: 0) { $0 += $1 ? 1 : 0 }
+            }
+            #expect(accepted == 10)
+            #expect(try await storage.keys(prefix: "k", after: nil, limit: 100).count == 10)
+            // Replacing an existing key with one of the same size still fits.
+            let first = try await storage.keys(prefix: "k", after: nil, limit: 1)[0]
+            #expect(try await storage.set(first, .string("yyyyy")) == 2)
+        }
+    }
 }

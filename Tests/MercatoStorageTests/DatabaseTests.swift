@@ -68,6 +68,38 @@ struct DatabaseTests {
         }
     }
 
+    @Test(arguments: TestEngines.all)
+    func groupedWritesCommitTogetherAndFailAlone(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            // Every tenth body writes, then throws: its batch is rolled back and rerun body by
+            // body, so only that caller fails and only its row is missing.
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+                for i in 0 ..< 60 {
+                    group.addTask {
+                        do {
+                            let name = try await test.database.grouped { db -> String in
+                                try await OrgStore.insert(OrgRecord(id: "org_grouped_\(i)", name: "org \(i)", plan: "free", createdAt: 1), on: db)
+                                if i % 10 == 0 { throw Boom() }
+                                return "org \(i)"
+                            }
+                            #expect(name == "org \(i)")
+                            return (i, true)
+                        } catch is Boom {
+                            return (i, false)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+            }
+            #expect(outcomes.count == 60)
+            #expect(outcomes.filter { !$0.value }.keys.sorted() == [0, 10, 20, 30, 40, 50])
+            let stored = try await test.database.read { db in
+                try await db.raw("SELECT id FROM orgs WHERE id LIKE 'org_grouped_%'").all().map { try $0.decode(column: "id", as: String.self) }
+            }
+            #expect(Set(stored) == Set((0 ..< 60).filter { $0 % 10 != 0 }.map { "org_grouped_\($0)" }))
+        }
+    }
+
     @Test func recordIDsAreTypedSortableAndUnique() async throws {
         let a = RecordID.make("org", millis: 1_000)
         let b = RecordID.make("org", millis: 2_000)

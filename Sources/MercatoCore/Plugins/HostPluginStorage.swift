@@ -34,18 +34,21 @@ public struct HostPluginStorage: PluginStorage {
 
     public func set(_ key: String, _ value: JSONValue) async throws -> Int {
         let text = try InstallService.json(value)
-        return try await database.transaction { db in
-            let used = try await PluginDataStore.usedBytes(plugin: plugin, install: install, excluding: key, on: db)
-            if used + text.utf8.count + key.utf8.count > quotaBytes {
-                throw CommandError(status: 413, code: "quota_exceeded",
-                                   message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
-            }
-            return try await PluginDataStore.put(plugin: plugin, install: install, org: org, key: key, value: text, at: clock.millis, on: db)
+        let (plugin, install, org, quota, millis) = (plugin, install, org, quotaBytes, clock.millis)
+        // One statement (quota check and upsert), group-committed with other writes.
+        let version = try await database.grouped { db in
+            try await PluginDataStore.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quota, at: millis, on: db)
         }
+        guard let version else {
+            throw CommandError(status: 413, code: "quota_exceeded",
+                               message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
+        }
+        return version
     }
 
     public func delete(_ key: String) async throws -> Bool {
-        try await database.transaction { try await PluginDataStore.delete(plugin: plugin, install: install, key: key, on: $0) }
+        let (plugin, install) = (plugin, install)
+        return try await database.grouped { try await PluginDataStore.delete(plugin: plugin, install: install, key: key, on: $0) }
     }
 
     public func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {

@@ -9,25 +9,23 @@ public enum PluginDataStore {
         return (try row.decode(column: "value", as: String.self), try row.decode(column: "version", as: Int.self))
     }
 
-    /// Bytes used by `plugin` for `install`, leaving out `key` (the one about to be replaced).
-    public static func usedBytes(plugin: String, install: String, excluding key: String, on db: any SQLDatabase) async throws -> Int {
-        try await db.raw("""
-            SELECT COALESCE(SUM(size), 0) AS used FROM plugin_kv
-            WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key <> \(bind: key)
-            """).first()?.decode(column: "used", as: Int.self) ?? 0
-    }
-
-    /// Inserts or replaces; answers the new version.
-    /// `org` is the org the namespace belongs to (for reads across an org's installs).
-    public static func put(plugin: String, install: String, org: String, key: String, value: String, at millis: Int64, on db: any SQLDatabase) async throws -> Int {
+    /// Inserts or replaces, as one statement, unless the namespace's bytes would then pass
+    /// `quota` (every other key's size plus this one's); answers the new version, or `nil` when
+    /// the quota refused the write. `org` is the org the namespace belongs to (for reads across
+    /// an org's installs).
+    public static func put(plugin: String, install: String, org: String, key: String, value: String, quota: Int,
+                           at millis: Int64, on db: any SQLDatabase) async throws -> Int? {
+        let size = value.utf8.count + key.utf8.count
         let row = try await db.raw("""
             INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at)
-            VALUES (\(bind: plugin), \(bind: install), \(bind: org), \(bind: key), \(bind: value), \(bind: value.utf8.count + key.utf8.count), 1, \(bind: millis))
+            SELECT \(bind: plugin), \(bind: install), \(bind: org), \(bind: key), \(bind: value), \(bind: size), 1, \(bind: millis)
+            WHERE (SELECT COALESCE(SUM(size), 0) FROM plugin_kv
+                   WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key <> \(bind: key)) + \(bind: size) <= \(bind: quota)
             ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
                 version = plugin_kv.version + 1, updated_at = excluded.updated_at
             RETURNING version
             """).first()
-        return try row?.decode(column: "version", as: Int.self) ?? 1
+        return try row?.decode(column: "version", as: Int.self)
     }
 
     public static func delete(plugin: String, install: String, key: String, on db: any SQLDatabase) async throws -> Bool {
