@@ -2,6 +2,8 @@ import Foundation
 public import Logging
 public import MercatoHooks
 import Metrics
+import NIOCore
+import NIOPosix
 import Synchronization
 
 /// Runs plugins for the host: routes commands and API routes to the plugin that declared them
@@ -204,7 +206,7 @@ public final class PluginHost: Sendable {
         let start = ContinuousClock.now
         // An unstructured task, raced against the deadline: a plugin that ignores cancellation
         // cannot hold the caller (a task group would wait for it).
-        let task = Task<Result<T, CallFailure>, Never> {
+        let result = await Self.race(timeout: timeout, timedOut: .failure(.timedOut)) { () async -> Result<T, CallFailure> in
             do { return .success(try await body()) }
             catch let error as CommandError { return .failure(.failed(error)) }
             catch {
@@ -212,7 +214,6 @@ public final class PluginHost: Sendable {
                 return .failure(.crashed)
             }
         }
-        let result = await Self.race(task, timeout: timeout, timedOut: .failure(.timedOut))
         let outcome: String
         switch result {
         case .success: outcome = "ok"
@@ -231,22 +232,22 @@ public final class PluginHost: Sendable {
         return result
     }
 
-    /// The task's value, or `timedOut` once `timeout` passes (the task is cancelled).
-    static func race<T: Sendable>(_ task: Task<T, Never>, timeout: Duration, timedOut: T) async -> T {
-        let once = Once()
+    /// `body`'s value, or `timedOut` once `timeout` passes (`body`'s task is then cancelled and
+    /// left to end on its own). One task per call: the deadline is a timer on an event loop,
+    /// cancelled when `body` answers first.
+    static func race<T: Sendable>(timeout: Duration, timedOut: T, _ body: @escaping @Sendable () async -> T) async -> T {
+        let deadline = Deadline()
         return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            let sleeper = Task {
-                try? await Task.sleep(for: timeout)
-                if !Task.isCancelled, once.claim() {
+            let task = Task {
+                let value = await body()
+                if deadline.claim() { continuation.resume(returning: value) }
+            }
+            deadline.arm(MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
+                if deadline.claim() {
                     task.cancel()
                     continuation.resume(returning: timedOut)
                 }
-            }
-            Task {
-                let value = await task.value
-                sleeper.cancel()      // no sleeping task left behind per call
-                if once.claim() { continuation.resume(returning: value) }
-            }
+            })
         }
     }
 }
@@ -257,10 +258,30 @@ public protocol PluginStorageProvider: Sendable {
     func orgStorage(plugin: String, org: String) -> any OrgStorage
 }
 
-/// True for the first caller only.
-final class Once: Sendable {
-    private let done = Mutex(false)
-    func claim() -> Bool { done.withLock { d in defer { d = true }; return !d } }
+/// Who answers a raced call first, the call or its timer; the first claim wins and cancels the
+/// timer, so no timer outlives its call.
+final class Deadline: Sendable {
+    private let state = Mutex<(claimed: Bool, timer: Scheduled<Void>?)>((false, nil))
+
+    func claim() -> Bool {
+        let (won, timer) = state.withLock { s -> (Bool, Scheduled<Void>?) in
+            if s.claimed { return (false, nil) }
+            s.claimed = true
+            defer { s.timer = nil }
+            return (true, s.timer)
+        }
+        timer?.cancel()
+        return won
+    }
+
+    func arm(_ timer: Scheduled<Void>) {
+        let late = state.withLock { s -> Bool in
+            if s.claimed { return true }
+            s.timer = timer
+            return false
+        }
+        if late { timer.cancel() }
+    }
 }
 
 extension Duration {
