@@ -7,6 +7,7 @@ import PostgresNIO
 public import SQLKit
 import SQLiteKit
 import SQLiteNIO
+import Synchronization
 
 /// The two storage engines Mercato runs on.
 public enum StorageEngine: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -42,10 +43,9 @@ public final class Database: Sendable {
     public let engine: StorageEngine
     let logger: Logger
     private let backend: Backend
-    private let groupCommit = GroupCommit()
 
     private enum Backend: Sendable {
-        case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter)
+        case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter, threads: SQLiteThreads)
         case postgres(client: PostgresClient, run: Task<Void, Never>)
     }
 
@@ -68,8 +68,10 @@ public final class Database: Sendable {
     private static func openSQLite(path: String, logger: Logger) async throws -> Database {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        let threads = SQLiteThreads()
         func connect(reader: Bool) async throws -> SQLiteConnection {
-            let connection = try await SQLiteConnection.open(storage: .file(path: path), logger: logger).get()
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: reader ? threads.readers : threads.writer,
+                                                             logger: logger, on: reader ? MultiThreadedEventLoopGroup.singleton.any() : threads.writerLoop)
             let db = connection.sql()
             // WAL: readers never block the writer. synchronous=FULL: a committed (and so answered)
             // write survives power loss, not only a crashed process. busy_timeout covers other
@@ -80,13 +82,16 @@ public final class Database: Sendable {
             try await db.raw("PRAGMA foreign_keys=ON").run()
             return connection
         }
-        let writer: SQLiteConnection
-        do { writer = try await connect(reader: false) } catch {
+        do {
+            let writer = try await connect(reader: false)
+            var readers: [SQLiteConnection] = []
+            for _ in 0 ..< SQLiteThreads.readerCount { readers.append(try await connect(reader: true)) }
+            return Database(engine: .sqlite, logger: logger,
+                            backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter(), threads: threads))
+        } catch {
+            await threads.shutdown()
             throw StorageError("cannot open the SQLite database at \(path): \(error)")
         }
-        var readers: [SQLiteConnection] = []
-        for _ in 0 ..< 4 { readers.append(try await connect(reader: true)) }
-        return Database(engine: .sqlite, logger: logger, backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter()))
     }
 
     private static func openPostgres(url: String, logger: Logger, poolSize: Int) async throws -> Database {
@@ -108,9 +113,10 @@ public final class Database: Sendable {
     /// Closes every connection.
     public func close() async {
         switch backend {
-        case .sqlite(let writer, let readers, _, _):
+        case .sqlite(let writer, let readers, _, _, let threads):
             try? await writer.close().get()
             for reader in readers { try? await reader.close().get() }
+            await threads.shutdown()
         case .postgres(_, let run):
             run.cancel()
             await run.value
@@ -120,7 +126,7 @@ public final class Database: Sendable {
     /// Runs `body` on a connection for reading (autocommit).
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
-        case .sqlite(_, let readers, _, let next):
+        case .sqlite(_, let readers, _, let next, _):
             return try await body(readers[next.increment() % readers.count].sql())
         case .postgres(let client, _):
             return try await client.withConnection { try await body($0.sql()) }
@@ -130,23 +136,19 @@ public final class Database: Sendable {
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
-        case .sqlite(let writer, _, let lock, _):
-            return try await lock.withLock {
-                try await Self.inTransaction(writer.sql(), begin: "BEGIN IMMEDIATE", body)
+        case .sqlite(let writer, _, let lock, _, let threads):
+            // The transaction's code runs on the writer's own thread: between two statements it
+            // does not queue behind request work on the shared executor.
+            return try await withTaskExecutorPreference(threads.executor) {
+                try await lock.withLock {
+                    try await Self.inTransaction(writer.sql(), begin: "BEGIN IMMEDIATE", body)
+                }
             }
         case .postgres(let client, _):
             return try await client.withConnection { connection in
                 try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
             }
         }
-    }
-
-    /// Runs `body` in a transaction shared with other callers' grouped writes (see
-    /// ``GroupCommit``): returns once that transaction committed. For small independent writes
-    /// on hot paths; `body` may run twice (again alone when its batch failed), so it must only
-    /// touch the database.
-    public func grouped<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        try await groupCommit.run(on: self, body)
     }
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
@@ -168,10 +170,47 @@ public final class Database: Sendable {
     }
 }
 
+/// SQLite's threads. Statements run on a thread pool (SQLiteNIO's model): the one writer has a
+/// thread of its own, so writes never queue behind reads, and each reader has one. The writer's
+/// statements answer on an event loop of its own, which also runs its transactions' code (a task
+/// executor), so a transaction moves from statement to statement without waiting for a thread of
+/// the shared executor, where every request's work queues.
+final class SQLiteThreads: Sendable {
+    static let readerCount = 4
+    let writer = NIOThreadPool(numberOfThreads: 1)
+    let readers = NIOThreadPool(numberOfThreads: readerCount)
+    private let writerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+    let writerLoop: any EventLoop
+    let executor: EventLoopTaskExecutor
+
+    init() {
+        writer.start()
+        readers.start()
+        writerLoop = writerGroup.next()
+        executor = EventLoopTaskExecutor(writerLoop)
+    }
+
+    func shutdown() async {
+        try? await writer.shutdownGracefully()
+        try? await readers.shutdownGracefully()
+        try? await writerGroup.shutdownGracefully()
+    }
+}
+
+/// Runs the jobs of tasks that prefer it on one event loop's thread.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}
+
 /// A lock-free round-robin counter.
 final class Counter: Sendable {
     private let value = Atomic<Int>(0)
     func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max }
 }
 
-import Synchronization

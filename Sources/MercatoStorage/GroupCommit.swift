@@ -1,21 +1,22 @@
-import SQLKit
+public import SQLKit
 import Synchronization
 
-/// Group commit for small independent writes from concurrent callers (plugins' key-value
-/// writes): the bodies waiting when a batch starts run one after another in one transaction,
-/// and each caller resumes only once that transaction committed. While one batch commits the
-/// next one gathers, so under load many writes share one commit (one fsync) instead of each
-/// paying its own, and on SQLite the single writer is taken once per batch.
+/// Group commit: concurrent callers each hand in one operation; the operations waiting when a
+/// batch starts are applied together by `apply` in one transaction, and each caller resumes
+/// with its own output only once that transaction committed. While one batch commits the next
+/// one gathers, so under load many operations share one commit (one fsync) and a few
+/// statements, and on SQLite the single writer is taken once per batch.
 ///
-/// When a body or the commit throws, the batch is rolled back and every body of it runs again
-/// in its own transaction, so a failure reaches only the caller it belongs to. A body may
-/// therefore run twice; it must only touch the database it is given.
-final class GroupCommit: Sendable {
-    typealias Work = @Sendable (any SQLDatabase) async throws -> any Sendable
+/// When `apply` or the commit throws, the batch is rolled back and each operation is applied
+/// again alone in its own transaction, so a failure reaches only the caller it belongs to.
+/// `apply` may therefore see an operation twice; it must only touch the database.
+public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable {
+    /// Applies a batch in order; answers one output per operation, in the same order.
+    public typealias Apply = @Sendable ([Operation], any SQLDatabase) async throws -> [Output]
 
     private struct Waiter {
-        let work: Work
-        let continuation: CheckedContinuation<any Sendable, any Error>
+        let operation: Operation
+        let continuation: CheckedContinuation<Output, any Error>
     }
 
     private struct State {
@@ -24,27 +25,33 @@ final class GroupCommit: Sendable {
     }
 
     private let state = Mutex(State())
-    let maxBatch: Int
+    private let database: Database
+    private let apply: Apply
+    private let committed: (@Sendable (Int) -> Void)?
+    public let maxBatch: Int
 
-    init(maxBatch: Int = 256) {
+    /// `committed` is told the size of each batch that committed.
+    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
+        self.database = database
         self.maxBatch = maxBatch
+        self.committed = committed
+        self.apply = apply
     }
 
-    func run<R: Sendable>(on database: Database, _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        let value = try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<any Sendable, any Error>) in
+    /// Returns `operation`'s output once its batch committed; throws when it could not be.
+    public func submit(_ operation: Operation) async throws -> Output {
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
             let startDrainer = state.withLock { s -> Bool in
-                s.pending.append(Waiter(work: { try await body($0) }, continuation: continuation))
+                s.pending.append(Waiter(operation: operation, continuation: continuation))
                 if s.draining { return false }
                 s.draining = true
                 return true
             }
-            if startDrainer { Task { await self.drain(database) } }
+            if startDrainer { Task { await self.drain() } }
         }
-        guard let typed = value as? R else { throw StorageError("a grouped write answered a value of the wrong type") }
-        return typed
     }
 
-    private func drain(_ database: Database) async {
+    private func drain() async {
         while true {
             let batch = state.withLock { s -> [Waiter] in
                 if s.pending.isEmpty { s.draining = false; return [] }
@@ -53,31 +60,35 @@ final class GroupCommit: Sendable {
                 return Array(s.pending.prefix(n))
             }
             if batch.isEmpty { return }
-            let works = batch.map(\.work)
             do {
-                let results = try await database.transaction { db -> [any Sendable] in
-                    var results: [any Sendable] = []
-                    results.reserveCapacity(works.count)
-                    for work in works { results.append(try await work(db)) }
-                    return results
-                }
-                for (waiter, result) in zip(batch, results) { waiter.continuation.resume(returning: result) }
-            } catch {
-                if batch.count == 1 {
-                    batch[0].continuation.resume(throwing: error)
-                    continue
-                }
-                // Whose failure it was is not known (PostgreSQL aborts the whole transaction
-                // on an error): each body runs again alone.
-                for waiter in batch {
-                    do {
-                        let work = waiter.work
-                        waiter.continuation.resume(returning: try await database.transaction { try await work($0) })
-                    } catch {
-                        waiter.continuation.resume(throwing: error)
-                    }
+                let outputs = try await run(batch.map(\.operation))
+                committed?(batch.count)
+                for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
+                continue
+            } catch where batch.count == 1 {
+                batch[0].continuation.resume(throwing: error)
+                continue
+            } catch {}
+            // Whose failure it was is not known (PostgreSQL aborts the whole transaction on an
+            // error): each operation is applied again alone.
+            for waiter in batch {
+                do {
+                    let output = try await run([waiter.operation])
+                    committed?(1)
+                    waiter.continuation.resume(returning: output[0])
+                } catch {
+                    waiter.continuation.resume(throwing: error)
                 }
             }
         }
+    }
+
+    private func run(_ operations: [Operation]) async throws -> [Output] {
+        let apply = self.apply
+        let outputs = try await database.transaction { try await apply(operations, $0) }
+        guard outputs.count == operations.count else {
+            throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
+        }
+        return outputs
     }
 }

@@ -2,6 +2,7 @@ import Foundation
 import MercatoStorage
 import MercatoTestSupport
 import SQLKit
+import Synchronization
 import Testing
 
 @Suite("Database and migrations, on both engines")
@@ -69,34 +70,38 @@ struct DatabaseTests {
     }
 
     @Test(arguments: TestEngines.all)
-    func groupedWritesCommitTogetherAndFailAlone(engine: StorageEngine) async throws {
+    func groupCommitsAnswerEachCallerAndFailAlone(engine: StorageEngine) async throws {
         try await withTestDatabase(engine) { test async throws in
-            // Every tenth body writes, then throws: its batch is rolled back and rerun body by
-            // body, so only that caller fails and only its row is missing.
-            let outcomes = try await withThrowingTaskGroup(of: (Int, Bool).self) { group in
+            let batches = Mutex<[Int]>([])
+            // Every tenth operation makes its batch throw after writing: the batch is rolled
+            // back and applied again operation by operation, so only that caller fails and
+            // only its row is missing.
+            let commit = GroupCommit<Int, String>(database: test.database, maxBatch: 16, committed: { n in batches.withLock { $0.append(n) } }) { ops, db in
+                for i in ops {
+                    try await OrgStore.insert(OrgRecord(id: "org_grouped_\(i)", name: "org \(i)", plan: "free", createdAt: 1), on: db)
+                    if i % 10 == 0 { throw Boom() }
+                }
+                return ops.map { "org \($0)" }
+            }
+            let outcomes = try await withThrowingTaskGroup(of: (Int, String?).self) { group in
                 for i in 0 ..< 60 {
                     group.addTask {
-                        do {
-                            let name = try await test.database.grouped { db -> String in
-                                try await OrgStore.insert(OrgRecord(id: "org_grouped_\(i)", name: "org \(i)", plan: "free", createdAt: 1), on: db)
-                                if i % 10 == 0 { throw Boom() }
-                                return "org \(i)"
-                            }
-                            #expect(name == "org \(i)")
-                            return (i, true)
-                        } catch is Boom {
-                            return (i, false)
-                        }
+                        do { return (i, try await commit.submit(i)) } catch is Boom { return (i, nil) }
                     }
                 }
-                return try await group.reduce(into: [Int: Bool]()) { $0[$1.0] = $1.1 }
+                return try await group.reduce(into: [Int: String?]()) { $0[$1.0] = $1.1 }
             }
             #expect(outcomes.count == 60)
-            #expect(outcomes.filter { !$0.value }.keys.sorted() == [0, 10, 20, 30, 40, 50])
+            #expect(outcomes.filter { $0.value == nil }.keys.sorted() == [0, 10, 20, 30, 40, 50])
+            #expect(outcomes.allSatisfy { $0.value == nil || $0.value == "org \($0.key)" })
             let stored = try await test.database.read { db in
                 try await db.raw("SELECT id FROM orgs WHERE id LIKE 'org_grouped_%'").all().map { try $0.decode(column: "id", as: String.self) }
             }
             #expect(Set(stored) == Set((0 ..< 60).filter { $0 % 10 != 0 }.map { "org_grouped_\($0)" }))
+            // Every committed operation was counted once, never more than a batch's worth at a time.
+            let sizes = batches.withLock { $0 }
+            #expect(sizes.reduce(0, +) == 54)
+            #expect(sizes.allSatisfy { $0 >= 1 && $0 <= 16 })
         }
     }
 

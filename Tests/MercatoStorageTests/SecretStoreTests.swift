@@ -106,7 +106,10 @@ struct SecretStoreTests {
                     let rotatorVault = Vault(keyring: next)
                     let report = try await KeyRotation(database: test.database, vault: rotatorVault, logger: TestDatabase.logger).resealAll()
                     #expect(report.unopenable.isEmpty)
+                    // Readers and the writer go on past the rotation: at least 100 ms, and at
+                    // least 100 reads in all (a loaded machine reads slower).
                     try await Task.sleep(for: .milliseconds(100))
+                    while shared.reads.load(ordering: .relaxed) <= 100 { try await Task.sleep(for: .milliseconds(10)) }
                     shared.stop.store(true, ordering: .relaxed)
                 }
                 try await group.waitForAll()

@@ -34,7 +34,7 @@ public final class CommandGateway: Sendable {
         self.secrets = secrets
         self.clock = clock
         self.logger = logger
-        self.batcher = CommandBatcher(database: database, logger: logger)
+        self.batcher = CommandBatcher(commandLogOn: database)
     }
 
     /// A request as it arrived.
@@ -189,7 +189,7 @@ public final class CommandGateway: Sendable {
                 }
                 kept = text
             }
-            let entry = CommandBatcher.Entry(
+            let entry = CommandLogEntry(
                 log: CommandLogRecord(id: commandID, installId: target.install.id, appId: target.install.appId, orgId: target.install.orgId,
                                       command: loggedName, webhookId: webhookID, bodySha256: bodyHash,
                                       outcome: answer.outcome, httpStatus: answer.status, durationUs: duration, createdAt: clock.millis),
@@ -198,8 +198,9 @@ public final class CommandGateway: Sendable {
                                                        createdAt: clock.millis) : nil
             )
             do {
-                try await batcher.commit(entry)
+                try await batcher.submit(entry)
             } catch {
+                logger.error("command log row could not be committed", metadata: ["error_type": "\(type(of: error))"])
                 return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
             }
             metrics.counter("mercato_commands_total", [("outcome", answer.outcome)]).increment()

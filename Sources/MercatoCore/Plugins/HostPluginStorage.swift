@@ -12,19 +12,23 @@ public struct HostPluginStorage: PluginStorage {
     let org: String
     let quotaBytes: Int
     let clock: WallClock
+    /// Group commit of plugin writes, shared by every namespace (see ``PluginWrites``).
+    let writes: PluginWrites
 
     /// The default quota: 10 MiB per plugin per install.
     public static let defaultQuota = 10 * 1024 * 1024
     /// The quota of an org's own namespace (audit trails and the like): 256 MiB per plugin.
     public static let orgQuota = 256 * 1024 * 1024
 
-    public init(database: Database, plugin: String, install: String, org: String, quotaBytes: Int = defaultQuota, clock: WallClock) {
+    public init(database: Database, plugin: String, install: String, org: String, quotaBytes: Int = defaultQuota, clock: WallClock,
+                writes: PluginWrites? = nil) {
         self.database = database
         self.plugin = plugin
         self.install = install
         self.org = org
         self.quotaBytes = quotaBytes
         self.clock = clock
+        self.writes = writes ?? PluginWrites(database: database)
     }
 
     public func get(_ key: String) async throws -> StoredValue? {
@@ -34,21 +38,16 @@ public struct HostPluginStorage: PluginStorage {
 
     public func set(_ key: String, _ value: JSONValue) async throws -> Int {
         let text = try InstallService.json(value)
-        let (plugin, install, org, quota, millis) = (plugin, install, org, quotaBytes, clock.millis)
-        // One statement (quota check and upsert), group-committed with other writes.
-        let version = try await database.grouped { db in
-            try await PluginDataStore.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quota, at: millis, on: db)
-        }
-        guard let version else {
+        switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis)) {
+        case .stored(let version): return version
+        default:
             throw CommandError(status: 413, code: "quota_exceeded",
                                message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
         }
-        return version
     }
 
     public func delete(_ key: String) async throws -> Bool {
-        let (plugin, install) = (plugin, install)
-        return try await database.grouped { try await PluginDataStore.delete(plugin: plugin, install: install, key: key, on: $0) }
+        try await writes.submit(.delete(plugin: plugin, install: install, key: key)) == .deleted(existed: true)
     }
 
     public func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
@@ -66,12 +65,14 @@ public struct HostOrgStorage: OrgStorage {
     let plugin: String
     let org: String
     let clock: WallClock
+    let writes: PluginWrites
 
-    public init(database: Database, plugin: String, org: String, clock: WallClock) {
+    public init(database: Database, plugin: String, org: String, clock: WallClock, writes: PluginWrites? = nil) {
         self.database = database
         self.plugin = plugin
         self.org = org
         self.clock = clock
+        self.writes = writes ?? PluginWrites(database: database)
     }
 
     public func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
@@ -85,11 +86,11 @@ public struct HostOrgStorage: OrgStorage {
     }
 
     public func install(_ installID: String) -> any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock)
+        HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock, writes: writes)
     }
 
     public var own: any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: org, org: org, quotaBytes: HostPluginStorage.orgQuota, clock: clock)
+        HostPluginStorage(database: database, plugin: plugin, install: org, org: org, quotaBytes: HostPluginStorage.orgQuota, clock: clock, writes: writes)
     }
 
     private func entry(_ row: PluginDataStore.OrgRow) throws -> StoredEntry {
@@ -102,17 +103,29 @@ public struct HostOrgStorage: OrgStorage {
 public struct HostStorageProvider: PluginStorageProvider {
     let database: Database
     let clock: WallClock
+    let writes: PluginWrites
 
     public init(database: Database, clock: WallClock) {
         self.database = database
         self.clock = clock
+        self.writes = PluginWrites(database: database)
     }
 
     public func storage(plugin: String, install: String, org: String) -> any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: install, org: org, clock: clock)
+        HostPluginStorage(database: database, plugin: plugin, install: install, org: org, clock: clock, writes: writes)
     }
 
     public func orgStorage(plugin: String, org: String) -> any OrgStorage {
-        HostOrgStorage(database: database, plugin: plugin, org: org, clock: clock)
+        HostOrgStorage(database: database, plugin: plugin, org: org, clock: clock, writes: writes)
+    }
+}
+
+/// Plugins' writes (puts and deletes of single keys) group-committed: each batch is a few
+/// statements in one transaction (``PluginDataStore/apply(_:on:)``).
+public typealias PluginWrites = GroupCommit<PluginDataStore.Write, PluginDataStore.WriteResult>
+
+extension GroupCommit where Operation == PluginDataStore.Write, Output == PluginDataStore.WriteResult {
+    public convenience init(database: Database) {
+        self.init(database: database, maxBatch: 256) { try await PluginDataStore.apply($0, on: $1) }
     }
 }

@@ -9,23 +9,142 @@ public enum PluginDataStore {
         return (try row.decode(column: "value", as: String.self), try row.decode(column: "version", as: Int.self))
     }
 
-    /// Inserts or replaces, as one statement, unless the namespace's bytes would then pass
-    /// `quota` (every other key's size plus this one's); answers the new version, or `nil` when
-    /// the quota refused the write. `org` is the org the namespace belongs to (for reads across
-    /// an org's installs).
-    public static func put(plugin: String, install: String, org: String, key: String, value: String, quota: Int,
-                           at millis: Int64, on db: any SQLDatabase) async throws -> Int? {
-        let size = value.utf8.count + key.utf8.count
-        let row = try await db.raw("""
-            INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at)
-            SELECT \(bind: plugin), \(bind: install), \(bind: org), \(bind: key), \(bind: value), \(bind: size), 1, \(bind: millis)
-            WHERE (SELECT COALESCE(SUM(size), 0) FROM plugin_kv
-                   WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key <> \(bind: key)) + \(bind: size) <= \(bind: quota)
-            ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
-                version = plugin_kv.version + 1, updated_at = excluded.updated_at
-            RETURNING version
-            """).first()
-        return try row?.decode(column: "version", as: Int.self)
+    /// One write of a batch (see ``apply(_:on:)``).
+    public enum Write: Sendable {
+        /// Insert or replace, unless the namespace's bytes would then pass `quota`. `org` is the
+        /// org the namespace belongs to (for reads across an org's installs).
+        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64)
+        case delete(plugin: String, install: String, key: String)
+    }
+
+    /// What a write did.
+    public enum WriteResult: Sendable, Equatable {
+        /// Stored, at this version (1 for a new key).
+        case stored(version: Int)
+        /// Refused: the namespace's quota would have been passed.
+        case overQuota
+        /// Deleted; `existed` is false when there was no such key.
+        case deleted(existed: Bool)
+    }
+
+    private struct Namespace: Hashable {
+        var plugin: String
+        var install: String
+    }
+
+    private struct Slot: Hashable {
+        var namespace: Namespace
+        var key: String
+    }
+
+    /// Applies `writes` in order, in the caller's transaction, with a few statements for the
+    /// whole batch: the namespaces' byte totals and the written keys' sizes are read once, the
+    /// quota is checked write by write against them, and consecutive puts go out as one
+    /// multi-row upsert (a key written k times in it moves k versions). A delete runs alone.
+    public static func apply(_ writes: [Write], on db: any SQLDatabase) async throws -> [WriteResult] {
+        var slots = Set<Slot>()
+        for write in writes {
+            switch write {
+            case .put(let plugin, let install, _, let key, _, _, _), .delete(let plugin, let install, let key):
+                slots.insert(Slot(namespace: Namespace(plugin: plugin, install: install), key: key))
+            }
+        }
+        var used = try await usedBytes(Set(slots.map(\.namespace)), on: db)
+        var sizes = try await sizes(slots, on: db)
+        var results = [WriteResult?](repeating: nil, count: writes.count)
+        // The puts not yet sent: per key, its last value and the writes (by index) it stands for.
+        var pending: [Slot: (org: String, value: String, size: Int, at: Int64, writes: [Int])] = [:]
+        var order: [Slot] = []
+
+        func flush() async throws {
+            guard !order.isEmpty else { return }
+            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at) VALUES ")
+            for (n, slot) in order.enumerated() {
+                let p = pending[slot]!
+                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+                q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at))" as SQLQueryString
+            }
+            q.appendInterpolation(unsafeRaw: """
+                 ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
+                    version = plugin_kv.version + excluded.version, updated_at = excluded.updated_at
+                RETURNING plugin_id, install_id, key, version
+                """)
+            for row in try await db.raw(q).all() {
+                let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
+                                                     install: try row.decode(column: "install_id", as: String.self)),
+                                key: try row.decode(column: "key", as: String.self))
+                guard let p = pending[slot] else { continue }
+                let last = try row.decode(column: "version", as: Int.self)
+                for (n, index) in p.writes.enumerated() { results[index] = .stored(version: last - p.writes.count + 1 + n) }
+            }
+            pending.removeAll(keepingCapacity: true)
+            order.removeAll(keepingCapacity: true)
+        }
+
+        for (index, write) in writes.enumerated() {
+            switch write {
+            case .put(let plugin, let install, let org, let key, let value, let quota, let at):
+                let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
+                let size = value.utf8.count + key.utf8.count
+                let others = used[slot.namespace, default: 0] - sizes[slot, default: 0]
+                guard others + size <= quota else {
+                    results[index] = .overQuota
+                    continue
+                }
+                used[slot.namespace] = others + size
+                sizes[slot] = size
+                if pending[slot] == nil { order.append(slot) }
+                pending[slot, default: (org, value, size, at, [])].writes.append(index)
+                pending[slot]!.value = value
+                pending[slot]!.size = size
+                pending[slot]!.at = at
+            case .delete(let plugin, let install, let key):
+                try await flush()
+                let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
+                let existed = try await delete(plugin: plugin, install: install, key: key, on: db)
+                used[slot.namespace, default: 0] -= sizes[slot, default: 0]
+                sizes[slot] = nil
+                results[index] = .deleted(existed: existed)
+            }
+        }
+        try await flush()
+        return try results.map { result in
+            guard let result else { throw StorageError("a plugin data write was not answered by its upsert") }
+            return result
+        }
+    }
+
+    /// Bytes stored in each of `namespaces`.
+    private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
+        var q = SQLQueryString("SELECT plugin_id, install_id, COALESCE(SUM(size), 0) AS used FROM plugin_kv WHERE ")
+        for (n, ns) in namespaces.enumerated() {
+            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+            q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
+        }
+        q.appendInterpolation(unsafeRaw: " GROUP BY plugin_id, install_id")
+        var used: [Namespace: Int] = [:]
+        for row in try await db.raw(q).all() {
+            used[Namespace(plugin: try row.decode(column: "plugin_id", as: String.self), install: try row.decode(column: "install_id", as: String.self))] =
+                try row.decode(column: "used", as: Int.self)
+        }
+        return used
+    }
+
+    /// The stored size of each of `slots` that exists.
+    private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: Int] {
+        var q = SQLQueryString("SELECT plugin_id, install_id, key, size FROM plugin_kv WHERE ")
+        for (n, slot) in slots.enumerated() {
+            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+            q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
+        }
+        var sizes: [Slot: Int] = [:]
+        for row in try await db.raw(q).all() {
+            let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
+                                                 install: try row.decode(column: "install_id", as: String.self)),
+                            key: try row.decode(column: "key", as: String.self))
+            sizes[slot] = try row.decode(column: "size", as: Int.self)
+        }
+        return sizes
     }
 
     public static func delete(plugin: String, install: String, key: String, on db: any SQLDatabase) async throws -> Bool {
