@@ -133,6 +133,13 @@ public final class Database: Sendable {
         }
     }
 
+    /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
+    /// paths); `nil` on SQLite, where the caller takes its generic path.
+    func withPostgres<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R? {
+        guard case .postgres(let client, _) = backend else { return nil }
+        return try await client.withConnection { try await body($0) }
+    }
+
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {

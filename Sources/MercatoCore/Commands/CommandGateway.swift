@@ -118,7 +118,7 @@ public final class CommandGateway: Sendable {
             // Maybe signed with a secret created (or a key published) on another node since this
             // entry was loaded: look at the stamp, reload when it moved.
             do {
-                if let check = try await database.read({ try await CommandStore.check(install: installID, webhookID: "", on: $0) }),
+                if let check = try await CommandStore.check(install: installID, webhookID: "", in: database),
                    check.stamp != entry.stamp, let loaded = try await load(installID) {
                     entry = loaded
                     fresh = true
@@ -147,7 +147,7 @@ public final class CommandGateway: Sendable {
         // One statement: the cached entry's stamp, the rate override, the stored answer.
         let check: CommandCheck
         do {
-            guard let found = try await database.read({ try await CommandStore.check(install: installID, webhookID: webhookID, on: $0) }) else {
+            guard let found = try await CommandStore.check(install: installID, webhookID: webhookID, in: database) else {
                 cache.remove(installID)
                 return reject(unverifiable)
             }

@@ -1,3 +1,4 @@
+import PostgresNIO
 public import SQLKit
 
 /// One authenticated command request, as logged (CONTRACT §4). Never the body, only its hash.
@@ -94,6 +95,18 @@ public struct CommandCheck: Sendable, Equatable {
     public var ratePerSecond: Double?
     public var rateBurst: Int?
     public var idempotency: IdempotencyRecord?
+
+    init(_ row: CommandStore.CheckStatement.Row, webhookID: String) throws {
+        let (appID, status, version, scopes, updatedAt, removedAt, latest, newestSecret, perSecond, burst, hash, httpStatus, response, storedAt) = row
+        stamp = Stamp(status: status, version: version, scopes: scopes, updatedAt: updatedAt, removedAt: removedAt,
+                      appLatestVersion: latest, newestSecretID: newestSecret)
+        ratePerSecond = perSecond
+        rateBurst = burst
+        if let hash {
+            guard let httpStatus, let response, let storedAt else { throw StorageError("a stored command answer lacks its status, body or time") }
+            idempotency = IdempotencyRecord(appId: appID, webhookId: webhookID, bodySha256: hash, httpStatus: httpStatus, response: response, createdAt: storedAt)
+        }
+    }
 }
 
 /// Rows of `command_log`, `command_idempotency` and `install_rate_limits`.
@@ -134,33 +147,71 @@ public enum CommandStore {
 
     /// The stamp of `install` (see ``CommandCheck``), its rate override and the stored answer of
     /// (the install's app, `webhookID`): one indexed statement; nil when the install does not exist.
+    /// The columns ``check(install:webhookID:on:)`` reads, in its select list's order.
+    private static let checkSelect = """
+        SELECT i.app_id, i.status, i.version, i.scopes, i.updated_at, i.removed_at, a.latest_version,
+               (SELECT COUNT(*) || ':' || COALESCE(MAX(s.id), '') FROM app_secrets s WHERE s.app_id = i.app_id) AS newest_secret,
+               r.per_second, r.burst,
+               c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
+        FROM installs i
+        JOIN apps a ON a.id = i.app_id
+        LEFT JOIN install_rate_limits r ON r.install_id = i.id
+        """
+
     public static func check(install: String, webhookID: String, on db: any SQLDatabase) async throws -> CommandCheck? {
         guard let row = try await db.raw("""
-            SELECT i.app_id, i.status, i.version, i.scopes, i.updated_at, i.removed_at, a.latest_version,
-                   (SELECT COUNT(*) || ':' || COALESCE(MAX(s.id), '') FROM app_secrets s WHERE s.app_id = i.app_id) AS newest_secret,
-                   r.per_second, r.burst,
-                   c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
-            FROM installs i
-            JOIN apps a ON a.id = i.app_id
-            LEFT JOIN install_rate_limits r ON r.install_id = i.id
+            \(unsafeRaw: checkSelect)
             LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = \(bind: webhookID)
             WHERE i.id = \(bind: install)
             """).first() else { return nil }
-        let stamp = CommandCheck.Stamp(
-            status: try row.decode(column: "status", as: String.self), version: try row.decode(column: "version", as: String.self),
-            scopes: try row.decode(column: "scopes", as: String.self), updatedAt: try row.decode(column: "updated_at", as: Int64.self),
-            removedAt: try row.decode(column: "removed_at", as: Int64?.self), appLatestVersion: try row.decode(column: "latest_version", as: String.self),
-            newestSecretID: try row.decode(column: "newest_secret", as: String?.self)
-        )
-        var stored: IdempotencyRecord?
-        if let hash = try row.decode(column: "body_sha256", as: String?.self) {
-            stored = IdempotencyRecord(appId: try row.decode(column: "app_id", as: String.self), webhookId: webhookID, bodySha256: hash,
-                                       httpStatus: try row.decode(column: "http_status", as: Int.self),
-                                       response: try row.decode(column: "response", as: String.self),
-                                       createdAt: try row.decode(column: "stored_at", as: Int64.self))
+        return try CommandCheck(
+            CheckStatement.Row(try row.decode(column: "app_id", as: String.self), try row.decode(column: "status", as: String.self),
+                               try row.decode(column: "version", as: String.self), try row.decode(column: "scopes", as: String.self),
+                               try row.decode(column: "updated_at", as: Int64.self), try row.decode(column: "removed_at", as: Int64?.self),
+                               try row.decode(column: "latest_version", as: String.self), try row.decode(column: "newest_secret", as: String?.self),
+                               try row.decode(column: "per_second", as: Double?.self), try row.decode(column: "burst", as: Int?.self),
+                               try row.decode(column: "body_sha256", as: String?.self), try row.decode(column: "http_status", as: Int?.self),
+                               try row.decode(column: "response", as: String?.self), try row.decode(column: "stored_at", as: Int64?.self)),
+            webhookID: webhookID)
+    }
+
+    /// The same check on the command path: on PostgreSQL a named prepared statement, parsed
+    /// and planned once per connection (planning this join cost PostgreSQL about ten times its
+    /// execution); on SQLite the statement above on a reader.
+    public static func check(install: String, webhookID: String, in database: Database) async throws -> CommandCheck? {
+        if let found = try await database.withPostgres({ connection -> CommandCheck? in
+            var found: CommandCheck?
+            // Read to the end (at most one row: `i.id` is the key), so the connection goes back clean.
+            for try await row in try await connection.execute(CheckStatement(install: install, webhookID: webhookID), logger: database.logger) {
+                found = try CommandCheck(row, webhookID: webhookID)
+            }
+            return found
+        }) {
+            return found
         }
-        return CommandCheck(stamp: stamp, ratePerSecond: try row.decode(column: "per_second", as: Double?.self),
-                            rateBurst: try row.decode(column: "burst", as: Int?.self), idempotency: stored)
+        return try await database.read { try await check(install: install, webhookID: webhookID, on: $0) }
+    }
+
+    struct CheckStatement: PostgresPreparedStatement {
+        static let sql = checkSelect + """
+
+            LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = $2
+            WHERE i.id = $1
+            """
+        typealias Row = (String, String, String, String, Int64, Int64?, String, String?, Double?, Int?, String?, Int?, String?, Int64?)
+        var install: String
+        var webhookID: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(install)
+            bindings.append(webhookID)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
     }
 
     public static func idempotency(app: String, webhookID: String, on db: any SQLDatabase) async throws -> IdempotencyRecord? {
