@@ -40,9 +40,11 @@ public struct HostPluginStorage: PluginStorage {
         let text = try InstallService.json(value)
         switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis)) {
         case .stored(let version): return version
-        default:
+        case .overQuota:
             throw CommandError(status: 413, code: "quota_exceeded",
                                message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
+        case .deleted:
+            throw StorageError("a key-value write was answered as a delete")
         }
     }
 
