@@ -85,6 +85,38 @@ struct KVTests {
     }
 
     @Test(arguments: TestEngines.all)
+    func oneBatchKeepsOrderVersionsAndQuota(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            // Sizes count key + value; the quota is 40 bytes.
+            func put(_ key: String, _ value: String) -> PluginDataStore.Write {
+                .put(plugin: "kv", install: "ins_b", org: "org_b", key: key, value: value, quota: 40, at: 1)
+            }
+            let batch: [PluginDataStore.Write] = [
+                put("a", "1111111111"), put("a", "22222"), put("b", "3333333333"),   // 11 → 6, then +11 = 17
+                .delete(plugin: "kv", install: "ins_b", key: "a"),                    // 11
+                .delete(plugin: "kv", install: "ins_b", key: "zz"),
+                put("a", "44"),                                                        // 14
+                put("c", String(repeating: "x", count: 30)),                           // 45 > 40: refused
+                put("b", "5"),                                                         // 14 - 11 + 2 = 5
+            ]
+            let results = try await test.database.transaction { try await PluginDataStore.apply(batch, on: $0) }
+            #expect(results == [.stored(version: 1), .stored(version: 2), .stored(version: 1), .deleted(existed: true),
+                                .deleted(existed: false), .stored(version: 1), .overQuota, .stored(version: 2)])
+            let read = { (key: String) in try await test.database.read { try await PluginDataStore.get(plugin: "kv", install: "ins_b", key: key, on: $0) } }
+            #expect(try await read("a")?.value == "44")
+            #expect(try await read("a")?.version == 1)
+            #expect(try await read("b")?.value == "5")
+            #expect(try await read("b")?.version == 2)
+            #expect(try await read("c") == nil)
+            // The next batch starts from what is stored: a's version and the namespace's 5 bytes
+            // (5 + 36 = 41 does not fit; 5 + 35 = 40 does).
+            let second = [put("a", "55"), put("c", String(repeating: "y", count: 35)), put("d", String(repeating: "z", count: 34))]
+            let next = try await test.database.transaction { try await PluginDataStore.apply(second, on: $0) }
+            #expect(next == [.stored(version: 2), .overQuota, .stored(version: 1)])
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
     func concurrentWritesStayWithinTheQuota(engine: StorageEngine) async throws {
         try await withTestDatabase(engine) { test in
             // Each write is 10 bytes (a 3-byte key, a 7-byte JSON string): 10 of 30 concurrent

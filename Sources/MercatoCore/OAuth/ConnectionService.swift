@@ -65,11 +65,7 @@ public final class ConnectionService: Sendable {
     /// and to a cookie, PKCE S256 unless the provider disables it.
     public func start(_ installID: String, by caller: Principal) async throws -> Start {
         let org = try caller.org(atLeast: .admin, to: "Connecting an account")
-        let (install, manifest) = try await installAndManifest(installID, org: org)
-        guard let oauth = manifest.oauth else {
-            throw APIError(status: 409, code: "oauth_not_used", title: "No OAuth connection",
-                           detail: "`\(install.appKey)` \(install.version) does not connect to an outside account.")
-        }
+        let (install, oauth) = try await oauthInstall(installID, org: org)
         guard install.status != "disabled" else {
             throw APIError(status: 409, code: "install_inactive", title: "Install inactive", detail: "Install \(installID) is disabled; enable it before connecting.")
         }
@@ -257,11 +253,7 @@ public final class ConnectionService: Sendable {
 
     public func connection(_ installID: String, by caller: Principal) async throws -> View {
         let org = try caller.org(atLeast: .admin, to: "Reading an install's connection")
-        let (install, manifest) = try await installAndManifest(installID, org: org)
-        guard let oauth = manifest.oauth else {
-            throw APIError(status: 409, code: "oauth_not_used", title: "No OAuth connection",
-                           detail: "`\(install.appKey)` \(install.version) does not connect to an outside account.")
-        }
+        let (install, oauth) = try await oauthInstall(installID, org: org)
         let record = try await database.read { try await ConnectionStore.find(install: install.id, on: $0) }
         return View(installID: install.id, provider: record?.providerKey ?? oauth.provider, record: record,
                     scopes: try record.map { try InstallService.strings($0.scopes) } ?? [])
@@ -506,6 +498,16 @@ public final class ConnectionService: Sendable {
         if let access { confirmed = await client.revoke(access, hint: "access_token", provider: provider) && confirmed }
         if !confirmed { logger.warning("oauth revocation not confirmed by the provider", metadata: ["provider": "\(provider.definition.key)"]) }
         return confirmed
+    }
+
+    /// The install and its version's OAuth requirement; 409 `oauth_not_used` when it has none.
+    private func oauthInstall(_ installID: String, org: String) async throws -> (InstallRecord, AppManifest.OAuthRequirement) {
+        let (install, manifest) = try await installAndManifest(installID, org: org)
+        guard let oauth = manifest.oauth else {
+            throw APIError(status: 409, code: "oauth_not_used", title: "No OAuth connection",
+                           detail: "`\(install.appKey)` \(install.version) does not connect to an outside account.")
+        }
+        return (install, oauth)
     }
 
     private func installAndManifest(_ installID: String, org: String) async throws -> (InstallRecord, AppManifest) {
