@@ -36,13 +36,13 @@ struct Serve: AsyncParsableCommand {
         if let catalog = settings.catalogDirectory {
             await CatalogImporter(runtime: runtime).importAtStart(catalog, logger: logger)
         }
-        let deliveryClient = DeliveryService.makeClient()
+        let deliveryClients = DeliveryClients(grace: DeliveryPolicy(settings: settings).timeout + .seconds(5))
         let app = buildApplication(
             runtime: runtime, metrics: registry, logger: logger,
             services: [
                 KeyringWatcher(vault: runtime.vault, logger: logger),
                 runtime.hooks,
-                DeliveryService(database: runtime.database, registry: runtime.registry, client: deliveryClient, clock: runtime.clock, logger: logger,
+                DeliveryService(database: runtime.database, registry: runtime.registry, clients: deliveryClients, clock: runtime.clock, logger: logger,
                                 policy: DeliveryPolicy(settings: settings), addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks)),
                 ConnectionRefresher(connections: runtime.connections, interval: .seconds(settings.oauthRefreshScanSeconds)),
                 RetentionService(database: runtime.database, clock: runtime.clock, logger: logger,
@@ -58,13 +58,13 @@ struct Serve: AsyncParsableCommand {
         do {
             try await app.runService()
         } catch {
-            try? await deliveryClient.shutdown()
+            try? await deliveryClients.shutdown()
             await runtime.plugins.deactivate()
             await runtime.close()
             throw error
         }
         // Plugins stop after the server drained and the services ended, bounded in all.
-        try? await deliveryClient.shutdown()
+        try? await deliveryClients.shutdown()
         await runtime.plugins.deactivate()
         await runtime.close()
         logger.notice("mercato stopped")

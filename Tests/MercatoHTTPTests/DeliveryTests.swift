@@ -9,6 +9,7 @@ import MercatoCrypto
 import MercatoStorage
 import MercatoTestSupport
 import NIOCore
+import NIOHTTP1
 import Synchronization
 import Testing
 
@@ -19,6 +20,8 @@ final class Receiver: Sendable {
         let timestamp: String
         let signature: String
         let body: [UInt8]
+        /// The `Host` header.
+        let host: String
     }
     let received = Mutex<[Received]>([])
     /// Answers to give, in order (status, Retry-After); 200 once it is empty.
@@ -35,7 +38,8 @@ final class Receiver: Sendable {
             let body = try await request.body.collect(upTo: 1 << 20)
             self.received.withLock {
                 $0.append(Received(id: request.headers[HTTPField.Name("webhook-id")!] ?? "", timestamp: request.headers[HTTPField.Name("webhook-timestamp")!] ?? "",
-                                   signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: Array(body.readableBytesView)))
+                                   signature: request.headers[HTTPField.Name("webhook-signature")!] ?? "", body: Array(body.readableBytesView),
+                                   host: request.head.authority ?? request.headers[HTTPField.Name("host")!] ?? ""))
             }
             if let delay = self.delay.withLock({ $0 }) { try await Task.sleep(for: delay) }
             let (status, retryAfter) = self.always.withLock { $0 }.map { ($0, nil) } ?? self.script.withLock { $0.isEmpty ? (200, nil) : $0.removeFirst() }
@@ -61,11 +65,11 @@ struct DeliveryTests {
         let key: String
     }
 
-    func setUp(_ app: AppHarness, port: Int, key: String = "hooked-app") async throws -> Setup {
+    func setUp(_ app: AppHarness, port: Int, key: String = "hooked-app", host: String = "127.0.0.1") async throws -> Setup {
         let (_, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor")
         var m = manifest(key)
         m["events"] = ["app.installed", "install.config_updated", "app.disabled", "app.enabled"]
-        m["webhook_url"] = "http://127.0.0.1:\(port)/hook"
+        m["webhook_url"] = "http://\(host):\(port)/hook"
         m["config"] = [["key": "channel", "label": "Channel", "type": "string"]]
         _ = try await app.registerApp(m, token: vendor)
         _ = try await app.call(.post, "/api/v1/developer/apps/\(key)/publish", token: vendor)
@@ -75,9 +79,10 @@ struct DeliveryTests {
         return Setup(vendor: vendor, owner: owner, installID: installed.json["id"] as! String, key: key)
     }
 
-    func service(_ app: AppHarness, clock: ManualClock, client: HTTPClient, policy: DeliveryPolicy = DeliveryPolicy()) -> DeliveryService {
-        DeliveryService(database: app.runtime.database, registry: app.runtime.registry, client: client, clock: clock.wallClock,
-                        logger: TestDatabase.logger, policy: policy, addressGuard: AddressGuard(allowPrivate: true))
+    func service(_ app: AppHarness, clock: ManualClock, clients: DeliveryClients, policy: DeliveryPolicy = DeliveryPolicy(),
+                 addressGuard: AddressGuard = AddressGuard(allowPrivate: true)) -> DeliveryService {
+        DeliveryService(database: app.runtime.database, registry: app.runtime.registry, clients: clients, clock: clock.wallClock,
+                        logger: TestDatabase.logger, policy: policy, addressGuard: addressGuard)
     }
 
     func secrets(_ app: AppHarness, _ key: String) async throws -> [String] {
@@ -205,23 +210,25 @@ struct DeliveryTests {
     }
 
     /// A receiver on loopback, the app on `engine` with a hand-moved clock, an app subscribed
-    /// to lifecycle events and installed, and a DeliveryService with `policy` (private addresses
-    /// allowed); the delivery client is shut down however `body` ends.
-    func withRig(_ engine: StorageEngine, policy: DeliveryPolicy = DeliveryPolicy(),
+    /// to lifecycle events and installed (its webhook URL on `host`), and a DeliveryService with
+    /// `policy` and `addressGuard` (default: private addresses allowed); the delivery clients
+    /// are shut down however `body` ends.
+    func withRig(_ engine: StorageEngine, policy: DeliveryPolicy = DeliveryPolicy(), host: String = "127.0.0.1",
+                 addressGuard: AddressGuard = AddressGuard(allowPrivate: true),
                  _ body: @escaping @Sendable (AppHarness, ManualClock, Receiver, Setup, DeliveryService) async throws -> Void) async throws {
         let clock = ManualClock(Date())
         let receiver = Receiver()
         try await receiver.serve { port in
             try await withApp(engine, clock: clock.wallClock) { app in
-                let client = DeliveryService.makeClient()
+                let clients = DeliveryClients(grace: .seconds(1))
                 do {
-                    let s = try await setUp(app, port: port)
-                    try await body(app, clock, receiver, s, service(app, clock: clock, client: client, policy: policy))
+                    let s = try await setUp(app, port: port, host: host)
+                    try await body(app, clock, receiver, s, service(app, clock: clock, clients: clients, policy: policy, addressGuard: addressGuard))
                 } catch {
-                    try? await client.shutdown()
+                    try? await clients.shutdown()
                     throw error
                 }
-                try await client.shutdown()
+                try await clients.shutdown()
             }
         }
     }
@@ -260,15 +267,94 @@ struct DeliveryTests {
         }
     }
 
-    @Test func privateLoopbackLinkLocalAndMetadataAddressesAreRefused() {
+    @Test func privateLoopbackLinkLocalAndMetadataAddressesAreRefused() async {
         let guardRail = AddressGuard(allowPrivate: false)
         for url in ["http://127.0.0.1:9/x", "https://localhost/x", "https://10.1.2.3/x", "https://172.20.0.1/x", "https://192.168.1.1/x",
                     "https://169.254.169.254/latest/meta-data", "https://[::1]/x", "https://[fe80::1]/x", "https://[fd00::1]/x",
                     "https://[::ffff:127.0.0.1]/x", "https://0.0.0.0/x", "https://100.64.0.1/x", "ftp://example.com/x"] {
-            #expect(guardRail.refusal(for: url) != nil, "\(url)")
+            guard case .refused = await guardRail.verdict(for: url) else { Issue.record("not refused: \(url)"); continue }
         }
-        #expect(guardRail.refusal(for: "https://93.184.215.14/hook") == nil)
-        #expect(guardRail.refusal(for: "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/hook") == nil)
-        #expect(AddressGuard(allowPrivate: true).refusal(for: "http://127.0.0.1:9/x") == nil)
+        #expect(await guardRail.verdict(for: "https://93.184.215.14/hook") == .deliver(host: "93.184.215.14", address: "93.184.215.14"))
+        #expect(await guardRail.verdict(for: "https://[2606:2800:21f:cb07:6820:80da:af6b:8b2c]/hook")
+                == .deliver(host: "2606:2800:21f:cb07:6820:80da:af6b:8b2c", address: "2606:2800:21f:cb07:6820:80da:af6b:8b2c"))
+        #expect(await AddressGuard(allowPrivate: true).verdict(for: "http://127.0.0.1:9/x") == .deliver(host: "127.0.0.1", address: "127.0.0.1"))
+
+        // A name is judged by every address it has, and delivered to the first it answered.
+        let mixed = AddressGuard(allowPrivate: false) { host in
+            host == "mixed.example" ? [[93, 184, 215, 14], [10, 0, 0, 7]] : host == "public.example" ? [[93, 184, 215, 14], [93, 184, 215, 15]] : []
+        }
+        guard case .refused = await mixed.verdict(for: "https://mixed.example/hook") else { Issue.record("a name with a private address passed"); return }
+        #expect(await mixed.verdict(for: "https://public.example/hook") == .deliver(host: "public.example", address: "93.184.215.14"))
+        // Not resolving now is not a refusal: a later attempt may succeed.
+        #expect(await mixed.verdict(for: "https://gone.example/hook") == .unresolved("the webhook host does not resolve"))
+    }
+
+    /// DNS rebinding: the check is answered a public address, a second lookup would give
+    /// loopback (where the receiver listens). The delivery goes to the checked address, so the
+    /// receiver never sees it.
+    @Test func aDeliveryConnectsToTheAddressThatWasCheckedNotToASecondLookup() async throws {
+        var policy = DeliveryPolicy()
+        policy.timeout = .seconds(1)
+        let rebinding = AddressGuard(allowPrivate: false) { host in host == "localhost" ? [[192, 0, 43, 9]] : AddressGuard.systemResolve(host) }
+        try await withRig(.sqlite, policy: policy, host: "localhost", addressGuard: rebinding) { app, clock, receiver, s, deliveries in
+            #expect(try await deliveries.fanOut() >= 1)
+            #expect(try await deliveries.deliverDue() == 1)
+            #expect(receiver.count == 0)
+            let log = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.vendor)
+            let row = try #require((log.json["data"] as? [[String: Any]])?.first)
+            #expect(row["status"] as? String == "pending", "\(log.text)")
+            #expect(row["last_error"] as? String != nil)
+        }
+        // The same rig with the check answered loopback (allowed here) does arrive: the test
+        // above fails for the pin, not for the rig.
+        let loopback = AddressGuard(allowPrivate: true) { host in host == "localhost" ? [[127, 0, 0, 1]] : AddressGuard.systemResolve(host) }
+        try await withRig(.sqlite, host: "localhost", addressGuard: loopback) { _, _, receiver, _, deliveries async throws in
+            #expect(try await deliveries.fanOut() >= 1)
+            #expect(try await deliveries.deliverDue() == 1)
+            #expect(receiver.count == 1)
+            let host: String? = receiver.received.withLock { $0.first?.host }
+            #expect(host?.hasPrefix("localhost:") == true, "\(String(describing: host))")
+        }
+    }
+
+    /// A host with no address now: an ordinary failed attempt, retried later, not a final failure.
+    @Test func aHostThatDoesNotResolveIsRetriedNotFailed() async throws {
+        let unresolvable = AddressGuard(allowPrivate: true) { host in host == "localhost" ? [] : AddressGuard.systemResolve(host) }
+        try await withRig(.sqlite, host: "localhost", addressGuard: unresolvable) { app, clock, receiver, s, deliveries in
+            #expect(try await deliveries.fanOut() >= 1)
+            #expect(try await deliveries.deliverDue() == 1)
+            let log = try await app.call(.get, "/api/v1/developer/apps/\(s.key)/deliveries", token: s.vendor)
+            let row = try #require((log.json["data"] as? [[String: Any]])?.first)
+            #expect(row["status"] as? String == "pending", "\(log.text)")
+            #expect(row["last_error"] as? String == "the webhook host does not resolve")
+            #expect(receiver.count == 0)
+        }
+    }
+
+    /// The pinned client connects to the given address for a name no resolver knows, and sends
+    /// the name as the Host; clients beyond the limit are retired.
+    @Test func pinnedClientsConnectToTheirAddressUnderTheirName() async throws {
+        let receiver = Receiver()
+        try await receiver.serve { port in
+            let clients = DeliveryClients(grace: .milliseconds(10))
+            do {
+                var request = HTTPClientRequest(url: "http://hooks.rebind.invalid:\(port)/hook")
+                request.method = .POST
+                let client = clients.client(host: "hooks.rebind.invalid", address: "127.0.0.1")
+                let response = try await client.execute(request, timeout: .seconds(5))
+                #expect(response.status == .ok)
+                #expect(receiver.received.withLock { $0.map(\.host) } == ["hooks.rebind.invalid:\(port)"])
+                let again = clients.client(host: "hooks.rebind.invalid", address: "127.0.0.1")
+                #expect(again === client)
+                #expect(clients.client(host: "127.0.0.1", address: "127.0.0.1") !== client)
+                for n in 0 ..< DeliveryClients.limit + 3 { _ = clients.client(host: "h\(n).invalid", address: "127.0.0.1") }
+                #expect(clients.pinnedCount == DeliveryClients.limit)
+                try await Task.sleep(for: .milliseconds(200))
+            } catch {
+                try? await clients.shutdown()
+                throw error
+            }
+            try await clients.shutdown()
+        }
     }
 }

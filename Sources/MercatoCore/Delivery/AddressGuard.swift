@@ -2,33 +2,60 @@ import Foundation
 #if canImport(Glibc)
 import Glibc
 #endif
+import NIOPosix
 
-/// Refuses webhook URLs whose host resolves to an address a delivery must never reach:
-/// loopback, private, link-local (cloud metadata at 169.254.169.254 among them), carrier-grade
-/// NAT, unique-local, multicast and unspecified addresses, in IPv4 and IPv6 (IPv4-mapped too).
+/// Decides where a webhook may be delivered: refuses URLs whose host resolves to an address a
+/// delivery must never reach (loopback, private, link-local with cloud metadata at
+/// 169.254.169.254, carrier-grade NAT, unique-local, multicast and unspecified, in IPv4 and
+/// IPv6, IPv4-mapped too), and names the one address the delivery must connect to.
+///
 /// Every resolved address must pass, so a name with one public and one private address is
-/// refused. Redirects are not followed by the delivery client, so they cannot lead around it.
+/// refused. The delivery then connects to the address that was checked (``DeliveryClients``
+/// pins it), never to a second lookup's answer: a DNS server that answers a public address to
+/// the check and a private one to the connection (DNS rebinding) gains nothing. Redirects are
+/// not followed by the delivery client, so they cannot lead around it either.
 public struct AddressGuard: Sendable {
-    /// `MERCATO_ALLOW_PRIVATE_WEBHOOKS=1`: allow them all (tests, private deployments).
+    /// `MERCATO_ALLOW_PRIVATE_WEBHOOKS=1`: allow them all (tests, private deployments). The
+    /// address is still resolved once and pinned.
     public var allowPrivate: Bool
+    let resolver: @Sendable (String) -> [[UInt8]]
 
-    public init(allowPrivate: Bool) { self.allowPrivate = allowPrivate }
-
-    /// `nil` when `url` may be delivered to, else why not (a sentence without the address list).
-    public func refusal(for url: String) -> String? {
-        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "https" || scheme == "http",
-              let host = parsed.host, !host.isEmpty else { return "the webhook URL is not an absolute http(s) URL" }
-        if allowPrivate { return nil }
-        let addresses = Self.resolve(host.trimmingCharacters(in: CharacterSet(charactersIn: "[]")))
-        guard !addresses.isEmpty else { return "the webhook host does not resolve" }
-        for address in addresses where Self.isForbidden(address) {
-            return "the webhook host resolves to a private, loopback, link-local or metadata address"
-        }
-        return nil
+    /// `resolver` answers a host's addresses as raw bytes (4 or 16); the default asks the system.
+    public init(allowPrivate: Bool, resolver: @escaping @Sendable (String) -> [[UInt8]] = AddressGuard.systemResolve) {
+        self.allowPrivate = allowPrivate
+        self.resolver = resolver
     }
 
-    /// The addresses `host` resolves to, as raw bytes (4 or 16).
-    static func resolve(_ host: String) -> [[UInt8]] {
+    /// Where a URL's deliveries go.
+    public enum Verdict: Sendable, Equatable {
+        /// Deliver, connecting to `address` (a numeric IPv4 or IPv6 address) for `host`.
+        case deliver(host: String, address: String)
+        /// Never deliverable: a permanent refusal, with why (a sentence without the addresses).
+        case refused(String)
+        /// The host does not resolve now; a later attempt may succeed.
+        case unresolved(String)
+    }
+
+    /// The verdict for `url`. Resolution runs on NIO's blocking-I/O pool, not on a task thread.
+    public func verdict(for url: String) async -> Verdict {
+        guard let parsed = URL(string: url), let scheme = parsed.scheme?.lowercased(), scheme == "https" || scheme == "http",
+              let rawHost = parsed.host, !rawHost.isEmpty else { return .refused("the webhook URL is not an absolute http(s) URL") }
+        let host = rawHost.trimmingCharacters(in: CharacterSet(charactersIn: "[]"))
+        let resolver = self.resolver
+        let addresses = (try? await NIOThreadPool.singleton.runIfActive { resolver(host) }) ?? []
+        return judge(host: host, addresses: addresses)
+    }
+
+    func judge(host: String, addresses: [[UInt8]]) -> Verdict {
+        guard let first = addresses.first, let address = Self.text(first) else { return .unresolved("the webhook host does not resolve") }
+        if !allowPrivate && addresses.contains(where: Self.isForbidden) {
+            return .refused("the webhook host resolves to a private, loopback, link-local or metadata address")
+        }
+        return .deliver(host: host, address: address)
+    }
+
+    /// The addresses `host` resolves to, as raw bytes (4 or 16), from the system's resolver.
+    @Sendable public static func systemResolve(_ host: String) -> [[UInt8]] {
         var hints = addrinfo()
         hints.ai_family = AF_UNSPEC
         hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
@@ -54,6 +81,16 @@ public struct AddressGuard: Sendable {
             node = current.pointee.ai_next
         }
         return out
+    }
+
+    /// The numeric text of a 4- or 16-byte address.
+    static func text(_ address: [UInt8]) -> String? {
+        let family = address.count == 4 ? AF_INET : address.count == 16 ? AF_INET6 : -1
+        guard family >= 0 else { return nil }
+        var buffer = [CChar](repeating: 0, count: Int(INET6_ADDRSTRLEN))
+        let written = address.withUnsafeBytes { bytes in inet_ntop(family, bytes.baseAddress, &buffer, socklen_t(buffer.count)) }
+        guard written != nil else { return nil }
+        return String(decoding: buffer.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     }
 
     /// `true` for an address no delivery may reach.

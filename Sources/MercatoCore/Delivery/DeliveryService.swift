@@ -1,4 +1,4 @@
-public import AsyncHTTPClient
+import AsyncHTTPClient
 import Foundation
 public import Logging
 import MercatoCrypto
@@ -48,7 +48,7 @@ public struct DeliveryPolicy: Sendable {
 public struct DeliveryService: Service {
     let database: Database
     let registry: RegistryService
-    let client: HTTPClient
+    let clients: DeliveryClients
     let clock: WallClock
     let logger: Logger
     let policy: DeliveryPolicy
@@ -56,27 +56,16 @@ public struct DeliveryService: Service {
     let idleInterval: Duration
     let metrics = MetricHandles()
 
-    public init(database: Database, registry: RegistryService, client: HTTPClient, clock: WallClock, logger: Logger,
+    public init(database: Database, registry: RegistryService, clients: DeliveryClients, clock: WallClock, logger: Logger,
                 policy: DeliveryPolicy = DeliveryPolicy(), addressGuard: AddressGuard, idleInterval: Duration = .milliseconds(200)) {
         self.database = database
         self.registry = registry
-        self.client = client
+        self.clients = clients
         self.clock = clock
         self.logger = logger
         self.policy = policy
         self.addressGuard = addressGuard
         self.idleInterval = idleInterval
-    }
-
-    /// Connections the delivery client keeps to one endpoint.
-    static let connectionsPerHost = 64
-
-    /// An HTTP client for deliveries: redirects are not followed (a 3xx is a failure, so a
-    /// redirect cannot lead to a private address).
-    public static func makeClient() -> HTTPClient {
-        var configuration = HTTPClient.Configuration(redirectConfiguration: .disallow)
-        configuration.connectionPool = .init(idleTimeout: .seconds(60), concurrentHTTP1ConnectionsPerHostSoftLimit: connectionsPerHost)
-        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
     public func run() async throws {
@@ -143,7 +132,7 @@ public struct DeliveryService: Service {
         let now = clock.millis
         // The client keeps at most `connectionsPerHost` connections to one endpoint, so a batch to
         // one slow endpoint can take that many timeouts in turn: the lease covers them all.
-        let rounds = Int64((policy.batch + Self.connectionsPerHost - 1) / Self.connectionsPerHost)
+        let rounds = Int64((policy.batch + DeliveryClients.connectionsPerHost - 1) / DeliveryClients.connectionsPerHost)
         let lease = now + (policy.timeout.components.seconds * rounds + 30) * 1000
         let due = try await database.transaction { try await DeliveryStore.claimDue(limit: policy.batch, now: now, leaseUntil: lease, on: $0) }
         guard !due.isEmpty else { return 0 }
@@ -155,23 +144,23 @@ public struct DeliveryService: Service {
             return (endpoints, try await DeliveryStore.payloads(eventIDs: ids, on: db))
         }
         var secrets: [String: [String]] = [:]
-        var refusals: [String: String?] = [:]
-        var fast: [(DeliveryRecord, String)] = []
+        var verdicts: [String: AddressGuard.Verdict] = [:]
+        var fast: [(DeliveryRecord, String, HTTPClient)] = []
         var slow: [DeliveryRecord] = []
         for delivery in due {
             guard let endpoint = endpoints[delivery.appId], endpoint.circuit == "closed", endpoint.disabledAt == nil,
                   let payload = payloads[delivery.id] else { slow.append(delivery); continue }
-            if refusals[delivery.url] == nil { refusals[delivery.url] = .some(addressGuard.refusal(for: delivery.url)) }
-            guard refusals[delivery.url] == .some(nil) else { slow.append(delivery); continue }
+            if verdicts[delivery.url] == nil { verdicts[delivery.url] = await addressGuard.verdict(for: delivery.url) }
+            guard case .deliver(let host, let address) = verdicts[delivery.url] else { slow.append(delivery); continue }
             if secrets[delivery.appId] == nil {
                 secrets[delivery.appId] = try await registry.verificationSecrets(appID: delivery.appId, kind: .webhook)
             }
-            fast.append((delivery, payload))
+            fast.append((delivery, payload, clients.client(host: host, address: address)))
         }
         let sent = await withTaskGroup(of: (DeliveryRecord, Response).self) { group -> [(DeliveryRecord, Response)] in
-            for (delivery, payload) in fast {
+            for (delivery, payload, client) in fast {
                 let keys = secrets[delivery.appId] ?? []
-                group.addTask { (delivery, await send(delivery, payload: payload, secrets: keys)) }
+                group.addTask { (delivery, await send(delivery, payload: payload, secrets: keys, via: client)) }
             }
             for delivery in slow {
                 group.addTask {
@@ -239,9 +228,17 @@ public struct DeliveryService: Service {
             }
             probe = true
         }
-        if let refusal = addressGuard.refusal(for: delivery.url) {
-            try await record(delivery, Response(status: nil, body: nil, error: refusal, retryAfter: nil, durationMs: 0), probe: false, final: true)
+        let client: HTTPClient
+        switch await addressGuard.verdict(for: delivery.url) {
+        case .refused(let why):
+            try await record(delivery, Response(status: nil, body: nil, error: why, retryAfter: nil, durationMs: 0), probe: false, final: true)
             return
+        case .unresolved(let why):
+            // Maybe a passing DNS failure: an ordinary failed attempt, retried on the schedule.
+            try await record(delivery, Response(status: nil, body: nil, error: why, retryAfter: nil, durationMs: 0), probe: probe, final: false)
+            return
+        case .deliver(let host, let address):
+            client = clients.client(host: host, address: address)
         }
         let eventID = delivery.id
         guard let payload = try await database.read({ try await DeliveryStore.payload(eventID: eventID, on: $0) }) else {
@@ -249,7 +246,7 @@ public struct DeliveryService: Service {
             return
         }
         let secrets = try await registry.verificationSecrets(appID: delivery.appId, kind: .webhook)
-        let response = await send(delivery, payload: payload, secrets: secrets)
+        let response = await send(delivery, payload: payload, secrets: secrets, via: client)
         try await record(delivery, response, probe: probe, final: false)
     }
 
@@ -360,8 +357,9 @@ public struct DeliveryService: Service {
         return disabled
     }
 
-    /// POSTs the payload with the Standard Webhooks headers; never throws.
-    func send(_ delivery: DeliveryRecord, payload: String, secrets: [String]) async -> Response {
+    /// POSTs the payload with the Standard Webhooks headers through `client` (pinned to the
+    /// checked address); never throws.
+    func send(_ delivery: DeliveryRecord, payload: String, secrets: [String], via client: HTTPClient) async -> Response {
         let started = ContinuousClock.now
         func elapsed() -> Int64 { (ContinuousClock.now - started).millis }
         let timestamp = String(clock.millis / 1000)
