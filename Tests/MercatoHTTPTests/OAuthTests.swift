@@ -377,6 +377,57 @@ struct OAuthTests {
         }
     }
 
+    /// The provider rotates the refresh token on every refresh, and storing the new set fails
+    /// for a while (a trigger refuses the update): the store is retried while the lease is held,
+    /// so the rotated refresh token is not lost and the next refresh still works.
+    @Test(arguments: TestEngines.all)
+    func aRotatedRefreshTokenSurvivesAPassingStorageFailure(engine: StorageEngine) async throws {
+        try await withFixture(engine) { f in
+            try await f.connect()
+            let first = try #require((try await f.token()).json["result"] as? [String: Any])["access_token"] as? String
+            let faults: [String] = engine == .sqlite
+                ? ["""
+                   CREATE TRIGGER refresh_fault BEFORE UPDATE OF token_version ON oauth_connections
+                   WHEN NEW.token_version <> OLD.token_version BEGIN SELECT RAISE(ABORT, 'injected storage fault'); END
+                   """]
+                : ["CREATE FUNCTION refresh_fault() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'injected storage fault'; END $$",
+                   """
+                   CREATE TRIGGER refresh_fault BEFORE UPDATE ON oauth_connections FOR EACH ROW
+                   WHEN (NEW.token_version <> OLD.token_version) EXECUTE FUNCTION refresh_fault()
+                   """]
+            let cure = engine == .sqlite ? ["DROP TRIGGER refresh_fault"] : ["DROP TRIGGER refresh_fault ON oauth_connections", "DROP FUNCTION refresh_fault()"]
+            func run(_ statements: [String]) async throws {
+                try await f.app.runtime.database.transaction { db in for sql in statements { try await db.raw(SQLQueryString(sql)).run() } }
+            }
+            try await run(faults)
+
+            f.clock.advance(by: 3600 - 60)
+            async let refreshed = f.token()
+            // Wait for a failed store (the provider has spent the old refresh token by then),
+            // then let storage work again.
+            var waited = 0
+            while !f.app.logs.all.contains(where: { $0.contains("storing refreshed oauth tokens failed; retrying") }) && waited < 200 {
+                try await Task.sleep(for: .milliseconds(25))
+                waited += 1
+            }
+            #expect(waited < 200, "no store failed")
+            #expect(try await f.peer.counter("refresh_ok") == 1)
+            try await run(cure)
+            let answer = try await refreshed
+            let second = try #require(answer.json["result"] as? [String: Any], "\(answer.text)")["access_token"] as? String
+            #expect(second != nil && second != first)
+
+            // The stored refresh token is the rotated one: the next refresh is accepted.
+            f.clock.advance(by: 3600 - 60)
+            let third = try #require((try await f.token()).json["result"] as? [String: Any])["access_token"] as? String
+            #expect(third != nil && third != second)
+            #expect(try await f.peer.counter("refresh_ok") == 2)
+            #expect(try await f.peer.counter("refresh_reuse_rejected") == 0)
+            #expect((try await f.connection())["status"] as? String == "connected")
+            try await f.expectNoTokenLeaked(in: [])
+        }
+    }
+
     /// Uninstalling gives the grant back to the provider and leaves no token or connection.
     @Test(arguments: TestEngines.all)
     func uninstallRevokesAndDestroys(engine: StorageEngine) async throws {

@@ -37,8 +37,11 @@ func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallC
              plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10), metrics: Bool = false,
              _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
-    try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout) { runtime async throws in
-        let logs = LogCapture()
+    // The runtime (services, plugins) and the HTTP layer write to the same capture, so tests
+    // that search the logs for secrets see both.
+    let logs = LogCapture()
+    try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout,
+                              logger: logs.logger()) { runtime async throws in
         let app = buildApplication(runtime: runtime, metrics: metrics ? TestMetrics.registry : nil, logger: logs.logger())
         try await app.test(mode) { client in
             try await body(AppHarness(client: client, runtime: runtime, logs: logs, operatorToken: operatorToken, engine: engine))

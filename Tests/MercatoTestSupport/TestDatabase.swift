@@ -88,6 +88,7 @@ public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _
 /// A runtime on a fresh database with a fresh keyring file, for service and HTTP tests.
 public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, clock: WallClock = .system,
                                plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
+                               logger: Logger = TestDatabase.logger,
                                _ body: (MercatoRuntime) async throws -> R) async throws -> R {
     try await withTestDatabase(engine) { db in
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
@@ -97,7 +98,7 @@ public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? =
         let settings = try Settings(environment: environment)
         let vault = try KeyringSource(settings: settings).makeVault()
         let runtime = try MercatoRuntime(settings: settings, database: db.database, vault: vault, plugins: plugins,
-                                         clock: clock, commandTimeout: commandTimeout, logger: TestDatabase.logger)
+                                         clock: clock, commandTimeout: commandTimeout, logger: logger)
         return try await body(runtime)
     }
 }

@@ -32,6 +32,9 @@ public final class ConnectionService: Sendable {
     let node = RecordID.make("node")
     /// One refresh per connection in this process; callers share its result.
     private let flights = Mutex<[String: Task<AccessToken, any Error>]>([:])
+    /// Refresh tokens a provider rotated whose storing failed, by install, with the token
+    /// version they replace: the next refresh here uses them (the stored one is already spent).
+    private let unsaved = Mutex<[String: (version: Int, refreshToken: String)]>([:])
 
     public static let stateLifetime: Int64 = 10 * 60 * 1000
     static let backoff: [Int64] = [30, 60, 120, 300, 600, 900].map { $0 * 1000 }
@@ -376,7 +379,7 @@ public final class ConnectionService: Sendable {
                     try await database.transaction { try await ConnectionStore.releaseLease(install: installID, owner: owner, on: $0) }
                     return fresh.token
                 }
-                return try await refreshHoldingLease(fresh, owner: owner)
+                return try await refreshHoldingLease(fresh, owner: owner, leasedAt: .now)
             }
             waitedOn = waitedOn ?? current.record.tokenVersion
             if clock.millis - started > waitMillis {
@@ -387,7 +390,7 @@ public final class ConnectionService: Sendable {
         }
     }
 
-    private func refreshHoldingLease(_ current: Snapshot, owner: String) async throws -> AccessToken {
+    private func refreshHoldingLease(_ current: Snapshot, owner: String, leasedAt: ContinuousClock.Instant) async throws -> AccessToken {
         let record = current.record
         let install = record.installId
         func backOff(_ reason: String) async throws -> AccessToken {
@@ -404,7 +407,13 @@ public final class ConnectionService: Sendable {
         }
         let provider: ResolvedProvider
         do { provider = try await providers.resolve(record.providerKey) } catch { return try await backOff("provider_not_configured") }
-        guard let refreshToken = current.refreshToken else {
+        let carried = unsaved.withLock { kept -> String? in
+            guard let entry = kept[install] else { return nil }
+            if entry.version == record.tokenVersion { return entry.refreshToken }
+            kept[install] = nil  // stored since, or reconnected: stale
+            return nil
+        }
+        guard let refreshToken = carried ?? current.refreshToken else {
             if isExpired(record, now: clock.millis) {
                 try await invalidate(record, owner: owner, reason: "no_refresh_token")
                 throw TokenError.needsReconnect
@@ -415,6 +424,7 @@ public final class ConnectionService: Sendable {
         do {
             tokens = try await client.refresh(refreshToken, provider: provider)
         } catch where error.isInvalidGrant {
+            _ = unsaved.withLock { $0.removeValue(forKey: install) }
             try await invalidate(record, owner: owner, reason: "invalid_grant")
             throw TokenError.needsReconnect
         } catch {
@@ -425,13 +435,37 @@ public final class ConnectionService: Sendable {
         let expiresAt = tokens.expiresIn.map { now + Int64($0) * 1000 }
         let context = (access: SealContext(org: record.orgId, owner: install, purpose: "oauth.access_token"),
                        refresh: SealContext(org: record.orgId, owner: install, purpose: "oauth.refresh_token"))
-        let stored = try await database.transaction { db -> Bool in
-            guard try await ConnectionStore.storeRefreshed(install: install, owner: owner, expiresAt: expiresAt, scopes: try InstallService.json(scopes),
-                                                           at: now, on: db) else { return false }
-            try await secrets.put(tokens.accessToken, for: context.access, on: db)
-            if let rotated = tokens.refreshToken { try await secrets.put(rotated, for: context.refresh, on: db) }
-            return true
+        // The provider may have spent the old refresh token: these tokens can be the only ones
+        // left, so storing them is retried while the lease is ours, and a rotated refresh token
+        // that still could not be stored is kept here for the next refresh.
+        let budget = Duration.milliseconds(leaseMillis - 2000)
+        var pause = Duration.milliseconds(50)
+        let stored: Bool
+        while true {
+            do {
+                stored = try await database.transaction { db -> Bool in
+                    guard try await ConnectionStore.storeRefreshed(install: install, owner: owner, expiresAt: expiresAt, scopes: try InstallService.json(scopes),
+                                                                   at: now, on: db) else { return false }
+                    try await secrets.put(tokens.accessToken, for: context.access, on: db)
+                    if let rotated = tokens.refreshToken { try await secrets.put(rotated, for: context.refresh, on: db) }
+                    return true
+                }
+                break
+            } catch {
+                guard ContinuousClock.now - leasedAt + pause < budget else {
+                    if let rotated = tokens.refreshToken { unsaved.withLock { $0[install] = (record.tokenVersion, rotated) } }
+                    logger.error("refreshed oauth tokens could not be stored; the rotated refresh token is kept in memory for the next refresh",
+                                 metadata: ["install_id": "\(install)", "error_type": "\(type(of: error))"])
+                    throw error
+                }
+                logger.warning("storing refreshed oauth tokens failed; retrying", metadata: [
+                    "install_id": "\(install)", "error_type": "\(type(of: error))", "retry_in_ms": "\(pause.millis)",
+                ])
+                try? await Task.sleep(for: pause)
+                pause = min(pause * 2, .seconds(1))
+            }
         }
+        _ = unsaved.withLock { $0.removeValue(forKey: install) }
         guard stored else {
             // Disconnected or reconnected meanwhile: these tokens belong to nobody.
             await revokeAll(access: tokens.accessToken, refresh: tokens.refreshToken, provider: provider)
