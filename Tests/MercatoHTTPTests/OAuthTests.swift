@@ -428,6 +428,52 @@ struct OAuthTests {
         }
     }
 
+    /// Upgrades that change what the app asks of the provider: more provider scopes keep the
+    /// connection serving and ask the admin to reconnect; a version without the provider
+    /// destroys the connection and gives the grant back.
+    @Test(arguments: TestEngines.all)
+    func upgradesThatChangeTheProviderOrItsScopes(engine: StorageEngine) async throws {
+        try await withFixture(engine) { f in
+            try await f.connect()
+            #expect(try await f.installStatus() == "active")
+            func publish(_ version: String, oauth: [String: Any]?) async throws {
+                var m = manifest("peer-app", version: version)
+                m["scopes"] = ["connections:token", "install:read"]
+                m["events"] = ["connection.connected", "connection.disconnected", "connection.refresh_failed", "install.upgraded"]
+                m["config"] = [] as [Any]
+                m["oauth"] = oauth
+                let put = try await f.app.call(.put, "/api/v1/developer/apps/peer-app", token: f.sender.vendorToken, json: m)
+                #expect(put.status == .ok, "\(put.text)")
+            }
+
+            // 1.1.0 asks the provider for one more scope: reconnect needed, the old one serves.
+            try await publish("1.1.0", oauth: ["provider": "authlib", "scopes": ["profile", "email", "calendar"]])
+            let more = try await f.app.call(.post, "/api/v1/installs/\(f.installID)/upgrade", token: f.admin, json: ["version": "1.1.0"])
+            #expect(more.status == .ok, "\(more.text)")
+            #expect(more.json["status"] as? String == "pending_oauth")
+            #expect((try await f.connection())["status"] as? String == "connected")
+            #expect(try await f.token().status == .ok)
+            #expect(try f.landing(try await f.connect().answer)["result"] == "connected")
+            #expect(try await f.installStatus() == "active")
+            #expect((try await f.connection())["scopes"] as? [String] == ["profile", "email", "calendar"])
+
+            // 2.0.0 no longer uses the provider: the connection is gone and revoked.
+            let revocations = try await f.peer.counter("revocation_calls")
+            try await publish("2.0.0", oauth: nil)
+            let none = try await f.app.call(.post, "/api/v1/installs/\(f.installID)/upgrade", token: f.admin, json: ["version": "2.0.0"])
+            #expect(none.status == .ok, "\(none.text)")
+            #expect(none.json["status"] as? String == "active")
+            #expect(try await f.sealedTokens().isEmpty)
+            #expect(try await f.app.runtime.database.read { try await ConnectionStore.find(install: f.installID, on: $0) } == nil)
+            #expect(try await f.peer.counter("revocation_calls") > revocations)
+            let events = try await f.events()
+            // (The hand-moved clock stands still, so ids made in one millisecond do not sort by time.)
+            #expect(events.filter { $0 == "connection.disconnected" }.count == 1 && events.filter { $0 == "install.upgraded" }.count == 2, "\(events)")
+            expectProblem(try await f.token(), .conflict, "not_connected")
+            try await f.expectNoTokenLeaked(in: [more.text, none.text])
+        }
+    }
+
     /// Uninstalling gives the grant back to the provider and leaves no token or connection.
     @Test(arguments: TestEngines.all)
     func uninstallRevokesAndDestroys(engine: StorageEngine) async throws {

@@ -173,8 +173,27 @@ public struct InstallService: Sendable {
             install.version = next.version
             install.scopes = try Self.json(next.scopes)
             if install.status != "disabled", next.oauth != nil, manifest.oauth == nil { install.status = "pending_oauth" }
+            // The account connected for the old version. Another provider (or none) leaves it
+            // behind: connection and tokens destroyed here, `connection.disconnected` with reason
+            // `app_upgraded`, the grant revoked after the commit (ConnectionService.upgrade).
+            // More provider scopes than the old version asked for need a reconnect: the install
+            // waits in `pending_oauth`, the old connection serves until then.
+            var reconnect = false
+            if let record = try await ConnectionStore.find(install: install.id, on: db) {
+                if next.oauth?.provider != record.providerKey {
+                    let status = install.status
+                    try await ConnectionStore.delete(install: install.id, on: db)
+                    try await ConnectionService.connectionLost("connection.disconnected", &install, record, reason: "app_upgraded",
+                                                               actorID: actor.principal.actorID, requestID: actor.requestID, at: clock.millis, on: db)
+                    if next.oauth == nil { install.status = status }
+                } else if let wanted = next.oauth?.scopes, !Set(wanted).isSubset(of: Set(manifest.oauth?.scopes ?? [])) {
+                    if install.status == "active" { install.status = "pending_oauth" }
+                    reconnect = true
+                }
+            }
             install.configKeys = try await writeConfig(install, values: resolution.values, previous: values, on: db)
-            try await record("install.upgraded", install, extra: ["from_version": .string(from), "added_scopes": .array(added.map(JSONValue.string))],
+            try await record("install.upgraded", install, extra: ["from_version": .string(from), "added_scopes": .array(added.map(JSONValue.string)),
+                                                                  "reconnect_required": .bool(reconnect)],
                              actor: actor, details: ["from_version": .string(from), "to_version": .string(next.version)], on: db)
             manifest = next
             return resolution.values

@@ -288,16 +288,34 @@ public final class ConnectionService: Sendable {
     /// Uninstalls through ``InstallService`` and then gives the install's grant back to the
     /// provider (the tokens are destroyed with the install either way).
     public func uninstall(_ installID: String, installs: InstallService, by actor: InstallService.Actor) async throws {
+        try await revokingLeftBehind(installID, by: actor) { try await installs.uninstall(installID, by: actor) }
+    }
+
+    /// Upgrades through ``InstallService``; when the new version drops or changes the OAuth
+    /// provider, the old connection is destroyed in the upgrade and its grant given back here.
+    public func upgrade(_ installID: String, to version: String, acceptScopes: [String], config: [String: JSONValue], installs: InstallService,
+                        by actor: InstallService.Actor) async throws -> InstallService.View {
+        try await revokingLeftBehind(installID, by: actor) {
+            try await installs.upgrade(installID, to: version, acceptScopes: acceptScopes, config: config, by: actor)
+        }
+    }
+
+    /// Runs `change`, then revokes at the provider the tokens the install held before it when
+    /// `change` destroyed its connection.
+    private func revokingLeftBehind<R>(_ installID: String, by actor: InstallService.Actor, _ change: () async throws -> R) async throws -> R {
         let org = try actor.principal.org(atLeast: .admin, to: "Installing and changing apps")
         let held: (String?, String?, String)? = try? await database.read { db in
             guard let install = try await InstallStore.live(id: installID, on: db), install.orgId == org,
                   let record = try await ConnectionStore.find(install: install.id, on: db) else { return nil }
             return (try await secrets.get(Self.accessContext(install), on: db), try await secrets.get(Self.refreshContext(install), on: db), record.providerKey)
         }
-        try await installs.uninstall(installID, by: actor)
-        if let (access, refresh, key) = held, access != nil || refresh != nil, let provider = try? await providers.resolve(key) {
+        let result = try await change()
+        guard let (access, refresh, key) = held, access != nil || refresh != nil else { return result }
+        let gone = (try? await database.read { try await ConnectionStore.find(install: installID, on: $0) == nil }) ?? false
+        if gone, let provider = try? await providers.resolve(key) {
             await revokeAll(access: access, refresh: refresh, provider: provider)
         }
+        return result
     }
 
     // MARK: Access tokens and refresh

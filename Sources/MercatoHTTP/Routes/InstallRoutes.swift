@@ -84,7 +84,8 @@ struct InstallRoutes {
             let id = try context.parameters.require("id")
             _ = try await installs.get(id, by: actor.principal)
             let body = try await request.decodeJSON(UpgradeBody.self, context: context)
-            return InstallBody(try await installs.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:], by: actor))
+            return InstallBody(try await connections.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:],
+                                                             installs: installs, by: actor))
         }
         api.delete("installs/{id}") { _, context in
             let id = try context.parameters.require("id")
