@@ -120,15 +120,37 @@ public enum CommandStore {
             """).run()
     }
 
-    /// Inserts `records` with multi-row statements (group commit).
+    /// Inserts `records` with multi-row statements (group commit). On PostgreSQL one statement
+    /// of one array per column (`unnest`): its text has the same shape for any number of rows,
+    /// so the server's parse work does not grow with the batch.
     public static func insert(_ records: [CommandLogRecord], on db: any SQLDatabase) async throws {
+        if db.dialect.name == "postgresql" {
+            try await db.raw("""
+                INSERT INTO command_log (\(unsafeRaw: logColumns))
+                SELECT * FROM unnest(\(bind: records.map(\.id)), \(bind: records.map(\.installId)), \(bind: records.map(\.appId)),
+                    \(bind: records.map(\.orgId)), \(bind: records.map(\.command)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
+                    \(bind: records.map(\.outcome)), \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.durationUs)),
+                    \(bind: records.map(\.createdAt)))
+                """).run()
+            return
+        }
         try await MultiRowInsert.run(into: "command_log", columns: logColumns, rows: records.map { r in
             [r.id, r.installId, r.appId, r.orgId, r.command, r.webhookId, r.bodySha256, r.outcome, r.httpStatus, r.durationUs, r.createdAt]
         }, on: db)
     }
 
-    /// Stores answers with multi-row statements; a key that already has one keeps it.
+    /// Stores answers with multi-row statements (`unnest` on PostgreSQL, as above); a key that
+    /// already has one keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
+        if db.dialect.name == "postgresql" {
+            try await db.raw("""
+                INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
+                SELECT * FROM unnest(\(bind: records.map(\.appId)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
+                    \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.response)), \(bind: records.map(\.createdAt)))
+                ON CONFLICT (app_id, webhook_id) DO NOTHING
+                """).run()
+            return
+        }
         try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
                                      rows: records.map { r in [r.appId, r.webhookId, r.bodySha256, r.httpStatus, r.response, r.createdAt] },
                                      suffix: "ON CONFLICT (app_id, webhook_id) DO NOTHING", on: db)

@@ -58,11 +58,21 @@ public enum PluginDataStore {
 
         func flush() async throws {
             guard !order.isEmpty else { return }
-            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at) VALUES ")
-            for (n, slot) in order.enumerated() {
-                let p = pending[slot]!
-                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at))" as SQLQueryString
+            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at) ")
+            let puts = order.map { ($0, pending[$0]!) }
+            if db.dialect.name == "postgresql" {
+                // One array per column: the same statement text for any batch size.
+                q += """
+                    SELECT * FROM unnest(\(bind: puts.map(\.0.namespace.plugin)), \(bind: puts.map(\.0.namespace.install)), \(bind: puts.map(\.1.org)),
+                        \(bind: puts.map(\.0.key)), \(bind: puts.map(\.1.value)), \(bind: puts.map { Int64($0.1.size) }),
+                        \(bind: puts.map { Int64($0.1.writes.count) }), \(bind: puts.map(\.1.at)))
+                    """ as SQLQueryString
+            } else {
+                q.appendInterpolation(unsafeRaw: "VALUES ")
+                for (n, (slot, p)) in puts.enumerated() {
+                    q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+                    q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at))" as SQLQueryString
+                }
             }
             q.appendInterpolation(unsafeRaw: """
                  ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
@@ -117,9 +127,15 @@ public enum PluginDataStore {
     /// Bytes stored in each of `namespaces`.
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
         var q = SQLQueryString("SELECT plugin_id, install_id, COALESCE(SUM(size), 0) AS used FROM plugin_kv WHERE ")
-        for (n, ns) in namespaces.enumerated() {
-            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-            q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
+        if db.dialect.name == "postgresql" {
+            // Arrays, not an OR chain: the same statement text for any batch.
+            let all = Array(namespaces)
+            q += "(plugin_id, install_id) IN (SELECT * FROM unnest(\(bind: all.map(\.plugin)), \(bind: all.map(\.install))))" as SQLQueryString
+        } else {
+            for (n, ns) in namespaces.enumerated() {
+                q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+                q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
+            }
         }
         q.appendInterpolation(unsafeRaw: " GROUP BY plugin_id, install_id")
         var used: [Namespace: Int] = [:]
@@ -133,9 +149,17 @@ public enum PluginDataStore {
     /// The stored size of each of `slots` that exists.
     private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: Int] {
         var q = SQLQueryString("SELECT plugin_id, install_id, key, size FROM plugin_kv WHERE ")
-        for (n, slot) in slots.enumerated() {
-            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-            q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
+        if db.dialect.name == "postgresql" {
+            let all = Array(slots)
+            q += """
+                (plugin_id, install_id, key) IN (SELECT * FROM unnest(\(bind: all.map(\.namespace.plugin)), \(bind: all.map(\.namespace.install)),
+                                                                    \(bind: all.map(\.key))))
+                """ as SQLQueryString
+        } else {
+            for (n, slot) in slots.enumerated() {
+                q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+                q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
+            }
         }
         var sizes: [Slot: Int] = [:]
         for row in try await db.raw(q).all() {
