@@ -101,6 +101,8 @@ public final class Database: Sendable {
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let run = Task { await client.run() }
         let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run))
+        // Give `run()` a moment to start: a lease before it has started works but logs a warning.
+        try? await Task.sleep(for: .milliseconds(20))
         do {
             try await database.read { try await $0.raw("SELECT 1").run() }
         } catch {
