@@ -1,6 +1,7 @@
-# Starts a throwaway PostgreSQL 15 cluster on a loopback port; `pg_stop` removes it.
-# Sets PG_URL (an admin URL). PostgreSQL refuses to run as root, so as root the cluster
-# belongs to the `postgres` user.
+# Starts a throwaway PostgreSQL 15 cluster on a loopback port (trust auth, a temp data dir);
+# `pg_stop` removes it. Arguments are extra server settings (`-c name=value ...`): the tests
+# pass `-c fsync=off`, bench/ passes durable, larger settings. Sets PG_URL (an admin URL) and
+# PG_PORT. PostgreSQL refuses to run as root, so as root the cluster belongs to `postgres`.
 # shellcheck shell=bash
 
 PG_BIN=/usr/lib/postgresql/15/bin
@@ -14,10 +15,10 @@ pg_start() {
   fi
   "${as[@]}" "$PG_BIN/initdb" -D "$PG_DIR/data" -A trust -U postgres >/dev/null
   "${as[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -l "$PG_DIR/log" -w \
-    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=300" start >/dev/null
+    -o "-p $PG_PORT -k $PG_DIR -c listen_addresses=127.0.0.1 -c max_connections=300 $*" start >/dev/null
   PG_URL="postgres://postgres@127.0.0.1:$PG_PORT/postgres"
   PG_AS=("${as[@]}")
-  echo "postgres: started on 127.0.0.1:$PG_PORT"
+  echo "postgres: started on 127.0.0.1:$PG_PORT${*:+ ($*)}"
 }
 
 pg_stop() {
