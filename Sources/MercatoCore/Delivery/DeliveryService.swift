@@ -28,6 +28,8 @@ public struct DeliveryPolicy: Sendable {
     public var disableAfter: Duration = .seconds(5 * 86400)
     /// Deliveries claimed and sent at once by one node (their outcomes commit together).
     public var batch = 256
+    /// Batches one node sends at once, each claimed as soon as the sender's last one is recorded.
+    public var batchesInFlight = 3
 
     public init() {}
 
@@ -69,21 +71,25 @@ public struct DeliveryService: Service {
     }
 
     public func run() async throws {
+        // Independent loops: the fan-out of new events, and `batchesInFlight` senders, each
+        // claiming its next batch as soon as its last one is recorded (claims are leased, so
+        // they never overlap), so no batch waits for another's slowest endpoint.
+        await withDiscardingTaskGroup { group in
+            group.addTask { await loop("fan-out") { try await fanOut(limit: max(200, policy.batch * 2)) } }
+            for _ in 0 ..< policy.batchesInFlight {
+                group.addTask { await loop("delivery") { try await deliverDue() } }
+            }
+        }
+    }
+
+    /// Runs `pass` until shutdown, resting `idleInterval` whenever it found nothing to do.
+    private func loop(_ name: String, _ pass: () async throws -> Int) async {
         while !Task.isCancelled && !Task.isShuttingDownGracefully {
             var handled = 0
             do {
-                // Fan-out of new events runs beside the sending of due deliveries (whose time is
-                // mostly spent waiting on endpoints), and keeps ahead of it.
-                // Two batches in flight: one's records commit while the other's requests wait on
-                // endpoints (claims are leased, so they never overlap).
-                async let fannedOut = fanOut(limit: max(200, policy.batch * 2))
-                async let delivered = deliverDue()
-                async let deliveredToo = deliverDue()
-                handled += try await fannedOut
-                handled += try await delivered
-                handled += try await deliveredToo
+                handled = try await pass()
             } catch {
-                logger.error("webhook delivery pass failed; retrying", metadata: ["error_type": "\(type(of: error))"])
+                logger.error("webhook \(name) pass failed; retrying", metadata: ["error_type": "\(type(of: error))"])
             }
             if handled == 0 {
                 do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: idleInterval) } } catch { return }
