@@ -140,6 +140,11 @@ struct GatewayTests {
             expectCode(try await app.send(noSig, b), .badRequest, "missing_header")
             var badID = h; badID[HTTPField.Name("webhook-id")!] = "has space"
             expectCode(try await app.send(badID, b), .badRequest, "missing_header")
+            // Whole seconds in digits only: a sign, a fraction or an exponent is refused before the signature.
+            for form in ["+\(Int(Date().timeIntervalSince1970))", "\(Int(Date().timeIntervalSince1970)).0", "-1", "1e9"] {
+                var odd = h; odd[HTTPField.Name("webhook-timestamp")!] = form
+                expectCode(try await app.send(odd, b), .badRequest, "missing_header")
+            }
             // 401
             expectCode(try await app.send(h, b.replacingOccurrences(of: "ping", with: "pong")), .unauthorized, "invalid_signature")
             (h, b) = try s.sign(["install_id": install, "command": "ping"], secret: "whsec_" + Data(repeating: 1, count: 32).base64EncodedString())

@@ -85,7 +85,10 @@ public final class CommandGateway: Sendable {
             return reject(Self.missing("webhook-id", "must be 1-128 characters of A-Z a-z 0-9 _ . -"))
         }
         guard let timestampText = incoming.timestamp, !timestampText.isEmpty else { return reject(Self.missing("webhook-timestamp")) }
-        guard let timestamp = Int64(timestampText) else { return reject(Self.missing("webhook-timestamp", "must be Unix seconds")) }
+        // Whole seconds in plain digits (no sign, no space), as Standard Webhooks writes them.
+        guard timestampText.utf8.count <= 18, timestampText.utf8.allSatisfy({ $0 >= 0x30 && $0 <= 0x39 }), let timestamp = Int64(timestampText) else {
+            return reject(Self.missing("webhook-timestamp", "must be Unix seconds in digits"))
+        }
         guard let signature = incoming.signature, !signature.isEmpty else { return reject(Self.missing("webhook-signature")) }
         guard let document = try? JSONDecoder().decode(JSONValue.self, from: Data(incoming.body)), let body = document.objectValue else {
             return reject(APIError(status: 400, code: "malformed_json", title: "Malformed JSON", detail: "The body must be a JSON object with install_id, command and args."))
