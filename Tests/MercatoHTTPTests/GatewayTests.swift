@@ -266,6 +266,52 @@ struct GatewayTests {
         }
     }
 
+    /// CONTRACT §4: a key is bound to its body from its first authenticated use. A refusal
+    /// before the handler keeps no answer (the same body is judged again, so a retry after the
+    /// limit or a fix passes), but another body under the key is an `idempotency_conflict`; once
+    /// the handler ran, its answer replaces the unanswered record and is replayed.
+    @Test(arguments: TestEngines.all)
+    func aKeyIsBoundToItsBodyFromItsFirstAuthenticatedUse(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let replayed = HTTPField.Name("Idempotent-Replayed")!
+            // Refused args, twice: judged both times, nothing replayed.
+            var (h, b) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": 5]], id: "msg_bound_args")
+            for _ in 0 ..< 2 {
+                let refused = try await app.send(h, b)
+                #expect(refused.status == .unprocessableContent && refused.json["code"] as? String == "invalid_args", "\(refused.text)")
+                #expect(refused.headers[replayed] == nil)
+            }
+            (h, b) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": "fixed"]], id: "msg_bound_args")
+            let other = try await app.send(h, b)
+            #expect(other.status == .conflict && other.json["code"] as? String == "idempotency_conflict", "\(other.text)")
+
+            // Rate limited, then the same body once the limit allows: it runs, and is replayed after.
+            #expect(try await app.call(.put, "/api/v1/installs/\(s.installID)/rate_limit", token: app.operatorToken,
+                                       json: ["per_second": 0.5, "burst": 1]).status == .ok)
+            let tag = "bound-" + UUID().uuidString
+            (h, b) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": "spend"]], id: "msg_bound_spend")
+            #expect(try await app.send(h, b).status == .ok)
+            let (lh, lb) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag]], id: "msg_bound_limited")
+            let limited = try await app.send(lh, lb)
+            #expect(limited.status == .tooManyRequests && limited.json["code"] as? String == "rate_limited", "\(limited.text)")
+            #expect(try await app.call(.put, "/api/v1/installs/\(s.installID)/rate_limit", token: app.operatorToken,
+                                       json: ["per_second": 1000, "burst": 1000]).status == .ok)
+            try await Task.sleep(for: .milliseconds(20))   // a raised limit counts at once (not after the old one's 2 s)
+            let (oh, ob) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag, "ms": 1]], id: "msg_bound_limited")
+            #expect(try await app.send(oh, ob).json["code"] as? String == "idempotency_conflict")
+            let (rh, rb) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag]], id: "msg_bound_limited")
+            #expect(rb == lb)
+            let ran = try await app.send(rh, rb)
+            #expect(ran.status == .ok, "\(ran.text)")
+            #expect(ran.headers[replayed] == nil)
+            let again = try await app.send(rh, rb)
+            #expect(again.status == .ok && again.text == ran.text)
+            #expect(again.headers[replayed] == "true")
+            #expect(ProbePlugin.calls.withLock { $0[tag] } == 1)
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func bothSecretsVerifyDuringARotationAndEd25519Works(engine: StorageEngine) async throws {
         try await withApp(engine, mode: .live, plugins: Self.plugins) { app in

@@ -180,12 +180,12 @@ public final class CommandGateway: Sendable {
         let bodyHash = Signatures.sha256Hex(incoming.body)
         let commandID = RecordID.make("cmd", millis: clock.millis)
         var rateHeaders = Self.rateHeaders(limiter.peek(target.install.id, limit: target.rate, now: now))
-        func finish(_ answer: Answer, store: Bool, sealed: Bool = false) async -> Answer {
+        func finish(_ answer: Answer, keep: Keep, sealed: Bool = false) async -> Answer {
             var answer = answer
             answer.headers += rateHeaders
             let duration = (ContinuousClock.now - start).nanoseconds / 1000
             var kept = String(decoding: answer.body, as: UTF8.self)
-            if store && sealed {
+            if keep == .answer && sealed {
                 // An answer holding secrets is kept for replay only sealed to this install.
                 guard let text = try? Self.sealAnswer(answer.body, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
                     return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
@@ -196,9 +196,9 @@ public final class CommandGateway: Sendable {
                 log: CommandLogRecord(id: commandID, installId: target.install.id, appId: target.install.appId, orgId: target.install.orgId,
                                       command: loggedName, webhookId: webhookID, bodySha256: bodyHash,
                                       outcome: answer.outcome, httpStatus: answer.status, durationUs: duration, createdAt: clock.millis),
-                idempotency: store ? IdempotencyRecord(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
-                                                       httpStatus: answer.status, response: kept,
-                                                       createdAt: clock.millis) : nil
+                idempotency: keep == .nothing ? nil : IdempotencyRecord(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
+                                                                        httpStatus: keep == .answer ? answer.status : IdempotencyRecord.unanswered,
+                                                                        response: keep == .answer ? kept : "", createdAt: clock.millis)
             )
             do {
                 try await batcher.submit(entry)
@@ -212,29 +212,32 @@ public final class CommandGateway: Sendable {
 
         if target.install.status == "uninstalled" {
             return await finish(problem(APIError(status: 404, code: "unknown_install", title: "Unknown install",
-                                                 detail: "Install \(installID) was uninstalled; the org must install the app again."), requestID: incoming.requestID), store: false)
+                                                 detail: "Install \(installID) was uninstalled; the org must install the app again."), requestID: incoming.requestID), keep: .nothing)
         }
         guard target.install.status == "active" || target.install.status == "pending_oauth" else {
             return await finish(problem(APIError(status: 403, code: "install_inactive", title: "Install inactive",
-                                                 detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), store: false)
+                                                 detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), keep: .nothing)
         }
         guard reserved else {
             return await finish(problem(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
-                                                 detail: "A request with this webhook-id is still running; retry after it answers."), requestID: incoming.requestID), store: false)
+                                                 detail: "A request with this webhook-id is still running; retry after it answers."), requestID: incoming.requestID), keep: .nothing)
         }
         if let stored = check.idempotency {
+            // An authenticated key is bound to its body from its first use, answered or not.
             guard stored.bodySha256 == bodyHash else {
                 return await finish(problem(APIError(status: 409, code: "idempotency_conflict", title: "Idempotency key reused",
                                                      detail: "This webhook-id was used with a different body; use a new webhook-id for a new command."),
-                                            requestID: incoming.requestID), store: false)
+                                            requestID: incoming.requestID), keep: .nothing)
             }
+        }
+        if let stored = check.idempotency, stored.httpStatus != IdempotencyRecord.unanswered {
             guard let body = Self.openAnswer(stored.response, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
                 return await finish(problem(APIError(status: 409, code: "stored_answer_unreadable", title: "Stored answer unreadable",
                                                      detail: "The answer kept for this webhook-id can no longer be opened (its key was retired); send the command again with a new webhook-id."),
-                                            requestID: incoming.requestID), store: false)
+                                            requestID: incoming.requestID), keep: .nothing)
             }
             return await finish(Answer(status: stored.httpStatus, body: body, isProblem: stored.httpStatus >= 400,
-                                       headers: [("Idempotent-Replayed", "true")], outcome: "replayed"), store: false)
+                                       headers: [("Idempotent-Replayed", "true")], outcome: "replayed"), keep: .nothing)
         }
 
         let decision = limiter.take(target.install.id, limit: target.rate, now: now)
@@ -242,21 +245,21 @@ public final class CommandGateway: Sendable {
         guard decision.allowed else {
             return await finish(problem(APIError(status: 429, code: "rate_limited", title: "Rate limited",
                                                  detail: "This install may send \(Self.number(target.rate.perSecond)) commands per second (burst \(target.rate.burst)); retry after \(decision.retryAfterSeconds) s."),
-                                        requestID: incoming.requestID, headers: [("Retry-After", String(decision.retryAfterSeconds))]), store: false)
+                                        requestID: incoming.requestID, headers: [("Retry-After", String(decision.retryAfterSeconds))]), keep: .bodyHash)
         }
         guard let definition = host.capabilities.commands[commandName]?.definition else {
             return await finish(problem(APIError(status: 404, code: "unknown_command", title: "Unknown command",
                                                  detail: commandName.isEmpty ? "The body names no `command`." : "No plugin serves `\(loggedName)`."),
-                                        requestID: incoming.requestID), store: false)
+                                        requestID: incoming.requestID), keep: .bodyHash)
         }
         let missing = definition.requiredScopes.filter { !target.scopes.contains($0) }
         guard missing.isEmpty else {
             return await finish(problem(APIError(status: 403, code: "scope_missing", title: "Scope missing",
                                                  detail: "`\(commandName)` needs the scope\(missing.count == 1 ? "" : "s") \(missing.joined(separator: ", ")), which this install was not granted."),
-                                        requestID: incoming.requestID), store: false)
+                                        requestID: incoming.requestID), keep: .bodyHash)
         }
         if let error = ArgsValidator.validate(body["args"], against: definition) {
-            return await finish(problem(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message), requestID: incoming.requestID), store: false)
+            return await finish(problem(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message), requestID: incoming.requestID), keep: .bodyHash)
         }
 
         let request = CommandRequest(
@@ -277,7 +280,7 @@ public final class CommandGateway: Sendable {
             // same webhook-id runs again.
             let headers: [(String, String)] = error.status == 503 ? [("Retry-After", "5")] : []
             return await finish(problem(APIError(status: error.status, code: error.code, title: "Command failed", detail: error.message),
-                                        requestID: incoming.requestID, headers: headers), store: false)
+                                        requestID: incoming.requestID, headers: headers), keep: .bodyHash)
         case .failed(let error):
             answer = problem(APIError(status: error.status, code: error.code, title: "Command failed", detail: error.message), requestID: incoming.requestID)
         case .crashed:
@@ -291,9 +294,21 @@ public final class CommandGateway: Sendable {
             let plugin = host.plugin(serving: commandName) ?? "?"
             return await finish(problem(APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
                                                  detail: "The `\(plugin)` plugin that serves `\(commandName)` is disabled after repeated failures; retry later."),
-                                        requestID: incoming.requestID, headers: [("Retry-After", "60")]), store: false)
+                                        requestID: incoming.requestID, headers: [("Retry-After", "60")]), keep: .bodyHash)
         }
-        return await finish(answer, store: true, sealed: definition.answerHoldsSecrets && answer.status < 400)
+        return await finish(answer, keep: .answer, sealed: definition.answerHoldsSecrets && answer.status < 400)
+    }
+
+    /// What an authenticated answer leaves in the idempotency store besides its log row.
+    enum Keep {
+        /// Nothing: answered before the key was taken (install inactive, in progress) or from it.
+        case nothing
+        /// The key and its body hash without an answer: a refusal before the handler (rate
+        /// limit, command, scopes, args) or the plugin's "not now". The same body runs again
+        /// later; another body under the key is an `idempotency_conflict`.
+        case bodyHash
+        /// The answer, replayed for the same key and body.
+        case answer
     }
 
     /// Kept answers that hold secrets start with this, then base64 of the vault's bytes.

@@ -23,7 +23,8 @@ public final class RateLimiter: Sendable {
         public var retryAfterSeconds: Int
     }
 
-    private let tats = Mutex<[String: Double]>([:])
+    /// Per key: the theoretical arrival time and the limit it was computed under.
+    private let tats = Mutex<[String: (tat: Double, limit: Limit)]>([:])
 
     public init() {}
 
@@ -41,16 +42,23 @@ public final class RateLimiter: Sendable {
         let interval = 1 / max(limit.perSecond, 0.000_001)
         let window = interval * Double(max(limit.burst, 1))
         return tats.withLock { tats in
-            let tat = max(tats[key] ?? now, now)
+            var tat = max(tats[key]?.tat ?? now, now)
+            if let stored = tats[key], stored.limit != limit {
+                // The limit changed: carry at most one burst of the new limit's debt, so a raised
+                // limit counts at once rather than after the old one's debt is paid.
+                tat = min(tat, now + window)
+                tats[key] = (tat, limit)
+            }
             let next = tat + interval
-            if consume && next - now > window {
+            // (A millionth of an interval of slack: a hundred additions of 0.01 are not exactly 1.)
+            if consume && next - now > window + interval * 1e-6 {
                 let wait = next - window - now
                 return Decision(allowed: false, limit: limit.burst, remaining: 0,
                                 resetSeconds: Int((tat - now).rounded(.up)), retryAfterSeconds: max(1, Int(wait.rounded(.up))))
             }
             let used = consume ? next : tat
-            if consume { tats[key] = next }
-            let remaining = Int(((window - (used - now)) / interval).rounded(.down))
+            if consume { tats[key] = (next, limit) }
+            let remaining = Int(((window - (used - now)) / interval + 1e-6).rounded(.down))
             return Decision(allowed: true, limit: limit.burst, remaining: max(0, remaining),
                             resetSeconds: Int((used - now).rounded(.up)), retryAfterSeconds: 0)
         }

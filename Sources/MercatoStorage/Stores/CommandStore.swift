@@ -32,8 +32,12 @@ public struct CommandLogRecord: Sendable, Codable, Equatable {
     }
 }
 
-/// The stored answer of an idempotency key.
+/// The stored answer of an idempotency key, or (status ``unanswered``) only the body the key
+/// was first used with.
 public struct IdempotencyRecord: Sendable, Codable, Equatable {
+    /// `httpStatus` of a key whose first use was refused before the handler: no answer kept.
+    public static let unanswered = 0
+
     public var appId: String
     public var webhookId: String
     public var bodySha256: String
@@ -139,21 +143,29 @@ public enum CommandStore {
         }, on: db)
     }
 
+    /// What a key's stored row becomes when another batch brings it again: an answer replaces
+    /// an unanswered row (same body: another body is refused before it gets here); an answer
+    /// already kept stays (another node won).
+    static let keepFirstAnswer = """
+        ON CONFLICT (app_id, webhook_id) DO UPDATE SET http_status = excluded.http_status, response = excluded.response,
+            created_at = excluded.created_at WHERE command_idempotency.http_status = 0
+        """
+
     /// Stores answers with multi-row statements (`unnest` on PostgreSQL, as above); a key that
-    /// already has one keeps it.
+    /// already has an answer keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
         if db.dialect.name == "postgresql" {
             try await db.raw("""
                 INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
                 SELECT * FROM unnest(\(bind: records.map(\.appId)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
                     \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.response)), \(bind: records.map(\.createdAt)))
-                ON CONFLICT (app_id, webhook_id) DO NOTHING
+                \(unsafeRaw: keepFirstAnswer)
                 """).run()
             return
         }
         try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
                                      rows: records.map { r in [r.appId, r.webhookId, r.bodySha256, r.httpStatus, r.response, r.createdAt] },
-                                     suffix: "ON CONFLICT (app_id, webhook_id) DO NOTHING", on: db)
+                                     suffix: keepFirstAnswer, on: db)
     }
 
     /// Stores an answer unless the key already has one (another node won); answers whether it stored.
