@@ -48,7 +48,8 @@ public final class MercatoRuntime: Sendable {
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
         self.deliveryLog = DeliveryLogService(database: database, registry: registry, clock: clock)
-        self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, secrets: secrets, clock: clock, logger: logger)
+        self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, secrets: secrets, clock: clock, logger: logger,
+                                      failureLimit: RateLimiter.Limit(perSecond: Double(settings.refusedCommandsPerSecond), burst: settings.refusedCommandsBurst))
         self.logger = logger
     }
 

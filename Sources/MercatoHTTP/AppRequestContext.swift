@@ -1,5 +1,6 @@
 public import Foundation
 public import Hummingbird
+import NIOCore
 public import MercatoCore
 
 /// Request-scoped data, typed: the request id and, once authenticated, the caller.
@@ -9,10 +10,16 @@ public struct AppRequestContext: RequestContext {
     public var requestID: String = ""
     /// The authenticated caller; set by ``BearerAuthMiddleware``.
     public var principal: Principal?
+    /// The connection, read only when a caller's address is needed.
+    let channel: any Channel
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.channel = source.channel
     }
+
+    /// The caller's address as a rate-limit key (see ``ClientAddress``).
+    var clientKey: String { ClientAddress.key(channel.remoteAddress) }
 
     /// Management API bodies (manifests included) stay well under 1 MiB.
     public var maxUploadSize: Int { 1 << 20 }

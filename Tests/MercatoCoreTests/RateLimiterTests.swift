@@ -38,4 +38,17 @@ struct RateLimiterTests {
         #expect(lowered.take(key, limit: narrow, now: 1.0).allowed)
         #expect(!lowered.take(key, limit: narrow, now: 1.5).allowed)
     }
+
+    @Test func keysThatOweNothingAreDroppedOnceThereAreMany() {
+        let limiter = RateLimiter(pruneAt: 100)
+        let limit = RateLimiter.Limit(perSecond: 1, burst: 5)
+        for n in 0 ..< 1000 { _ = limiter.take("addr-\(n)", limit: limit, now: Double(n) * 10) }
+        #expect(limiter.keyCount <= 101)
+        // A prune drops only keys that owe nothing: the busy key's spending survives it.
+        let busy = RateLimiter(pruneAt: 3)
+        for _ in 0 ..< 5 { _ = busy.take("busy", limit: limit, now: 0) }      // owes until 5
+        for t in 1 ... 4 { _ = busy.take("idle-\(t)", limit: limit, now: Double(t)) }  // each owes 1 s
+        #expect(busy.keyCount == 3)                                             // pruned at 3 s: busy, idle-3; then idle-4
+        #expect(busy.peek("busy", limit: limit, now: 4.5).remaining == 4)       // a dropped key would show 5
+    }
 }

@@ -6,6 +6,7 @@ import HummingbirdTesting
 import MercatoCore
 import MercatoCrypto
 import MercatoHooks
+import MercatoHTTP
 import MercatoStorage
 import MercatoTestSupport
 import NIOCore
@@ -130,6 +131,11 @@ struct GatewayTests {
                 #expect(answer.status == status, "\(answer.text)", sourceLocation: sourceLocation)
                 #expect(answer.json["code"] as? String == code, "\(answer.text)", sourceLocation: sourceLocation)
                 #expect(answer.headers[.contentType] == "application/problem+json", sourceLocation: sourceLocation)
+                // Every answer carries the rate-limit headers: the install's, or before
+                // authentication the caller address's allowance for refusals.
+                for name in ["RateLimit-Limit", "RateLimit-Remaining", "RateLimit-Reset"] {
+                    #expect(answer.headers[HTTPField.Name(name)!] != nil, "\(code) lacks \(name)", sourceLocation: sourceLocation)
+                }
             }
             // 400
             var (h, b) = try s.sign(["install_id": install, "command": "ping"])
@@ -312,6 +318,30 @@ struct GatewayTests {
         }
     }
 
+    /// Refusals before authentication are limited per caller address: past the allowance they
+    /// are 429 with Retry-After, while a correctly signed command from the same address passes.
+    @Test func refusalsBeforeAuthenticationAreLimitedPerAddress() async throws {
+        try await withApp(.sqlite, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "ping"], secret: "whsec_" + Data(repeating: 7, count: 32).base64EncodedString())
+            // Sent all at once (faster than the allowance refills): the first `burst` are judged, the rest 429.
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for _ in 0 ..< app.runtime.gateway.failureLimit.burst + 60 { group.addTask { try await app.sendConcurrently(h, b) } }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            let limited = answers.filter { $0.status == .tooManyRequests }
+            #expect(!limited.isEmpty && answers.filter { $0.status == .unauthorized }.count >= app.runtime.gateway.failureLimit.burst)
+            #expect(limited.count + answers.filter { $0.status == .unauthorized }.count == answers.count)
+            for answer in limited {
+                #expect(answer.json["code"] as? String == "rate_limited" && answer.headers[.retryAfter] != nil, "\(answer.text)")
+                #expect(answer.headers[HTTPField.Name("RateLimit-Remaining")!] == "0")
+            }
+            for answer in answers { #expect(answer.headers[HTTPField.Name("RateLimit-Limit")!] == String(app.runtime.gateway.failureLimit.burst)) }
+            let (goodHeaders, goodBody) = try s.sign(["install_id": s.installID, "command": "ping"])
+            #expect(try await app.send(goodHeaders, goodBody).status == .ok)
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func bothSecretsVerifyDuringARotationAndEd25519Works(engine: StorageEngine) async throws {
         try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
@@ -330,5 +360,18 @@ struct GatewayTests {
             h[HTTPField.Name("webhook-signature")!] = "v1," + String(repeating: "A", count: 44)
             #expect(try await app.send(h, b).status == .unauthorized)
         }
+    }
+}
+
+@Suite("Client address keys")
+struct ClientAddressTests {
+    @Test func ipv4ItselfIPv6ByItsSlash64MappedAsIPv4() throws {
+        #expect(ClientAddress.key(try SocketAddress(ipAddress: "203.0.113.7", port: 443)) == "203.0.113.7")
+        let a = ClientAddress.key(try SocketAddress(ipAddress: "2001:db8:1:2:aaaa::1", port: 443))
+        let b = ClientAddress.key(try SocketAddress(ipAddress: "2001:db8:1:2:bbbb::9", port: 80))
+        #expect(a == "2001:db8:1:2::/64" && a == b)
+        #expect(ClientAddress.key(try SocketAddress(ipAddress: "2001:db8:1:3::1", port: 443)) != a)
+        #expect(ClientAddress.key(try SocketAddress(ipAddress: "::ffff:198.51.100.4", port: 443)) == "198.51.100.4")
+        #expect(ClientAddress.key(nil) == "local")
     }
 }

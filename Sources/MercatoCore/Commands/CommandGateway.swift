@@ -21,12 +21,18 @@ public final class CommandGateway: Sendable {
     let clock: WallClock
     let logger: Logger
     let limiter = RateLimiter()
+    /// Refusals before authentication, per client address (``Incoming/client``).
+    let failures = RateLimiter()
+    /// What a client address may spend on refusals before authentication: beyond it, 429.
+    public let failureLimit: RateLimiter.Limit
     let batcher: CommandBatcher
     let cache = GatewayCache()
     let metrics = MetricHandles()
     private let inFlight = Mutex<Set<String>>([])
 
-    public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, secrets: SecretStore, clock: WallClock, logger: Logger) {
+    public init(database: Database, registry: RegistryService, host: PluginHost, api: any PluginAPI, secrets: SecretStore, clock: WallClock, logger: Logger,
+                failureLimit: RateLimiter.Limit = RateLimiter.Limit(perSecond: 10, burst: 100)) {
+        self.failureLimit = failureLimit
         self.database = database
         self.registry = registry
         self.host = host
@@ -44,12 +50,16 @@ public final class CommandGateway: Sendable {
         public var signature: String?
         public var body: [UInt8]
         public var requestID: String
-        public init(webhookID: String?, timestamp: String?, signature: String?, body: [UInt8], requestID: String) {
+        /// The caller's address (IPv4, or an IPv6 /64), whose refusals before authentication
+        /// are limited together.
+        public var client: String
+        public init(webhookID: String?, timestamp: String?, signature: String?, body: [UInt8], requestID: String, client: String) {
             self.webhookID = webhookID
             self.timestamp = timestamp
             self.signature = signature
             self.body = body
             self.requestID = requestID
+            self.client = client
         }
     }
 
@@ -75,10 +85,10 @@ public final class CommandGateway: Sendable {
 
     public func handle(_ incoming: Incoming) async -> Answer {
         let start = ContinuousClock.now
-        // Before authentication: no log row, only a metric.
-        func reject(_ error: APIError, headers: [(String, String)] = []) -> Answer {
-            metrics.counter("mercato_commands_unauthenticated_total", [("code", error.code)]).increment()
-            return problem(error, requestID: incoming.requestID, headers: headers)
+        func reject(_ error: APIError) -> Answer { refuseUnauthenticated(error, client: incoming.client, requestID: incoming.requestID) }
+        func unavailableBeforeAuthentication() -> Answer {
+            problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
+                    headers: Self.rateHeaders(failures.peek(incoming.client, limit: failureLimit, now: clock.now().timeIntervalSince1970)) + [("Retry-After", "1")])
         }
         guard let webhookID = incoming.webhookID, !webhookID.isEmpty else { return reject(Self.missing("webhook-id")) }
         guard webhookID.utf8.count <= 128, webhookID.utf8.allSatisfy(Self.isIDByte) else {
@@ -111,7 +121,7 @@ public final class CommandGateway: Sendable {
             }
         } catch {
             logger.error("command target lookup failed", metadata: ["error_type": "\(type(of: error))"])
-            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+            return unavailableBeforeAuthentication()
         }
         func verified(_ entry: GatewayCache.Entry) -> Bool {
             StandardWebhooks.verify(header: signature, content: content, keys: entry.keys(at: clock.millis), publicKey: entry.publicKey)
@@ -128,7 +138,7 @@ public final class CommandGateway: Sendable {
                     authentic = verified(entry)
                 }
             } catch {
-                return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+                return unavailableBeforeAuthentication()
             }
         }
         guard authentic else {
@@ -166,7 +176,8 @@ public final class CommandGateway: Sendable {
                 }
             }
         } catch {
-            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID)
+            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
+                           headers: Self.rateHeaders(limiter.peek(entry.target.install.id, limit: entry.target.rate, now: now)) + [("Retry-After", "1")])
         }
         var target = entry.target
         if let perSecond = check.ratePerSecond, let burst = check.rateBurst {
@@ -188,7 +199,8 @@ public final class CommandGateway: Sendable {
             if keep == .answer && sealed {
                 // An answer holding secrets is kept for replay only sealed to this install.
                 guard let text = try? Self.sealAnswer(answer.body, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
-                    return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
+                    return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID,
+                                   headers: rateHeaders + [("Retry-After", "1")])
                 }
                 kept = text
             }
@@ -204,7 +216,8 @@ public final class CommandGateway: Sendable {
                 try await batcher.submit(entry)
             } catch {
                 logger.error("command log row could not be committed", metadata: ["error_type": "\(type(of: error))"])
-                return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID)
+                return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID,
+                               headers: rateHeaders + [("Retry-After", "1")])
             }
             metrics.counter("mercato_commands_total", [("outcome", answer.outcome)]).increment()
             return answer
@@ -297,6 +310,22 @@ public final class CommandGateway: Sendable {
                                         requestID: incoming.requestID, headers: [("Retry-After", "60")]), keep: .bodyHash)
         }
         return await finish(answer, keep: .answer, sealed: definition.answerHoldsSecrets && answer.status < 400)
+    }
+
+    /// A refusal before authentication (no log row, only a metric), or from the HTTP layer
+    /// before the body is read (413): taken from the client address's allowance, which the
+    /// `RateLimit-*` headers report; past it, 429 `rate_limited` instead.
+    public func refuseUnauthenticated(_ error: APIError, client: String, requestID: String) -> Answer {
+        let decision = failures.take(client, limit: failureLimit, now: clock.now().timeIntervalSince1970)
+        var headers = Self.rateHeaders(decision)
+        var error = error
+        if !decision.allowed {
+            error = APIError(status: 429, code: "rate_limited", title: "Rate limited",
+                             detail: "Too many refused command requests from this address (at most \(failureLimit.burst), then \(Self.number(failureLimit.perSecond)) per second); retry after \(decision.retryAfterSeconds) s.")
+            headers.append(("Retry-After", String(decision.retryAfterSeconds)))
+        }
+        metrics.counter("mercato_commands_unauthenticated_total", [("code", error.code)]).increment()
+        return problem(error, requestID: requestID, headers: headers)
     }
 
     /// What an authenticated answer leaves in the idempotency store besides its log row.

@@ -1,7 +1,8 @@
 import Synchronization
 
-/// GCRA (the generic cell rate algorithm) per install: `perSecond` sustained, `burst` at once.
-/// One theoretical arrival time per key, so memory is one number per active install.
+/// GCRA (the generic cell rate algorithm) per key (an install, or a client address):
+/// `perSecond` sustained, `burst` at once. One theoretical arrival time per key; keys that owe
+/// nothing any more are dropped once there are many, so memory follows the keys active lately.
 public final class RateLimiter: Sendable {
     public struct Limit: Sendable, Equatable {
         public var perSecond: Double
@@ -23,10 +24,24 @@ public final class RateLimiter: Sendable {
         public var retryAfterSeconds: Int
     }
 
-    /// Per key: the theoretical arrival time and the limit it was computed under.
-    private let tats = Mutex<[String: (tat: Double, limit: Limit)]>([:])
+    private struct State {
+        /// Per key: the theoretical arrival time and the limit it was computed under.
+        var tats: [String: (tat: Double, limit: Limit)] = [:]
+        /// The key count at which idle keys are next dropped.
+        var pruneAt: Int
+    }
 
-    public init() {}
+    private let state: Mutex<State>
+    private let minimumPruneAt: Int
+
+    /// `pruneAt`: how many keys may be kept before those that owe nothing are dropped.
+    public init(pruneAt: Int = 100_000) {
+        minimumPruneAt = pruneAt
+        state = Mutex(State(pruneAt: pruneAt))
+    }
+
+    /// How many keys are kept (for tests).
+    public var keyCount: Int { state.withLock { $0.tats.count } }
 
     /// Takes one request from `key`'s allowance at time `now` (seconds), or refuses.
     public func take(_ key: String, limit: Limit, now: Double) -> Decision {
@@ -41,13 +56,13 @@ public final class RateLimiter: Sendable {
     private func decide(_ key: String, limit: Limit, now: Double, consume: Bool) -> Decision {
         let interval = 1 / max(limit.perSecond, 0.000_001)
         let window = interval * Double(max(limit.burst, 1))
-        return tats.withLock { tats in
-            var tat = max(tats[key]?.tat ?? now, now)
-            if let stored = tats[key], stored.limit != limit {
+        return state.withLock { state in
+            var tat = max(state.tats[key]?.tat ?? now, now)
+            if let stored = state.tats[key], stored.limit != limit {
                 // The limit changed: carry at most one burst of the new limit's debt, so a raised
                 // limit counts at once rather than after the old one's debt is paid.
                 tat = min(tat, now + window)
-                tats[key] = (tat, limit)
+                state.tats[key] = (tat, limit)
             }
             let next = tat + interval
             // (A millionth of an interval of slack: a hundred additions of 0.01 are not exactly 1.)
@@ -57,7 +72,14 @@ public final class RateLimiter: Sendable {
                                 resetSeconds: Int((tat - now).rounded(.up)), retryAfterSeconds: max(1, Int(wait.rounded(.up))))
             }
             let used = consume ? next : tat
-            if consume { tats[key] = (next, limit) }
+            if consume {
+                state.tats[key] = (next, limit)
+                if state.tats.count > state.pruneAt {
+                    // A key whose time has passed owes nothing: forgetting it changes no answer.
+                    state.tats = state.tats.filter { $0.value.tat > now }
+                    state.pruneAt = max(minimumPruneAt, state.tats.count * 2)
+                }
+            }
             let remaining = Int(((window - (used - now)) / interval + 1e-6).rounded(.down))
             return Decision(allowed: true, limit: limit.burst, remaining: max(0, remaining),
                             resetSeconds: Int((used - now).rounded(.up)), retryAfterSeconds: 0)

@@ -53,6 +53,10 @@ public struct Settings: Sendable {
     public var oauthRefreshMarginSeconds = 900
     public var oauthRefreshScanSeconds = 30
     public var oauthTimeoutSeconds = 15
+    /// Command requests refused before authentication that one address may send at once, and
+    /// per second after that, before further refusals are 429.
+    public var refusedCommandsBurst = 100
+    public var refusedCommandsPerSecond = 10
 
     /// The SQLite file in the data directory.
     public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
@@ -106,6 +110,9 @@ public struct Settings: Sendable {
         webhookCircuitCooldownSeconds = try Self.number(value("MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS"), name: "MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS",
                                                         default: 60, range: 1 ... 3600)
         deliveryLogDays = try Self.number(value("MERCATO_DELIVERY_LOG_DAYS"), name: "MERCATO_DELIVERY_LOG_DAYS", default: 30, range: 1 ... 3650)
+        refusedCommandsBurst = try Self.number(value("MERCATO_REFUSED_COMMANDS_BURST"), name: "MERCATO_REFUSED_COMMANDS_BURST", default: 100, range: 1 ... 1_000_000)
+        refusedCommandsPerSecond = try Self.number(value("MERCATO_REFUSED_COMMANDS_PER_SECOND"), name: "MERCATO_REFUSED_COMMANDS_PER_SECOND",
+                                                   default: 10, range: 1 ... 1_000_000)
         oauthReturnURL = value("MERCATO_OAUTH_RETURN_URL") ?? "\(publicURL)/oauth/complete"
         guard let returnURL = URL(string: oauthReturnURL), ["http", "https"].contains(returnURL.scheme ?? ""), returnURL.host != nil else {
             throw SettingsError("MERCATO_OAUTH_RETURN_URL must be an absolute http(s) URL")

@@ -49,11 +49,18 @@ struct CommandRoutes {
     /// The signed gateway, outside bearer authentication.
     func registerGateway(on router: Router<AppRequestContext>) {
         router.post("api/v1/apps/commands") { request, context -> Response in
-            let body = try await request.collectBody(context: context, limit: CommandGateway.maxBodyBytes)
-            let answer = await runtime.gateway.handle(.init(
-                webhookID: request.headers[.webhookID], timestamp: request.headers[.webhookTimestamp],
-                signature: request.headers[.webhookSignature], body: Array(body.readableBytesView), requestID: context.requestID
-            ))
+            let answer: CommandGateway.Answer
+            do {
+                let body = try await request.collectBody(context: context, limit: CommandGateway.maxBodyBytes)
+                answer = await runtime.gateway.handle(.init(
+                    webhookID: request.headers[.webhookID], timestamp: request.headers[.webhookTimestamp],
+                    signature: request.headers[.webhookSignature], body: Array(body.readableBytesView), requestID: context.requestID,
+                    client: context.clientKey
+                ))
+            } catch let error as APIError where error.status == 413 {
+                // Refused before reading: counted, and answered with headers, like any refusal before authentication.
+                answer = runtime.gateway.refuseUnauthenticated(error, client: context.clientKey, requestID: context.requestID)
+            }
             var headers = HTTPFields()
             headers[.contentType] = answer.isProblem ? "application/problem+json" : "application/json"
             for (name, value) in answer.headers {
