@@ -87,8 +87,8 @@ public final class CommandGateway: Sendable {
         let start = ContinuousClock.now
         func reject(_ error: APIError) -> Answer { refuseUnauthenticated(error, client: incoming.client, requestID: incoming.requestID) }
         func unavailableBeforeAuthentication() -> Answer {
-            problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
-                    headers: Self.rateHeaders(failures.peek(incoming.client, limit: failureLimit, now: clock.now().timeIntervalSince1970)) + [("Retry-After", "1")])
+            unavailable("Storage is unavailable; retry with the same webhook-id.", requestID: incoming.requestID,
+                        rate: failures.peek(incoming.client, limit: failureLimit, now: clock.now().timeIntervalSince1970))
         }
         guard let webhookID = incoming.webhookID, !webhookID.isEmpty else { return reject(Self.missing("webhook-id")) }
         guard webhookID.utf8.count <= 128, webhookID.utf8.allSatisfy(Self.isIDByte) else {
@@ -176,8 +176,8 @@ public final class CommandGateway: Sendable {
                 }
             }
         } catch {
-            return problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
-                           headers: Self.rateHeaders(limiter.peek(entry.target.install.id, limit: entry.target.rate, now: now)) + [("Retry-After", "1")])
+            return unavailable("Storage is unavailable; retry with the same webhook-id.", requestID: incoming.requestID,
+                               rate: limiter.peek(entry.target.install.id, limit: entry.target.rate, now: now))
         }
         var target = entry.target
         if let perSecond = check.ratePerSecond, let burst = check.rateBurst {
@@ -199,8 +199,7 @@ public final class CommandGateway: Sendable {
             if keep == .answer && sealed {
                 // An answer holding secrets is kept for replay only sealed to this install.
                 guard let text = try? Self.sealAnswer(answer.body, webhookID: webhookID, install: target.install, secrets: self.secrets) else {
-                    return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID,
-                                   headers: rateHeaders + [("Retry-After", "1")])
+                    return problem(.unavailable(Self.notRecorded), requestID: incoming.requestID, headers: rateHeaders + Self.retrySoon)
                 }
                 kept = text
             }
@@ -216,8 +215,7 @@ public final class CommandGateway: Sendable {
                 try await batcher.submit(entry)
             } catch {
                 logger.error("command log row could not be committed", metadata: ["error_type": "\(type(of: error))"])
-                return problem(.unavailable("The command could not be recorded; retry with the same webhook-id."), requestID: incoming.requestID,
-                               headers: rateHeaders + [("Retry-After", "1")])
+                return problem(.unavailable(Self.notRecorded), requestID: incoming.requestID, headers: rateHeaders + Self.retrySoon)
             }
             metrics.counter("mercato_commands_total", [("outcome", answer.outcome)]).increment()
             return answer
@@ -391,6 +389,14 @@ public final class CommandGateway: Sendable {
         if name.utf8.count <= 100, name.utf8.allSatisfy({ $0 >= 0x20 && $0 != 0x7F }) { return name }
         return String(String.UnicodeScalarView(name.unicodeScalars.filter { $0.value >= 0x20 && $0.value != 0x7F }).prefix(100))
     }
+
+    /// A 503 for storage trouble: the rate-limit headers that apply, and a retry in a second.
+    private func unavailable(_ detail: String, requestID: String, rate: RateLimiter.Decision) -> Answer {
+        problem(.unavailable(detail), requestID: requestID, headers: Self.rateHeaders(rate) + Self.retrySoon)
+    }
+
+    static let retrySoon = [("Retry-After", "1")]
+    static let notRecorded = "The command could not be recorded; retry with the same webhook-id."
 
     private func problem(_ error: APIError, requestID: String, headers: [(String, String)] = []) -> Answer {
         Answer(status: error.status, body: ProblemDocument.encode(error, requestID: requestID), isProblem: true, headers: headers, outcome: error.code)
