@@ -2,6 +2,7 @@ public import Logging
 public import MercatoCrypto
 public import MercatoHooks
 public import MercatoStorage
+public import ServiceLifecycle
 
 /// Everything a running Mercato holds: storage, the vault, the plugins' capabilities and the
 /// services built on them. The HTTP layer and the CLI both start from one of these.
@@ -14,6 +15,8 @@ public final class MercatoRuntime: Sendable {
     public let secrets: SecretStore
     public let tenancy: TenancyService
     public let registry: RegistryService
+    /// Every stored manifest, decoded once (shared by the services below).
+    public let manifests: Manifests
     public let installs: InstallService
     public let plugins: PluginHost
     public let gateway: CommandGateway
@@ -21,7 +24,14 @@ public final class MercatoRuntime: Sendable {
     public let hooks: HookDispatcher
     public let deliveryLog: DeliveryLogService
     public let providers: ProviderService
-    public let connections: ConnectionService
+    /// Gives grants back to providers.
+    public let revoker: ConnectionRevoker
+    /// An admin connecting an install to an outside account.
+    public let connectFlow: ConnectFlow
+    /// Access tokens for apps, refreshed ahead of expiry.
+    public let tokens: TokenRefresher
+    /// Webhook delivery's schedule, timeout and limits, from the settings.
+    public let deliveryPolicy: DeliveryPolicy
     /// What plugins are offered (outbox, config).
     public let pluginAPI: any PluginAPI
     public let logger: Logger
@@ -38,22 +48,44 @@ public final class MercatoRuntime: Sendable {
         self.capabilities = host.capabilities
         self.clock = clock
         self.secrets = SecretStore(vault: vault)
+        self.manifests = Manifests()
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
-        self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, clock: clock)
-        self.installs = InstallService(database: database, secrets: secrets, clock: clock)
+        self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, manifests: manifests, clock: clock)
         self.providers = ProviderService(database: database, secrets: secrets, clock: clock)
-        self.connections = ConnectionService(database: database, secrets: secrets, providers: providers, settings: settings, clock: clock, logger: logger)
-        let api = HostPluginAPI(database: database, installs: installs, connections: connections, clock: clock)
+        self.revoker = ConnectionRevoker(providers: providers, settings: settings, logger: logger)
+        self.installs = InstallService(database: database, secrets: secrets, manifests: manifests, revoker: revoker, clock: clock)
+        let oauth = OAuthDependencies(database: database, secrets: secrets, providers: providers, installs: installs, revoker: revoker,
+                                      settings: settings, clock: clock, logger: logger)
+        self.connectFlow = ConnectFlow(oauth)
+        self.tokens = TokenRefresher(oauth)
+        let api = HostPluginAPI(database: database, installs: installs, tokens: tokens, clock: clock)
         self.pluginAPI = api
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
         self.deliveryLog = DeliveryLogService(database: database, registry: registry, clock: clock)
         self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, secrets: secrets, clock: clock, logger: logger,
                                       failureLimit: RateLimiter.Limit(perSecond: Double(settings.refusedCommandsPerSecond), burst: settings.refusedCommandsBurst))
+        self.deliveryPolicy = DeliveryPolicy(settings: settings)
         self.logger = logger
     }
 
-    /// Opens storage and the keyring named by `settings` and applies pending migrations.
+    /// The background workers of a server, in the order they start (each a Service; the
+    /// composition root puts them in its group behind start-up).
+    public func workers(deliveryClients: DeliveryClients) -> [any Service] {
+        [
+            KeyringWatcher(vault: vault, logger: logger),
+            hooks,
+            DeliveryService(database: database, registry: registry, clients: deliveryClients, clock: clock, logger: logger,
+                            policy: deliveryPolicy, addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks)),
+            ConnectionRefresher(tokens: tokens, interval: .seconds(settings.oauthRefreshScanSeconds), logger: logger),
+            RetentionService(database: database, clock: clock, logger: logger, idempotencyHours: settings.idempotencyHours,
+                             commandLogDays: settings.commandLogDays, deliveryLogDays: settings.deliveryLogDays),
+        ]
+    }
+
+    /// Opens storage (standalone, for the CLI and tests) and the keyring named by `settings`
+    /// and applies pending migrations. A server builds its runtime over storage that runs as
+    /// a service instead (`mercato serve`'s composition root).
     public static func open(settings: Settings, plugins: [any MercatoPlugin], logger: Logger, migrate: Bool = true) async throws -> MercatoRuntime {
         let vault = try KeyringSource(settings: settings).makeVault()
         let database = try await Database.open(settings.database, logger: logger)

@@ -33,23 +33,3 @@ public struct AppRequestContext: RequestContext {
         return principal
     }
 }
-
-/// The one JSON configuration of the API: snake_case fields, RFC 3339 UTC times.
-public enum JSONCoding {
-    public static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.keyEncodingStrategy = .convertToSnakeCase
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        e.dateEncodingStrategy = .custom { date, encoder in
-            var c = encoder.singleValueContainer()
-            try c.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
-        }
-        return e
-    }()
-
-    public static let decoder: JSONDecoder = {
-        let d = JSONDecoder()
-        d.keyDecodingStrategy = .convertFromSnakeCase
-        return d
-    }()
-}

@@ -2,7 +2,7 @@ public import Foundation
 public import Logging
 
 /// A role in an org, from least to most; the host checks it before a plugin route runs.
-public enum MemberRole: String, Sendable, Comparable, CaseIterable {
+public enum MemberRole: String, Sendable, Comparable, CaseIterable, Codable {
     case member, developer, admin, owner
 
     public static func < (a: MemberRole, b: MemberRole) -> Bool {

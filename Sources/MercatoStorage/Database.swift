@@ -42,26 +42,40 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
 public final class Database: Sendable {
     public let engine: StorageEngine
     let logger: Logger
-    private let backend: Backend
+    let backend: Backend
+    /// Open once statements can run: at once on SQLite and for a standalone PostgreSQL
+    /// client; when ``run()`` starts the client for a service group.
+    let running = Latch()
 
-    private enum Backend: Sendable {
+    enum Backend: Sendable {
         case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter, threads: SQLiteThreads)
-        case postgres(client: PostgresClient, run: Task<Void, Never>)
+        /// `run` is the task of a standalone client (``open(_:logger:poolSize:asService:)``
+        /// without `asService`); a service's client runs in ``run()``.
+        case postgres(client: PostgresClient, run: Task<Void, Never>?)
     }
 
-    private init(engine: StorageEngine, logger: Logger, backend: Backend) {
+    /// Where the data lives, for messages (a PostgreSQL URL without its password).
+    let location: String
+
+    private init(engine: StorageEngine, logger: Logger, backend: Backend, location: String) {
         self.engine = engine
         self.logger = logger
         self.backend = backend
+        self.location = location
     }
 
-    /// Opens storage at `location`.
-    public static func open(_ location: DatabaseLocation, logger: Logger, poolSize: Int = 10) async throws -> Database {
+    /// Opens storage at `location`. Standalone (the CLI, tests), it runs on its own until
+    /// ``close()``. With `asService`, it is a ServiceLifecycle service: a PostgreSQL client
+    /// starts when the group calls ``run()`` (wait with ``waitUntilRunning()``), and the group
+    /// closes storage when it shuts down.
+    public static func open(_ location: DatabaseLocation, logger: Logger, poolSize: Int = 10, asService: Bool = false) async throws -> Database {
         switch location {
         case .sqlite(let path):
-            return try await openSQLite(path: path, logger: logger)
+            let database = try await openSQLite(path: path, logger: logger)
+            database.running.open()
+            return database
         case .postgres(let url):
-            return try await openPostgres(url: url, logger: logger, poolSize: poolSize)
+            return try await openPostgres(url: url, logger: logger, poolSize: poolSize, asService: asService)
         }
     }
 
@@ -87,29 +101,46 @@ public final class Database: Sendable {
             var readers: [SQLiteConnection] = []
             for _ in 0 ..< SQLiteThreads.readerCount { readers.append(try await connect(reader: true)) }
             return Database(engine: .sqlite, logger: logger,
-                            backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter(), threads: threads))
+                            backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter(), threads: threads), location: path)
         } catch {
             await threads.shutdown()
             throw StorageError("cannot open the SQLite database at \(path): \(error)")
         }
     }
 
-    private static func openPostgres(url: String, logger: Logger, poolSize: Int) async throws -> Database {
+    private static func openPostgres(url: String, logger: Logger, poolSize: Int, asService: Bool) async throws -> Database {
         let configuration = try PostgresURL.parse(url)
         var clientConfiguration = configuration
         clientConfiguration.options.maximumConnections = poolSize
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
-        let run = Task { await client.run() }
-        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run))
-        // Give `run()` a moment to start: a lease before it has started works but logs a warning.
-        try? await Task.sleep(for: .milliseconds(20))
+        let location = PostgresURL.redacted(url)
+        if asService {
+            return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location)
+        }
+        let started = Latch()
+        let run = Task {
+            started.open()
+            await client.run()
+        }
+        await started.wait()
+        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run), location: location)
+        database.running.open()
         do {
-            try await database.read { try await $0.raw("SELECT 1").run() }
+            try await database.checkReachable()
         } catch {
             await database.close()
-            throw StorageError("cannot reach PostgreSQL at \(PostgresURL.redacted(url)): \(String(reflecting: error).prefix(300))")
+            throw error
         }
         return database
+    }
+
+    /// One trivial statement; a storage error that says where, when it fails.
+    func checkReachable() async throws {
+        do {
+            try await read { try await $0.raw("SELECT 1").run() }
+        } catch {
+            throw StorageError("cannot reach PostgreSQL at \(location): \(String(reflecting: error).prefix(300))")
+        }
     }
 
     /// Closes every connection.
@@ -120,8 +151,9 @@ public final class Database: Sendable {
             for reader in readers { try? await reader.close().get() }
             await threads.shutdown()
         case .postgres(_, let run):
-            run.cancel()
-            await run.value
+            // A service's client stopped with its group (``run()``).
+            run?.cancel()
+            await run?.value
         }
     }
 

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import MercatoCore
+import MercatoHooks
 import MercatoStorage
 
 /// `mercato token create`: an API token from the command line (shown once).
@@ -24,7 +25,7 @@ struct TokenCommand: AsyncParsableCommand {
                     print("\(record.id) operator\n\(text)")
                 } else {
                     guard let org else { throw ValidationError("--org is required (or pass --operator)") }
-                    guard let role = Role(rawValue: role) else { throw ValidationError("--role must be owner, admin, developer or member") }
+                    guard let role = MemberRole(rawValue: role) else { throw ValidationError("--role must be owner, admin, developer or member") }
                     let (record, text) = try await runtime.tenancy.createToken(in: org, name: name, role: role, by: .operator(tokenID: "cli"))
                     print("\(record.id) \(record.role) \(org)\n\(text)")
                 }

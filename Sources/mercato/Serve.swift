@@ -1,5 +1,4 @@
 import ArgumentParser
-import AsyncHTTPClient
 import Foundation
 import Hummingbird
 import Logging
@@ -9,6 +8,7 @@ import MercatoStorage
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import UnixSignals
 
 /// `mercato serve`: runs the server until SIGTERM or SIGINT, then drains and exits 0.
 struct Serve: AsyncParsableCommand {
@@ -19,9 +19,33 @@ struct Serve: AsyncParsableCommand {
         let logger = Bootstrap.logging(settings: settings)
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        try await Server.build(settings: settings, metrics: registry, logger: logger).run()
+        logger.notice("mercato stopped")
+    }
+}
 
-        let runtime = try await MercatoRuntime.open(settings: settings, plugins: BuiltInPlugins.all, logger: logger)
-        if let token = try await runtime.tenancy.bootstrapOperatorToken() {
+/// The composition root of a server: every long-running part is a ServiceLifecycle service in
+/// one group, which starts them in this order and, on SIGTERM or SIGINT, stops them in the
+/// reverse order:
+///
+/// 1. storage (PostgreSQL's client; closes last, after everything that uses it)
+/// 2. start-up (migrations, the first operator token, plugins' activation, the catalog import;
+///    deactivates the plugins once everything behind it has stopped)
+/// 3. the delivery HTTP clients (shut down after the delivery workers)
+/// 4. the workers (keyring, hooks, delivery, token refresh, retention), once start-up is done
+/// 5. the HTTP server, once start-up is done: first to stop, it drains in-flight requests
+enum Server {
+    static func build(settings: Settings, metrics: PrometheusCollectorRegistry, logger: Logger) async throws -> ServiceGroup {
+        let vault = try KeyringSource(settings: settings).makeVault()
+        let storage = try await Database.open(settings.database, logger: logger, asService: true)
+        let runtime: MercatoRuntime
+        do {
+            runtime = try MercatoRuntime(settings: settings, database: storage, vault: vault, plugins: BuiltInPlugins.all, logger: logger)
+        } catch {
+            await storage.close()
+            throw error
+        }
+        let startup = ServerStartup(runtime: runtime, logger: logger) { token in
             // Shown once, on standard output (unbuffered, so it is there even when stdout is a
             // file), never in a log line.
             FileHandle.standardOutput.write(Data("""
@@ -32,42 +56,20 @@ struct Serve: AsyncParsableCommand {
 
             """.utf8))
         }
-        await runtime.plugins.activate(runtime.pluginAPI)
-        if let catalog = settings.catalogDirectory {
-            await CatalogImporter(runtime: runtime).importAtStart(catalog, logger: logger)
+        let deliveryClients = DeliveryClients(grace: runtime.deliveryPolicy.timeout + .seconds(5))
+        var app = buildApplication(runtime: runtime, metrics: metrics, logger: logger)
+        app.beforeServerStarts {
+            logger.notice("mercato listening", metadata: [
+                "address": "\(settings.host):\(settings.port)", "storage": "\(storage.engine)", "public_url": "\(settings.publicURL)",
+            ])
         }
-        let deliveryClients = DeliveryClients(grace: DeliveryPolicy(settings: settings).timeout + .seconds(5))
-        let app = buildApplication(
-            runtime: runtime, metrics: registry, logger: logger,
-            services: [
-                KeyringWatcher(vault: runtime.vault, logger: logger),
-                runtime.hooks,
-                DeliveryService(database: runtime.database, registry: runtime.registry, clients: deliveryClients, clock: runtime.clock, logger: logger,
-                                policy: DeliveryPolicy(settings: settings), addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks)),
-                ConnectionRefresher(connections: runtime.connections, interval: .seconds(settings.oauthRefreshScanSeconds)),
-                RetentionService(database: runtime.database, clock: runtime.clock, logger: logger,
-                                 idempotencyHours: settings.idempotencyHours, commandLogDays: settings.commandLogDays,
-                                 deliveryLogDays: settings.deliveryLogDays),
-            ]
-        )
-        logger.notice("mercato listening", metadata: [
-            "address": "\(settings.host):\(settings.port)",
-            "storage": "\(runtime.database.engine)",
-            "public_url": "\(settings.publicURL)",
-        ])
-        do {
-            try await app.runService()
-        } catch {
-            try? await deliveryClients.shutdown()
-            await runtime.plugins.deactivate()
-            await runtime.close()
-            throw error
-        }
-        // Plugins stop after the server drained and the services ended, bounded in all.
-        try? await deliveryClients.shutdown()
-        await runtime.plugins.deactivate()
-        await runtime.close()
-        logger.notice("mercato stopped")
+        let services: [any Service] = [storage, startup, deliveryClients]
+            + (runtime.workers(deliveryClients: deliveryClients) + [app]).map { AfterStartup($0, after: startup.ready) }
+        return ServiceGroup(configuration: .init(
+            services: services.map { .init(service: $0) },
+            gracefulShutdownSignals: [.sigterm, .sigint],
+            logger: logger
+        ))
     }
 }
 

@@ -218,7 +218,7 @@ struct InstallTests {
             await #expect(throws: Crash.self) { try await failing.uninstall(id, by: actor) }
             #expect(try await counts() == before)
             let view = try await app.runtime.installs.get(id, by: actor.principal)
-            #expect(view.install.status == "active")
+            #expect(view.install.status == .active)
             #expect(view.config["channel"] == nil)
         }
     }

@@ -214,9 +214,9 @@ struct OAuthTests {
 
             // The background pass refreshes ahead of expiry too.
             f.clock.advance(by: 3600 - 60)
-            #expect(await f.app.runtime.connections.refreshDue() == 1)
+            #expect(await f.app.runtime.tokens.refreshDue() == 1)
             #expect(try await f.peer.counter("refresh_ok") == 2)
-            #expect(await f.app.runtime.connections.refreshDue() == 0)
+            #expect(await f.app.runtime.tokens.refreshDue() == 0)
 
             // Disconnect revokes at the provider and destroys the tokens.
             let latest = try #require((try await f.token()).json["result"] as? [String: Any])["access_token"] as? String
@@ -246,8 +246,9 @@ struct OAuthTests {
         try await withFixture(engine) { f in
             try await f.connect()
             let runtime = f.app.runtime
-            let otherNode = ConnectionService(database: runtime.database, secrets: runtime.secrets, providers: runtime.providers,
-                                              settings: runtime.settings, clock: f.clock.wallClock, logger: Logger(label: "node-b"))
+            let otherNode = TokenRefresher(OAuthDependencies(database: runtime.database, secrets: runtime.secrets, providers: runtime.providers,
+                                                             installs: runtime.installs, revoker: runtime.revoker, settings: runtime.settings,
+                                                             clock: f.clock.wallClock, logger: Logger(label: "node-b")))
             f.clock.advance(by: 3600 - 30)
             try await f.peer.control(["refresh_delay_seconds": 0.3])
             let tokens = try await withThrowingTaskGroup(of: String.self) { group in

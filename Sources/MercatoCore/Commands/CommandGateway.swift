@@ -221,13 +221,13 @@ public final class CommandGateway: Sendable {
             return answer
         }
 
-        if target.install.status == "uninstalled" {
+        if target.install.status == .uninstalled {
             return await finish(problem(APIError(status: 404, code: "unknown_install", title: "Unknown install",
                                                  detail: "Install \(installID) was uninstalled; the org must install the app again."), requestID: incoming.requestID), keep: .nothing)
         }
-        guard target.install.status == "active" || target.install.status == "pending_oauth" else {
+        guard target.install.status == .active || target.install.status == .pendingOAuth else {
             return await finish(problem(APIError(status: 403, code: "install_inactive", title: "Install inactive",
-                                                 detail: "Install \(installID) is \(target.install.status); an admin must enable it."), requestID: incoming.requestID), keep: .nothing)
+                                                 detail: "Install \(installID) is \(target.install.status.rawValue); an admin must enable it."), requestID: incoming.requestID), keep: .nothing)
         }
         guard reserved else {
             return await finish(problem(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
@@ -276,7 +276,7 @@ public final class CommandGateway: Sendable {
         let request = CommandRequest(
             id: commandID, command: commandName, args: body["args"]?.objectValue ?? [:],
             install: InstallInfo(installID: target.install.id, orgID: target.install.orgId, orgName: target.orgName, appKey: target.install.appKey,
-                                 appVersion: target.install.version, grantedScopes: target.scopes, status: target.install.status)
+                                 appVersion: target.install.version, grantedScopes: target.scopes, status: target.install.status.rawValue)
         )
         var hookLogger = logger
         hookLogger[metadataKey: "request_id"] = .string(incoming.requestID)
@@ -285,7 +285,7 @@ public final class CommandGateway: Sendable {
         switch outcome {
         case .result(let result):
             let json: JSONValue = .object(["id": .string(commandID), "command": .string(commandName), "status": .string("succeeded"), "result": result])
-            answer = Answer(status: 200, body: (try? Self.encoder.encode(json)) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
+            answer = Answer(status: 200, body: (try? JSONCoding.verbatim.encode(json)) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
         case .failed(let error) where error.status >= 500:
             // The plugin says "not now" (e.g. a provider is down): not kept, so a retry with the
             // same webhook-id runs again.
@@ -367,15 +367,14 @@ public final class CommandGateway: Sendable {
             guard let check = try await CommandStore.check(install: installID, webhookID: "", on: db),
                   let found = try await InstallStore.find(id: installID, on: db),
                   let org = try await OrgStore.find(id: found.orgId, on: db), let app = try await AppStore.find(id: found.appId, on: db),
-                  let json = try await AppStore.manifest(appID: app.id, version: app.latestVersion, on: db)
+                  let manifest = try await registry.manifests.manifest(appID: app.id, version: app.latestVersion, on: db)
             else { return nil }
-            let manifest = try RegistryService.decode(json)
             let plan = Plan(rawValue: org.plan) ?? .free
             var install = found
-            if install.removedAt != nil { install.status = "uninstalled" }
+            if install.removedAt != nil { install.status = .uninstalled }
             let secrets = manifest.commandSigning.type == "hmac" ? try await registry.verificationSecrets(of: app, kind: .command, on: db) : []
             let target = Target(install: install, orgName: org.name, plan: plan, signing: manifest.commandSigning,
-                                rate: PlanLimits.defaultCommandRates[plan]!, scopes: try InstallService.strings(install.scopes))
+                                rate: PlanLimits.defaultCommandRates[plan]!, scopes: install.scopes)
             return GatewayCache.Entry(target: target, stamp: check.stamp,
                                       keys: secrets.compactMap { secret in StandardWebhooks.secretKey(secret.text).map { ($0, secret.validUntil) } },
                                       publicKey: manifest.commandSigning.publicKey.flatMap(ManifestValidator.ed25519PublicKey),
@@ -415,10 +414,4 @@ public final class CommandGateway: Sendable {
     }
 
     static func number(_ n: Double) -> String { n.rounded() == n ? String(Int(n)) : String(n) }
-
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
-    }()
 }

@@ -1,4 +1,5 @@
 import Foundation
+import MercatoHooks
 import SQLKit
 public import MercatoStorage
 

@@ -26,12 +26,9 @@ public struct RetentionService: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do { try await sweep() } catch {
-                logger.error("retention sweep failed; retrying later", metadata: ["error_type": "\(type(of: error))"])
-            }
-            // A graceful shutdown ends the wait at once instead of after the interval.
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
+        await PeriodicWorker("retention sweep", every: interval, logger: logger).run {
+            try await sweep()
+            return 0
         }
     }
 

@@ -1,5 +1,6 @@
 public import AsyncHTTPClient
 import NIOCore
+public import ServiceLifecycle
 import Synchronization
 
 /// The HTTP clients of webhook delivery, each bound to the address ``AddressGuard`` checked.
@@ -86,4 +87,13 @@ public final class DeliveryClients: Sendable {
 
     /// How many pinned clients are kept (for tests).
     public var pinnedCount: Int { state.withLock { $0.pinned.count } }
+}
+
+extension DeliveryClients: Service {
+    /// Keeps the clients until the service group shuts down, then shuts them down. Placed
+    /// before the delivery workers in the group, it stops after them.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        try await shutdown()
+    }
 }

@@ -75,24 +75,11 @@ public struct DeliveryService: Service {
         // claiming its next batch as soon as its last one is recorded (claims are leased, so
         // they never overlap), so no batch waits for another's slowest endpoint.
         await withDiscardingTaskGroup { group in
-            group.addTask { await loop("fan-out") { try await fanOut(limit: max(200, policy.batch * 2)) } }
+            group.addTask {
+                await PeriodicWorker("webhook fan-out pass", every: idleInterval, logger: logger).run { try await fanOut(limit: max(200, policy.batch * 2)) }
+            }
             for _ in 0 ..< policy.batchesInFlight {
-                group.addTask { await loop("delivery") { try await deliverDue() } }
-            }
-        }
-    }
-
-    /// Runs `pass` until shutdown, resting `idleInterval` whenever it found nothing to do.
-    private func loop(_ name: String, _ pass: () async throws -> Int) async {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            var handled = 0
-            do {
-                handled = try await pass()
-            } catch {
-                logger.error("webhook \(name) pass failed; retrying", metadata: ["error_type": "\(type(of: error))"])
-            }
-            if handled == 0 {
-                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: idleInterval) } } catch { return }
+                group.addTask { await PeriodicWorker("webhook delivery pass", every: idleInterval, logger: logger).run { try await deliverDue() } }
             }
         }
     }
@@ -105,17 +92,12 @@ public struct DeliveryService: Service {
         let now = clock.millis
         return try await database.transaction { db in
             let events = try await DeliveryStore.undispatched(limit: limit, on: db)
-            var manifests: [String: AppManifest?] = [:]
             var installs: [String: InstallRecord?] = [:]
             for event in events {
                 guard let installID = event.installId, let appID = event.appId else { continue }
                 if installs[installID] == nil { installs[installID] = .some(try await InstallStore.find(id: installID, on: db)) }
                 guard let install = installs[installID] ?? nil else { continue }
-                let cacheKey = appID + "@" + install.version
-                if manifests[cacheKey] == nil {
-                    manifests[cacheKey] = try await AppStore.manifest(appID: appID, version: install.version, on: db).map(RegistryService.decode)
-                }
-                guard let manifest = manifests[cacheKey] ?? nil, let url = manifest.webhookURL, manifest.events.contains(event.type) else { continue }
+                guard let manifest = try await registry.manifests.manifest(appID: appID, version: install.version, on: db), let url = manifest.webhookURL, manifest.events.contains(event.type) else { continue }
                 try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
             }
             try await DeliveryStore.markDispatched(events.map(\.id), at: now, on: db)

@@ -1,21 +1,24 @@
+public import Logging
 public import ServiceLifecycle
 
 /// Refreshes access tokens ahead of expiry in the background, every `interval`, until the
-/// server stops. Each refresh goes through ``ConnectionService``'s single flight and database
+/// server stops. Each refresh goes through ``TokenRefresher``'s single flight and database
 /// lease, so it never races an on-demand refresh here or on another node.
 public struct ConnectionRefresher: Service {
-    let connections: ConnectionService
+    let tokens: TokenRefresher
     let interval: Duration
+    let logger: Logger
 
-    public init(connections: ConnectionService, interval: Duration) {
-        self.connections = connections
+    public init(tokens: TokenRefresher, interval: Duration, logger: Logger) {
+        self.tokens = tokens
         self.interval = interval
+        self.logger = logger
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            await connections.refreshDue()
-            do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) } } catch { return }
+        await PeriodicWorker("oauth refresh pass", every: interval, logger: logger).run {
+            await tokens.refreshDue()
+            return 0
         }
     }
 }

@@ -87,9 +87,7 @@ public struct ProviderService: Sendable {
                 problems.append(.init(field: "client_secret", message: "is required with token_auth_method \(definition.tokenAuthMethod)"))
             }
             guard problems.isEmpty else { throw APIError.fieldProblems(problems, lead: "The provider cannot be saved: ") }
-            let encoder = JSONEncoder()
-            encoder.outputFormatting = .sortedKeys
-            try await ProviderStore.put(key: key, definitionJSON: String(decoding: try encoder.encode(definition), as: UTF8.self), clientID: storedID,
+            try await ProviderStore.put(key: key, definitionJSON: try JSONCoding.text(definition), clientID: storedID,
                                         at: now, on: db)
             switch newSecret {
             case .some(let secret?): try await secrets.put(secret, for: Self.secretContext(key), on: db)

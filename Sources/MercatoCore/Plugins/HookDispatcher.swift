@@ -39,16 +39,7 @@ public struct HookDispatcher: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            let handled: Int
-            do { handled = try await dispatchPending() } catch {
-                logger.error("hook dispatch failed; retrying", metadata: ["error_type": "\(type(of: error))"])
-                handled = 0
-            }
-            if handled == 0 {
-                do { try await cancelWhenGracefulShutdown { try await Task.sleep(for: idleInterval) } } catch { return }
-            }
-        }
+        await PeriodicWorker("hook dispatch", every: idleInterval, logger: logger).run { try await dispatchPending() }
     }
 
     /// Runs the hooks of up to `limit` due rows of each feed; answers how many rows it handled.
@@ -122,8 +113,8 @@ public struct HookDispatcher: Service {
         try await database.read { db in
             guard let install = try await InstallStore.find(id: id, on: db), let org = try await OrgStore.find(id: install.orgId, on: db) else { return nil }
             return InstallInfo(installID: install.id, orgID: install.orgId, orgName: org.name, appKey: install.appKey, appVersion: install.version,
-                               grantedScopes: (try? InstallService.strings(install.scopes)) ?? [],
-                               status: install.removedAt == nil ? install.status : "uninstalled")
+                               grantedScopes: install.scopes,
+                               status: (install.removedAt == nil ? install.status : .uninstalled).rawValue)
         }
     }
 }

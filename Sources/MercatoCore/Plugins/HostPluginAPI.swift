@@ -7,26 +7,20 @@ public import MercatoStorage
 public struct HostPluginAPI: PluginAPI {
     let database: Database
     let installs: InstallService
-    let connections: ConnectionService
+    let tokens: TokenRefresher
     let clock: WallClock
 
-    public init(database: Database, installs: InstallService, connections: ConnectionService, clock: WallClock) {
+    public init(database: Database, installs: InstallService, tokens: TokenRefresher, clock: WallClock) {
         self.database = database
         self.installs = installs
-        self.connections = connections
+        self.tokens = tokens
         self.clock = clock
     }
 
     public func emit(_ event: EventDraft, for installID: String) async throws {
         try await database.transaction { db in
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
-            let now = clock.millis
-            let payload: JSONValue = .object(["type": .string(event.type), "timestamp": .string(Timestamp.rfc3339(Timestamp.date(millis: now))), "data": event.data])
-            try await OutboxStore.insert(
-                OutboxEventRecord(id: RecordID.make("msg", millis: now), orgId: install.orgId, installId: install.id, appId: install.appId,
-                                  type: event.type, payload: try InstallService.json(payload), createdAt: now),
-                on: db
-            )
+            try await Outbox.write(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: clock.millis, on: db)
         }
     }
 
@@ -36,8 +30,8 @@ public struct HostPluginAPI: PluginAPI {
 
     public func accessToken(of installID: String) async throws -> AccessToken {
         do {
-            return try await connections.accessToken(for: installID)
-        } catch let error as ConnectionService.TokenError {
+            return try await tokens.accessToken(for: installID)
+        } catch let error as TokenRefresher.TokenError {
             switch error {
             case .notConnected:
                 throw CommandError(status: 409, code: "not_connected",

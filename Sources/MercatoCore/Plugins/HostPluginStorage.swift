@@ -37,7 +37,7 @@ public struct HostPluginStorage: PluginStorage {
     }
 
     public func set(_ key: String, _ value: JSONValue) async throws -> Int {
-        let text = try InstallService.json(value)
+        let text = try JSONCoding.text(value)
         switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis)) {
         case .stored(let version): return version
         case .overQuota:

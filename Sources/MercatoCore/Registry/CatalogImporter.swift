@@ -33,9 +33,7 @@ public struct CatalogImporter: Sendable {
                     report.problems.append("\(file.lastPathComponent): key `\(definition.key)` does not match the file name")
                     continue
                 }
-                let encoder = JSONEncoder()
-                encoder.outputFormatting = .sortedKeys
-                let json = String(decoding: try encoder.encode(definition), as: UTF8.self)
+                let json = try JSONCoding.text(definition)
                 try await runtime.database.transaction { db in
                     // A provider the operator set through the API is theirs: the catalog does not overwrite it.
                     let current = try await ProviderStore.find(key: definition.key, on: db)

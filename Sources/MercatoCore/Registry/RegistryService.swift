@@ -11,11 +11,14 @@ public struct RegistryService: Sendable {
     public let secrets: SecretStore
     public let capabilities: Capabilities
     public let clock: WallClock
+    /// Every stored manifest, decoded once.
+    public let manifests: Manifests
     /// How long a rotated-out secret keeps verifying.
     public var secretOverlap: TimeInterval = 24 * 3600
 
-    public init(database: Database, secrets: SecretStore, capabilities: Capabilities, clock: WallClock) {
+    public init(database: Database, secrets: SecretStore, capabilities: Capabilities, manifests: Manifests, clock: WallClock) {
         self.database = database
+        self.manifests = manifests
         self.secrets = secrets
         self.capabilities = capabilities
         self.clock = clock
@@ -64,7 +67,7 @@ public struct RegistryService: Sendable {
                                detail: "An app with key `\(manifest.key)` already exists; choose another key.")
             }
             try await AppStore.insert(app, on: db)
-            try await AppStore.insertVersion(appID: app.id, version: manifest.version, manifestJSON: try Self.encode(manifest), at: now, on: db)
+            try await AppStore.insertVersion(appID: app.id, version: manifest.version, manifestJSON: try Manifests.encode(manifest), at: now, on: db)
             try await AppStore.setCategories(appID: app.id, manifest.categories, on: db)
             var created = ["webhook": try await createSecret(for: app, kind: .webhook, at: now, on: db)]
             if manifest.commandSigning.type == "hmac" {
@@ -97,7 +100,7 @@ public struct RegistryService: Sendable {
                 throw APIError(status: 409, code: "version_not_increased", title: "Version must grow",
                                detail: "Version \(manifest.version) is not greater than the latest version \(app.latestVersion).")
             }
-            try await AppStore.insertVersion(appID: app.id, version: manifest.version, manifestJSON: try Self.encode(manifest), at: now, on: db)
+            try await AppStore.insertVersion(appID: app.id, version: manifest.version, manifestJSON: try Manifests.encode(manifest), at: now, on: db)
             try await AppStore.setCategories(appID: app.id, manifest.categories, on: db)
             app.latestVersion = manifest.version
             app.name = manifest.name
@@ -255,7 +258,7 @@ public struct RegistryService: Sendable {
     // MARK: Internals
 
     private func entry(_ app: AppRecord, manifestJSON: String, orgPlan: Plan?) throws -> CatalogEntry {
-        let manifest = try Self.decode(manifestJSON)
+        let manifest = try manifests.manifest(appID: app.id, version: app.latestVersion, json: manifestJSON)
         var installable = app.status != "unlisted"
         var reason: String? = installable ? nil : "The developer has unlisted this app; it takes no new installs."
         if installable, let orgPlan, manifest.plan > orgPlan {
@@ -282,10 +285,10 @@ public struct RegistryService: Sendable {
     }
 
     func latestManifest(_ app: AppRecord, on db: any SQLDatabase) async throws -> AppManifest {
-        guard let json = try await AppStore.manifest(appID: app.id, version: app.latestVersion, on: db) else {
+        guard let manifest = try await manifests.manifest(appID: app.id, version: app.latestVersion, on: db) else {
             throw APIError.notFound("App \(app.key) version \(app.latestVersion)")
         }
-        return try Self.decode(json)
+        return manifest
     }
 
     private func createSecret(for app: AppRecord, kind: SecretKind, at now: Int64, on db: any SQLDatabase) async throws -> String {
@@ -297,16 +300,6 @@ public struct RegistryService: Sendable {
     }
 
     static func searchText(_ m: AppManifest) -> String { (m.name + " " + m.description).lowercased() }
-
-    static func encode(_ manifest: AppManifest) throws -> String {
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
-        return String(decoding: try encoder.encode(manifest), as: UTF8.self)
-    }
-
-    static func decode(_ json: String) throws -> AppManifest {
-        try JSONDecoder().decode(AppManifest.self, from: Data(json.utf8))
-    }
 
     static func encodeCursor(_ key: String) -> String { Data(("k:" + key).utf8).base64URLEncodedString() }
 

@@ -12,7 +12,7 @@ public enum ActivityLog {
                               details: [String: JSONValue] = [:], at millis: Int64, on db: any SQLDatabase) async throws {
         try await AuditStore.insert(
             AuditRecord(id: RecordID.make("aud", millis: millis), orgId: org, actor: actor, action: action, target: target,
-                        requestId: requestID, details: try InstallService.json(JSONValue.object(details)), createdAt: millis),
+                        requestId: requestID, details: try JSONCoding.text(JSONValue.object(details)), createdAt: millis),
             on: db
         )
     }

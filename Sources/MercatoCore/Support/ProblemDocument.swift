@@ -20,8 +20,6 @@ public enum ProblemDocument {
     public static func encode(_ error: APIError, requestID: String) -> Data {
         let body = Body(type: typeURI(error.code), title: error.title, status: error.status, detail: error.detail,
                         code: error.code, request_id: requestID, errors: error.errors.isEmpty ? nil : error.errors)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return (try? encoder.encode(body)) ?? Data("{\"code\":\"internal_error\"}".utf8)
+        return (try? JSONCoding.verbatim.encode(body)) ?? Data("{\"code\":\"internal_error\"}".utf8)
     }
 }

@@ -1,5 +1,5 @@
-import MercatoHooks
 import Foundation
+public import MercatoHooks
 import MercatoCrypto
 public import MercatoStorage
 
@@ -25,7 +25,7 @@ public struct TenancyService: Sendable {
         }
         guard let record = try await database.read({ try await AccessStore.liveToken(hash: digest, on: $0) }) else { return nil }
         guard let org = record.orgId else { return .operator(tokenID: record.id) }
-        guard let principal = record.principalId, let role = Role(rawValue: record.role) else { return nil }
+        guard let principal = record.principalId, let role = MemberRole(rawValue: record.role) else { return nil }
         return .member(tokenID: record.id, principalID: principal, orgID: org, role: role)
     }
 
@@ -80,7 +80,7 @@ public struct TenancyService: Sendable {
 
     /// Creates a service account in `orgID` with `role` and a token for it; answers the token
     /// text once. Allowed to the operator and to the org's owners.
-    public func createToken(in orgID: String, name: String, role: Role, by caller: Principal, requestID: String? = nil) async throws -> (TokenRecord, String) {
+    public func createToken(in orgID: String, name: String, role: MemberRole, by caller: Principal, requestID: String? = nil) async throws -> (TokenRecord, String) {
         let org = try await self.org(orgID, visibleTo: caller)
         guard caller.isOperator || caller.has(.owner, in: org.id) else {
             throw APIError.forbidden("Creating API tokens needs the owner role in this org.")

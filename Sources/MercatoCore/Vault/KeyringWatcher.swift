@@ -16,12 +16,7 @@ public struct KeyringWatcher: Service {
     }
 
     public func run() async throws {
-        while !Task.isCancelled && !Task.isShuttingDownGracefully {
-            do {
-                try await cancelWhenGracefulShutdown { try await Task.sleep(for: interval) }
-            } catch {
-                return
-            }
+        await PeriodicWorker("keyring reload", every: interval, logger: logger).run {
             do {
                 if try vault.reload() {
                     logger.notice("keyring reloaded", metadata: ["current_version": "\(vault.currentKeyVersion)"])
@@ -29,6 +24,7 @@ public struct KeyringWatcher: Service {
             } catch {
                 logger.error("cannot reload the keyring; keeping the loaded one", metadata: ["reason": "\(error)"])
             }
+            return 0
         }
     }
 }

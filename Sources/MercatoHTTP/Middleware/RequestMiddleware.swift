@@ -29,7 +29,7 @@ struct RequestMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             failure = error
-            response = ProblemResponse.make(problem(for: error, request: request), requestID: requestID)
+            response = AnswerResponse.problem(problem(for: error, request: request), requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
 

@@ -61,12 +61,7 @@ struct CommandRoutes {
                 // Refused before reading: counted, and answered with headers, like any refusal before authentication.
                 answer = runtime.gateway.refuseUnauthenticated(error, client: context.clientKey, requestID: context.requestID)
             }
-            var headers = HTTPFields()
-            headers[.contentType] = answer.isProblem ? "application/problem+json" : "application/json"
-            for (name, value) in answer.headers {
-                if let field = HTTPField.Name(name) { headers[field] = value }
-            }
-            return Response(status: HTTPResponse.Status(code: answer.status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: answer.body)))
+            return AnswerResponse.gateway(answer)
         }
     }
 

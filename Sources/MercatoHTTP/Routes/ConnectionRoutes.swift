@@ -9,7 +9,7 @@ import MercatoStorage
 /// page a connect flow ends on.
 struct ConnectionRoutes {
     let providers: ProviderService
-    let connections: ConnectionService
+    let flow: ConnectFlow
 
     struct ProviderBody: ResponseEncodable {
         let key: String
@@ -83,7 +83,7 @@ struct ConnectionRoutes {
     }
 
     struct ConnectionBody: ResponseEncodable {
-        let view: ConnectionService.View
+        let view: ConnectFlow.View
 
         enum CodingKeys: String, CodingKey {
             case id, installId, provider, status, account, scopes, expiresAt, connectedAt, connectedBy, refreshedAt, lastError
@@ -129,7 +129,7 @@ struct ConnectionRoutes {
             return EditedResponse(status: created ? .created : .ok, response: ProviderBody(view))
         }
         api.get("installs/{id}/oauth/start") { _, context in
-            let start = try await connections.start(try context.parameters.require("id"), by: try context.requirePrincipal())
+            let start = try await flow.start(try context.parameters.require("id"), by: try context.requirePrincipal())
             var headers = HTTPFields()
             headers[.location] = start.location
             headers[.setCookie] = start.setCookie
@@ -137,11 +137,11 @@ struct ConnectionRoutes {
             return Response(status: .found, headers: headers)
         }
         api.get("installs/{id}/connection") { _, context in
-            ConnectionBody(view: try await connections.connection(try context.parameters.require("id"), by: try context.requirePrincipal()))
+            ConnectionBody(view: try await flow.connection(try context.parameters.require("id"), by: try context.requirePrincipal()))
         }
         api.delete("installs/{id}/connection") { _, context in
             let id = try context.parameters.require("id")
-            let revoked = try await connections.disconnect(id, by: InstallService.Actor(try context.requirePrincipal(), requestID: context.requestID))
+            let revoked = try await flow.disconnect(id, by: InstallService.Actor(try context.requirePrincipal(), requestID: context.requestID))
             return DisconnectedBody(installId: id, status: "not_connected", revokedAtProvider: revoked)
         }
     }
@@ -153,7 +153,7 @@ struct ConnectionRoutes {
             var query: [String: String] = [:]
             for (name, value) in request.uri.queryParameters where query[String(name)] == nil { query[String(name)] = String(value) }
             let cookies = request.cookies
-            let finish = await connections.finish(query: query, cookie: { cookies[$0]?.value }, requestID: context.requestID)
+            let finish = await flow.finish(query: query, cookie: { cookies[$0]?.value }, requestID: context.requestID)
             var headers = HTTPFields()
             headers[.location] = finish.location
             if let clear = finish.clearCookie { headers[.setCookie] = clear }
@@ -180,7 +180,7 @@ struct ConnectionRoutes {
         if result == "connected" {
             (title, message) = ("Account connected", "The account is connected. You can close this window.")
         } else if let error {
-            (title, message) = ("Connection failed", ConnectionService.flowErrors[error] ?? "The connection could not be made. Start it again.")
+            (title, message) = ("Connection failed", ConnectFlow.flowErrors[error] ?? "The connection could not be made. Start it again.")
         } else {
             (title, message) = ("Mercato", "Nothing to show here.")
         }

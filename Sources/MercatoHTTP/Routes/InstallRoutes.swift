@@ -7,7 +7,6 @@ import MercatoStorage
 /// The org admin's API for installs (CONTRACT §2).
 struct InstallRoutes {
     let installs: InstallService
-    let connections: ConnectionService
 
     struct CreateBody: Decodable {
         let app: String
@@ -37,7 +36,7 @@ struct InstallRoutes {
             orgId = view.install.orgId
             app = view.install.appKey
             version = view.install.version
-            status = view.install.status
+            status = view.install.status.rawValue
             scopes = view.scopes
             config = view.config
             createdAt = Timestamp.date(millis: view.install.createdAt)
@@ -84,13 +83,12 @@ struct InstallRoutes {
             let id = try context.parameters.require("id")
             _ = try await installs.get(id, by: actor.principal)
             let body = try await request.decodeJSON(UpgradeBody.self, context: context)
-            return InstallBody(try await connections.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:],
-                                                             installs: installs, by: actor))
+            return InstallBody(try await installs.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:], by: actor))
         }
         api.delete("installs/{id}") { _, context in
             let id = try context.parameters.require("id")
-            try await connections.uninstall(id, installs: installs, by: try Self.actor(context))
-            return RemovedBody(id: id, status: "uninstalled")
+            try await installs.uninstall(id, by: try Self.actor(context))
+            return RemovedBody(id: id, status: InstallStatus.uninstalled.rawValue)
         }
     }
 

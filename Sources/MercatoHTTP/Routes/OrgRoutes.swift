@@ -1,6 +1,7 @@
 import Foundation
 import Hummingbird
 import MercatoCore
+import MercatoHooks
 import MercatoStorage
 
 /// `POST /api/v1/orgs`, `GET /api/v1/orgs/{org_id}`, `POST /api/v1/orgs/{org_id}/tokens`.
@@ -72,7 +73,7 @@ struct OrgRoutes {
             var problems: [APIError.FieldProblem] = []
             let name = body.name.trimmingCharacters(in: .whitespacesAndNewlines)
             if name.isEmpty || name.count > 100 { problems.append(.init(field: "name", message: "must be 1 to 100 characters")) }
-            let role = Role(rawValue: body.role)
+            let role = MemberRole(rawValue: body.role)
             if role == nil { problems.append(.init(field: "role", message: "must be one of owner, admin, developer, member")) }
             guard problems.isEmpty, let role else {
                 throw APIError.fieldProblems(problems)

@@ -64,7 +64,7 @@ struct PluginRoutes {
 
     private func serve(plugin: String, _ definition: RouteDefinition, _ request: Request, _ context: AppRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
-        let role = Role(rawValue: definition.minimumRole.rawValue) ?? .owner
+        let role = definition.minimumRole
         let orgID = try caller.org(atLeast: role, to: "`\(definition.method.rawValue) /api/v1/\(definition.path)`")
         let org = try await runtime.tenancy.org(orgID, visibleTo: caller)
         guard case .member(_, let principalID, _, let callerRole) = caller else { throw APIError.forbidden("Only org members call this route.") }
@@ -81,7 +81,7 @@ struct PluginRoutes {
 
         let call = RouteRequest(method: definition.method, route: definition.path, parameters: parameters, query: query, body: body,
                                 org: OrgInfo(id: org.id, name: org.name, plan: org.plan), callerID: principalID,
-                                callerRole: MemberRole(rawValue: callerRole.rawValue) ?? .member)
+                                callerRole: callerRole)
         guard let result = await runtime.plugins.route(call, plugin: plugin, requestID: context.requestID, logger: context.logger, api: runtime.pluginAPI) else {
             throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
                            detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",

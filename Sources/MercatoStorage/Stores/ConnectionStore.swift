@@ -38,12 +38,11 @@ public struct ConnectionRecord: Sendable, Codable, Equatable {
     public var installId: String
     public var orgId: String
     public var providerKey: String
-    /// `connected` or `needs_reconnect`.
-    public var status: String
+    public var status: ConnectionStatus
     public var accountId: String?
     public var accountName: String?
-    /// JSON array of the granted scopes.
-    public var scopes: String
+    /// The scopes the provider granted.
+    public var scopes: [String]
     /// When the access token expires; `nil` when the provider gave no lifetime.
     public var expiresAt: Int64?
     /// When the current access token was obtained.
@@ -62,8 +61,8 @@ public struct ConnectionRecord: Sendable, Codable, Equatable {
     public var refreshedAt: Int64?
     public var updatedAt: Int64
 
-    public init(id: String, installId: String, orgId: String, providerKey: String, status: String, accountId: String?, accountName: String?,
-                scopes: String, expiresAt: Int64?, obtainedAt: Int64, tokenVersion: Int, refreshFailures: Int = 0, nextRefreshAt: Int64? = nil,
+    public init(id: String, installId: String, orgId: String, providerKey: String, status: ConnectionStatus, accountId: String?, accountName: String?,
+                scopes: [String], expiresAt: Int64?, obtainedAt: Int64, tokenVersion: Int, refreshFailures: Int = 0, nextRefreshAt: Int64? = nil,
                 lastError: String? = nil, leaseOwner: String? = nil, leaseUntil: Int64? = nil, connectedBy: String, connectedAt: Int64,
                 refreshedAt: Int64? = nil, updatedAt: Int64) {
         self.id = id
@@ -86,6 +85,41 @@ public struct ConnectionRecord: Sendable, Codable, Equatable {
         self.connectedAt = connectedAt
         self.refreshedAt = refreshedAt
         self.updatedAt = updatedAt
+    }
+}
+
+/// Whether a connection's grant still works.
+public enum ConnectionStatus: String, Sendable, Codable {
+    case connected
+    /// The provider refused the grant (`invalid_grant`): an admin must connect again.
+    case needsReconnect = "needs_reconnect"
+}
+
+extension ConnectionRecord {
+    /// Decodes a row of ``ConnectionStore``'s columns.
+    init(row: any SQLRow) throws {
+        struct Columns: Decodable {
+            var id, installId, orgId, providerKey, status: String
+            var accountId, accountName: String?
+            var scopes: String
+            var expiresAt: Int64?
+            var obtainedAt: Int64
+            var tokenVersion, refreshFailures: Int
+            var nextRefreshAt: Int64?
+            var lastError, leaseOwner: String?
+            var leaseUntil: Int64?
+            var connectedBy: String
+            var connectedAt: Int64
+            var refreshedAt: Int64?
+            var updatedAt: Int64
+        }
+        let c = try row.decode(model: Columns.self, keyDecodingStrategy: .convertFromSnakeCase)
+        guard let status = ConnectionStatus(rawValue: c.status) else { throw StorageError("oauth_connections.status holds an unknown status") }
+        self.init(id: c.id, installId: c.installId, orgId: c.orgId, providerKey: c.providerKey, status: status, accountId: c.accountId,
+                  accountName: c.accountName, scopes: try StoredList.decode(c.scopes), expiresAt: c.expiresAt, obtainedAt: c.obtainedAt,
+                  tokenVersion: c.tokenVersion, refreshFailures: c.refreshFailures, nextRefreshAt: c.nextRefreshAt, lastError: c.lastError,
+                  leaseOwner: c.leaseOwner, leaseUntil: c.leaseUntil, connectedBy: c.connectedBy, connectedAt: c.connectedAt,
+                  refreshedAt: c.refreshedAt, updatedAt: c.updatedAt)
     }
 }
 
@@ -129,7 +163,7 @@ public enum ConnectionStore {
 
     public static func find(install: String, on db: any SQLDatabase) async throws -> ConnectionRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM oauth_connections WHERE install_id = \(bind: install)")
-            .first(decoding: ConnectionRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            .first().map(ConnectionRecord.init(row:))
     }
 
     /// Stores a fresh connection, replacing an earlier one of the same install (a reconnect
@@ -137,8 +171,8 @@ public enum ConnectionStore {
     public static func upsert(_ r: ConnectionRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO oauth_connections (\(unsafeRaw: columns))
-            VALUES (\(bind: r.id), \(bind: r.installId), \(bind: r.orgId), \(bind: r.providerKey), \(bind: r.status), \(bind: r.accountId),
-                    \(bind: r.accountName), \(bind: r.scopes), \(bind: r.expiresAt), \(bind: r.obtainedAt), \(bind: r.tokenVersion), 0, NULL, NULL,
+            VALUES (\(bind: r.id), \(bind: r.installId), \(bind: r.orgId), \(bind: r.providerKey), \(bind: r.status.rawValue), \(bind: r.accountId),
+                    \(bind: r.accountName), \(bind: StoredList.text(r.scopes)), \(bind: r.expiresAt), \(bind: r.obtainedAt), \(bind: r.tokenVersion), 0, NULL, NULL,
                     NULL, NULL, \(bind: r.connectedBy), \(bind: r.connectedAt), NULL, \(bind: r.updatedAt))
             ON CONFLICT (install_id) DO UPDATE SET
                 provider_key = excluded.provider_key, status = excluded.status, account_id = excluded.account_id,
@@ -168,10 +202,10 @@ public enum ConnectionStore {
 
     /// Records a refreshed token set, only while `owner` still holds the lease (a disconnect or
     /// reconnect meanwhile wins); releases the lease.
-    public static func storeRefreshed(install: String, owner: String, expiresAt: Int64?, scopes: String, at now: Int64,
+    public static func storeRefreshed(install: String, owner: String, expiresAt: Int64?, scopes: [String], at now: Int64,
                                       on db: any SQLDatabase) async throws -> Bool {
         try await !db.raw("""
-            UPDATE oauth_connections SET expires_at = \(bind: expiresAt), obtained_at = \(bind: now), scopes = \(bind: scopes),
+            UPDATE oauth_connections SET expires_at = \(bind: expiresAt), obtained_at = \(bind: now), scopes = \(bind: StoredList.text(scopes)),
                 token_version = token_version + 1, refresh_failures = 0, next_refresh_at = NULL, last_error = NULL,
                 lease_owner = NULL, lease_until = NULL, refreshed_at = \(bind: now), updated_at = \(bind: now)
             WHERE install_id = \(bind: install) AND lease_owner = \(bind: owner) AND status = 'connected'

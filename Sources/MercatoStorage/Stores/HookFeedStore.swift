@@ -34,7 +34,7 @@ public enum HookFeedStore {
         return try rows.map { row in
             let pending = try row.decodeNil(column: "hooks_pending") ? nil : try row.decode(column: "hooks_pending", as: String.self)
             return Claim(id: try row.decode(column: "id", as: String.self), attempts: try row.decode(column: "hooks_attempts", as: Int.self),
-                         pending: try pending.map { try JSONDecoder().decode([String].self, from: Data($0.utf8)) })
+                         pending: try pending.map(StoredList.decode))
         }.sorted { $0.id < $1.id }
     }
 
@@ -49,7 +49,7 @@ public enum HookFeedStore {
     /// Some plugins still owe the hook: try them again at `nextAt`. `countAttempt` is false
     /// when none failed (they were only skipped, e.g. disabled).
     public static func reschedule(_ feed: Feed, id: String, pending: [String], nextAt: Int64, countAttempt: Bool, on db: any SQLDatabase) async throws {
-        let list = String(decoding: try JSONEncoder().encode(pending), as: UTF8.self)
+        let list = StoredList.text(pending)
         try await db.raw("""
             UPDATE \(unsafeRaw: feed.rawValue) SET hooks_pending = \(bind: list), hooks_next_at = \(bind: nextAt), hooks_lease_until = NULL,
                 hooks_attempts = hooks_attempts + \(bind: countAttempt ? 1 : 0)

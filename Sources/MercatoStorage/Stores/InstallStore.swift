@@ -9,19 +9,18 @@ public struct InstallRecord: Sendable, Codable, Equatable {
     public var appId: String
     public var appKey: String
     public var version: String
-    /// `active`, `disabled`, `pending_oauth` or `uninstalled`.
-    public var status: String
-    /// JSON array of granted scopes.
-    public var scopes: String
-    /// JSON array of the config keys that hold a value.
-    public var configKeys: String
+    public var status: InstallStatus
+    /// The scopes granted to the app (those its installed version asks for).
+    public var scopes: [String]
+    /// The config keys that hold a value.
+    public var configKeys: [String]
     public var createdBy: String
     public var createdAt: Int64
     public var updatedAt: Int64
     public var removedAt: Int64?
 
-    public init(id: String, orgId: String, appId: String, appKey: String, version: String, status: String, scopes: String,
-                configKeys: String, createdBy: String, createdAt: Int64, updatedAt: Int64, removedAt: Int64? = nil) {
+    public init(id: String, orgId: String, appId: String, appKey: String, version: String, status: InstallStatus, scopes: [String],
+                configKeys: [String], createdBy: String, createdAt: Int64, updatedAt: Int64, removedAt: Int64? = nil) {
         self.id = id
         self.orgId = orgId
         self.appId = appId
@@ -37,14 +36,32 @@ public struct InstallRecord: Sendable, Codable, Equatable {
     }
 }
 
+/// Where an install is in its lifecycle (`InstallService` owns every move between them).
+public enum InstallStatus: String, Sendable, Codable, CaseIterable {
+    /// Commands run, events flow.
+    case active
+    /// Turned off by an admin: commands answer 403 `install_inactive`; config is kept.
+    case disabled
+    /// Its app needs an outside account that is not (or no longer) connected.
+    case pendingOAuth = "pending_oauth"
+    /// Removed: config and tokens destroyed, the row kept for the audit trail and the logs.
+    case uninstalled
+
+    init(stored text: String) throws {
+        guard let status = InstallStatus(rawValue: text) else { throw StorageError("installs.status holds an unknown status") }
+        self = status
+    }
+}
+
 extension InstallRecord {
     /// Decodes a row of ``InstallStore/columns`` by column name (no `Codable` key conversion:
     /// this row is read on hot paths).
     init(row: any SQLRow) throws {
         self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
                   appId: try row.decode(column: "app_id", as: String.self), appKey: try row.decode(column: "app_key", as: String.self),
-                  version: try row.decode(column: "version", as: String.self), status: try row.decode(column: "status", as: String.self),
-                  scopes: try row.decode(column: "scopes", as: String.self), configKeys: try row.decode(column: "config_keys", as: String.self),
+                  version: try row.decode(column: "version", as: String.self), status: try InstallStatus(stored: try row.decode(column: "status", as: String.self)),
+                  scopes: try StoredList.decode(try row.decode(column: "scopes", as: String.self)),
+                  configKeys: try StoredList.decode(try row.decode(column: "config_keys", as: String.self)),
                   createdBy: try row.decode(column: "created_by", as: String.self), createdAt: try row.decode(column: "created_at", as: Int64.self),
                   updatedAt: try row.decode(column: "updated_at", as: Int64.self), removedAt: try row.decode(column: "removed_at", as: Int64?.self))
     }
@@ -57,14 +74,14 @@ public enum InstallStore {
     public static func insert(_ i: InstallRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
             INSERT INTO installs (\(unsafeRaw: columns)) VALUES (\(bind: i.id), \(bind: i.orgId), \(bind: i.appId), \(bind: i.appKey), \(bind: i.version),
-                \(bind: i.status), \(bind: i.scopes), \(bind: i.configKeys), \(bind: i.createdBy), \(bind: i.createdAt), \(bind: i.updatedAt), \(bind: i.removedAt))
+                \(bind: i.status.rawValue), \(bind: StoredList.text(i.scopes)), \(bind: StoredList.text(i.configKeys)), \(bind: i.createdBy), \(bind: i.createdAt), \(bind: i.updatedAt), \(bind: i.removedAt))
             """).run()
     }
 
     public static func update(_ i: InstallRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
-            UPDATE installs SET version = \(bind: i.version), status = \(bind: i.status), scopes = \(bind: i.scopes),
-                config_keys = \(bind: i.configKeys), updated_at = \(bind: i.updatedAt), removed_at = \(bind: i.removedAt)
+            UPDATE installs SET version = \(bind: i.version), status = \(bind: i.status.rawValue), scopes = \(bind: StoredList.text(i.scopes)),
+                config_keys = \(bind: StoredList.text(i.configKeys)), updated_at = \(bind: i.updatedAt), removed_at = \(bind: i.removedAt)
             WHERE id = \(bind: i.id)
             """).run()
     }

@@ -1,0 +1,23 @@
+import Foundation
+import MercatoHooks
+import MercatoStorage
+import SQLKit
+
+/// The one writer of `outbox_events`. An event enters the outbox in the transaction of the
+/// change it reports, so a change never commits without its event (nor an event without its
+/// change); `DeliveryService` and `HookDispatcher` take it from there. The row's id (`msg_...`)
+/// is the `webhook-id` every delivery of it will carry.
+enum Outbox {
+    /// Writes `type` with `data` as it will be delivered: `{"type", "timestamp", "data"}`.
+    static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
+                      on db: any SQLDatabase) async throws {
+        let payload: JSONValue = .object([
+            "type": .string(type), "timestamp": .string(Timestamp.rfc3339(Timestamp.date(millis: now))), "data": data,
+        ])
+        try await OutboxStore.insert(
+            OutboxEventRecord(id: RecordID.make("msg", millis: now), orgId: org, installId: install, appId: app, type: type,
+                              payload: try JSONCoding.text(payload), createdAt: now),
+            on: db
+        )
+    }
+}
