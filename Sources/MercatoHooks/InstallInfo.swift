@@ -12,7 +12,8 @@ public struct InstallInfo: Sendable, Equatable {
     public var appVersion: String
     /// The scopes the org granted the install.
     public var grantedScopes: [String]
-    /// The install's status as the host keeps it (`active`, `disabled`, ...).
+    /// The install's status: `active`, `pending_oauth` (its outside account is not connected
+    /// yet) or `disabled`; `uninstalled` in hooks about a removed install.
     public var status: String
 
     /// An install as the host describes it (tests build one with `FakeHost.install`).

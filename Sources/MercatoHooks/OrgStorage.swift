@@ -6,7 +6,8 @@ public protocol OrgStorage: Sendable {
     func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry]
     /// The first entry with exactly `key` in any install namespace of this org.
     func find(_ key: String) async throws -> StoredEntry?
-    /// The namespace of one install of this org, to write in.
+    /// The namespace of one install of this org, to write in. Pass only an install id this
+    /// view answered (``StoredEntry/installID``), never one taken from a request.
     func install(_ installID: String) -> any PluginStorage
     /// The org's own namespace: kept until the org is gone, whatever is uninstalled.
     var own: any PluginStorage { get }
