@@ -2,7 +2,8 @@ import MercatoHooks
 
 /// Named counters per install: `counters.increment` adds to one and answers its value; every
 /// hundredth step emits `counter.milestone` to the apps that subscribe, and keeps the milestone
-/// for the org's members to list (the route is in `CountersRoutes.swift`).
+/// for the org's members to list (the route is in `CountersRoutes.swift`). Two increments of
+/// one counter at the same instant may count once: storage has no compare-and-set.
 struct CountersPlugin: MercatoPlugin {
     static let manifest = PluginManifest(
         id: "counters",
