@@ -221,8 +221,8 @@ let package = Package(
             dependencies: ["MercatoHooks", "MercatoHooksTesting"] + pluginDependencies,
             swiftSettings: swiftSettings
         ),
-        // The example of docs/plugins.md, compiled and tested (scripts/test checks the doc
-        // shows this file as it is).
+        // The example plugin of the MercatoHooks DocC catalog, compiled and tested
+        // (scripts/check_docs.py checks the articles show these files as they are).
         .testTarget(
             name: "ExamplePluginTests",
             dependencies: ["MercatoHooks", "MercatoHooksTesting"],

@@ -1,12 +1,21 @@
 /// Any JSON value: command arguments and results, event payloads, plugin data.
+///
+/// Literals build one, so plugins and tests write `["title": "Ship it", "count": 2]`.
 public enum JSONValue: Sendable, Equatable, Hashable, Codable {
+    /// `null`.
     case null
+    /// `true` or `false`.
     case bool(Bool)
+    /// A number; whole numbers below 2⁵³ are written without a fraction.
     case number(Double)
+    /// A string.
     case string(String)
+    /// An array.
     case array([JSONValue])
+    /// An object.
     case object([String: JSONValue])
 
+    /// Decodes any JSON value.
     public init(from decoder: any Decoder) throws {
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null }
@@ -17,6 +26,7 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         else { self = .object(try c.decode([String: JSONValue].self)) }
     }
 
+    /// Encodes the value, a whole number as an integer.
     public func encode(to encoder: any Encoder) throws {
         var c = encoder.singleValueContainer()
         switch self {
@@ -61,23 +71,31 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
         return "\(self)"
     }
 
+    /// The string, `nil` for any other kind of value.
     public var stringValue: String? { if case .string(let s) = self { s } else { nil } }
+    /// The boolean, `nil` for any other kind of value.
     public var boolValue: Bool? { if case .bool(let b) = self { b } else { nil } }
+    /// The number, `nil` for any other kind of value.
     public var numberValue: Double? { if case .number(let n) = self { n } else { nil } }
+    /// The object's members, `nil` for any other kind of value.
     public var objectValue: [String: JSONValue]? { if case .object(let o) = self { o } else { nil } }
-}
-
-extension JSONValue {
+    /// The array's elements, `nil` for any other kind of value.
     public var arrayValue: [JSONValue]? { if case .array(let a) = self { a } else { nil } }
 }
 
 /// Literals, so plugins and tests write `["title": "Ship it", "count": 2]`.
 extension JSONValue: ExpressibleByStringLiteral, ExpressibleByIntegerLiteral, ExpressibleByFloatLiteral, ExpressibleByBooleanLiteral,
     ExpressibleByArrayLiteral, ExpressibleByDictionaryLiteral {
+    /// A ``string(_:)``.
     public init(stringLiteral value: String) { self = .string(value) }
+    /// A ``number(_:)``.
     public init(integerLiteral value: Int) { self = .number(Double(value)) }
+    /// A ``number(_:)``.
     public init(floatLiteral value: Double) { self = .number(value) }
+    /// A ``bool(_:)``.
     public init(booleanLiteral value: Bool) { self = .bool(value) }
+    /// An ``array(_:)``.
     public init(arrayLiteral elements: JSONValue...) { self = .array(elements) }
+    /// An ``object(_:)``; of two equal keys, the last wins.
     public init(dictionaryLiteral elements: (String, JSONValue)...) { self = .object(Dictionary(elements) { _, last in last }) }
 }

@@ -1,7 +1,9 @@
 import MercatoHooks
 
 /// Named counters per install: `counters.increment` adds to one and answers its value; every
-/// hundredth step emits `counter.milestone` to the apps that subscribe.
+/// hundredth step emits `counter.milestone` to the apps that subscribe, and keeps the milestone
+/// for the org's members to list (the route is in `CountersRoutes.swift`). Two increments of
+/// one counter at the same instant may count once: storage has no compare-and-set.
 struct CountersPlugin: MercatoPlugin {
     static let manifest = PluginManifest(
         id: "counters",
@@ -11,7 +13,8 @@ struct CountersPlugin: MercatoPlugin {
             CommandDefinition("counters.increment", summary: "Add `by` (default 1) to a counter.", requiredScopes: ["counters:write"],
                               args: [ArgField("name", .string(maxLength: 64), required: true), ArgField("by", .number)]),
         ],
-        emits: ["counter.milestone"]
+        emits: ["counter.milestone"],
+        routes: [RouteDefinition(.get, "counters/milestones", minimumRole: .member, summary: "The org's counter milestones, newest first.")]
     )
 
     func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {
@@ -23,13 +26,15 @@ struct CountersPlugin: MercatoPlugin {
         let new = old + by
         _ = try await context.storage.set("counter/" + name, .number(new))
         if Int(new) / 100 > Int(old) / 100 {
-            try await context.api.emit(EventDraft(type: "counter.milestone", data: ["name": .string(name), "value": .number(new)]),
-                                       for: command.install.installID)
+            let milestone: JSONValue = ["name": .string(name), "value": .number(new)]
+            // Sortable ids keep the keys unique across the org, so the route can page through them.
+            _ = try await context.storage.set(PluginSupport.sortableID("milestone"), milestone)
+            try await context.api.emit(EventDraft(type: "counter.milestone", data: milestone), for: command.install.installID)
         }
         return ["name": .string(name), "value": .number(new)]
     }
 
-    /// Uninstalled: drop the install's counters.
+    /// Uninstalled: drop the install's counters and milestones.
     func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws {
         try await context.storage.deleteAll()
     }

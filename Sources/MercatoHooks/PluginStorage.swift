@@ -1,0 +1,32 @@
+/// A plugin's key-value storage for one namespace (an install, or an org's own), with a size
+/// quota kept by the host.
+///
+/// The host binds it to (plugin, namespace): keys of other plugins and other installs are out
+/// of reach. See <doc:Storage>.
+public protocol PluginStorage: Sendable {
+    /// The value and its version, `nil` when absent.
+    func get(_ key: String) async throws -> StoredValue?
+    /// Writes `value`; answers the new version (1 for a new key). Throws ``CommandError`` 413
+    /// `quota_exceeded` when the install's quota would be passed.
+    func set(_ key: String, _ value: JSONValue) async throws -> Int
+    /// `true` when the key existed.
+    func delete(_ key: String) async throws -> Bool
+    /// Keys starting with `prefix`, after `after`, in order, at most `limit`.
+    func keys(prefix: String, after: String?, limit: Int) async throws -> [String]
+    /// Drops everything of this plugin for this install.
+    func deleteAll() async throws
+}
+
+/// A stored value and its version (grows by one per write).
+public struct StoredValue: Sendable, Equatable {
+    /// The value as written.
+    public var value: JSONValue
+    /// 1 after the first write of the key, one more after each write since.
+    public var version: Int
+
+    /// A value at a version, as storage answers it.
+    public init(value: JSONValue, version: Int) {
+        self.value = value
+        self.version = version
+    }
+}
