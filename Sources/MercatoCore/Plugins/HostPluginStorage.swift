@@ -87,8 +87,11 @@ public struct HostOrgStorage: OrgStorage {
         try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, on: $0) }.map(entry)
     }
 
+    /// The namespace of `installID`, which must be an install of this org: the id can come from
+    /// a request, so every call checks it (another org's install, or none, is 404 `not_found`
+    /// and touches nothing).
     public func install(_ installID: String) -> any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock, writes: writes)
+        OrgInstallStorage(base: HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock, writes: writes))
     }
 
     public var own: any PluginStorage {
@@ -99,6 +102,24 @@ public struct HostOrgStorage: OrgStorage {
         StoredEntry(installID: row.install == org ? nil : row.install, key: row.key,
                     value: StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version))
     }
+}
+
+/// An install namespace reached from an org-level call: each call first checks the install
+/// belongs to the org (an install row, live or uninstalled, of that org).
+struct OrgInstallStorage: PluginStorage {
+    let base: HostPluginStorage
+
+    private func checked() async throws -> HostPluginStorage {
+        let owner = try await base.database.read { try await InstallStore.find(id: base.install, on: $0)?.orgId }
+        guard owner == base.org else { throw CommandError.notFound("Install \(base.install) is not an install of this org.") }
+        return base
+    }
+
+    func get(_ key: String) async throws -> StoredValue? { try await checked().get(key) }
+    func set(_ key: String, _ value: JSONValue) async throws -> Int { try await checked().set(key, value) }
+    func delete(_ key: String) async throws -> Bool { try await checked().delete(key) }
+    func keys(prefix: String, after: String?, limit: Int) async throws -> [String] { try await checked().keys(prefix: prefix, after: after, limit: limit) }
+    func deleteAll() async throws { try await checked().deleteAll() }
 }
 
 /// Plugins' storage over `plugin_kv`.
