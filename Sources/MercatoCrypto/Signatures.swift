@@ -21,6 +21,20 @@ public enum Signatures {
         return crypto_sign_verify_detached(signature, message, UInt64(message.count), publicKey) == 0
     }
 
+    /// `message`'s Ed25519 signature (64 bytes) under the key pair made from `seed` (32 bytes),
+    /// and that pair's public key; `nil` for a seed of another length.
+    public static func signEd25519(message: [UInt8], seed: [UInt8]) -> (signature: [UInt8], publicKey: [UInt8])? {
+        Sodium.ready()
+        guard seed.count == Int(crypto_sign_SEEDBYTES) else { return nil }
+        var publicKey = [UInt8](repeating: 0, count: Int(crypto_sign_PUBLICKEYBYTES))
+        var secretKey = [UInt8](repeating: 0, count: Int(crypto_sign_SECRETKEYBYTES))
+        defer { sodium_memzero(&secretKey, secretKey.count) }
+        guard crypto_sign_seed_keypair(&publicKey, &secretKey, seed) == 0 else { return nil }
+        var signature = [UInt8](repeating: 0, count: Int(crypto_sign_BYTES))
+        guard crypto_sign_detached(&signature, nil, message, UInt64(message.count), secretKey) == 0 else { return nil }
+        return (signature, publicKey)
+    }
+
     /// SHA-256 of `data`, lower-case hex.
     public static func sha256Hex(_ data: [UInt8]) -> String {
         Sodium.ready()
@@ -64,6 +78,11 @@ public struct StandardWebhooks: Sendable {
     public static func sign(content: [UInt8], secret: String) -> String? {
         guard let key = secretKey(secret) else { return nil }
         return "v1," + Data(Signatures.hmacSHA256(key: key, message: content)).base64EncodedString()
+    }
+
+    /// The `v1a,<base64>` entry for `content` under the Ed25519 key made from `seed` (32 bytes).
+    public static func signEd25519(content: [UInt8], seed: [UInt8]) -> String? {
+        Signatures.signEd25519(message: content, seed: seed).map { "v1a," + Data($0.signature).base64EncodedString() }
     }
 
     /// `true` when some `v1` entry matches one of `secrets` or some `v1a` entry verifies

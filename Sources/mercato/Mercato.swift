@@ -5,9 +5,10 @@ import ArgumentParser
 struct Mercato: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "mercato",
-        abstract: "A self-hosted, multi-tenant app marketplace runtime.",
+        abstract: "A self-hosted, multi-tenant app marketplace runtime: the server, the operator's tools and the app developer's tools.",
         discussion: "Settings come from MERCATO_* environment variables and DATABASE_URL; see README.md.",
-        subcommands: [Serve.self, Migrate.self, Keys.self, TokenCommand.self, OrgCommand.self, CatalogCommand.self, ProviderCommand.self],
+        subcommands: [Serve.self, Migrate.self, Keys.self, TokenCommand.self, OrgCommand.self, CatalogCommand.self, ProviderCommand.self,
+                      AppCommand.self],
         defaultSubcommand: Serve.self
     )
 }

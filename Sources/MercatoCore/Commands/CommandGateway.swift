@@ -405,7 +405,8 @@ public final class CommandGateway: Sendable {
         APIError(status: 400, code: "missing_header", title: "Missing or malformed header", detail: "The `\(header)` header \(why).")
     }
 
-    static func isIDByte(_ b: UInt8) -> Bool {
+    /// A byte a `webhook-id` may hold (CONTRACT §4: `[A-Za-z0-9_.-]`).
+    public static func isIDByte(_ b: UInt8) -> Bool {
         (b >= 48 && b <= 57) || (b >= 65 && b <= 90) || (b >= 97 && b <= 122) || b == 95 || b == 46 || b == 45
     }
 
