@@ -349,5 +349,19 @@ public enum Schema {
                 "CREATE INDEX plugin_kv_usage ON plugin_kv (plugin_id, install_id, key, size)",
             ]
         },
+        Migration(id: 20, name: "idempotency keys reserved across nodes while their handler runs") { _ in
+            [
+                // Set while one node runs the key's handler (PostgreSQL, several nodes); cleared
+                // by the answer. A node that died holding it stops blocking the key at this time.
+                "ALTER TABLE command_idempotency ADD COLUMN reserved_until BIGINT",
+            ]
+        },
+        Migration(id: 21, name: "command rate state shared by the nodes") { _ in
+            [
+                // GCRA per install across nodes (PostgreSQL): the theoretical arrival time, in
+                // seconds since 1970. A row whose time has passed owes nothing and may go.
+                "CREATE TABLE install_rate_state (install_id TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)",
+            ]
+        },
     ])
 }

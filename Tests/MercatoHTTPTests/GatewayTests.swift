@@ -303,7 +303,8 @@ struct GatewayTests {
             #expect(limited.status == .tooManyRequests && limited.json["code"] as? String == "rate_limited", "\(limited.text)")
             #expect(try await app.call(.put, "/api/v1/installs/\(s.installID)/rate_limit", token: app.operatorToken,
                                        json: ["per_second": 1000, "burst": 1000]).status == .ok)
-            try await Task.sleep(for: .milliseconds(20))   // a raised limit counts at once (not after the old one's 2 s)
+            // A raised limit counts from now: at most one burst of it (1 s here) is owed, not the old one's 2 s.
+            try await Task.sleep(for: .milliseconds(1100))
             let (oh, ob) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag, "ms": 1]], id: "msg_bound_limited")
             #expect(try await app.send(oh, ob).json["code"] as? String == "idempotency_conflict")
             let (rh, rb) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag]], id: "msg_bound_limited")

@@ -49,6 +49,26 @@ func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallC
     }
 }
 
+/// Runs `body` against `count` nodes (each the whole HTTP application over real loopback, with
+/// its own connections) sharing one fresh database of `engine`.
+func withNodes(_ engine: StorageEngine, count: Int, plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
+               _ body: @escaping @Sendable ([AppHarness]) async throws -> Void) async throws {
+    let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
+    let logs = LogCapture()
+    try await withTestNodes(engine, count: count, operatorToken: operatorToken, plugins: plugins, commandTimeout: commandTimeout,
+                            logger: logs.logger()) { runtimes async throws in
+        @Sendable func serve(_ index: Int, _ started: [AppHarness]) async throws {
+            guard index < runtimes.count else { return try await body(started) }
+            let runtime = runtimes[index]
+            let app = buildApplication(runtime: runtime, metrics: nil, logger: logs.logger())
+            try await app.test(.live) { client in
+                try await serve(index + 1, started + [AppHarness(client: client, runtime: runtime, logs: logs, operatorToken: operatorToken, engine: engine)])
+            }
+        }
+        try await serve(0, [])
+    }
+}
+
 /// One Prometheus registry for the test process (the metrics system is bootstrapped once).
 /// Tests run side by side, so they read counters as lower bounds.
 enum TestMetrics {

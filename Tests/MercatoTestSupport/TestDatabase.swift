@@ -102,3 +102,35 @@ public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? =
         return try await body(runtime)
     }
 }
+
+/// `count` runtimes over one fresh database, each with its own connections and the same keyring:
+/// several nodes of one deployment, for tests of what must hold across nodes (CONTRACT §12).
+public func withTestNodes<R>(_ engine: StorageEngine, count: Int, operatorToken: String? = nil, plugins: [any MercatoPlugin] = TestPlugins.all,
+                             commandTimeout: Duration = .seconds(10), logger: Logger = TestDatabase.logger,
+                             _ body: ([MercatoRuntime]) async throws -> R) async throws -> R {
+    try await withTestDatabase(engine) { db in
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        var environment = ["MERCATO_DATA_DIR": dir.path]
+        if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
+        let settings = try Settings(environment: environment)
+        var runtimes = [try MercatoRuntime(settings: settings, database: db.database, vault: try KeyringSource(settings: settings).makeVault(),
+                                           plugins: plugins, commandTimeout: commandTimeout, logger: logger)]
+        var others: [Database] = []
+        func closeOthers() async { for database in others { await database.close() } }
+        do {
+            for _ in 1 ..< count {
+                let database = try await Database.open(db.location, logger: logger)
+                others.append(database)
+                runtimes.append(try MercatoRuntime(settings: settings, database: database, vault: try KeyringSource(settings: settings).makeVault(),
+                                                   plugins: plugins, commandTimeout: commandTimeout, logger: logger))
+            }
+            let result = try await body(runtimes)
+            await closeOthers()
+            return result
+        } catch {
+            await closeOthers()
+            throw error
+        }
+    }
+}

@@ -24,3 +24,16 @@ extension GroupCommit where Operation == CommandLogEntry, Output == Void {
         }
     }
 }
+
+/// Group commit of idempotency reservations (several nodes on PostgreSQL): the handlers about
+/// to run on this node claim their keys together, one statement per batch, so a duplicate that
+/// reached another node finds the key taken (CONTRACT §12: a handler runs at most once per key).
+typealias ReservationBatcher = GroupCommit<CommandStore.Reservation, Bool>
+
+extension GroupCommit where Operation == CommandStore.Reservation, Output == Bool {
+    convenience init(reservationsOn database: Database) {
+        self.init(database: database, maxBatch: 512) { reservations, db in
+            try await CommandStore.reserve(reservations, on: db)
+        }
+    }
+}

@@ -26,6 +26,12 @@ public final class CommandGateway: Sendable {
     /// What a client address may spend on refusals before authentication: beyond it, 429.
     public let failureLimit: RateLimiter.Limit
     let batcher: CommandBatcher
+    /// Reservations of keys across nodes, on PostgreSQL (`nil` on SQLite: one process serves).
+    let reservations: ReservationBatcher?
+    /// Install rates across nodes, on PostgreSQL (`nil` on SQLite: ``limiter`` is exact there).
+    let sharedLimiter: SharedRateLimiter?
+    /// How long a reservation holds a key if its node dies: well past any handler's timeout.
+    let reservationLease: Int64
     let cache = GatewayCache()
     let metrics = MetricHandles()
     private let inFlight = Mutex<Set<String>>([])
@@ -41,6 +47,9 @@ public final class CommandGateway: Sendable {
         self.clock = clock
         self.logger = logger
         self.batcher = CommandBatcher(commandLogOn: database)
+        self.reservations = database.engine == .postgres ? ReservationBatcher(reservationsOn: database) : nil
+        self.sharedLimiter = database.engine == .postgres ? SharedRateLimiter(database: database) : nil
+        self.reservationLease = (host.commandTimeout * 2 + .seconds(5)).millis
     }
 
     /// A request as it arrived.
@@ -251,7 +260,18 @@ public final class CommandGateway: Sendable {
                                        headers: [("Idempotent-Replayed", "true")], outcome: "replayed"), keep: .nothing)
         }
 
-        let decision = limiter.take(target.install.id, limit: target.rate, now: now)
+        let decision: RateLimiter.Decision
+        if let sharedLimiter {
+            do {
+                decision = try await sharedLimiter.take(target.install.id, limit: target.rate, now: now)
+            } catch {
+                logger.error("shared rate state could not be read", metadata: ["error_type": "\(type(of: error))"])
+                return await finish(problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
+                                            headers: Self.retrySoon), keep: .nothing)
+            }
+        } else {
+            decision = limiter.take(target.install.id, limit: target.rate, now: now)
+        }
         rateHeaders = Self.rateHeaders(decision)
         guard decision.allowed else {
             return await finish(problem(APIError(status: 429, code: "rate_limited", title: "Rate limited",
@@ -273,6 +293,23 @@ public final class CommandGateway: Sendable {
             return await finish(problem(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message), requestID: incoming.requestID), keep: .bodyHash)
         }
 
+        if let reservations {
+            // Other nodes may hold the same key: claim it where they all look.
+            let taken: Bool
+            do {
+                taken = try await reservations.submit(CommandStore.Reservation(appId: target.install.appId, webhookId: webhookID, bodySha256: bodyHash,
+                                                                                 until: clock.millis + reservationLease, now: clock.millis))
+            } catch {
+                logger.error("idempotency reservation failed", metadata: ["error_type": "\(type(of: error))"])
+                return await finish(problem(.unavailable("Storage is unavailable; retry with the same webhook-id."), requestID: incoming.requestID,
+                                            headers: Self.retrySoon), keep: .nothing)
+            }
+            guard taken else {
+                return await finish(problem(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
+                                                     detail: "A request with this webhook-id is running or was answered on another node; retry to get its answer."),
+                                            requestID: incoming.requestID), keep: .nothing)
+            }
+        }
         let request = CommandRequest(
             id: commandID, command: commandName, args: body["args"]?.objectValue ?? [:],
             install: InstallInfo(installID: target.install.id, orgID: target.install.orgId, orgName: target.orgName, appKey: target.install.appKey,

@@ -54,8 +54,8 @@ public final class RateLimiter: Sendable {
     }
 
     private func decide(_ key: String, limit: Limit, now: Double, consume: Bool) -> Decision {
-        let interval = 1 / max(limit.perSecond, 0.000_001)
-        let window = interval * Double(max(limit.burst, 1))
+        let interval = limit.interval
+        let window = limit.window
         return state.withLock { state in
             var tat = max(state.tats[key]?.tat ?? now, now)
             if let stored = state.tats[key], stored.limit != limit {
@@ -67,9 +67,7 @@ public final class RateLimiter: Sendable {
             let next = tat + interval
             // (A millionth of an interval of slack: a hundred additions of 0.01 are not exactly 1.)
             if consume && next - now > window + interval * 1e-6 {
-                let wait = next - window - now
-                return Decision(allowed: false, limit: limit.burst, remaining: 0,
-                                resetSeconds: Int((tat - now).rounded(.up)), retryAfterSeconds: max(1, Int(wait.rounded(.up))))
+                return .refused(at: tat, limit: limit, now: now)
             }
             let used = consume ? next : tat
             if consume {
@@ -80,10 +78,29 @@ public final class RateLimiter: Sendable {
                     state.pruneAt = max(minimumPruneAt, state.tats.count * 2)
                 }
             }
-            let remaining = Int(((window - (used - now)) / interval + 1e-6).rounded(.down))
-            return Decision(allowed: true, limit: limit.burst, remaining: max(0, remaining),
-                            resetSeconds: Int((used - now).rounded(.up)), retryAfterSeconds: 0)
+            return .allowed(at: used, limit: limit, now: now)
         }
+    }
+}
+
+extension RateLimiter.Limit {
+    /// Seconds between two requests at the sustained rate.
+    public var interval: Double { 1 / max(perSecond, 0.000_001) }
+    /// How far ahead of now the arrival time may run: the burst.
+    public var window: Double { interval * Double(max(burst, 1)) }
+}
+
+extension RateLimiter.Decision {
+    /// A request allowed, leaving the key's arrival time at `tat`.
+    static func allowed(at tat: Double, limit: RateLimiter.Limit, now: Double) -> Self {
+        let remaining = Int(((limit.window - (tat - now)) / limit.interval + 1e-6).rounded(.down))
+        return Self(allowed: true, limit: limit.burst, remaining: max(0, remaining), resetSeconds: Int((tat - now).rounded(.up)), retryAfterSeconds: 0)
+    }
+
+    /// A request refused while the key's arrival time is `tat`.
+    static func refused(at tat: Double, limit: RateLimiter.Limit, now: Double) -> Self {
+        let wait = tat + limit.interval - limit.window - now
+        return Self(allowed: false, limit: limit.burst, remaining: 0, resetSeconds: Int((tat - now).rounded(.up)), retryAfterSeconds: max(1, Int(wait.rounded(.up))))
     }
 }
 

@@ -39,6 +39,8 @@ public struct RetentionService: Service {
         let idempotencyCutoff = now - idempotency.components.seconds * 1000
         let logCutoff = now - commandLog.components.seconds * 1000
         let removedKeys = try await database.transaction { try await CommandStore.expireIdempotency(before: idempotencyCutoff, on: $0) }
+        // Shared rate state that owes nothing changes no decision (several nodes on PostgreSQL).
+        _ = try await database.transaction { try await CommandStore.expireRateState(before: Double(now) / 1000, on: $0) }
         var removedRows = 0
         while true {
             let n = try await database.transaction { try await CommandStore.expireLog(before: logCutoff, limit: 5000, on: $0) }

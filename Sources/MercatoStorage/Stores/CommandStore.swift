@@ -148,8 +148,58 @@ public enum CommandStore {
     /// already kept stays (another node won).
     static let keepFirstAnswer = """
         ON CONFLICT (app_id, webhook_id) DO UPDATE SET http_status = excluded.http_status, response = excluded.response,
-            created_at = excluded.created_at WHERE command_idempotency.http_status = 0
+            created_at = excluded.created_at, reserved_until = NULL WHERE command_idempotency.http_status = 0
         """
+
+    /// A node's claim on an idempotency key while it runs the key's handler (several nodes on
+    /// PostgreSQL): the row is the key's unanswered row, with `reserved_until` set.
+    public struct Reservation: Sendable {
+        public var appId: String
+        public var webhookId: String
+        public var bodySha256: String
+        public var until: Int64
+        public var now: Int64
+        public init(appId: String, webhookId: String, bodySha256: String, until: Int64, now: Int64) {
+            self.appId = appId
+            self.webhookId = webhookId
+            self.bodySha256 = bodySha256
+            self.until = until
+            self.now = now
+        }
+    }
+
+    /// Takes the reservations of a batch in one statement (one array per column); answers, in
+    /// order, whether each was taken. A key is taken when it is new, or unanswered with the same
+    /// body and no live reservation; an answered key, another body, or a reservation another node
+    /// still holds is not. PostgreSQL only: on SQLite one process serves, and its in-process
+    /// guard is exact.
+    public static func reserve(_ batch: [Reservation], on db: any SQLDatabase) async throws -> [Bool] {
+        precondition(db.dialect.name == "postgresql", "reservations are for several nodes on PostgreSQL")
+        // One row per key in the statement (PostgreSQL refuses to update a row twice in one
+        // statement); a second claim of a key in the same batch is not taken.
+        var seen = Set<String>()
+        let firsts = batch.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
+        let batch = zip(batch, firsts).filter(\.1).map(\.0)
+        let rows = try await db.raw("""
+            INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
+            SELECT a, w, b, 0, '', c, u FROM unnest(\(bind: batch.map(\.appId)), \(bind: batch.map(\.webhookId)), \(bind: batch.map(\.bodySha256)),
+                \(bind: batch.map(\.now)), \(bind: batch.map(\.until))) AS t(a, w, b, c, u)
+            ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
+            WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
+                AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
+            RETURNING app_id, webhook_id
+            """).all()
+        var taken = Set<String>()
+        for row in rows { taken.insert(try row.decode(column: "app_id", as: String.self) + "\u{0}" + row.decode(column: "webhook_id", as: String.self)) }
+        var result: [Bool] = []
+        result.reserveCapacity(firsts.count)
+        var next = batch.makeIterator()
+        for first in firsts {
+            guard first, let claim = next.next() else { result.append(false); continue }
+            result.append(taken.contains(claim.appId + "\u{0}" + claim.webhookId))
+        }
+        return result
+    }
 
     /// Stores answers with multi-row statements (`unnest` on PostgreSQL, as above); a key that
     /// already has an answer keeps it.
@@ -281,6 +331,66 @@ public enum CommandStore {
         q.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")
         q.appendInterpolation(bind: limit)
         return try await db.raw(q).all(decoding: CommandLogRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Requests of one key in a batch, for the command rate shared across nodes (GCRA with the
+    /// sequence's arithmetic done here: `count` arrivals at `now`, one per `interval`, within `window`).
+    public struct RateClaim: Sendable {
+        public var key: String
+        public var count: Int
+        public var interval: Double
+        public var window: Double
+        public var now: Double
+        public init(key: String, count: Int, interval: Double, window: Double, now: Double) {
+            self.key = key
+            self.count = count
+            self.interval = interval
+            self.window = window
+            self.now = now
+        }
+    }
+
+    /// Takes what each key's state allows of its claim, in one transaction with the keys' rows
+    /// locked in key order (so batches of several nodes never deadlock); answers, per key, the
+    /// arrival time the claim started from (at most one window ahead of `now`) and how many
+    /// requests were taken. PostgreSQL only: on SQLite one process serves and keeps the state.
+    public static func takeRates(_ claims: [RateClaim], on db: any SQLDatabase, again: Bool = true) async throws -> [String: (base: Double, taken: Int)] {
+        precondition(db.dialect.name == "postgresql", "the shared rate state is for several nodes on PostgreSQL")
+        precondition(Set(claims.map(\.key)).count == claims.count, "one claim per key")
+        let keys = claims.map(\.key)
+        try await db.raw("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(bind: keys)) AS t(k) ON CONFLICT DO NOTHING").run()
+        let rows = try await db.raw("""
+            WITH claim AS (
+                SELECT * FROM unnest(\(bind: keys), \(bind: claims.map { Int64($0.count) }), \(bind: claims.map(\.interval)),
+                                     \(bind: claims.map(\.window)), \(bind: claims.map(\.now))) AS t(k, n, i, w, c)
+            ), current AS (
+                SELECT s.install_id, LEAST(GREATEST(s.tat, claim.c), claim.c + claim.w) AS base, claim.n, claim.i, claim.w, claim.c
+                FROM install_rate_state s JOIN claim ON claim.k = s.install_id
+                ORDER BY s.install_id FOR UPDATE OF s
+            ), decided AS (
+                SELECT install_id, base, i, LEAST(n, GREATEST(0, floor((w - (base - c)) / i + 0.000001)))::BIGINT AS taken FROM current
+            )
+            UPDATE install_rate_state s SET tat = decided.base + decided.taken * decided.i FROM decided
+            WHERE s.install_id = decided.install_id
+            RETURNING s.install_id, decided.base, decided.taken
+            """).all()
+        var result: [String: (base: Double, taken: Int)] = [:]
+        for row in rows {
+            result[try row.decode(column: "install_id", as: String.self)] = (try row.decode(column: "base", as: Double.self),
+                                                                             Int(try row.decode(column: "taken", as: Int64.self)))
+        }
+        // A row the retention sweep removed between the two statements (it owed nothing) is
+        // made again.
+        let missing = claims.filter { result[$0.key] == nil }
+        if again && !missing.isEmpty {
+            result.merge(try await takeRates(missing, on: db, again: false)) { first, _ in first }
+        }
+        return result
+    }
+
+    /// Forgets rate state that owes nothing at `now` (seconds); answers how many rows went.
+    public static func expireRateState(before now: Double, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("DELETE FROM install_rate_state WHERE tat < \(bind: now) RETURNING install_id").all().count
     }
 
     public static func setRateLimit(install: String, perSecond: Double, burst: Int, at millis: Int64, on db: any SQLDatabase) async throws {

@@ -1,0 +1,66 @@
+import Foundation
+import HTTPTypes
+import MercatoHooks
+import MercatoStorage
+import MercatoTestSupport
+import Synchronization
+import Testing
+
+/// CONTRACT §12 on two nodes over one PostgreSQL database, each a whole application over loopback.
+@Suite("Several nodes on one PostgreSQL")
+struct SeveralNodesTests {
+    /// Duplicates of one command spread over both nodes while the first copy runs: the handler
+    /// runs once; every other copy is told the key is in progress; afterwards both nodes replay
+    /// the one answer.
+    @Test func aDuplicateRunsOnceWhicheverNodeItReaches() async throws {
+        try await withNodes(.postgres, count: 2, plugins: GatewayTests.plugins) { nodes in
+            let s = try await nodes[0].commandSender()
+            let tag = "nodes-" + UUID().uuidString
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "probe.count", "args": ["tag": tag, "ms": 300]])
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0 ..< 40 { group.addTask { try await nodes[i % 2].sendConcurrently(h, b) } }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            #expect(ProbePlugin.calls.withLock { $0[tag] } == 1)
+            let ok = answers.filter { $0.status == .ok }
+            #expect(ok.count >= 1)
+            #expect(Set(ok.map(\.text)).count == 1)
+            for a in answers where a.status != .ok {
+                #expect(a.status == .conflict && a.json["code"] as? String == "idempotency_in_progress", "\(a.status) \(a.text)")
+            }
+            for node in nodes {
+                let replay = try await node.sendConcurrently(h, b)
+                #expect(replay.status == .ok, "\(replay.text)")
+                #expect(replay.headers[HTTPField.Name("Idempotent-Replayed")!] == "true")
+                #expect(replay.text == ok.first?.text)
+            }
+            #expect(ProbePlugin.calls.withLock { $0[tag] } == 1)
+        }
+    }
+
+    /// An install's rate is one allowance across the nodes, not one per node: a burst of 10
+    /// (refilling at 2/s) offered 40 distinct commands over two nodes at once lets about 10 pass.
+    @Test func anInstallsRateHoldsAcrossNodes() async throws {
+        try await withNodes(.postgres, count: 2, plugins: GatewayTests.plugins) { nodes in
+            let s = try await nodes[0].commandSender()
+            let set = try await nodes[1].call(.put, "/api/v1/installs/\(s.installID)/rate_limit", token: nodes[1].operatorToken,
+                                              json: ["per_second": 2, "burst": 10])
+            #expect(set.status == .ok, "\(set.text)")
+            let started = ContinuousClock.now
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0 ..< 40 {
+                    let (h, b) = try s.sign(["install_id": s.installID, "command": "ping"])
+                    group.addTask { try await nodes[i % 2].sendConcurrently(h, b) }
+                }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            let seconds = Double((ContinuousClock.now - started).components.seconds) + 1
+            let passed = answers.filter { $0.status == .ok }.count
+            // One node alone would let 10 through, two nodes with their own state 20.
+            #expect(passed >= 10 && Double(passed) <= 10 + 2 * seconds, "\(passed) passed in under \(seconds) s")
+            for a in answers where a.status != .ok {
+                #expect(a.status == .tooManyRequests && a.json["code"] as? String == "rate_limited", "\(a.status) \(a.text)")
+            }
+        }
+    }
+}
