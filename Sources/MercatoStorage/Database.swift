@@ -34,6 +34,15 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
     public var description: String { message }
 }
 
+/// Storage did not answer in time (no PostgreSQL connection could be had within
+/// ``Database/leaseTimeout``, or the server went away mid-statement): the request may be sent
+/// again. HTTP answers it with 503 `storage_unavailable` and `Retry-After`.
+public struct StorageUnavailable: Error, CustomStringConvertible {
+    public let message: String
+    public init(_ message: String) { self.message = message }
+    public var description: String { message }
+}
+
 /// One storage API over both engines.
 ///
 /// Reads run on any connection. Writes run in ``transaction(_:)``: on PostgreSQL a pooled
@@ -158,20 +167,103 @@ public final class Database: Sendable {
     }
 
     /// Runs `body` on a connection for reading (autocommit).
-    public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+    ///
+    /// On PostgreSQL a read answers within ``readTimeout`` or throws ``StorageUnavailable``: a
+    /// statement caught on a connection as the server stops or starts can otherwise wait
+    /// without end (seen in the restart drill), and a read abandoned changes nothing.
+    public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
         case .sqlite(_, let readers, _, let next, _):
             return try await body(readers[next.increment() % readers.count].sql())
         case .postgres(let client, _):
-            return try await client.withConnection { try await body($0.sql()) }
+            return try await bounded(client) { try await body($0.sql()) }
+        }
+    }
+
+    /// How long a PostgreSQL read may take in all, connection lease included.
+    static let readTimeout: Duration = .seconds(5)
+
+    /// `body` on a leased connection, answered within `timeout`: past it the caller is
+    /// told storage is unavailable and the read goes on alone until it ends (its answer unused).
+    private func bounded<R: Sendable>(_ client: PostgresClient, timeout: Duration = readTimeout,
+                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        let once = ResumeOnce<R>()
+        return try await withCheckedThrowingContinuation { continuation in
+            once.set(continuation)
+            let location = self.location
+            let timer = Task {
+                try await Task.sleep(for: timeout)
+                once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(timeout) (\(location))")))
+            }
+            Task {
+                let result: Result<R, any Error>
+                do { result = .success(try await self.leased(client, body)) } catch { result = .failure(error) }
+                timer.cancel()
+                once.resume(with: result)
+            }
         }
     }
 
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
     /// paths); `nil` on SQLite, where the caller takes its generic path.
-    func withPostgres<R: Sendable>(_ body: (PostgresConnection) async throws -> R) async throws -> R? {
+    func withPostgres<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         guard case .postgres(let client, _) = backend else { return nil }
-        return try await client.withConnection { try await body($0) }
+        return try await bounded(client, body)
+    }
+
+    /// How long a statement may wait for a pooled PostgreSQL connection. The pool itself waits
+    /// for a server that went away until its circuit breaker trips (a minute); a request must
+    /// not hang that long: past this it is told to retry (`StorageUnavailable`).
+    static let leaseTimeout: Duration = .seconds(3)
+
+    /// Runs `body` on a pooled connection, leased within ``leaseTimeout``; the statement itself
+    /// has no deadline here. A connection that fails under it is reported as unavailable.
+    private func leased<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        let leased = LeaseFlag()
+        do {
+            return try await withThrowingTaskGroup(of: R?.self) { group in
+                group.addTask {
+                    try await client.withConnection { connection in
+                        leased.value.withLock { $0 = true }
+                        return try await body(connection)
+                    }
+                }
+                group.addTask {
+                    try await Task.sleep(for: Self.leaseTimeout)
+                    guard leased.value.withLock({ $0 }) else {
+                        throw StorageUnavailable("no PostgreSQL connection within \(Self.leaseTimeout) (\(self.location) unreachable?)")
+                    }
+                    return nil
+                }
+                while let next = try await group.next() {
+                    if let result = next {
+                        group.cancelAll()
+                        return result
+                    }
+                }
+                throw CancellationError()
+            }
+        } catch let error as PSQLError where Self.isConnectionFailure(error) {
+            throw StorageUnavailable("the PostgreSQL connection failed: \(error.code)")
+        } catch where String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") {
+            // The pool's own refusal (its circuit breaker open after a minute of failed connects);
+            // its type lives in a module PostgresNIO does not export.
+            throw StorageUnavailable("the PostgreSQL pool could not lease a connection")
+        }
+    }
+
+    private static func isConnectionFailure(_ error: PSQLError) -> Bool {
+        switch error.code {
+        case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .failedToAddSSLHandler:
+            return true
+        case .server:
+            // SQLSTATE class 08 (connection exception) and 57 (operator intervention: the
+            // server shutting down or starting up, `57P01`-`57P03`).
+            let state = error.serverInfo?[.sqlState] ?? ""
+            return state.hasPrefix("08") || state.hasPrefix("57P")
+        default:
+            return false
+        }
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
@@ -186,11 +278,29 @@ public final class Database: Sendable {
                 }
             }
         case .postgres(let client, _):
-            return try await client.withConnection { connection in
-                try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+            return try await withoutActuallyEscaping(body) { body in
+                try await leased(client) { connection in
+                    try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+                }
             }
         }
     }
+
+    /// ``transaction(_:)`` answered within ``batchTimeout`` on PostgreSQL, for the group commits
+    /// of the request path: a transaction caught on a connection as the server stops can
+    /// otherwise wait without end, and every later batch of its group commit behind it (seen in
+    /// the restart drill). Past the deadline the callers are told storage is unavailable (503,
+    /// retry with the same key); the abandoned transaction either fails or commits on its own,
+    /// which a retry then finds. Long jobs (migrations, sweeps) use ``transaction(_:)``.
+    public func boundedTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        guard case .postgres(let client, _) = backend else { return try await transaction(body) }
+        return try await bounded(client, timeout: Self.batchTimeout) { connection in
+            try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+        }
+    }
+
+    /// How long a group commit's transaction may take in all on PostgreSQL.
+    static let batchTimeout: Duration = .seconds(5)
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await db.raw(SQLQueryString(begin)).run()
@@ -255,3 +365,24 @@ final class Counter: Sendable {
     func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max }
 }
 
+/// Set once a statement has its connection (see `Database.leased`).
+private final class LeaseFlag: Sendable {
+    let value = Mutex(false)
+}
+
+/// A continuation resumed by whichever of two tasks ends first (see `Database.bounded`).
+private final class ResumeOnce<R: Sendable>: Sendable {
+    private let continuation = Mutex<CheckedContinuation<R, any Error>?>(nil)
+
+    func set(_ continuation: CheckedContinuation<R, any Error>) {
+        self.continuation.withLock { $0 = continuation }
+    }
+
+    func resume(with result: Result<R, any Error>) {
+        let waiting = continuation.withLock { stored -> CheckedContinuation<R, any Error>? in
+            defer { stored = nil }
+            return stored
+        }
+        waiting?.resume(with: result)
+    }
+}

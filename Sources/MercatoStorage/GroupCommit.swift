@@ -8,7 +8,8 @@ import Synchronization
 /// statements, and on SQLite the single writer is taken once per batch.
 ///
 /// When `apply` or the commit throws, the batch is rolled back and each operation is applied
-/// again alone in its own transaction, so a failure reaches only the caller it belongs to.
+/// again alone in its own transaction, so a failure reaches only the caller it belongs to;
+/// when storage is unreachable (``StorageUnavailable``) every caller of the batch is told at once.
 /// `apply` may therefore see an operation twice; it must only touch the database.
 public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable {
     /// Applies a batch in order; answers one output per operation, in the same order.
@@ -65,18 +66,26 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                 committed?(batch.count)
                 for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
                 continue
-            } catch where batch.count == 1 {
-                batch[0].continuation.resume(throwing: error)
+            } catch where batch.count == 1 || error is StorageUnavailable {
+                // Alone, or storage unreachable (applying each again alone would only wait for
+                // a connection once per operation): every caller is told at once.
+                for waiter in batch { waiter.continuation.resume(throwing: error) }
                 continue
             } catch {}
             // Whose failure it was is not known (PostgreSQL aborts the whole transaction on an
             // error): each operation is applied again alone.
+            var unreachable: (any Error)?
             for waiter in batch {
+                if let unreachable {
+                    waiter.continuation.resume(throwing: unreachable)
+                    continue
+                }
                 do {
                     let output = try await run([waiter.operation])
                     committed?(1)
                     waiter.continuation.resume(returning: output[0])
                 } catch {
+                    if error is StorageUnavailable { unreachable = error }
                     waiter.continuation.resume(throwing: error)
                 }
             }
@@ -85,7 +94,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
 
     private func run(_ operations: [Operation]) async throws -> [Output] {
         let apply = self.apply
-        let outputs = try await database.transaction { try await apply(operations, $0) }
+        let outputs = try await database.boundedTransaction { try await apply(operations, $0) }
         guard outputs.count == operations.count else {
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }

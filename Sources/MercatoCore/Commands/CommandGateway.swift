@@ -404,12 +404,12 @@ public final class CommandGateway: Sendable {
             guard let check = try await CommandStore.check(install: installID, webhookID: "", on: db),
                   let found = try await InstallStore.find(id: installID, on: db),
                   let org = try await OrgStore.find(id: found.orgId, on: db), let app = try await AppStore.find(id: found.appId, on: db),
-                  let manifest = try await registry.manifests.manifest(appID: app.id, version: app.latestVersion, on: db)
+                  let manifest = try await self.registry.manifests.manifest(appID: app.id, version: app.latestVersion, on: db)
             else { return nil }
             let plan = Plan(rawValue: org.plan) ?? .free
             var install = found
             if install.removedAt != nil { install.status = .uninstalled }
-            let secrets = manifest.commandSigning.type == "hmac" ? try await registry.verificationSecrets(of: app, kind: .command, on: db) : []
+            let secrets = manifest.commandSigning.type == "hmac" ? try await self.registry.verificationSecrets(of: app, kind: .command, on: db) : []
             let target = Target(install: install, orgName: org.name, plan: plan, signing: manifest.commandSigning,
                                 rate: PlanLimits.defaultCommandRates[plan]!, scopes: install.scopes)
             return GatewayCache.Entry(target: target, stamp: check.stamp,

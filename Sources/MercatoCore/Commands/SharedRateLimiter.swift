@@ -1,3 +1,4 @@
+import Foundation
 import MercatoStorage
 import SQLKit
 
@@ -16,7 +17,7 @@ final class SharedRateLimiter: Sendable {
 
     init(database: Database) {
         commit = GroupCommit(database: database, maxBatch: 512) { takes, db in
-            try await Self.apply(takes, on: db)
+            try await Self.apply(takes, at: Date().timeIntervalSince1970, on: db)
         }
     }
 
@@ -28,7 +29,11 @@ final class SharedRateLimiter: Sendable {
 
     /// One claim per key (its requests in arrival order, under the latest limit and time), then
     /// the first `taken` of each key's requests are allowed and the rest refused.
-    static func apply(_ takes: [Take], on db: any SQLDatabase) async throws -> [RateLimiter.Decision] {
+    ///
+    /// Decided at `time` (when the batch runs) when that is later than the requests' own: a
+    /// request that waited (for a connection, behind a slow batch) is judged when it is
+    /// admitted, not refused because other requests were admitted while it waited.
+    static func apply(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [RateLimiter.Decision] {
         var order: [String] = []
         var positions: [String: [Int]] = [:]
         for (index, take) in takes.enumerated() {
@@ -38,7 +43,7 @@ final class SharedRateLimiter: Sendable {
         let claims = order.map { key -> CommandStore.RateClaim in
             let last = takes[positions[key]!.last!]
             return CommandStore.RateClaim(key: key, count: positions[key]!.count, interval: last.limit.interval, window: last.limit.window,
-                                          now: positions[key]!.map { takes[$0].now }.max()!)
+                                          now: max(time, positions[key]!.map { takes[$0].now }.max()!))
         }
         let outcome = try await CommandStore.takeRates(claims, on: db)
         var decisions = [RateLimiter.Decision?](repeating: nil, count: takes.count)

@@ -63,7 +63,7 @@ public final class TokenRefresher: Sendable {
         let now = oauth.clock.millis
         var refreshed = 0
         do {
-            let due = try await oauth.database.read { try await ConnectionStore.due(now: now, margin: margin, limit: limit, on: $0) }
+            let due = try await oauth.database.read { try await ConnectionStore.due(now: now, margin: self.margin, limit: limit, on: $0) }
             for installID in due {
                 do {
                     _ = try await sharedRefresh(installID)
@@ -239,8 +239,8 @@ public final class TokenRefresher: Sendable {
             guard let record = try await ConnectionStore.find(install: installID, on: db) else { throw TokenError.notConnected }
             guard record.status == .connected else { throw TokenError.needsReconnect }
             let access = ConnectionTokens.access(org: record.orgId, install: installID)
-            guard let token = try await oauth.secrets.get(access, on: db) else { throw TokenError.notConnected }
-            let refresh = try await oauth.secrets.get(ConnectionTokens.refresh(org: record.orgId, install: installID), on: db)
+            guard let token = try await self.oauth.secrets.get(access, on: db) else { throw TokenError.notConnected }
+            let refresh = try await self.oauth.secrets.get(ConnectionTokens.refresh(org: record.orgId, install: installID), on: db)
             return Snapshot(record: record,
                             token: AccessToken(token: token, expiresAt: record.expiresAt.map { Timestamp.date(millis: $0) },
                                                scopes: record.scopes),

@@ -73,6 +73,10 @@ struct RequestMiddleware: RouterMiddleware {
             return .from(httpStatus: error.status, message: error.body)
         case let error as DecodingError:
             return JSONBody.problem(for: error)
+        case is StorageUnavailable:
+            // PostgreSQL unreachable (restarting, failing over): nothing was done, send it again.
+            return APIError(status: 503, code: "storage_unavailable", title: "Service unavailable",
+                            detail: "Storage is unavailable for the moment; retry the request.", headers: ["Retry-After": "1"])
         case is VaultError:
             // Stored data failed authentication (tampered, or copied between rows): say so without
             // saying anything about the value.

@@ -352,8 +352,10 @@ public enum CommandStore {
 
     /// Takes what each key's state allows of its claim, in one transaction with the keys' rows
     /// locked in key order (so batches of several nodes never deadlock); answers, per key, the
-    /// arrival time the claim started from (at most one window ahead of `now`) and how many
-    /// requests were taken. PostgreSQL only: on SQLite one process serves and keeps the state.
+    /// arrival time the claim started from and how many requests were taken. The state never
+    /// moves back: a batch whose `now` is older than another node's already committed one (its
+    /// requests waited longer) starts from the stored time, so late batches cannot lower it and
+    /// let more through. PostgreSQL only: on SQLite one process serves and keeps the state.
     public static func takeRates(_ claims: [RateClaim], on db: any SQLDatabase, again: Bool = true) async throws -> [String: (base: Double, taken: Int)] {
         precondition(db.dialect.name == "postgresql", "the shared rate state is for several nodes on PostgreSQL")
         precondition(Set(claims.map(\.key)).count == claims.count, "one claim per key")
@@ -364,7 +366,7 @@ public enum CommandStore {
                 SELECT * FROM unnest(\(bind: keys), \(bind: claims.map { Int64($0.count) }), \(bind: claims.map(\.interval)),
                                      \(bind: claims.map(\.window)), \(bind: claims.map(\.now))) AS t(k, n, i, w, c)
             ), current AS (
-                SELECT s.install_id, LEAST(GREATEST(s.tat, claim.c), claim.c + claim.w) AS base, claim.n, claim.i, claim.w, claim.c
+                SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
                 FROM install_rate_state s JOIN claim ON claim.k = s.install_id
                 ORDER BY s.install_id FOR UPDATE OF s
             ), decided AS (
@@ -398,6 +400,10 @@ public enum CommandStore {
             INSERT INTO install_rate_limits (install_id, per_second, burst, updated_at) VALUES (\(bind: install), \(bind: perSecond), \(bind: burst), \(bind: millis))
             ON CONFLICT (install_id) DO UPDATE SET per_second = excluded.per_second, burst = excluded.burst, updated_at = excluded.updated_at
             """).run()
+        // The shared state carries at most one burst of the new limit's debt, so a raised limit
+        // counts at once rather than after the old one's debt is paid (as the local limiter does).
+        let limit = Double(millis) / 1000 + Double(max(burst, 1)) / max(perSecond, 0.000_001)
+        try await db.raw("UPDATE install_rate_state SET tat = CASE WHEN tat > \(bind: limit) THEN \(bind: limit) ELSE tat END WHERE install_id = \(bind: install)").run()
     }
 
     public static func rateLimit(install: String, on db: any SQLDatabase) async throws -> (perSecond: Double, burst: Int)? {
