@@ -1,0 +1,275 @@
+import Foundation
+import HTTPTypes
+import Hummingbird
+import HummingbirdTesting
+import MercatoCore
+import MercatoStorage
+import MercatoTestSupport
+import NIOCore
+import SQLKit
+import Testing
+
+/// A browser's view of the app in a test: cookies kept between calls, forms sent with the
+/// page's CSRF token.
+final class PageBrowser: @unchecked Sendable {
+    let app: AppHarness
+    var cookies: [String: String] = [:]
+
+    init(_ app: AppHarness) { self.app = app }
+
+    @discardableResult
+    func get(_ path: String) async throws -> Answer {
+        try await send(.get, path, body: nil)
+    }
+
+    /// Posts `fields` as a form; `csrf` nil sends the token of the last page read from `from`.
+    @discardableResult
+    func post(_ path: String, _ fields: [String: String], csrfFrom page: String? = nil, csrf: Bool = true) async throws -> Answer {
+        var fields = fields
+        if csrf {
+            let source = try await get(page ?? "/login")
+            let token: String = try #require(Self.csrf(in: source.text))
+            fields["csrf_token"] = token
+        }
+        let body = fields.map { "\($0.key)=\($0.value.addingPercentEncoding(withAllowedCharacters: .alphanumerics) ?? "")" }.joined(separator: "&")
+        return try await send(.post, path, body: body)
+    }
+
+    private func send(_ method: HTTPRequest.Method, _ path: String, body: String?) async throws -> Answer {
+        var headers: HTTPFields = [:]
+        if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
+        if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        let answer = try await app.call(method, path, raw: body, contentType: nil, headers: headers)
+        for line in answer.headers[values: .setCookie] {
+            let pair = line.split(separator: ";")[0].split(separator: "=", maxSplits: 1)
+            let name = String(pair[0])
+            let value = pair.count > 1 ? String(pair[1]) : ""
+            if value.isEmpty || line.contains("Max-Age=0") { cookies[name] = nil } else { cookies[name] = value }
+        }
+        return answer
+    }
+
+    static func csrf(in html: String) -> String? {
+        guard let range = html.range(of: #"name="csrf_token" value="([0-9a-f]+)""#, options: .regularExpression) else { return nil }
+        return String(html[range].dropFirst(#"name="csrf_token" value=""#.count).dropLast())
+    }
+}
+
+extension AppHarness {
+    /// An invitation link made through the API.
+    func invite(org: String, email: String, role: String, by token: String) async throws -> String {
+        let answer = try await call(.post, "/api/v1/orgs/\(org)/invitations", token: token, json: ["email": email, "role": role])
+        #expect(answer.status == .created, "\(answer.text)")
+        return try #require(answer.json["url"] as? String)
+    }
+
+    /// A signed-in browser for a new person with `role` in `org`.
+    func signedIn(org: String, role: String, by token: String, email: String) async throws -> PageBrowser {
+        let url = try await invite(org: org, email: email, role: role, by: token)
+        let path = String(url.dropFirst(runtime.settings.publicURL.count))
+        let browser = PageBrowser(self)
+        let joined = try await browser.post(path, ["name": "Person \(role)", "password": "correct horse battery"], csrfFrom: path)
+        #expect(joined.status == .seeOther)
+        return browser
+    }
+}
+
+@Suite("Pages: people, sessions, CSRF, headers, escaping")
+struct WebPagesTests {
+    @Test(arguments: TestEngines.all)
+    func invitationRulesOverTheAPI(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            let (_, otherOwner) = try await app.makeOrg(name: "Other")
+            let admin = try await app.makeToken(org: org, role: "admin", by: owner)
+            let member = try await app.makeToken(org: org, role: "member", by: owner)
+            let made = try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: owner, json: ["email": "Ada@Example.com", "role": "admin"])
+            #expect(made.status == .created)
+            #expect((made.json["id"] as? String)?.hasPrefix("inv_") == true)
+            #expect((made.json["url"] as? String)?.hasPrefix(app.runtime.settings.publicURL + "/invite/") == true)
+            expectProblem(try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: admin, json: ["email": "b@example.com", "role": "owner"]),
+                          .forbidden, "forbidden")
+            #expect(try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: admin, json: ["email": "b@example.com", "role": "admin"]).status == .created)
+            expectProblem(try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: member, json: ["email": "c@example.com", "role": "member"]),
+                          .forbidden, "forbidden")
+            expectProblem(try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: otherOwner, json: ["email": "d@example.com", "role": "member"]),
+                          .notFound, "not_found")
+            expectProblem(try await app.call(.post, "/api/v1/orgs/\(org)/invitations", token: owner, json: ["email": "nope", "role": "member"]),
+                          .unprocessableContent, "invalid_request")
+            // Only the digest of the link's token is stored.
+            let token = String((made.json["url"] as! String).split(separator: "/").last!)
+            let stored = try await app.runtime.database.read { db in
+                try await db.raw("SELECT token_hash FROM invitations").all().map { try $0.decode(column: "token_hash", as: String.self) }
+            }
+            #expect(!stored.isEmpty && !stored.contains(token))
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func invitationPageCreatesAPersonOnceWithArgon2idAndASession(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            let url = try await app.invite(org: org, email: "ada@example.com", role: "admin", by: owner)
+            let path = String(url.dropFirst(app.runtime.settings.publicURL.count))
+            let browser = PageBrowser(app)
+            let page = try await browser.get(path)
+            #expect(page.status == .ok)
+            #expect(page.text.contains("<label for=\"password\">Password</label>"))
+
+            // A POST without the CSRF token is a 403 page and uses nothing.
+            let forged = try await browser.post(path, ["name": "Ada", "password": "correct horse battery"], csrf: false)
+            #expect(forged.status == .forbidden)
+            #expect(forged.headers[.contentType] == "text/html; charset=utf-8")
+            #expect(try await browser.get(path).status == .ok)
+            let people = try await app.runtime.database.read { try await $0.raw("SELECT COUNT(*) AS n FROM user_credentials").first()!.decode(column: "n", as: Int.self) }
+            #expect(people == 0)
+
+            // A short password is shown beside its field.
+            let short = try await browser.post(path, ["name": "Ada", "password": "short"], csrfFrom: path)
+            #expect(short.status == .unprocessableContent)
+            #expect(short.text.contains("id=\"password-error\""))
+
+            let joined = try await browser.post(path, ["name": "Ada", "password": "correct horse battery"], csrfFrom: path)
+            #expect(joined.status == .seeOther)
+            let cookie = try #require(joined.headers[values: .setCookie].first { $0.hasPrefix("mercato_session=") })
+            #expect(cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax") && !cookie.contains("Secure"))
+            let market = try await browser.get("/marketplace")
+            #expect(market.status == .ok)
+            #expect(market.text.contains("Ada"))
+
+            // Argon2id at rest; the session cookie only as a digest.
+            let (hash, sessions) = try await app.runtime.database.read { db in
+                (try await db.raw("SELECT password_hash FROM user_credentials").first()!.decode(column: "password_hash", as: String.self),
+                 try await db.raw("SELECT token_hash FROM web_sessions").all().map { try $0.decode(column: "token_hash", as: String.self) })
+            }
+            #expect(hash.hasPrefix("$argon2id$"))
+            #expect(!sessions.contains(browser.cookies["mercato_session"] ?? "?"))
+
+            // The link is single use.
+            #expect(try await PageBrowser(app).get(path).status == .notFound)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func signInSaysNothingAboutWhichPartWasWrongAndThrottles(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            _ = try await app.signedIn(org: org, role: "member", by: owner, email: "bo@example.com")
+            let browser = PageBrowser(app)
+            let wrong = try await browser.post("/login", ["email": "bo@example.com", "password": "not the password"])
+            #expect(wrong.status == .unauthorized)
+            #expect(wrong.text.contains("That email and password do not match an account."))
+            let unknown = try await browser.post("/login", ["email": "nobody@example.com", "password": "not the password"])
+            #expect(unknown.text.contains("That email and password do not match an account."))
+            #expect(browser.cookies["mercato_session"] == nil)
+
+            let good = try await browser.post("/login", ["email": "bo@example.com", "password": "correct horse battery", "return_to": "/installs"])
+            #expect(good.status == .seeOther)
+            #expect(good.headers[.location] == "/installs")
+            #expect(try await browser.get("/installs").status == .ok)
+
+            // Sign out ends the session on the server: the old cookie no longer works.
+            let old = try #require(browser.cookies["mercato_session"])
+            #expect(try await browser.post("/logout", [:], csrfFrom: "/installs").status == .seeOther)
+            browser.cookies["mercato_session"] = old
+            let after = try await browser.get("/installs")
+            #expect(after.status == .seeOther)
+            #expect(after.headers[.location]?.hasPrefix("/login") == true)
+
+            // An open redirect is refused.
+            let outside = try await browser.post("/login", ["email": "bo@example.com", "password": "correct horse battery", "return_to": "//evil.example/x"])
+            #expect(outside.headers[.location] == "/marketplace")
+
+            // Repeated failures for one email are throttled with a 429 page, even with the right password.
+            let other = PageBrowser(app)
+            for _ in 0 ..< 5 { _ = try await other.post("/login", ["email": "bo@example.com", "password": "wrong wrong wrong"]) }
+            let throttled = try await other.post("/login", ["email": "bo@example.com", "password": "correct horse battery"])
+            #expect(throttled.status == .tooManyRequests)
+            #expect(throttled.headers[.retryAfter] != nil)
+            #expect(throttled.text.contains("Too many"))
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func pagesCarryTheSecurityHeadersAndEscapeWhatDevelopersWrote(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (vendorOrg, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor")
+            _ = vendorOrg
+            var evil = manifest("evil-app", name: "<script>alert('name')</script>", description: "<img src=x onerror=alert(1)> nice")
+            evil["config"] = [["key": "api_key", "label": "<b>Key</b>", "type": "secret", "required": true, "help": "<script>help()</script>"]]
+            _ = try await app.registerApp(evil, token: vendor)
+            #expect(try await app.call(.post, "/api/v1/developer/apps/evil-app/publish", token: vendor).status == .ok)
+            let (org, owner) = try await app.makeOrg(plan: "enterprise", name: "Customer")
+            let browser = try await app.signedIn(org: org, role: "admin", by: owner, email: "al@example.com")
+
+            for path in ["/marketplace", "/marketplace/evil-app"] {
+                let page = try await browser.get(path)
+                #expect(page.status == .ok)
+                #expect(!page.text.contains("<script>alert"))
+                #expect(!page.text.contains("<img src=x"))
+                #expect(!page.text.contains("<script>help"))
+                #expect(page.text.contains("&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"))
+                let csp = try #require(page.headers[.contentSecurityPolicy])
+                #expect(csp.contains("default-src 'self'") && csp.contains("frame-ancestors 'self'") && !csp.contains("unsafe-inline"))
+                #expect(page.headers[.xContentTypeOptions] == "nosniff")
+                #expect(page.headers[HTTPField.Name("Referrer-Policy")!] == "same-origin")
+            }
+            #expect(try await browser.get("/marketplace/evil-app").text.contains("&lt;b&gt;Key&lt;/b&gt;"))
+            // Not found and another org's draft are 404 pages in the layout.
+            let (_, otherDev) = try await app.makeOrg(name: "Elsewhere")
+            _ = try await app.registerApp(manifest("hidden-draft"), token: otherDev)
+            let hidden = try await browser.get("/marketplace/hidden-draft")
+            #expect(hidden.status == .notFound)
+            #expect(hidden.text.contains("<link rel=\"stylesheet\" href=\"/static/mercato.css\">"))
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func installFormGoesThroughTheInstallRulesAndRoles(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let f = try await app.installFixture(apps: [configuredManifest("acme-crm")])
+            let admin = try await app.signedIn(org: f.org, role: "admin", by: f.owner, email: "admin@example.com")
+            let member = try await app.signedIn(org: f.org, role: "member", by: f.owner, email: "member@example.com")
+
+            let page = try await admin.get("/marketplace/acme-crm")
+            #expect(page.text.contains("<input type=\"password\" id=\"config-api-key\""))
+            #expect(page.text.contains("<label for=\"config-region\">Region"))
+            #expect(!(try await member.get("/marketplace/acme-crm")).text.contains("action=\"/marketplace/acme-crm/install\""))
+
+            // A member's POST is refused by the same rule as the API; nothing is installed.
+            let refused = try await member.post("/marketplace/acme-crm/install", ["config.api_key": "sk_1"], csrfFrom: "/marketplace/acme-crm")
+            #expect(refused.status == .forbidden)
+            // A field problem is shown beside the field, typed values kept, the secret not echoed.
+            let bad = try await admin.post("/marketplace/acme-crm/install", ["config.api_key": "sk_TOPSECRET", "config.channel": "nope"],
+                                           csrfFrom: "/marketplace/acme-crm")
+            #expect(bad.status == .unprocessableContent)
+            #expect(bad.text.contains("id=\"config-channel-error\""))
+            #expect(bad.text.contains("value=\"nope\""))
+            #expect(!bad.text.contains("sk_TOPSECRET"))
+            #expect(try await app.call(.get, "/api/v1/installs", token: f.owner).json["data"].map { ($0 as? [Any])?.count } == 0)
+
+            let done = try await admin.post("/marketplace/acme-crm/install",
+                                            ["config.api_key": "sk_TOPSECRET", "config.channel": "#ops", "config.verbose": "on", "config.retries": "4"],
+                                            csrfFrom: "/marketplace/acme-crm")
+            #expect(done.status == .seeOther)
+            let installed = try await admin.get("/marketplace/acme-crm?done=installed")
+            #expect(installed.text.contains("Command log"))
+            #expect(!installed.text.contains("sk_TOPSECRET"))
+            let list = try await app.call(.get, "/api/v1/installs", token: f.owner)
+            let item = try #require((list.json["data"] as? [[String: Any]])?.first)
+            let config = try #require(item["config"] as? [String: Any])
+            #expect(config["channel"] as? String == "#ops")
+            #expect(config["verbose"] as? Bool == true)
+            #expect(config["retries"] as? Double == 4)
+
+            #expect(try await admin.post("/marketplace/acme-crm/disable", [:], csrfFrom: "/marketplace/acme-crm").status == .seeOther)
+            #expect(try await app.call(.get, "/api/v1/installs/\(item["id"] as! String)", token: f.owner).json["status"] as? String == "disabled")
+            #expect(try await admin.post("/marketplace/acme-crm/enable", [:], csrfFrom: "/marketplace/acme-crm").status == .seeOther)
+            // Uninstall asks first; a member cannot.
+            #expect(try await admin.get("/marketplace/acme-crm/uninstall").text.contains("Yes, uninstall"))
+            #expect(try await member.post("/marketplace/acme-crm/uninstall", [:], csrfFrom: "/marketplace/acme-crm").status == .forbidden)
+            #expect(try await admin.post("/marketplace/acme-crm/uninstall", [:], csrfFrom: "/marketplace/acme-crm").status == .seeOther)
+            #expect(try await app.call(.get, "/api/v1/installs/\(item["id"] as! String)", token: f.owner).status == .notFound)
+        }
+    }
+}
