@@ -36,7 +36,8 @@ struct StaticFiles: Sendable {
         }
         var files: [String: (type: String, body: String)] = [:]
         for name in try FileManager.default.contentsOfDirectory(atPath: folder.path) {
-            let type = name.hasSuffix(".css") ? "text/css; charset=utf-8" : name.hasSuffix(".js") ? "text/javascript; charset=utf-8" : nil
+            let type = name.hasSuffix(".css") ? "text/css; charset=utf-8" : name.hasSuffix(".js") ? "text/javascript; charset=utf-8"
+                : name.hasSuffix(".svg") ? "image/svg+xml" : nil
             guard let type else { continue }
             files[name] = (type, try String(contentsOf: folder.appendingPathComponent(name), encoding: .utf8))
         }
