@@ -33,5 +33,6 @@ public struct WebPages: Sendable {
         SessionPages(people: runtime.people, kit: kit).register(on: pages)
         MarketplacePages(runtime: runtime, kit: kit).register(on: pages)
         InstallPages(runtime: runtime, kit: kit).register(on: pages)
+        NotificationPages(runtime: runtime, kit: kit).register(on: pages)
     }
 }

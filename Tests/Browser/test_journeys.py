@@ -23,7 +23,7 @@ FIELD_NOTES = {
     "key": "field-notes", "name": "Field Notes", "version": "1.0.0",
     "description": "Keeps the notes your team takes in the field, and sends a summary every evening.",
     "developer": {"name": "Notebook Co", "url": "https://notebook.example", "email": "dev@notebook.example"},
-    "categories": ["productivity"], "plan": "free", "scopes": ["kv:read", "kv:write"], "events": ["app.installed"],
+    "categories": ["productivity"], "plan": "free", "scopes": ["kv:read", "kv:write", "notifications:write"], "events": ["app.installed"],
     "webhook_url": "https://hooks.notebook.example/mercato", "command_signing": {"type": "hmac"},
     "config": [
         {"key": "api_key", "label": "Notebook API key", "type": "secret", "required": True, "help": "From your Notebook account settings."},
@@ -186,10 +186,22 @@ def test_admin_journey(server, vendor, browser, shots):
     install_id = d.find_element(By.ID, "install-id").text
     with MercatoClient(server.base, install_id, secret=vendor["field-notes"]) as client:
         assert client.command("ping").result == {"pong": True}
+        client.command("notifications.create", {"title": "<b>Sync</b> finished", "body": "12 notes arrived.", "level": "success"})
     d.refresh()
     log = d.find_element(By.CSS_SELECTOR, "table.log").text
     assert "ping" in log and "200" in log
     p.check("app-command-log")
+
+    # The app's notification in the inbox: shown as text, dismissed, then under Dismissed.
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Notifications").click())
+    assert "<b>Sync</b> finished" in p.text() and "12 notes arrived." in p.text()
+    p.check("notifications")
+    p.press("Dismiss")
+    assert "Notification dismissed." in p.text() and "<b>Sync</b> finished" not in p.text()
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Dismissed").click())
+    assert "<b>Sync</b> finished" in p.text()
+    p.check("notifications-dismissed")
+    d.get(server.base + "/marketplace/field-notes")
 
     # A POST without the CSRF token is refused with a 403 page and changes nothing.
     cookies = {c["name"]: c["value"] for c in d.get_cookies()}
