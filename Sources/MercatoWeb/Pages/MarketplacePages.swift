@@ -196,9 +196,10 @@ struct MarketplacePages {
         return line.count > 160 ? String(line.prefix(157)) + "…" : line
     }
 
+    /// `2026-12-02 14:05 UTC`: short enough for a table cell, unambiguous.
     static func time(_ millis: Int64) -> String {
-        let date = Date(timeIntervalSince1970: Double(millis) / 1000)
-        return date.formatted(.iso8601.year().month().day().dateSeparator(.dash).time(includingFractionalSeconds: false).timeSeparator(.colon))
+        let text = Date(timeIntervalSince1970: Double(millis) / 1000).ISO8601Format()   // 2026-12-02T14:05:09Z
+        return text.prefix(10) + " " + text.dropFirst(11).prefix(8) + " UTC"
     }
 
     static func pathSegment(_ key: String) -> String {
