@@ -272,4 +272,36 @@ struct WebPagesTests {
             #expect(try await app.call(.get, "/api/v1/installs/\(item["id"] as! String)", token: f.owner).status == .notFound)
         }
     }
+
+    @Test(arguments: TestEngines.all)
+    func sessionsSlideWithUseEndAfterIdleOrTheirEndAndAreSwept(engine: StorageEngine) async throws {
+        let clock = ManualClock(Date())
+        try await withApp(engine, clock: clock.wallClock, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            let browser = try await app.signedIn(org: org, role: "member", by: owner, email: "cy@example.com")
+            // Used every 11 hours, the 12-hour idle limit keeps sliding: 44 hours later it still works.
+            for _ in 0 ..< 4 {
+                clock.advance(by: 11 * 3600)
+                #expect(try await browser.get("/installs").status == .ok)
+            }
+            // Idle for 12 hours: signed out.
+            clock.advance(by: 12 * 3600 + 1)
+            #expect(try await browser.get("/installs").status == .seeOther)
+
+            // However busy, a session ends 14 days after sign-in.
+            let busy = try await app.signedIn(org: org, role: "member", by: owner, email: "di@example.com")
+            for _ in 0 ..< 30 {
+                clock.advance(by: 12 * 3600 - 60)
+                _ = try await busy.get("/installs")
+            }
+            #expect(try await busy.get("/installs").status == .seeOther)
+
+            // The retention sweep drops both rows.
+            let service = RetentionService(database: app.runtime.database, clock: clock.wallClock, logger: app.logs.logger(),
+                                           idempotencyHours: 48, commandLogDays: 30)
+            try await service.sweep()
+            let left = try await app.runtime.database.read { try await $0.raw("SELECT COUNT(*) AS n FROM web_sessions").first()!.decode(column: "n", as: Int.self) }
+            #expect(left == 0)
+        }
+    }
 }
