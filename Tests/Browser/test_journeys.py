@@ -64,6 +64,10 @@ class Pages:
               .filter(e => !(e.id && document.querySelector('label[for="' + e.id + '"]')) && !e.closest('label') && !e.getAttribute('aria-label'))
               .map(e => e.name || e.outerHTML);""")
         assert not unlabelled, f"{name}: inputs without a label {unlabelled}"
+        dangling = d.execute_script("""
+            return Array.from(document.querySelectorAll('[aria-describedby]'))
+              .flatMap(e => e.getAttribute('aria-describedby').split(' ').filter(id => !document.getElementById(id)));""")
+        assert not dangling, f"{name}: aria-describedby names missing elements {dangling}"
         self.count += 1
         d.save_screenshot(os.path.join(self.folder, f"{self.count:02d}-{name}.png"))
         d.set_window_size(390, 844)

@@ -304,4 +304,23 @@ struct WebPagesTests {
             #expect(left == 0)
         }
     }
+
+    /// Behind an https public URL the cookies are `Secure`; listed host origins may frame the pages.
+    @Test(arguments: TestEngines.all)
+    func httpsPublicURLMakesCookiesSecureAndFrameAncestorsAreTheOperators(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true, environment: ["MERCATO_PUBLIC_URL": "https://market.example.com",
+                                                               "MERCATO_FRAME_ANCESTORS": "https://app.example.com https://admin.example.com"]) { app in
+            let (org, owner) = try await app.makeOrg()
+            let url = try await app.invite(org: org, email: "ed@example.com", role: "member", by: owner)
+            #expect(url.hasPrefix("https://market.example.com/invite/"))
+            let path = String(url.dropFirst("https://market.example.com".count))
+            let browser = PageBrowser(app)
+            let page = try await browser.get(path)
+            #expect(page.headers[values: .setCookie].allSatisfy { $0.contains("Secure") })
+            #expect(page.headers[.contentSecurityPolicy]?.hasSuffix("frame-ancestors https://app.example.com https://admin.example.com") == true)
+            let joined = try await browser.post(path, ["name": "Ed", "password": "correct horse battery"], csrfFrom: path)
+            let cookie = try #require(joined.headers[values: .setCookie].first { $0.hasPrefix("mercato_session=") })
+            #expect(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"))
+        }
+    }
 }

@@ -158,6 +158,8 @@ struct MarketplacePages {
         var model: [String: Any] = ["name": "config." + field.key, "id": id, "label": field.label, "required": field.required]
         if let help = field.help { model["help"] = help }
         if let problem { model["error"] = problem }
+        let described = [field.help.map { _ in id + "-help" }, problem.map { _ in id + "-error" }].compactMap { $0 }
+        if !described.isEmpty { model["describedBy"] = described.joined(separator: " ") }
         let typed = entered?["config." + field.key]
         let initial: String = typed ?? {
             switch field.default {
