@@ -37,6 +37,7 @@ struct PageKit: Sendable {
         if let browser = context.browser {
             var who: [String: Any] = ["userName": browser.name, "orgName": browser.orgName, "role": browser.role.rawValue]
             if let nav { who["nav_" + nav] = true }
+            if browser.role >= .developer { who["isDeveloper"] = true }
             model["signedIn"] = who
         }
         let html = renderer.render(template, model)

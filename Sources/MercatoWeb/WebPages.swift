@@ -34,5 +34,6 @@ public struct WebPages: Sendable {
         MarketplacePages(runtime: runtime, kit: kit).register(on: pages)
         InstallPages(runtime: runtime, kit: kit).register(on: pages)
         NotificationPages(runtime: runtime, kit: kit).register(on: pages)
+        DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
     }
 }

@@ -244,3 +244,57 @@ def test_pages_answer_the_security_headers(server):
     assert "default-src 'self'" in csp and "frame-ancestors 'self'" in csp and "unsafe-inline" not in csp
     assert answer.headers["X-Content-Type-Options"] == "nosniff"
     assert answer.headers["Referrer-Policy"] == "same-origin"
+
+
+def test_developer_journey(server, browser, shots):
+    """Runs after the admin journey (same browser, Ada still signed in as the org's owner)."""
+    d, p = browser, Pages(browser, shots)
+    d.get(server.base + "/developer")
+    if "/login" in d.current_url:
+        p.field("Email").send_keys("ada@example.com")
+        p.field("Password").send_keys(PASSWORD)
+        p.press("Sign in")
+        d.get(server.base + "/developer")
+    assert "Your organisation has no apps yet." in p.text()
+    p.check("developer-empty")
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Register an app").click())
+
+    # A manifest with mistakes: each problem is listed with its field.
+    p.field("Manifest (JSON or YAML)").send_keys(
+        "key: Daily Digest\nname: Daily Digest\nversion: one\ndescription: Sends a digest.\n"
+        "developer: {name: Ada}\ncategories: [productivity]\nplan: free\nscopes: [kv:read, nope:write]\n"
+        "events: []\ncommand_signing: {type: hmac}\nconfig: []\n")
+    p.press("Register")
+    problems = d.find_element(By.ID, "manifest-problems").text
+    assert "key" in problems and "version" in problems and "scopes" in problems, problems
+    p.check("developer-new-problems")
+
+    text = p.field("Manifest (JSON or YAML)")
+    text.clear()
+    text.send_keys(
+        "key: daily-digest\nname: Daily Digest\nversion: 1.0.0\ndescription: Sends a digest of the day's tasks.\n"
+        "developer: {name: Ada}\ncategories: [productivity]\nplan: free\nscopes: [kv:read]\n"
+        "events: []\ncommand_signing: {type: hmac}\nconfig: []\n")
+    p.press("Register")
+    assert "Daily Digest is registered" in p.text()
+    secret = d.find_element(By.ID, "secret-command").text
+    assert len(secret) > 20
+    assert d.find_element(By.CSS_SELECTOR, "button[data-copy='secret-command']").is_displayed()  # the script shows Copy
+    p.check("developer-secrets")
+
+    # Shown once: the app's page lists the secrets' dates, never their text.
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Continue to the app").click())
+    assert secret not in d.page_source
+    assert d.find_element(By.ID, "app-status").text == "draft"
+    p.check("developer-app")
+    p.press("Publish")
+    assert d.find_element(By.ID, "app-status").text == "published"
+    d.get(server.base + "/marketplace?q=digest")
+    assert d.find_element(By.LINK_TEXT, "Daily Digest")
+
+    d.get(server.base + "/developer/apps/daily-digest")
+    p.press("Rotate command secret")
+    rotated = d.find_element(By.ID, "secret-command").text
+    assert rotated and rotated != secret
+    assert "keeps working until" in p.text()
+    p.check("developer-rotated")

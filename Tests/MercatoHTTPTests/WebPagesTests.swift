@@ -323,4 +323,41 @@ struct WebPagesTests {
             #expect(cookie.contains("Secure") && cookie.contains("HttpOnly") && cookie.contains("SameSite=Lax"))
         }
     }
+
+    @Test(arguments: TestEngines.all)
+    func developerPortalRegistersShowsSecretsOncePublishesAndKeepsToItsOrg(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            let dev = try await app.signedIn(org: org, role: "developer", by: owner, email: "dev@example.com")
+            let member = try await app.signedIn(org: org, role: "member", by: owner, email: "mem@example.com")
+            #expect(try await member.get("/developer").status == .forbidden)
+            #expect(try await dev.get("/developer").text.contains("no apps yet"))
+
+            var bad = manifest("<b>Bad Key</b>")
+            bad["version"] = "one"
+            let badText = String(decoding: try JSONSerialization.data(withJSONObject: bad), as: UTF8.self)
+            let refused = try await dev.post("/developer/apps/new", ["manifest": badText], csrfFrom: "/developer/apps/new")
+            #expect(refused.status == .unprocessableContent)
+            #expect(refused.text.contains("<code>key</code>") && refused.text.contains("<code>version</code>"))
+            #expect(!refused.text.contains("<b>Bad Key</b>"))
+
+            let good = String(decoding: try JSONSerialization.data(withJSONObject: manifest("portal-app")), as: UTF8.self)
+            let made = try await dev.post("/developer/apps/new", ["manifest": good], csrfFrom: "/developer/apps/new")
+            #expect(made.status == .ok)
+            let secret = try #require(made.text.range(of: #"whsec_[A-Za-z0-9+/=_-]+"#, options: .regularExpression).map { String(made.text[$0]) })
+            let page = try await dev.get("/developer/apps/portal-app")
+            #expect(page.status == .ok && !page.text.contains(secret))
+            #expect(try await dev.post("/developer/apps/portal-app/publish", [:], csrfFrom: "/developer/apps/portal-app").status == .seeOther)
+            #expect(try await app.call(.get, "/api/v1/developer/apps/portal-app", token: owner).json["status"] as? String == "published")
+            // Without the CSRF token nothing changes.
+            #expect(try await dev.post("/developer/apps/portal-app/unlist", [:], csrf: false).status == .forbidden)
+            #expect(try await app.call(.get, "/api/v1/developer/apps/portal-app", token: owner).json["status"] as? String == "published")
+
+            // Another org's developer sees a 404 page, and cannot publish or rotate it.
+            let (otherOrg, otherOwner) = try await app.makeOrg(name: "Other")
+            let stranger = try await app.signedIn(org: otherOrg, role: "developer", by: otherOwner, email: "x@example.com")
+            #expect(try await stranger.get("/developer/apps/portal-app").status == .notFound)
+            #expect(try await stranger.post("/developer/apps/portal-app/rotate/command", [:], csrfFrom: "/developer").status == .notFound)
+        }
+    }
 }
