@@ -360,4 +360,41 @@ struct WebPagesTests {
             #expect(try await stranger.post("/developer/apps/portal-app/rotate/command", [:], csrfFrom: "/developer").status == .notFound)
         }
     }
+
+    /// Connect from the app page against the Authlib peer: the badge shows the account, then
+    /// Disconnect takes it away; all through ConnectFlow, as the API.
+    @Test(arguments: TestEngines.all)
+    func appPageConnectsShowsTheAccountAndDisconnects(engine: StorageEngine) async throws {
+        try await OAuthPeer.with(redirectURI: testRedirectURI) { peer in
+            let clock = ManualClock(Date())
+            try await withApp(engine, mode: .live, clock: clock.wallClock, pages: true) { app in
+                let f = try await app.oauthFixture(peer, clock: clock)
+                let org = try #require(try await app.call(.get, "/api/v1/installs/\(f.installID)", token: f.admin).json["org_id"] as? String)
+                let admin = try await app.signedIn(org: org, role: "admin", by: f.admin, email: "oa@example.com")
+                let member = try await app.signedIn(org: org, role: "member", by: f.admin, email: "om@example.com")
+
+                let before = try await admin.get("/marketplace/peer-app")
+                #expect(before.text.contains("Not connected") && before.text.contains("href=\"/marketplace/peer-app/connect\""))
+                #expect(!(try await member.get("/marketplace/peer-app")).text.contains("/connect\""))
+                #expect(try await member.get("/marketplace/peer-app/connect").status == .forbidden)
+
+                let start = try await admin.get("/marketplace/peer-app/connect")
+                #expect(start.status == .found)
+                let authorize = try await peer.get(try #require(start.headers[.location]))
+                let callback = try #require(authorize.location)
+                let back = try await admin.get(String(callback.dropFirst("http://127.0.0.1:8080".count)))
+                #expect(back.status == .found)
+                #expect(back.headers[.location]?.contains("result=connected") == true, "\(back.headers)")
+
+                let after = try await admin.get("/marketplace/peer-app")
+                #expect(after.text.contains("id=\"connection-status\">Connected</span>"))
+                #expect(after.text.contains("id=\"connection-account\">"))
+                #expect(after.text.contains(">Reconnect</a>") && after.text.contains(">Disconnect</button>"))
+                let disconnected = try await admin.post("/marketplace/peer-app/disconnect", [:], csrfFrom: "/marketplace/peer-app")
+                #expect(disconnected.status == .seeOther)
+                #expect(try await f.connection()["status"] as? String == "not_connected")
+                #expect(try await admin.get("/marketplace/peer-app").text.contains("Not connected"))
+            }
+        }
+    }
 }

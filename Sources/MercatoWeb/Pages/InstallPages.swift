@@ -1,4 +1,5 @@
 import Foundation
+import HTTPTypes
 import Hummingbird
 import MercatoCore
 import MercatoHTTP
@@ -28,6 +29,27 @@ struct InstallPages {
         }
         pages.post("marketplace/{key}/enable") { request, context in
             try await toggle(request: request, context: context, enabled: true)
+        }
+
+        // A link, not a form: the answer redirects to the provider, which a form's CSP
+        // (`form-action 'self'`) would stop. Starting a flow changes nothing until the provider
+        // sends this browser back with the state it holds in its cookie.
+        pages.get("marketplace/{key}/connect") { request, context in
+            let session = try kit.requireSession(context, request: request)
+            let key = try context.parameters.require("key")
+            let install = try await liveInstall(key: key, session: session)
+            let start = try await runtime.connectFlow.start(install.install.id, by: session.principal)
+            var response = Response(status: .found, headers: [.location: start.location])
+            response.headers.append(HTTPField(name: .setCookie, value: start.setCookie))
+            return response
+        }
+
+        pages.post("marketplace/{key}/disconnect") { request, context in
+            let session = try kit.requireSession(context, request: request)
+            let key = try context.parameters.require("key")
+            let install = try await liveInstall(key: key, session: session)
+            _ = try await runtime.connectFlow.disconnect(install.install.id, by: .init(session.principal, requestID: context.requestID))
+            return kit.redirect("/marketplace/\(MarketplacePages.pathSegment(key))?done=disconnected")
         }
 
         pages.get("marketplace/{key}/uninstall") { request, context in

@@ -18,6 +18,7 @@ struct MarketplacePages {
         "disabled": "The app is disabled: its commands are refused until you enable it.",
         "enabled": "The app is enabled again.",
         "uninstalled": "The app is uninstalled; its configuration was deleted.",
+        "disconnected": "The account is disconnected; the app waits until you connect one again.",
     ]
 
     func register(on pages: RouterGroup<AppRequestContext>) {
@@ -138,6 +139,9 @@ struct MarketplacePages {
                  "ok": record.httpStatus < 300, "at": Self.time(record.createdAt), "webhookID": record.webhookId]
             }
             installModel["noCommands"] = records.isEmpty
+            if let oauth = manifest.oauth, isAdmin {
+                installModel["connection"] = try await connectionModel(install: install, provider: oauth.provider, session: session)
+            }
             model["install"] = installModel
         } else if isAdmin, entry.installable {
             let byField = Dictionary(problems.map { ($0.field, $0.message) }, uniquingKeysWith: { a, _ in a })
@@ -148,6 +152,24 @@ struct MarketplacePages {
         } else {
             model["askAdmin"] = true
         }
+        return model
+    }
+
+    /// The connected-account badge: provider, account, status, token expiry (never a token).
+    func connectionModel(install: InstallRecord, provider: String, session: BrowserSession) async throws -> [String: Any] {
+        let view = try await runtime.connectFlow.connection(install.id, by: session.principal)
+        var model: [String: Any] = ["provider": view.provider, "statusClass": view.status]
+        switch view.status {
+        case "connected": model["status"] = "Connected"; model["connected"] = true
+        case "needs_reconnect": model["status"] = "Needs to be connected again"; model["connected"] = true
+        default: model["status"] = "Not connected"
+        }
+        if let record = view.record {
+            model["account"] = record.accountName ?? record.accountId ?? "an account"
+            if let expires = record.expiresAt { model["expires"] = Self.time(expires) }
+            if let error = record.lastError { model["lastError"] = error }
+        }
+        model["canConnect"] = install.status != .disabled
         return model
     }
 
