@@ -15,6 +15,11 @@ struct FormData: Sendable {
         }
     }
 
+    /// Values already decoded (one per name).
+    init(values: [String: String]) {
+        self.values = values.mapValues { [$0] }
+    }
+
     init(buffer: ByteBuffer) {
         self.init(String(buffer: buffer))
     }

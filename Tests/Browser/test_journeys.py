@@ -186,6 +186,16 @@ def test_admin_journey(server, vendor, browser, shots):
     assert "No commands yet." in p.text()
     p.check("app-installed")
 
+    # Settings: the values as installed, the secret never; an empty secret keeps its value.
+    d.find_element(By.XPATH, "//summary[normalize-space()='Settings']").click()
+    assert p.field("Workspace").get_attribute("value") == "north-team"
+    assert p.field("Notebook API key").get_attribute("value") == ""
+    p.field("Workspace").clear()
+    p.field("Workspace").send_keys("south-team")
+    p.press("Save settings")
+    assert "Settings saved." in p.text()
+    p.check("app-settings-saved")
+
     # A command sent by the SDK appears in the install's log.
     install_id = d.find_element(By.ID, "install-id").text
     with MercatoClient(server.base, install_id, secret=vendor["field-notes"]) as client:

@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import HummingbirdTesting
 import MercatoCore
+import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
 import NIOCore
@@ -261,6 +262,19 @@ struct WebPagesTests {
             #expect(config["channel"] as? String == "#ops")
             #expect(config["verbose"] as? Bool == true)
             #expect(config["retries"] as? Double == 4)
+
+            // Settings: filled with the values (the secret never), an empty secret keeps its value.
+            #expect(installed.text.contains("value=\"#ops\""))
+            let badSettings = try await admin.post("/marketplace/acme-crm/config", ["config.channel": "no good", "config.retries": "4"],
+                                                   csrfFrom: "/marketplace/acme-crm")
+            #expect(badSettings.status == .unprocessableContent && badSettings.text.contains("id=\"config-channel-error\""))
+            #expect(try await admin.post("/marketplace/acme-crm/config", ["config.channel": "#sales", "config.retries": "5"],
+                                         csrfFrom: "/marketplace/acme-crm").status == .seeOther)
+            #expect(try await member.post("/marketplace/acme-crm/config", ["config.channel": "#x"], csrfFrom: "/marketplace/acme-crm").status == .forbidden)
+            let saved = try await app.call(.get, "/api/v1/installs/\(item["id"] as! String)", token: f.owner).json["config"] as? [String: Any]
+            #expect(saved?["channel"] as? String == "#sales" && saved?["retries"] as? Double == 5 && saved?["verbose"] as? Bool == false)
+            #expect(saved?["api_key"] as? String == "********")
+            #expect(try await app.runtime.installs.configInClear(item["id"] as! String)["api_key"] == .string("sk_TOPSECRET"))
 
             #expect(try await admin.post("/marketplace/acme-crm/disable", [:], csrfFrom: "/marketplace/acme-crm").status == .seeOther)
             #expect(try await app.call(.get, "/api/v1/installs/\(item["id"] as! String)", token: f.owner).json["status"] as? String == "disabled")

@@ -19,9 +19,11 @@ struct MarketplacePages {
         "enabled": "The app is enabled again.",
         "uninstalled": "The app is uninstalled; its configuration was deleted.",
         "disconnected": "The account is disconnected; the app waits until you connect one again.",
+        "configured": "Settings saved.",
     ]
 
     func register(on pages: RouterGroup<AppRequestContext>) {
+        registerConfig(on: pages)
         pages.get("marketplace") { request, context in
             let session = try kit.requireSession(context, request: request)
             let query = request.uri.queryParameters
@@ -71,21 +73,7 @@ struct MarketplacePages {
             var request = request
             let form = FormData(buffer: try await request.collectBody(upTo: PageMiddleware.maxFormSize))
             let entry = try await runtime.registry.catalogApp(key: key, for: session.principal)
-            var config: [String: JSONValue] = [:]
-            var problems: [APIError.FieldProblem] = []
-            for field in entry.manifest.config {
-                let text = form["config." + field.key] ?? ""
-                switch field.type {
-                case "boolean":
-                    config[field.key] = .bool(text == "on" || text == "true")
-                case "number":
-                    guard !text.isEmpty else { continue }
-                    if let number = Double(text.trimmingCharacters(in: .whitespaces)) { config[field.key] = .number(number) }
-                    else { problems.append(.init(field: "config." + field.key, message: "must be a number")) }
-                default:
-                    if !text.isEmpty { config[field.key] = .string(text) }
-                }
-            }
+            let (config, problems) = Self.config(from: form, schema: entry.manifest.config, patch: false)
             do {
                 if !problems.isEmpty { throw APIError.fieldProblems(problems) }
                 _ = try await runtime.installs.install(appKey: key, version: nil, config: config,
@@ -96,6 +84,28 @@ struct MarketplacePages {
                 if error.errors.isEmpty { model["flash"] = ["kind": "error", "text": error.detail] }
                 else { model["flash"] = ["kind": "error", "text": "Some fields need your attention."] }
                 return kit.page("app", title: entry.manifest.name, context: context, status: HTTPResponse.Status(code: error.status),
+                                nav: "marketplace", model)
+            }
+        }
+    }
+
+    func registerConfig(on pages: RouterGroup<AppRequestContext>) {
+        pages.post("marketplace/{key}/config") { request, context in
+            let session = try kit.requireSession(context, request: request)
+            let key = try context.parameters.require("key")
+            var request = request
+            let form = FormData(buffer: try await request.collectBody(upTo: PageMiddleware.maxFormSize))
+            guard let install = try await liveInstalls(session)[key] else { throw APIError.notFound("Install of \(key)") }
+            let view = try await runtime.installs.get(install.id, by: session.principal)
+            let (patch, problems) = Self.config(from: form, schema: view.manifest.config, patch: true)
+            do {
+                if !problems.isEmpty { throw APIError.fieldProblems(problems) }
+                _ = try await runtime.installs.patchConfig(install.id, patch: patch, by: .init(session.principal, requestID: context.requestID))
+                return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=configured")
+            } catch let error as APIError where !error.errors.isEmpty {
+                var model = try await appModel(key: key, session: session, entered: form, problems: error.errors)
+                model["flash"] = ["kind": "error", "text": "Some settings need your attention; nothing was changed."]
+                return kit.page("app", title: view.manifest.name, context: context, status: HTTPResponse.Status(code: error.status),
                                 nav: "marketplace", model)
             }
         }
@@ -142,6 +152,17 @@ struct MarketplacePages {
             if let oauth = manifest.oauth, isAdmin {
                 installModel["connection"] = try await connectionModel(install: install, provider: oauth.provider, session: session)
             }
+            if isAdmin {
+                // The install's own version's schema, filled with its values (secrets never).
+                let view = try await runtime.installs.get(install.id, by: session.principal)
+                let current = FormData(values: Self.formValues(view.config, schema: view.manifest.config))
+                let byField = Dictionary(problems.map { ($0.field, $0.message) }, uniquingKeysWith: { a, _ in a })
+                if !view.manifest.config.isEmpty {
+                    installModel["configForm"] = ["fields": view.manifest.config.map { field in
+                        Self.fieldModel(field, entered: entered ?? current, problem: byField["config." + field.key], keepsSecret: true)
+                    }, "open": !problems.isEmpty]
+                }
+            }
             model["install"] = installModel
         } else if isAdmin, entry.installable {
             let byField = Dictionary(problems.map { ($0.field, $0.message) }, uniquingKeysWith: { a, _ in a })
@@ -175,12 +196,14 @@ struct MarketplacePages {
 
     /// One config field as the form shows it: the manifest's label and help, the right input
     /// for its type, the value typed so far (never a secret's), the problem beside it.
-    static func fieldModel(_ field: AppManifest.ConfigField, entered: FormData?, problem: String?) -> [String: Any] {
+    static func fieldModel(_ field: AppManifest.ConfigField, entered: FormData?, problem: String?, keepsSecret: Bool = false) -> [String: Any] {
         let id = "config-" + field.key.map { $0.isLetter || $0.isNumber ? String($0) : "-" }.joined()
-        var model: [String: Any] = ["name": "config." + field.key, "id": id, "label": field.label, "required": field.required]
-        if let help = field.help { model["help"] = help }
+        var model: [String: Any] = ["name": "config." + field.key, "id": id, "label": field.label, "required": field.required && !(keepsSecret && field.isSecret)]
+        let keepNote = keepsSecret && field.isSecret ? "Leave empty to keep the current value." : nil
+        let help = [field.help, keepNote].compactMap { $0 }.joined(separator: " ")
+        if !help.isEmpty { model["help"] = help }
         if let problem { model["error"] = problem }
-        let described = [field.help.map { _ in id + "-help" }, problem.map { _ in id + "-error" }].compactMap { $0 }
+        let described = [help.isEmpty ? nil : id + "-help", problem.map { _ in id + "-error" }].compactMap { $0 }
         if !described.isEmpty { model["describedBy"] = described.joined(separator: " ") }
         let typed = entered?["config." + field.key]
         let initial: String = typed ?? {
@@ -203,6 +226,42 @@ struct MarketplacePages {
         default: model["isInput"] = true; model["inputType"] = "text"; model["value"] = initial
         }
         return model
+    }
+
+    /// An install's config as the form's fields would send it (secret fields left out).
+    static func formValues(_ config: [String: JSONValue], schema: [AppManifest.ConfigField]) -> [String: String] {
+        var values: [String: String] = [:]
+        for field in schema where !field.isSecret {
+            switch config[field.key] {
+            case .string(let text)?: values["config." + field.key] = text
+            case .number(let n)?: values["config." + field.key] = n == n.rounded() && abs(n) < 1e15 ? String(Int64(n)) : String(n)
+            case .bool(true)?: values["config." + field.key] = "on"
+            default: break
+            }
+        }
+        return values
+    }
+
+    /// The config a form sends: `patch` keeps a secret left empty and clears other empty fields;
+    /// a new install leaves empty fields out (defaults apply).
+    static func config(from form: FormData, schema: [AppManifest.ConfigField], patch: Bool) -> ([String: JSONValue], [APIError.FieldProblem]) {
+        var config: [String: JSONValue] = [:]
+        var problems: [APIError.FieldProblem] = []
+        for field in schema {
+            let text = form["config." + field.key] ?? ""
+            switch field.type {
+            case "boolean":
+                config[field.key] = .bool(text == "on" || text == "true")
+            case "number":
+                if text.trimmingCharacters(in: .whitespaces).isEmpty { if patch { config[field.key] = .null }; continue }
+                if let number = Double(text.trimmingCharacters(in: .whitespaces)) { config[field.key] = .number(number) }
+                else { problems.append(.init(field: "config." + field.key, message: "must be a number")) }
+            default:
+                if !text.isEmpty { config[field.key] = .string(text) }
+                else if patch && !field.isSecret { config[field.key] = .null }
+            }
+        }
+        return (config, problems)
     }
 
     static func statusWords(_ status: InstallStatus) -> String {
