@@ -91,6 +91,7 @@ class Pages:
         old = self.d.find_element(By.TAG_NAME, "html")
         action()
         WebDriverWait(self.d, 10).until(EC.staleness_of(old))
+        WebDriverWait(self.d, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def press(self, text):
         self.navigates(lambda: self.button(text).click())
