@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import requests
+from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support import expected_conditions as EC
@@ -309,3 +310,33 @@ def test_developer_journey(server, browser, shots):
     assert rotated and rotated != secret
     assert "keeps working until" in p.text()
     p.check("developer-rotated")
+
+
+def test_install_with_the_keyboard_alone(server, vendor, browser, shots):
+    """Runs after the admin journey (Ada signed in): Tab and Enter only, from the top of the page."""
+    d, p = browser, Pages(browser, shots)
+    d.get(server.base + "/marketplace/evil-notes")
+    if "/login" in d.current_url:
+        p.field("Email").send_keys("ada@example.com")
+        p.field("Password").send_keys(PASSWORD)
+        p.press("Sign in")
+        d.get(server.base + "/marketplace/evil-notes")
+    def tab_to(test, limit=60):
+        for _ in range(limit):
+            ActionChains(d).send_keys(Keys.TAB).perform()
+            if d.execute_script(f"var e = document.activeElement; return !!e && ({test});"):
+                return d.switch_to.active_element
+        raise AssertionError(f"Tab never reached {test}")
+
+    first = tab_to("true", 1)
+    assert first.text == "Skip to content"
+    tab_to("e.id === 'config-token'").send_keys("tok_from_the_keyboard")
+    button = tab_to("e.tagName === 'BUTTON' && e.textContent.trim() === 'Install'")
+    p.navigates(lambda: button.send_keys(Keys.ENTER))
+    assert d.find_element(By.ID, "install-status").text == "Active"
+    link = tab_to("e.tagName === 'A' && e.textContent.trim() === 'Uninstall'")
+    p.navigates(lambda: link.send_keys(Keys.ENTER))
+    confirm = tab_to("e.tagName === 'BUTTON' && e.textContent.trim() === 'Yes, uninstall'")
+    p.navigates(lambda: confirm.send_keys(Keys.ENTER))
+    assert "The app is uninstalled" in p.text()
+    p.check("keyboard-uninstalled")
