@@ -411,4 +411,34 @@ struct WebPagesTests {
             }
         }
     }
+
+    /// The first start makes one org and one owner link; later starts, or a database that has an
+    /// org, make nothing. A person already known joins another org with their own password.
+    @Test(arguments: TestEngines.all)
+    func firstOwnerLinkOnlyOnAnEmptyDatabaseAndExistingPeopleJoinWithTheirPassword(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let link = try #require(try await app.runtime.people.bootstrapFirstOwner())
+            #expect(try await app.runtime.people.bootstrapFirstOwner() == nil)
+            let path = String(link.dropFirst(app.runtime.settings.publicURL.count))
+            let owner = PageBrowser(app)
+            let page = try await owner.get(path)
+            #expect(page.text.contains("Join My organisation") && page.text.contains("<label for=\"email\">Email</label>"))
+            #expect(try await owner.post(path, ["name": "First", "email": "first@example.com", "password": "correct horse battery"], csrfFrom: path).status == .seeOther)
+            #expect(try await owner.get("/installs").status == .ok)
+
+            // Invited into a second org, the same email must give its own password.
+            let (org, orgOwner) = try await app.makeOrg(name: "Second")
+            let url = try await app.invite(org: org, email: "first@example.com", role: "member", by: orgOwner)
+            let second = String(url.dropFirst(app.runtime.settings.publicURL.count))
+            let other = PageBrowser(app)
+            let wrong = try await other.post(second, ["name": "Someone", "password": "not the right one"], csrfFrom: second)
+            #expect(wrong.status == .unprocessableContent && wrong.text.contains("already has an account"))
+            #expect(try await other.post(second, ["name": "First", "password": "correct horse battery"], csrfFrom: second).status == .seeOther)
+            let memberships = try await app.runtime.database.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM memberships m JOIN user_credentials c ON c.principal_id = m.principal_id WHERE c.email = 'first@example.com'")
+                    .first()!.decode(column: "n", as: Int.self)
+            }
+            #expect(memberships == 2)
+        }
+    }
 }
