@@ -35,5 +35,6 @@ public struct WebPages: Sendable {
         InstallPages(runtime: runtime, kit: kit).register(on: pages)
         NotificationPages(runtime: runtime, kit: kit).register(on: pages)
         DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
+        TokenPages(runtime: runtime, kit: kit).register(on: pages)
     }
 }

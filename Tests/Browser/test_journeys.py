@@ -311,6 +311,22 @@ def test_developer_journey(server, browser, shots):
     assert "keeps working until" in p.text()
     p.check("developer-rotated")
 
+    # API tokens (owner): created with the text shown once, then revoked.
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "API tokens").click())
+    p.check("tokens")
+    p.field("Name").send_keys("deploy bot")
+    Select(p.field("Role")).select_by_visible_text("developer")
+    p.press("Create token")
+    token = d.find_element(By.ID, "secret-token").text
+    assert token.startswith("mct_")
+    assert requests.get(server.base + "/api/v1/developer/apps", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 200
+    p.check("tokens-created")
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Back to API tokens").click())
+    assert token not in d.page_source
+    p.navigates(lambda: d.find_element(By.CSS_SELECTOR, "button[aria-label='Revoke deploy bot']").click())
+    assert "The token is revoked." in p.text()
+    assert requests.get(server.base + "/api/v1/developer/apps", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401
+
 
 def test_install_with_the_keyboard_alone(server, vendor, browser, shots):
     """Runs after the admin journey (Ada signed in): Tab and Enter only, from the top of the page."""

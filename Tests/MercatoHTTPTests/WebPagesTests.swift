@@ -441,4 +441,43 @@ struct WebPagesTests {
             #expect(memberships == 2)
         }
     }
+
+    @Test(arguments: TestEngines.all)
+    func ownersListCreateAndRevokeAPITokensOnTheAPIAndThePage(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg()
+            let (_, otherOwner) = try await app.makeOrg(name: "Other")
+            let admin = try await app.makeToken(org: org, role: "admin", by: owner)
+            // The API: owners list (never the text) and revoke; admins and other orgs cannot.
+            let list = try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            #expect(list.status == .ok)
+            let rows = try #require(list.json["data"] as? [[String: Any]])
+            #expect(rows.count == 2 && !list.text.contains(admin) && rows.allSatisfy { $0["token"] == nil })
+            expectProblem(try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: admin), .forbidden, "forbidden")
+            expectProblem(try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: otherOwner), .notFound, "not_found")
+            let adminID = try #require(rows.first { $0["role"] as? String == "admin" }?["id"] as? String)
+            expectProblem(try await app.call(.delete, "/api/v1/orgs/\(org)/tokens/\(adminID)", token: otherOwner), .notFound, "not_found")
+            #expect(try await app.call(.delete, "/api/v1/orgs/\(org)/tokens/\(adminID)", token: owner).status == .noContent)
+            expectProblem(try await app.call(.get, "/api/v1/orgs/\(org)", token: admin), .unauthorized, "unauthenticated")
+            expectProblem(try await app.call(.delete, "/api/v1/orgs/\(org)/tokens/\(adminID)", token: owner), .notFound, "not_found")
+
+            // The page: an owner creates a token (shown once, and it works) and revokes it.
+            let page = try await app.signedIn(org: org, role: "owner", by: owner, email: "own@example.com")
+            let adminPerson = try await app.signedIn(org: org, role: "admin", by: owner, email: "adm@example.com")
+            #expect(try await adminPerson.get("/settings/tokens").status == .forbidden)
+            let made = try await page.post("/settings/tokens", ["name": "ci <bot>", "role": "developer"], csrfFrom: "/settings/tokens")
+            #expect(made.status == .ok)
+            #expect(made.text.contains("ci &lt;bot&gt;"))
+            let text = try #require(made.text.range(of: #"mct_[A-Za-z0-9_-]{43}"#, options: .regularExpression).map { String(made.text[$0]) })
+            #expect(try await app.call(.get, "/api/v1/orgs/\(org)", token: text).status == .ok)
+            let listed = try await page.get("/settings/tokens")
+            #expect(!listed.text.contains(text))
+            let id = try #require((try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: owner).json["data"] as? [[String: Any]])?
+                .first { $0["name"] as? String == "ci <bot>" }?["id"] as? String)
+            #expect(try await page.post("/settings/tokens/\(id)/revoke", [:], csrf: false).status == .forbidden)
+            #expect(try await app.call(.get, "/api/v1/orgs/\(org)", token: text).status == .ok)
+            #expect(try await page.post("/settings/tokens/\(id)/revoke", [:], csrfFrom: "/settings/tokens").status == .seeOther)
+            #expect(try await app.call(.get, "/api/v1/orgs/\(org)", token: text).status == .unauthorized)
+        }
+    }
 }

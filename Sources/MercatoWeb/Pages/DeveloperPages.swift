@@ -46,7 +46,7 @@ struct DeveloperPages {
                 let made = try await runtime.registry.register(document, by: session.principal, requestID: context.requestID)
                 return kit.page("developer-secrets", title: "\(made.manifest.name) registered", context: context, nav: "developer", [
                     "heading": "\(made.manifest.name) is registered", "path": MarketplacePages.pathSegment(made.app.key),
-                    "secrets": Self.secretRows(made.newSecrets),
+                    "secrets": Self.secretRows(made.newSecrets), "warning": Self.onceWarning,
                 ])
             } catch let error as APIError where error.status == 400 || error.status == 422 || error.status == 409 {
                 let problems = error.errors.map { ["field": $0.field, "message": $0.message] }
@@ -90,12 +90,14 @@ struct DeveloperPages {
             let (secret, until) = try await runtime.registry.rotateSecret(key: key, kind: kind, by: session.principal, requestID: context.requestID)
             var model: [String: Any] = [
                 "heading": "New \(kind.rawValue) secret for \(view.manifest.name)", "path": MarketplacePages.pathSegment(key),
-                "secrets": Self.secretRows([kind.rawValue: secret]),
+                "secrets": Self.secretRows([kind.rawValue: secret]), "warning": Self.onceWarning,
             ]
             if let until { model["overlap"] = "The previous secret keeps working until \(MarketplacePages.time(Int64(until.timeIntervalSince1970 * 1000)))." }
             return kit.page("developer-secrets", title: "New secret", context: context, nav: "developer", model)
         }
     }
+
+    static let onceWarning = "Copy these secrets now: they are shown on this page only and cannot be read again. Keep them in your app's secret store."
 
     static func secretRows(_ secrets: [String: String]) -> [[String: Any]] {
         secrets.sorted { $0.key < $1.key }.map { ["kind": $0.key, "value": $0.value, "id": "secret-" + $0.key] }
