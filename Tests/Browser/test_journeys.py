@@ -12,7 +12,7 @@ import requests
 from selenium.webdriver.common.action_chains import ActionChains
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
-from selenium.webdriver.support import expected_conditions as EC
+from selenium.common.exceptions import StaleElementReferenceException, WebDriverException
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))), "sdk", "python"))
@@ -91,7 +91,20 @@ class Pages:
         """Runs `action` (a click, a key) and waits for the next page to replace this one."""
         old = self.d.find_element(By.TAG_NAME, "html")
         action()
-        WebDriverWait(self.d, 10).until(EC.staleness_of(old))
+
+        def replaced(_):
+            try:
+                old.is_enabled()
+                return False
+            except StaleElementReferenceException:
+                return True
+            except WebDriverException as error:
+                # Chromium sometimes reports a node of the replaced document this way instead.
+                if "does not belong to the document" in str(error):
+                    return True
+                raise
+
+        WebDriverWait(self.d, 10).until(replaced)
         WebDriverWait(self.d, 10).until(lambda d: d.execute_script("return document.readyState") == "complete")
 
     def press(self, text):
