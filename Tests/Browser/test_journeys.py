@@ -46,9 +46,10 @@ EVIL = dict(FIELD_NOTES, key="evil-notes", name="<script>alert(1)</script> Notes
 class Pages:
     """Checks and screenshots every page the journey reaches."""
 
-    def __init__(self, driver, folder):
+    def __init__(self, driver, folder, journey):
         self.d = driver
         self.folder = folder
+        self.journey = journey
         self.count = 0
 
     def check(self, name):
@@ -70,12 +71,12 @@ class Pages:
               .flatMap(e => e.getAttribute('aria-describedby').split(' ').filter(id => !document.getElementById(id)));""")
         assert not dangling, f"{name}: aria-describedby names missing elements {dangling}"
         self.count += 1
-        d.save_screenshot(os.path.join(self.folder, f"{self.count:02d}-{name}.png"))
+        d.save_screenshot(os.path.join(self.folder, f"{self.journey}-{self.count:02d}-{name}.png"))
         d.set_window_size(390, 844)
         try:
             width = d.execute_script("return document.documentElement.scrollWidth")
             assert width <= 390, f"{name}: {width}px wide at 390px"
-            d.save_screenshot(os.path.join(self.folder, f"{self.count:02d}-{name}-390.png"))
+            d.save_screenshot(os.path.join(self.folder, f"{self.journey}-{self.count:02d}-{name}-390.png"))
         finally:
             d.set_window_size(1280, 900)
 
@@ -128,7 +129,7 @@ def vendor(server):
 
 
 def test_admin_journey(server, vendor, browser, shots):
-    d, p = browser, Pages(browser, shots)
+    d, p = browser, Pages(browser, shots, "admin")
 
     # The first owner's link, as the first start printed it.
     d.get(server.owner_link)
@@ -273,7 +274,7 @@ def test_pages_answer_the_security_headers(server):
 
 def test_developer_journey(server, browser, shots):
     """Runs after the admin journey (same browser, Ada still signed in as the org's owner)."""
-    d, p = browser, Pages(browser, shots)
+    d, p = browser, Pages(browser, shots, "developer")
     d.get(server.base + "/developer")
     if "/login" in d.current_url:
         p.field("Email").send_keys("ada@example.com")
@@ -343,7 +344,7 @@ def test_developer_journey(server, browser, shots):
 
 def test_install_with_the_keyboard_alone(server, vendor, browser, shots):
     """Runs after the admin journey (Ada signed in): Tab and Enter only, from the top of the page."""
-    d, p = browser, Pages(browser, shots)
+    d, p = browser, Pages(browser, shots, "keyboard")
     d.get(server.base + "/marketplace/evil-notes")
     if "/login" in d.current_url:
         p.field("Email").send_keys("ada@example.com")
