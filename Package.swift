@@ -46,6 +46,7 @@ let package = Package(
         .package(url: "https://github.com/vapor/sqlite-nio.git", from: "1.13.2"),
         .package(url: "https://github.com/jpsim/Yams.git", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-http-types.git", from: "1.8.0"),
+        .package(url: "https://github.com/hummingbird-project/swift-mustache.git", from: "2.1.1"),
     ],
     targets: [
         // libsodium from Debian's libsodium-dev (1.0.18).
@@ -130,6 +131,23 @@ let package = Package(
             resources: [.copy("Resources/openapi.json")],
             swiftSettings: swiftSettings
         ),
+        // The browser pages (CONTRACT §8): sessions, CSRF, security headers, Mustache templates.
+        .target(
+            name: "MercatoWeb",
+            dependencies: [
+                "MercatoCore",
+                "MercatoHTTP",
+                "MercatoHooks",
+                "MercatoCrypto",
+                "MercatoStorage",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
+                .product(name: "Mustache", package: "swift-mustache"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            resources: [.copy("Resources/templates"), .copy("Resources/static")],
+            swiftSettings: swiftSettings
+        ),
         // The one place that names every plugin.
         .executableTarget(
             name: "mercato",
@@ -138,6 +156,7 @@ let package = Package(
                 "MercatoCrypto",
                 "MercatoStorage",
                 "MercatoHTTP",
+                "MercatoWeb",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "Hummingbird", package: "hummingbird"),
@@ -200,6 +219,7 @@ let package = Package(
             dependencies: [
                 "MercatoTestSupport",
                 "MercatoHTTP",
+                "MercatoWeb",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -14,6 +14,8 @@ public final class MercatoRuntime: Sendable {
     public let clock: WallClock
     public let secrets: SecretStore
     public let tenancy: TenancyService
+    /// People, invitations and browser sessions (the pages' sign-in).
+    public let people: PeopleService
     public let registry: RegistryService
     /// Every stored manifest, decoded once (shared by the services below).
     public let manifests: Manifests
@@ -50,6 +52,7 @@ public final class MercatoRuntime: Sendable {
         self.secrets = SecretStore(vault: vault)
         self.manifests = Manifests()
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
+        self.people = PeopleService(database: database, clock: clock, publicURL: settings.publicURL)
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, manifests: manifests, clock: clock)
         self.providers = ProviderService(database: database, secrets: secrets, clock: clock)
         self.revoker = ConnectionRevoker(providers: providers, settings: settings, logger: logger)

@@ -11,19 +11,25 @@ public struct ServerStartup: Service {
     let runtime: MercatoRuntime
     let logger: Logger
     let announceOperatorToken: @Sendable (String) -> Void
+    let announceFirstOwner: (@Sendable (String) -> Void)?
     /// Opens when start-up is done.
     public let ready = Latch()
 
-    public init(runtime: MercatoRuntime, logger: Logger, announceOperatorToken: @escaping @Sendable (String) -> Void) {
+    /// `announceFirstOwner`, when given, is told the invitation link of a first owner on a
+    /// database without any org (the first start of `scripts/serve`).
+    public init(runtime: MercatoRuntime, logger: Logger, announceOperatorToken: @escaping @Sendable (String) -> Void,
+                announceFirstOwner: (@Sendable (String) -> Void)? = nil) {
         self.runtime = runtime
         self.logger = logger
         self.announceOperatorToken = announceOperatorToken
+        self.announceFirstOwner = announceFirstOwner
     }
 
     public func run() async throws {
         try await runtime.database.waitUntilRunning()
         try await Schema.runner.migrate(runtime.database, logger: logger)
         if let token = try await runtime.tenancy.bootstrapOperatorToken() { announceOperatorToken(token) }
+        if let announceFirstOwner, let link = try await runtime.people.bootstrapFirstOwner() { announceFirstOwner(link) }
         await runtime.plugins.activate(runtime.pluginAPI)
         if let catalog = runtime.settings.catalogDirectory {
             await CatalogImporter(runtime: runtime).importAtStart(catalog, logger: logger)

@@ -10,6 +10,10 @@ public struct AppRequestContext: RequestContext {
     public var requestID: String = ""
     /// The authenticated caller; set by ``BearerAuthMiddleware``.
     public var principal: Principal?
+    /// The signed-in browser, on pages (set by MercatoWeb's session middleware).
+    public var browser: BrowserSession?
+    /// The CSRF token the page's forms carry (MercatoWeb).
+    public var csrfToken: String = ""
     /// The connection, read only when a caller's address is needed.
     let channel: any Channel
 
@@ -19,7 +23,7 @@ public struct AppRequestContext: RequestContext {
     }
 
     /// The caller's address as a rate-limit key (see ``ClientAddress``).
-    var clientKey: String { ClientAddress.key(channel.remoteAddress) }
+    public var clientKey: String { ClientAddress.key(channel.remoteAddress) }
 
     /// Management API bodies (manifests included) stay well under 1 MiB.
     public var maxUploadSize: Int { 1 << 20 }

@@ -5,7 +5,9 @@ public import Prometheus
 
 /// Builds the router: system routes outside authentication, the management API behind bearer
 /// tokens, all under one middleware that answers every error as Problem Details.
-public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorRegistry?, logger: Logger) -> Router<AppRequestContext> {
+/// `pages`, when given, adds the browser pages (MercatoWeb) beside the API.
+public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorRegistry?, logger: Logger,
+                        pages: (@Sendable (Router<AppRequestContext>) -> Void)? = nil) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let routes = RouteTable()
     router.add(middleware: RequestMiddleware(logger: logger, routes: routes))
@@ -18,6 +20,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
+    PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)
     CatalogRoutes(registry: runtime.registry).register(on: api)
     InstallRoutes(installs: runtime.installs).register(on: api)
@@ -25,6 +28,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     commands.registerLogs(on: api)
     PluginRoutes(runtime: runtime).register(on: api)
     DeliveryRoutes(log: runtime.deliveryLog).register(on: api)
+    pages?(router)
 
     routes.load(router.routes)
     return router
@@ -32,9 +36,10 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
 
 /// The HTTP application for `runtime`, listening where its settings say. It is one service of
 /// the server's group (the composition root in `mercato serve` builds the group).
-public func buildApplication(runtime: MercatoRuntime, metrics: PrometheusCollectorRegistry?, logger: Logger) -> Application<RouterResponder<AppRequestContext>> {
+public func buildApplication(runtime: MercatoRuntime, metrics: PrometheusCollectorRegistry?, logger: Logger,
+                             pages: (@Sendable (Router<AppRequestContext>) -> Void)? = nil) -> Application<RouterResponder<AppRequestContext>> {
     Application(
-        router: buildRouter(runtime: runtime, metrics: metrics, logger: logger),
+        router: buildRouter(runtime: runtime, metrics: metrics, logger: logger, pages: pages),
         configuration: .init(address: .hostname(runtime.settings.host, port: runtime.settings.port), serverName: "mercato"),
         logger: logger
     )

@@ -363,5 +363,47 @@ public enum Schema {
                 "CREATE TABLE install_rate_state (install_id TEXT PRIMARY KEY, tat DOUBLE PRECISION NOT NULL)",
             ]
         },
+        Migration(id: 30, name: "people: passwords, invitations and browser sessions") { _ in
+            [
+                // One password per person (a `user` principal), found by email.
+                """
+                CREATE TABLE user_credentials (
+                    principal_id TEXT PRIMARY KEY REFERENCES principals(id) ON DELETE CASCADE,
+                    email TEXT NOT NULL UNIQUE,
+                    password_hash TEXT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                // A single-use link; only the digest of its token is kept. `email` is null for
+                // the first owner's link printed at a first start (the page asks for it).
+                """
+                CREATE TABLE invitations (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                    email TEXT,
+                    role TEXT NOT NULL,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    created_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    used_at BIGINT
+                )
+                """,
+                "CREATE INDEX invitations_org ON invitations (org_id)",
+                // The cookie's digest, never the cookie. `expires_at` slides; `ends_at` does not.
+                """
+                CREATE TABLE web_sessions (
+                    id TEXT PRIMARY KEY,
+                    token_hash TEXT NOT NULL UNIQUE,
+                    principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+                    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    expires_at BIGINT NOT NULL,
+                    ends_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX web_sessions_expiry ON web_sessions (expires_at)",
+            ]
+        },
     ])
 }

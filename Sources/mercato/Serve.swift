@@ -4,6 +4,7 @@ import Hummingbird
 import Logging
 import MercatoCore
 import MercatoHTTP
+import MercatoWeb
 import MercatoStorage
 import Metrics
 import Prometheus
@@ -55,9 +56,18 @@ enum Server {
             └ Use it as `Authorization: Bearer <token>` to create orgs.
 
             """.utf8))
+        } announceFirstOwner: { link in
+            FileHandle.standardOutput.write(Data("""
+
+            ┌ Sign in to the marketplace: open this link (single use, 7 days) ─
+            │ \(link)
+            └ It makes you the owner of "My organisation".
+
+            """.utf8))
         }
         let deliveryClients = DeliveryClients(grace: runtime.deliveryPolicy.timeout + .seconds(5))
-        var app = buildApplication(runtime: runtime, metrics: metrics, logger: logger)
+        let pages = try WebPages(runtime: runtime, logger: logger)
+        var app = buildApplication(runtime: runtime, metrics: metrics, logger: logger, pages: pages.register)
         app.beforeServerStarts {
             logger.notice("mercato listening", metadata: [
                 "address": "\(settings.host):\(settings.port)", "storage": "\(storage.engine)", "public_url": "\(settings.publicURL)",

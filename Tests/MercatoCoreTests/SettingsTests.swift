@@ -18,4 +18,15 @@ struct SettingsTests {
             }
         }
     }
+
+    @Test func frameAncestorsAreOriginsOnly() throws {
+        let base = ["MERCATO_DATA_DIR": "/tmp/mercato-settings-test"]
+        #expect(try Settings(environment: base).frameAncestors.isEmpty)
+        let listed = try Settings(environment: base.merging(["MERCATO_FRAME_ANCESTORS": "https://app.example.com/ http://localhost:3000"]) { a, _ in a })
+        #expect(listed.frameAncestors == ["https://app.example.com", "http://localhost:3000"])
+        // Anything that could add a CSP directive or a source keyword is refused.
+        for bad in ["https://a.example; script-src *", "'unsafe-inline'", "*", "https://a.example/path", "javascript:alert(1)"] {
+            #expect(throws: SettingsError.self) { try Settings(environment: base.merging(["MERCATO_FRAME_ANCESTORS": bad]) { a, _ in a }) }
+        }
+    }
 }

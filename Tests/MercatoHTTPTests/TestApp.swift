@@ -7,6 +7,7 @@ import MercatoCore
 import MercatoHTTP
 import MercatoHooks
 import MercatoStorage
+import MercatoWeb
 import MercatoTestSupport
 import Metrics
 import NIOCore
@@ -35,14 +36,15 @@ struct AppHarness {
 /// Runs `body` against the whole HTTP application on a fresh database of `engine`.
 func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallClock = .system,
              plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10), metrics: Bool = false,
-             _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
+             pages: Bool = false, environment: [String: String] = [:], _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
     // The runtime (services, plugins) and the HTTP layer write to the same capture, so tests
     // that search the logs for secrets see both.
     let logs = LogCapture()
     try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout,
-                              logger: logs.logger()) { runtime async throws in
-        let app = buildApplication(runtime: runtime, metrics: metrics ? TestMetrics.registry : nil, logger: logs.logger())
+                              logger: logs.logger(), environment: environment) { runtime async throws in
+        let web = pages ? try WebPages(runtime: runtime, logger: logs.logger()) : nil
+        let app = buildApplication(runtime: runtime, metrics: metrics ? TestMetrics.registry : nil, logger: logs.logger(), pages: web?.register)
         try await app.test(mode) { client in
             try await body(AppHarness(client: client, runtime: runtime, logs: logs, operatorToken: operatorToken, engine: engine))
         }

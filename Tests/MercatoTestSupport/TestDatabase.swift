@@ -88,12 +88,12 @@ public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _
 /// A runtime on a fresh database with a fresh keyring file, for service and HTTP tests.
 public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, clock: WallClock = .system,
                                plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
-                               logger: Logger = TestDatabase.logger,
+                               logger: Logger = TestDatabase.logger, environment extra: [String: String] = [:],
                                _ body: (MercatoRuntime) async throws -> R) async throws -> R {
     try await withTestDatabase(engine) { db in
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
-        var environment = ["MERCATO_DATA_DIR": dir.path]
+        var environment = extra.merging(["MERCATO_DATA_DIR": dir.path]) { _, fixed in fixed }
         if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
         let settings = try Settings(environment: environment)
         let vault = try KeyringSource(settings: settings).makeVault()

@@ -57,10 +57,12 @@ public struct RetentionService: Service {
             deliveryRows += n
             if n == 0 { break }
         }
-        if removedKeys + removedRows + activityRows + deliveryRows > 0 {
+        // Browser sessions past their sliding expiry or their end.
+        let sessions = try await database.transaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
+        if removedKeys + removedRows + activityRows + deliveryRows + sessions > 0 {
             logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)",
                                                       "activity_rows": "\(activityRows)",
-                                                      "delivery_rows": "\(deliveryRows)"])
+                                                      "delivery_rows": "\(deliveryRows)", "browser_sessions": "\(sessions)"])
         }
         return (removedKeys, removedRows)
     }

@@ -24,12 +24,15 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_REFRESH_MARGIN_SECONDS` | `900` (access tokens are refreshed this long before expiry, or at half their lifetime if shorter) |
 /// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
+/// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
     public var host: String
     public var port: Int
     public var publicURL: String
+    /// Origins allowed to frame the pages (CSP `frame-ancestors`); empty means `'self'` only.
+    public var frameAncestors: [String] = []
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
@@ -80,6 +83,16 @@ public struct Settings: Sendable {
         publicURL = value("MERCATO_PUBLIC_URL").map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 } ?? "http://\(host):\(port)"
         guard let scheme = URL(string: publicURL)?.scheme, ["http", "https"].contains(scheme) else {
             throw SettingsError("MERCATO_PUBLIC_URL must be an http(s) URL")
+        }
+        if let text = value("MERCATO_FRAME_ANCESTORS") {
+            let origins = text.split(whereSeparator: { $0 == " " || $0 == "," }).map(String.init)
+            for origin in origins {
+                guard let url = URL(string: origin), ["http", "https"].contains(url.scheme ?? ""), url.host != nil,
+                      url.path.isEmpty || url.path == "/", url.query == nil,
+                      origin.allSatisfy({ $0.isASCII && !$0.isWhitespace && $0 != ";" && $0 != "'" && $0 != "\"" })
+                else { throw SettingsError("MERCATO_FRAME_ANCESTORS must be space-separated http(s) origins, not \(origin)") }
+            }
+            frameAncestors = origins.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
         }
         masterKey = value("MERCATO_MASTER_KEY")
         operatorToken = value("MERCATO_OPERATOR_TOKEN")

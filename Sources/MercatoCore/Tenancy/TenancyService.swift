@@ -99,4 +99,27 @@ public struct TenancyService: Sendable {
         }
         return (token, text)
     }
+
+    /// The org's API tokens, never their text (operator and the org's owners, as creating them).
+    public func tokens(in orgID: String, by caller: Principal) async throws -> [TokenRecord] {
+        let org = try await self.org(orgID, visibleTo: caller)
+        guard caller.isOperator || caller.has(.owner, in: org.id) else {
+            throw APIError.forbidden("Listing API tokens needs the owner role in this org.")
+        }
+        return try await database.read { try await AccessStore.tokens(org: org.id, on: $0) }
+    }
+
+    /// Revokes one of the org's tokens: the next request with it is 401.
+    public func revokeToken(_ tokenID: String, in orgID: String, by caller: Principal, requestID: String? = nil) async throws {
+        let org = try await self.org(orgID, visibleTo: caller)
+        guard caller.isOperator || caller.has(.owner, in: org.id) else {
+            throw APIError.forbidden("Revoking API tokens needs the owner role in this org.")
+        }
+        let now = Timestamp.nowMillis()
+        try await database.transaction { db in
+            guard try await AccessStore.revoke(token: tokenID, org: org.id, at: now, on: db) else { throw APIError.notFound("Token \(tokenID)") }
+            try await ActivityLog.record(org: org.id, actor: caller.actorID, action: "token.revoked", target: tokenID, requestID: requestID,
+                                         details: [:], at: now, on: db)
+        }
+    }
 }

@@ -188,7 +188,7 @@ struct ConnectionRoutes {
             <!doctype html>
             <html lang="en"><head><meta charset="utf-8"><title>\(title)</title>
             <style>body{font-family:system-ui,sans-serif;max-width:32rem;margin:4rem auto;padding:0 1rem;color:#222}</style></head>
-            <body><h1>\(title)</h1><p>\(message)</p></body></html>
+            <body><h1>\(title)</h1><p>\(message)</p><p><a href="/installs">Back to your installs</a></p></body></html>
 
             """
     }

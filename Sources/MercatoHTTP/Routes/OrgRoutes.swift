@@ -42,7 +42,40 @@ struct OrgRoutes {
         let createdAt: Date
     }
 
+    struct TokenListBody: ResponseEncodable {
+        let id: String
+        let name: String
+        let role: String
+        let orgId: String
+        let userId: String
+        let createdAt: Date
+        let revokedAt: Date?
+
+        init(_ t: TokenRecord) {
+            id = t.id
+            name = t.name
+            role = t.role
+            orgId = t.orgId ?? ""
+            userId = t.principalId ?? ""
+            createdAt = Timestamp.date(millis: t.createdAt)
+            revokedAt = t.revokedAt.map { Timestamp.date(millis: $0) }
+        }
+    }
+
     func register(on api: RouterGroup<AppRequestContext>) {
+        api.get("orgs/{org_id}/tokens") { _, context in
+            let caller = try context.requirePrincipal()
+            let orgID = try context.parameters.require("org_id")
+            return Page(data: try await tenancy.tokens(in: orgID, by: caller).map(TokenListBody.init), nextCursor: nil)
+        }
+
+        api.delete("orgs/{org_id}/tokens/{tok_id}") { _, context in
+            let caller = try context.requirePrincipal()
+            try await tenancy.revokeToken(try context.parameters.require("tok_id"), in: try context.parameters.require("org_id"), by: caller,
+                                          requestID: context.requestID)
+            return Response(status: .noContent)
+        }
+
         api.post("orgs") { request, context in
             let caller = try context.requirePrincipal()
             let body = try await request.decodeJSON(CreateOrg.self, context: context)

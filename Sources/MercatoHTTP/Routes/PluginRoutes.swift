@@ -1,9 +1,9 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
-import Logging
-import MercatoCore
-import MercatoHooks
+public import Logging
+public import MercatoCore
+public import MercatoHooks
 import MercatoStorage
 import NIOCore
 
@@ -64,46 +64,30 @@ struct PluginRoutes {
 
     private func serve(plugin: String, _ definition: RouteDefinition, _ request: Request, _ context: AppRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
-        let role = definition.minimumRole
-        let orgID = try caller.org(atLeast: role, to: "`\(definition.method.rawValue) /api/v1/\(definition.path)`")
-        let org = try await runtime.tenancy.org(orgID, visibleTo: caller)
-        guard case .member(_, let principalID, _, let callerRole) = caller else { throw APIError.forbidden("Only org members call this route.") }
-
         var parameters: [String: String] = [:]
         for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters where query[String(key)] == nil { query[String(key)] = String(value) }
+        // The role is checked before the body is read.
+        _ = try caller.org(atLeast: definition.minimumRole, to: "`\(definition.method.rawValue) /api/v1/\(definition.path)`")
         var body: JSONValue?
         if definition.method == .post || definition.method == .put {
             let bytes = try await request.collectBody(context: context)
             if bytes.readableBytes > 0 { body = try JSONBody.decode(JSONValue.self, from: bytes, contentType: request.headers[.contentType]) }
         }
-
-        let call = RouteRequest(method: definition.method, route: definition.path, parameters: parameters, query: query, body: body,
-                                org: OrgInfo(id: org.id, name: org.name, plan: org.plan), callerID: principalID,
-                                callerRole: callerRole)
-        guard let result = await runtime.plugins.route(call, plugin: plugin, requestID: context.requestID, logger: context.logger, api: runtime.pluginAPI) else {
-            throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
-                           detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",
-                           headers: ["Retry-After": "60"])
-        }
-        switch result {
-        case .success(.json(let value, let status)):
+        let answer = try await PluginRouteCall(runtime: runtime).call(plugin: plugin, definition, caller: caller, parameters: parameters, query: query,
+                                                                     body: body, requestID: context.requestID, logger: context.logger)
+        switch answer {
+        case .json(let value, let status):
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
             let data = try JSONCoding.encoder.encode(value)
             return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        case .success(.file(let data, let contentType, let filename)):
+        case .file(let data, let contentType, let filename):
             var headers = HTTPFields()
             headers[.contentType] = contentType
             headers[.contentDisposition] = "attachment; filename=\"\(filename.filter { $0.isLetter || $0.isNumber || "._-".contains($0) })\""
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
-        case .failure(.failed(let error)):
-            throw APIError(status: error.status, code: error.code, title: Self.title(error.status), detail: error.message)
-        case .failure(.crashed):
-            throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin failed; it has been logged with the request id.")
-        case .failure(.timedOut):
-            throw APIError(status: 504, code: "handler_timeout", title: "Handler timeout", detail: "The route's plugin did not answer in time.")
         }
     }
 
@@ -113,7 +97,7 @@ struct PluginRoutes {
         }
     }
 
-    static func title(_ status: Int) -> String {
+    public static func title(_ status: Int) -> String {
         switch status {
         case 400: "Bad request"
         case 403: "Forbidden"
@@ -122,6 +106,47 @@ struct PluginRoutes {
         case 413: "Payload too large"
         case 422: "Invalid request"
         default: "Request failed"
+        }
+    }
+}
+
+/// One call of a plugin's route for a caller: the role the route asks for, the caller's org,
+/// the plugin's answer or its failure as an ``APIError``. The API (``PluginRoutes``) and the
+/// pages (MercatoWeb) both call plugin routes through this, so the rules are the same.
+public struct PluginRouteCall: Sendable {
+    let runtime: MercatoRuntime
+
+    public init(runtime: MercatoRuntime) {
+        self.runtime = runtime
+    }
+
+    /// The plugin that declares `method path`, with the route's definition.
+    public func route(_ method: RouteDefinition.Method, _ path: String) -> (plugin: String, definition: RouteDefinition)? {
+        runtime.plugins.routes.first { $0.definition.method == method && $0.definition.path == path }
+    }
+
+    public func call(plugin: String, _ definition: RouteDefinition, caller: Principal, parameters: [String: String], query: [String: String],
+                     body: JSONValue?, requestID: String, logger: Logger) async throws -> RouteResponse {
+        let orgID = try caller.org(atLeast: definition.minimumRole, to: "`\(definition.method.rawValue) /api/v1/\(definition.path)`")
+        let org = try await runtime.tenancy.org(orgID, visibleTo: caller)
+        guard case .member(_, let principalID, _, let callerRole) = caller else { throw APIError.forbidden("Only org members call this route.") }
+        let call = RouteRequest(method: definition.method, route: definition.path, parameters: parameters, query: query, body: body,
+                                org: OrgInfo(id: org.id, name: org.name, plan: org.plan), callerID: principalID,
+                                callerRole: callerRole)
+        guard let result = await runtime.plugins.route(call, plugin: plugin, requestID: requestID, logger: logger, api: runtime.pluginAPI) else {
+            throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
+                           detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",
+                           headers: ["Retry-After": "60"])
+        }
+        switch result {
+        case .success(let answer):
+            return answer
+        case .failure(.failed(let error)):
+            throw APIError(status: error.status, code: error.code, title: PluginRoutes.title(error.status), detail: error.message)
+        case .failure(.crashed):
+            throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin failed; it has been logged with the request id.")
+        case .failure(.timedOut):
+            throw APIError(status: 504, code: "handler_timeout", title: "Handler timeout", detail: "The route's plugin did not answer in time.")
         }
     }
 }

@@ -80,6 +80,22 @@ public enum AccessStore {
             }
     }
 
+    /// The org's tokens (live and revoked), newest first.
+    public static func tokens(org: String, on db: any SQLDatabase) async throws -> [TokenRecord] {
+        try await db.raw("""
+            SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at
+            FROM api_tokens WHERE org_id = \(bind: org) ORDER BY created_at DESC, id DESC LIMIT 1000
+            """).all(decoding: TokenRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Revokes the org's token `id`; `false` when there is no such live token in that org.
+    public static func revoke(token id: String, org: String, at millis: Int64, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            UPDATE api_tokens SET revoked_at = \(bind: millis)
+            WHERE id = \(bind: id) AND org_id = \(bind: org) AND revoked_at IS NULL RETURNING id
+            """).first() != nil
+    }
+
     /// How many operator tokens exist (live or not): zero means a first start.
     public static func operatorTokenCount(on db: any SQLDatabase) async throws -> Int {
         let row = try await db.raw("SELECT COUNT(*) AS n FROM api_tokens WHERE org_id IS NULL").first()

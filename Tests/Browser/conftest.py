@@ -1,0 +1,89 @@
+"""A live Mercato server and a headless Chromium (Debian's chromium + chromium-driver) for the
+browser journeys.
+
+MERCATO_BIN names the binary; MERCATO_BROWSER_DATABASE_URL, when set, runs it on PostgreSQL.
+The server starts on an empty database, so it prints the first owner's invitation link and the
+operator token, as `scripts/serve` does for a newcomer. Screenshots go to MERCATO_SCREENSHOTS
+(default: a new temporary folder), printed at the start.
+"""
+import os
+import re
+import socket
+import subprocess
+import tempfile
+import time
+
+import pytest
+import requests
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    def __init__(self, base, operator_token, owner_link):
+        self.base = base
+        self.operator = operator_token
+        self.owner_link = owner_link
+
+    def call(self, method, path, token=None, json=None):
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return requests.request(method, self.base + path, json=json, headers=headers, timeout=30)
+
+
+@pytest.fixture(scope="session")
+def server():
+    binary = os.environ["MERCATO_BIN"]
+    data = tempfile.mkdtemp(prefix="mercato-browser-")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_") and k != "DATABASE_URL"}
+    env.update(MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_CATALOG_DIR=os.path.join(ROOT, "catalog"),
+               MERCATO_LOG_LEVEL="warning")
+    if os.environ.get("MERCATO_BROWSER_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["MERCATO_BROWSER_DATABASE_URL"]
+    out = open(os.path.join(data, "out.log"), "w+")
+    proc = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}"
+    for _ in range(300):
+        try:
+            if requests.get(base + "/healthz", timeout=1).ok:
+                break
+        except requests.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    printed = open(os.path.join(data, "out.log")).read()
+    operator = re.search(r"mct_[A-Za-z0-9_-]{43}", printed).group(0)
+    link = re.search(r"http://\S+/invite/[A-Za-z0-9_-]+", printed).group(0)
+    yield Server(base, operator, link)
+    proc.terminate()
+    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+
+
+@pytest.fixture(scope="session")
+def shots():
+    folder = os.environ.get("MERCATO_SCREENSHOTS") or tempfile.mkdtemp(prefix="mercato-screens-")
+    os.makedirs(folder, exist_ok=True)
+    print(f"\nscreenshots: {folder}")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def browser():
+    options = webdriver.ChromeOptions()
+    options.binary_location = "/usr/bin/chromium"
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu", "--window-size=1280,900"):
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    driver = webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=options)
+    driver.implicitly_wait(0)
+    yield driver
+    driver.quit()
