@@ -23,6 +23,7 @@ typedef struct mercato_sqlite3_stmt mercato_sqlite3_stmt;
 #define MERCATO_SQLITE_OPEN_NOMUTEX 0x00008000
 #define MERCATO_SQLITE_PREPARE_PERSISTENT 0x01
 #define MERCATO_SQLITE_UTF8 1
+#define MERCATO_SQLITE_STMTSTATUS_REPREPARE 5
 
 int sqlite3_libversion_number(void);
 int sqlite3_open_v2(const char *filename, mercato_sqlite3 **db, int flags, const char *vfs);
@@ -34,6 +35,7 @@ int sqlite3_finalize(mercato_sqlite3_stmt *statement);
 int sqlite3_reset(mercato_sqlite3_stmt *statement);
 int sqlite3_clear_bindings(mercato_sqlite3_stmt *statement);
 int sqlite3_step(mercato_sqlite3_stmt *statement);
+int sqlite3_stmt_status(mercato_sqlite3_stmt *statement, int counter, int reset);
 
 int sqlite3_bind_int64(mercato_sqlite3_stmt *statement, int index, long long value);
 int sqlite3_bind_double(mercato_sqlite3_stmt *statement, int index, double value);

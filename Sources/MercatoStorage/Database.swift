@@ -138,8 +138,7 @@ public final class Database: Sendable {
     public func read<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
         case .sqlite(let storage):
-            return try await body(SQLiteSQLDatabase(target: .readers(storage.readers), logger: logger,
-                                                    eventLoop: MultiThreadedEventLoopGroup.singleton.any()))
+            return try await body(SQLiteSQLDatabase(target: .readers(storage.readers), logger: logger, eventLoop: storage.writerLoop))
         case .postgres(let client, _):
             return try await client.withConnection { try await body($0.sql()) }
         }

@@ -60,6 +60,11 @@ struct StatementTests {
         // A failing statement leaves the connection usable.
         await #expect(throws: SQLiteFailure.self) { try await db.raw("INSERT INTO t (k, v) VALUES (\(bind: 3), \(bind: "dup"))").run() }
         #expect(try await db.raw("SELECT count(*) AS n FROM t").first()?.decode(column: "n", as: Int.self) == 10)
+        // The result's column names are kept with the statement until SQLite prepares it again:
+        // after a schema change the same text answers with the new names.
+        #expect(try await db.raw("SELECT * FROM t WHERE k = 1").first()?.allColumns == ["k", "v"])
+        try await db.raw("ALTER TABLE t RENAME COLUMN v TO w").run()
+        #expect(try await db.raw("SELECT * FROM t WHERE k = 1").first()?.decode(column: "w", as: String.self) == "v1")
         connection.close()
     }
 }

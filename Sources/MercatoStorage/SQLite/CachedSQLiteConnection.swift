@@ -23,7 +23,15 @@ final class CachedSQLiteConnection: @unchecked Sendable {
 
     private let lock = Mutex(())
     private var handle: OpaquePointer?
-    private var statements: [String: OpaquePointer] = [:]
+    private var statements: [String: CachedStatement] = [:]
+
+    /// A prepared statement with the column names of its result, read at its first row and
+    /// kept until SQLite prepares the statement again (after a schema change).
+    private struct CachedStatement {
+        let statement: OpaquePointer
+        var columns: SQLiteColumns?
+        var reprepares: Int32 = 0
+    }
     /// Statements prepared so far (misses of the cache), for tests and measurements.
     private(set) var prepareCount = 0
 
@@ -55,7 +63,7 @@ final class CachedSQLiteConnection: @unchecked Sendable {
     }
 
     private func closeLocked() {
-        for statement in statements.values { sqlite3_finalize(statement) }
+        for cached in statements.values { sqlite3_finalize(cached.statement) }
         statements.removeAll()
         if let handle { sqlite3_close_v2(handle) }
         handle = nil
@@ -65,7 +73,8 @@ final class CachedSQLiteConnection: @unchecked Sendable {
     func run(_ sql: String, binds: [SQLiteData], onRow: (SQLiteResultRow) throws -> Void) throws {
         try lock.withLock { _ in
             guard let db = handle else { throw SQLiteFailure(code: MERCATO_SQLITE_MISUSE, message: "the connection is closed") }
-            guard let statement = try statement(for: sql, on: db) else { return }
+            guard let cached = try statement(for: sql, on: db) else { return }
+            let statement = cached.statement
             defer {
                 sqlite3_reset(statement)
                 sqlite3_clear_bindings(statement)
@@ -78,7 +87,14 @@ final class CachedSQLiteConnection: @unchecked Sendable {
                 guard rc == MERCATO_SQLITE_ROW else { throw failure(rc, db) }
                 let names: SQLiteColumns
                 if let columns { names = columns } else {
-                    names = Self.columns(of: statement)
+                    let reprepares = sqlite3_stmt_status(statement, MERCATO_SQLITE_STMTSTATUS_REPREPARE, 0)
+                    if let known = cached.columns, cached.reprepares == reprepares {
+                        names = known
+                    } else {
+                        names = Self.columns(of: statement)
+                        statements[sql]?.columns = names
+                        statements[sql]?.reprepares = reprepares
+                    }
                     columns = names
                 }
                 var values: [SQLiteData] = []
@@ -90,7 +106,7 @@ final class CachedSQLiteConnection: @unchecked Sendable {
     }
 
     /// The cached statement for `sql`, prepared on a miss; `nil` when `sql` holds no statement.
-    private func statement(for sql: String, on db: OpaquePointer) throws -> OpaquePointer? {
+    private func statement(for sql: String, on db: OpaquePointer) throws -> CachedStatement? {
         if let cached = statements[sql] { return cached }
         var statement: OpaquePointer?
         let rc = sqlite3_prepare_v3(db, sql, -1, UInt32(MERCATO_SQLITE_PREPARE_PERSISTENT), &statement, nil)
@@ -98,11 +114,12 @@ final class CachedSQLiteConnection: @unchecked Sendable {
         guard let statement else { return nil }
         prepareCount += 1
         if statements.count >= Self.cacheLimit {
-            for old in statements.values { sqlite3_finalize(old) }
+            for old in statements.values { sqlite3_finalize(old.statement) }
             statements.removeAll(keepingCapacity: true)
         }
-        statements[sql] = statement
-        return statement
+        let cached = CachedStatement(statement: statement)
+        statements[sql] = cached
+        return cached
     }
 
     private func bind(_ binds: [SQLiteData], to statement: OpaquePointer, on db: OpaquePointer) throws {
