@@ -55,6 +55,13 @@ let package = Package(
             pkgConfig: "libsodium",
             providers: [.apt(["libsodium-dev"])]
         ),
+        // SQLite's C API from Debian's libsqlite3-dev: MercatoStorage prepares and caches its
+        // statements itself and runs them without a thread pool.
+        .systemLibrary(
+            name: "CMercatoSQLite",
+            pkgConfig: "sqlite3",
+            providers: [.apt(["libsqlite3-dev"])]
+        ),
         // Sealing, signatures, random, password hashing. Knows nothing of storage or HTTP.
         .target(
             name: "MercatoCrypto",
@@ -65,6 +72,7 @@ let package = Package(
         .target(
             name: "MercatoStorage",
             dependencies: [
+                "CMercatoSQLite",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),

@@ -4,10 +4,8 @@ import NIOCore
 import NIOPosix
 import PostgresKit
 import PostgresNIO
-public import SQLKit
-import SQLiteKit
-import SQLiteNIO
 import Synchronization
+public import SQLKit
 
 /// The two storage engines Mercato runs on.
 public enum StorageEngine: String, Sendable, CaseIterable, CustomStringConvertible {
@@ -47,7 +45,8 @@ public struct StorageUnavailable: Error, CustomStringConvertible {
 ///
 /// Reads run on any connection. Writes run in ``transaction(_:)``: on PostgreSQL a pooled
 /// connection in `BEGIN ... COMMIT`; on SQLite the single writer connection behind an async
-/// FIFO lock with `BEGIN IMMEDIATE`, so writers never meet `SQLITE_BUSY`.
+/// FIFO lock with `BEGIN IMMEDIATE`, so writers never meet `SQLITE_BUSY`. SQLite's statements
+/// are prepared once per connection and run on the calling thread (``SQLiteStorage``).
 public final class Database: Sendable {
     public let engine: StorageEngine
     let logger: Logger
@@ -57,7 +56,7 @@ public final class Database: Sendable {
     let running = Latch()
 
     enum Backend: Sendable {
-        case sqlite(writer: SQLiteConnection, readers: [SQLiteConnection], lock: AsyncLock, next: Counter, threads: SQLiteThreads)
+        case sqlite(SQLiteStorage)
         /// `run` is the task of a standalone client (``open(_:logger:poolSize:asService:)``
         /// without `asService`); a service's client runs in ``run()``.
         case postgres(client: PostgresClient, run: Task<Void, Never>?)
@@ -91,28 +90,9 @@ public final class Database: Sendable {
     private static func openSQLite(path: String, logger: Logger) async throws -> Database {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
-        let threads = SQLiteThreads()
-        func connect(reader: Bool) async throws -> SQLiteConnection {
-            let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: reader ? threads.readers : threads.writer,
-                                                             logger: logger, on: reader ? MultiThreadedEventLoopGroup.singleton.any() : threads.writerLoop)
-            let db = connection.sql()
-            // WAL: readers never block the writer. synchronous=FULL: a committed (and so answered)
-            // write survives power loss, not only a crashed process. busy_timeout covers other
-            // processes (`mercato keys rotate`, `mercato migrate`) sharing the file.
-            if !reader { try await db.raw("PRAGMA journal_mode=WAL").run() }
-            try await db.raw("PRAGMA synchronous=FULL").run()
-            try await db.raw("PRAGMA busy_timeout=10000").run()
-            try await db.raw("PRAGMA foreign_keys=ON").run()
-            return connection
-        }
         do {
-            let writer = try await connect(reader: false)
-            var readers: [SQLiteConnection] = []
-            for _ in 0 ..< SQLiteThreads.readerCount { readers.append(try await connect(reader: true)) }
-            return Database(engine: .sqlite, logger: logger,
-                            backend: .sqlite(writer: writer, readers: readers, lock: AsyncLock(), next: Counter(), threads: threads), location: path)
+            return Database(engine: .sqlite, logger: logger, backend: .sqlite(try SQLiteStorage(path: path)), location: path)
         } catch {
-            await threads.shutdown()
             throw StorageError("cannot open the SQLite database at \(path): \(error)")
         }
     }
@@ -155,10 +135,8 @@ public final class Database: Sendable {
     /// Closes every connection.
     public func close() async {
         switch backend {
-        case .sqlite(let writer, let readers, _, _, let threads):
-            try? await writer.close().get()
-            for reader in readers { try? await reader.close().get() }
-            await threads.shutdown()
+        case .sqlite(let storage):
+            await storage.close()
         case .postgres(_, let run):
             // A service's client stopped with its group (``run()``).
             run?.cancel()
@@ -173,8 +151,8 @@ public final class Database: Sendable {
     /// without end (seen in the restart drill), and a read abandoned changes nothing.
     public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
-        case .sqlite(_, let readers, _, let next, _):
-            return try await body(readers[next.increment() % readers.count].sql())
+        case .sqlite(let storage):
+            return try await body(SQLiteSQLDatabase(target: .readers(storage.readers), logger: logger, eventLoop: storage.writerLoop))
         case .postgres(let client, _):
             return try await bounded(client) { try await body($0.sql()) }
         }
@@ -269,12 +247,14 @@ public final class Database: Sendable {
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
     public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
-        case .sqlite(let writer, _, let lock, _, let threads):
+        case .sqlite(let storage):
             // The transaction's code runs on the writer's own thread: between two statements it
-            // does not queue behind request work on the shared executor.
-            return try await withTaskExecutorPreference(threads.executor) {
-                try await lock.withLock {
-                    try await Self.inTransaction(writer.sql(), begin: "BEGIN IMMEDIATE", body)
+            // does not queue behind request work on the shared executor, and the commit's fsync
+            // blocks no thread of that executor.
+            let writer = SQLiteSQLDatabase(target: .connection(storage.writer), logger: logger, eventLoop: storage.writerLoop)
+            return try await withTaskExecutorPreference(storage.executor) {
+                try await storage.lock.withLock {
+                    try await Self.inTransaction(writer, begin: "BEGIN IMMEDIATE", body)
                 }
             }
         case .postgres(let client, _):
@@ -319,50 +299,6 @@ public final class Database: Sendable {
         }
         return result
     }
-}
-
-/// SQLite's threads. Statements run on a thread pool (SQLiteNIO's model): the one writer has a
-/// thread of its own, so writes never queue behind reads, and each reader has one. The writer's
-/// statements answer on an event loop of its own, which also runs its transactions' code (a task
-/// executor), so a transaction moves from statement to statement without waiting for a thread of
-/// the shared executor, where every request's work queues.
-final class SQLiteThreads: Sendable {
-    static let readerCount = 4
-    let writer = NIOThreadPool(numberOfThreads: 1)
-    let readers = NIOThreadPool(numberOfThreads: readerCount)
-    private let writerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
-    let writerLoop: any EventLoop
-    let executor: EventLoopTaskExecutor
-
-    init() {
-        writer.start()
-        readers.start()
-        writerLoop = writerGroup.next()
-        executor = EventLoopTaskExecutor(writerLoop)
-    }
-
-    func shutdown() async {
-        try? await writer.shutdownGracefully()
-        try? await readers.shutdownGracefully()
-        try? await writerGroup.shutdownGracefully()
-    }
-}
-
-/// Runs the jobs of tasks that prefer it on one event loop's thread.
-final class EventLoopTaskExecutor: TaskExecutor {
-    let loop: any EventLoop
-    init(_ loop: any EventLoop) { self.loop = loop }
-
-    func enqueue(_ job: consuming ExecutorJob) {
-        let job = UnownedJob(job)
-        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
-    }
-}
-
-/// A lock-free round-robin counter.
-final class Counter: Sendable {
-    private let value = Atomic<Int>(0)
-    func increment() -> Int { value.wrappingAdd(1, ordering: .relaxed).oldValue & Int.max }
 }
 
 /// Set once a statement has its connection (see `Database.leased`).

@@ -81,6 +81,10 @@ struct SecretStoreTests {
                             #expect(value?.hasPrefix(prefix) == true, "index \(index) read \(value ?? "nil")")
                             shared.reads.add(1, ordering: .relaxed)
                             i += 5
+                            // A read on SQLite runs on the caller and never suspends: without
+                            // this, four reading loops would hold both threads of the shared
+                            // executor and the rotator would never run.
+                            await Task.yield()
                         }
                     }
                 }

@@ -1,0 +1,123 @@
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Synchronization
+
+/// SQLite's connections: one writer, taken by one transaction at a time behind a FIFO lock,
+/// whose transactions run on a thread of their own (a task executor), and a pool of readers
+/// whose statements run on the caller.
+///
+/// A transaction's statements run synchronously on the writer's thread, so a batch of the
+/// group commit costs one hop there and back, and its fsync never blocks a thread of the shared
+/// executor where requests run. A read is a single statement in autocommit on an idle reader
+/// (WAL: readers never wait for the writer), run where the caller is, with no hop at all.
+final class SQLiteStorage: Sendable {
+    let writer: CachedSQLiteConnection
+    let readers: SQLiteReaderPool
+    let lock = AsyncLock()
+    private let writerGroup: MultiThreadedEventLoopGroup
+    let writerLoop: any EventLoop
+    let executor: EventLoopTaskExecutor
+
+    /// WAL: readers never block the writer. synchronous=FULL: a committed (and so answered)
+    /// write survives power loss, not only a crashed process. busy_timeout covers other processes
+    /// (`mercato keys rotate`, `mercato migrate`) sharing the file.
+    static func pragmas(writer: Bool) -> [String] {
+        (writer ? ["PRAGMA journal_mode=WAL"] : []) + ["PRAGMA synchronous=FULL", "PRAGMA busy_timeout=10000", "PRAGMA foreign_keys=ON"]
+    }
+
+    init(path: String) throws {
+        let writer = try CachedSQLiteConnection(path: path, pragmas: Self.pragmas(writer: true))
+        let readers = SQLiteReaderPool(path: path)
+        do {
+            try readers.prepare(count: SQLiteReaderPool.warmCount)
+        } catch {
+            writer.close()
+            readers.close()
+            throw error
+        }
+        self.writer = writer
+        self.readers = readers
+        writerGroup = MultiThreadedEventLoopGroup(numberOfThreads: 1)
+        writerLoop = writerGroup.next()
+        executor = EventLoopTaskExecutor(writerLoop)
+    }
+
+    func close() async {
+        // The writer lock: a transaction still running finishes first.
+        try? await lock.withLock { writer.close() }
+        readers.close()
+        try? await writerGroup.shutdownGracefully()
+    }
+}
+
+/// Idle reader connections, each handed to one statement at a time. A statement runs
+/// synchronously, so the pool holds about as many connections as threads that read at once; it
+/// opens one more when all are busy.
+final class SQLiteReaderPool: Sendable {
+    static let warmCount = 4
+    /// Idle connections kept beyond this many are closed when handed back.
+    static let idleLimit = 16
+
+    private struct State {
+        var idle: [CachedSQLiteConnection] = []
+        var closed = false
+    }
+
+    private let state = Mutex(State())
+    private let path: String
+
+    init(path: String) { self.path = path }
+
+    /// Opens `count` connections ahead of the first reads.
+    func prepare(count: Int) throws {
+        for _ in 0 ..< count {
+            let connection = try open()
+            state.withLock { $0.idle.append(connection) }
+        }
+    }
+
+    private func open() throws -> CachedSQLiteConnection {
+        try CachedSQLiteConnection(path: path, pragmas: SQLiteStorage.pragmas(writer: false))
+    }
+
+    /// Runs `body` with an idle connection of its own.
+    func withConnection<R>(_ body: (CachedSQLiteConnection) throws -> R) throws -> R {
+        let taken = try state.withLock { state throws -> CachedSQLiteConnection? in
+            if state.closed { throw SQLiteFailure(code: 21, message: "the database is closed") }
+            return state.idle.popLast()
+        }
+        let connection = try taken ?? open()
+        defer {
+            let keep = state.withLock { state -> Bool in
+                guard !state.closed, state.idle.count < Self.idleLimit else { return false }
+                state.idle.append(connection)
+                return true
+            }
+            if !keep { connection.close() }
+        }
+        return try body(connection)
+    }
+
+    /// Closes the idle connections; one in use closes when handed back.
+    func close() {
+        let idle = state.withLock { state -> [CachedSQLiteConnection] in
+            state.closed = true
+            defer { state.idle.removeAll() }
+            return state.idle
+        }
+        for connection in idle { connection.close() }
+    }
+}
+
+/// Runs the jobs of tasks that prefer it on one event loop's thread.
+final class EventLoopTaskExecutor: TaskExecutor {
+    let loop: any EventLoop
+    init(_ loop: any EventLoop) { self.loop = loop }
+
+    func enqueue(_ job: consuming ExecutorJob) {
+        let job = UnownedJob(job)
+        loop.execute { job.runSynchronously(on: self.asUnownedTaskExecutor()) }
+    }
+}

@@ -1,0 +1,70 @@
+import Foundation
+@testable import MercatoStorage
+import MercatoTestSupport
+import SQLKit
+import Testing
+
+@Suite("Statements: values round-trip, SQLite's prepared-statement cache")
+struct StatementTests {
+    struct Values: Codable, Equatable {
+        var t: String?
+        var b: Data?
+        var i: Int64?
+        var f: Double?
+    }
+
+    /// Edge values come back as they went in, on both engines: an empty string and an empty
+    /// blob are not NULL, text keeps non-ASCII, integers keep all 64 bits.
+    @Test(arguments: TestEngines.all)
+    func valuesRoundTrip(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let blob = engine == .sqlite ? "BLOB" : "BYTEA"
+            let cases: [Values] = [
+                Values(t: "", b: Data(), i: 0, f: 0),
+                Values(t: "a b ünï 🧪", b: Data([0, 1, 2, 255]), i: Int64.max, f: -1.5),
+                Values(t: nil, b: nil, i: Int64.min, f: nil),
+            ]
+            try await test.database.transaction { db in
+                try await db.raw("CREATE TABLE stmt_values (n INTEGER, t TEXT, b \(unsafeRaw: blob), i BIGINT, f DOUBLE PRECISION)").run()
+                for (n, value) in cases.enumerated() {
+                    try await db.raw("INSERT INTO stmt_values (n, t, b, i, f) VALUES (\(bind: n), \(bind: value.t), \(bind: value.b), \(bind: value.i), \(bind: value.f))").run()
+                }
+            }
+            let rows = try await test.database.read { db in
+                try await db.raw("SELECT t, b, i, f, t IS NULL AS t_null, b IS NULL AS b_null FROM stmt_values ORDER BY n").all()
+            }
+            #expect(try rows.map { try $0.decode(model: Values.self) } == cases)
+            #expect(try rows.map { try $0.decode(column: "t_null", as: Bool.self) } == [false, false, true])
+            #expect(try rows.map { try $0.decode(column: "b_null", as: Bool.self) } == [false, false, true])
+        }
+    }
+
+    /// A statement run again is not parsed again: the connection's cache answers it, with
+    /// fresh bindings each time (a stale binding would return the previous row).
+    @Test func sqliteParsesAStatementOncePerConnection() async throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-stmt-\(UUID().uuidString)")
+        defer { try? FileManager.default.removeItem(at: dir) }
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        let connection = try CachedSQLiteConnection(path: dir.appendingPathComponent("s.sqlite").path, pragmas: [])
+        let db = SQLiteSQLDatabase.on(connection, logger: TestDatabase.logger)
+        try await db.raw("CREATE TABLE t (k INTEGER PRIMARY KEY, v TEXT)").run()
+        for k in 0 ..< 10 { try await db.raw("INSERT INTO t (k, v) VALUES (\(bind: k), \(bind: "v\(k)"))").run() }
+        let before = connection.prepareCount
+        var seen: [String] = []
+        for k in [3, 7, 3, 11] {
+            let v = try await db.raw("SELECT v FROM t WHERE k = \(bind: k)").first()?.decode(column: "v", as: String.self)
+            seen.append(v ?? "none")
+        }
+        #expect(seen == ["v3", "v7", "v3", "none"])
+        #expect(connection.prepareCount == before + 1)
+        // A failing statement leaves the connection usable.
+        await #expect(throws: SQLiteFailure.self) { try await db.raw("INSERT INTO t (k, v) VALUES (\(bind: 3), \(bind: "dup"))").run() }
+        #expect(try await db.raw("SELECT count(*) AS n FROM t").first()?.decode(column: "n", as: Int.self) == 10)
+        // The result's column names are kept with the statement until SQLite prepares it again:
+        // after a schema change the same text answers with the new names.
+        #expect(try await db.raw("SELECT * FROM t WHERE k = 1").first()?.allColumns == ["k", "v"])
+        try await db.raw("ALTER TABLE t RENAME COLUMN v TO w").run()
+        #expect(try await db.raw("SELECT * FROM t WHERE k = 1").first()?.decode(column: "w", as: String.self) == "v1")
+        connection.close()
+    }
+}
