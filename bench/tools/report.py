@@ -37,11 +37,13 @@ def record(path, wrk_output, meta):
     before, after = r.pop("outcomes_before", {}), r.pop("outcomes_after", {})
     r["outcomes"] = {k: after.get(k, 0) - before.get(k, 0) for k in after if after.get(k, 0) != before.get(k, 0)}
     r["server_cores"] = round(r["cpu_s"] / seconds, 2) if seconds else None
+    # CPU a request cost the server (with PostgreSQL: Mercato's nodes and the database's backends).
+    r["cpu_us_per_request"] = round(r["cpu_s"] * 1e6 / w["requests"], 1) if w["requests"] else None
     with open(path, "a") as f:
         f.write(json.dumps(r) + "\n")
     note = f" (ran out of prepared commands after {seconds:.1f} s)" if w["exhausted_threads"] else ""
     print(f"   {r['system']:8} {r['variant']:14} c={r['connections']:<3} {r['rps']:>10,.0f} rps  p50 {r['p50_ms']:.2f} ms  "
-          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
+          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores, {r['cpu_us_per_request']} CPU µs/request  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
           f"{fmt_outcomes(r)}{note}")
 
 
