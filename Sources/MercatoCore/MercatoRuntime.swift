@@ -91,7 +91,7 @@ public final class MercatoRuntime: Sendable {
     /// a service instead (`mercato serve`'s composition root).
     public static func open(settings: Settings, plugins: [any MercatoPlugin], logger: Logger, migrate: Bool = true) async throws -> MercatoRuntime {
         let vault = try KeyringSource(settings: settings).makeVault()
-        let database = try await Database.open(settings.database, logger: logger)
+        let database = try await Database.open(settings.database, logger: logger, deadlines: settings.storageDeadlines)
         if migrate {
             do { try await Schema.runner.migrate(database, logger: logger) } catch {
                 await database.close()

@@ -33,12 +33,26 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
 }
 
 /// Storage did not answer in time (no PostgreSQL connection could be had within
-/// ``Database/leaseTimeout``, or the server went away mid-statement): the request may be sent
+/// its ``StorageDeadlines``, or the server went away mid-statement): the request may be sent
 /// again. HTTP answers it with 503 `storage_unavailable` and `Retry-After`.
 public struct StorageUnavailable: Error, CustomStringConvertible {
     public let message: String
     public init(_ message: String) { self.message = message }
     public var description: String { message }
+}
+
+/// How long PostgreSQL may keep a request waiting before it is told storage is unavailable
+/// (503 `storage_unavailable`, retry): `lease` for a pooled connection (the pool itself would
+/// wait a minute for a server that went away), `statement` for a read or a group commit's
+/// transaction in all (a statement caught on a connection as the server stops can otherwise
+/// wait without end). Generous on purpose: a loaded machine must not turn into refusals.
+public struct StorageDeadlines: Sendable {
+    public var lease: Duration
+    public var statement: Duration
+    public init(lease: Duration = .seconds(5), statement: Duration = .seconds(15)) {
+        self.lease = lease
+        self.statement = statement
+    }
 }
 
 /// One storage API over both engines.
@@ -64,26 +78,29 @@ public final class Database: Sendable {
 
     /// Where the data lives, for messages (a PostgreSQL URL without its password).
     let location: String
+    let deadlines: StorageDeadlines
 
-    private init(engine: StorageEngine, logger: Logger, backend: Backend, location: String) {
+    private init(engine: StorageEngine, logger: Logger, backend: Backend, location: String, deadlines: StorageDeadlines = StorageDeadlines()) {
         self.engine = engine
         self.logger = logger
         self.backend = backend
         self.location = location
+        self.deadlines = deadlines
     }
 
     /// Opens storage at `location`. Standalone (the CLI, tests), it runs on its own until
     /// ``close()``. With `asService`, it is a ServiceLifecycle service: a PostgreSQL client
     /// starts when the group calls ``run()`` (wait with ``waitUntilRunning()``), and the group
     /// closes storage when it shuts down.
-    public static func open(_ location: DatabaseLocation, logger: Logger, poolSize: Int = 10, asService: Bool = false) async throws -> Database {
+    public static func open(_ location: DatabaseLocation, logger: Logger, poolSize: Int = 10, asService: Bool = false,
+                            deadlines: StorageDeadlines = StorageDeadlines()) async throws -> Database {
         switch location {
         case .sqlite(let path):
             let database = try await openSQLite(path: path, logger: logger)
             database.running.open()
             return database
         case .postgres(let url):
-            return try await openPostgres(url: url, logger: logger, poolSize: poolSize, asService: asService)
+            return try await openPostgres(url: url, logger: logger, poolSize: poolSize, asService: asService, deadlines: deadlines)
         }
     }
 
@@ -97,14 +114,14 @@ public final class Database: Sendable {
         }
     }
 
-    private static func openPostgres(url: String, logger: Logger, poolSize: Int, asService: Bool) async throws -> Database {
+    private static func openPostgres(url: String, logger: Logger, poolSize: Int, asService: Bool, deadlines: StorageDeadlines) async throws -> Database {
         let configuration = try PostgresURL.parse(url)
         var clientConfiguration = configuration
         clientConfiguration.options.maximumConnections = poolSize
         let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
         let location = PostgresURL.redacted(url)
         if asService {
-            return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location)
+            return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location, deadlines: deadlines)
         }
         let started = Latch()
         let run = Task {
@@ -112,7 +129,7 @@ public final class Database: Sendable {
             await client.run()
         }
         await started.wait()
-        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run), location: location)
+        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run), location: location, deadlines: deadlines)
         database.running.open()
         do {
             try await database.checkReachable()
@@ -146,7 +163,7 @@ public final class Database: Sendable {
 
     /// Runs `body` on a connection for reading (autocommit).
     ///
-    /// On PostgreSQL a read answers within ``readTimeout`` or throws ``StorageUnavailable``: a
+    /// On PostgreSQL a read answers within the statement deadline or throws ``StorageUnavailable``: a
     /// statement caught on a connection as the server stops or starts can otherwise wait
     /// without end (seen in the restart drill), and a read abandoned changes nothing.
     public func read<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
@@ -158,14 +175,11 @@ public final class Database: Sendable {
         }
     }
 
-    /// How long a PostgreSQL read may take in all, connection lease included.
-    static let readTimeout: Duration = .seconds(5)
-
     /// `body` on a leased connection, answered within `timeout`: past it the caller is
     /// told storage is unavailable and the read goes on alone until it ends (its answer unused).
-    private func bounded<R: Sendable>(_ client: PostgresClient, timeout: Duration = readTimeout,
-                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    private func bounded<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         let once = ResumeOnce<R>()
+        let timeout = deadlines.statement
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
             let location = self.location
@@ -189,12 +203,7 @@ public final class Database: Sendable {
         return try await bounded(client, body)
     }
 
-    /// How long a statement may wait for a pooled PostgreSQL connection. The pool itself waits
-    /// for a server that went away until its circuit breaker trips (a minute); a request must
-    /// not hang that long: past this it is told to retry (`StorageUnavailable`).
-    static let leaseTimeout: Duration = .seconds(3)
-
-    /// Runs `body` on a pooled connection, leased within ``leaseTimeout``; the statement itself
+    /// Runs `body` on a pooled connection, leased within the lease deadline; the statement itself
     /// has no deadline here. A connection that fails under it is reported as unavailable.
     private func leased<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         let leased = LeaseFlag()
@@ -206,10 +215,11 @@ public final class Database: Sendable {
                         return try await body(connection)
                     }
                 }
+                let lease = self.deadlines.lease
                 group.addTask {
-                    try await Task.sleep(for: Self.leaseTimeout)
+                    try await Task.sleep(for: lease)
                     guard leased.value.withLock({ $0 }) else {
-                        throw StorageUnavailable("no PostgreSQL connection within \(Self.leaseTimeout) (\(self.location) unreachable?)")
+                        throw StorageUnavailable("no PostgreSQL connection within \(lease) (\(self.location) unreachable?)")
                     }
                     return nil
                 }
@@ -266,7 +276,7 @@ public final class Database: Sendable {
         }
     }
 
-    /// ``transaction(_:)`` answered within ``batchTimeout`` on PostgreSQL, for the group commits
+    /// ``transaction(_:)`` answered within the statement deadline on PostgreSQL, for the group commits
     /// of the request path: a transaction caught on a connection as the server stops can
     /// otherwise wait without end, and every later batch of its group commit behind it (seen in
     /// the restart drill). Past the deadline the callers are told storage is unavailable (503,
@@ -274,13 +284,10 @@ public final class Database: Sendable {
     /// which a retry then finds. Long jobs (migrations, sweeps) use ``transaction(_:)``.
     public func boundedTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         guard case .postgres(let client, _) = backend else { return try await transaction(body) }
-        return try await bounded(client, timeout: Self.batchTimeout) { connection in
+        return try await bounded(client) { connection in
             try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
         }
     }
-
-    /// How long a group commit's transaction may take in all on PostgreSQL.
-    static let batchTimeout: Duration = .seconds(5)
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await db.raw(SQLQueryString(begin)).run()

@@ -38,7 +38,7 @@ struct Serve: AsyncParsableCommand {
 enum Server {
     static func build(settings: Settings, metrics: PrometheusCollectorRegistry, logger: Logger) async throws -> ServiceGroup {
         let vault = try KeyringSource(settings: settings).makeVault()
-        let storage = try await Database.open(settings.database, logger: logger, asService: true)
+        let storage = try await Database.open(settings.database, logger: logger, asService: true, deadlines: settings.storageDeadlines)
         let runtime: MercatoRuntime
         do {
             runtime = try MercatoRuntime(settings: settings, database: storage, vault: vault, plugins: BuiltInPlugins.all, logger: logger)

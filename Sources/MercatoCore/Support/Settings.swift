@@ -24,6 +24,7 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_REFRESH_MARGIN_SECONDS` | `900` (access tokens are refreshed this long before expiry, or at half their lifetime if shorter) |
 /// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
+/// | `MERCATO_STORAGE_TIMEOUT_SECONDS` | `15` (PostgreSQL: a read or a group commit past this, or no connection within 5 s, is 503 `storage_unavailable`) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
 public struct Settings: Sendable {
     public var dataDirectory: URL
@@ -56,6 +57,11 @@ public struct Settings: Sendable {
     public var oauthRefreshMarginSeconds = 900
     public var oauthRefreshScanSeconds = 30
     public var oauthTimeoutSeconds = 15
+    /// PostgreSQL: how long a request may wait on storage before 503 `storage_unavailable`.
+    public var storageTimeoutSeconds = 15
+    public var storageDeadlines: StorageDeadlines {
+        StorageDeadlines(lease: .seconds(min(5, storageTimeoutSeconds)), statement: .seconds(storageTimeoutSeconds))
+    }
     /// Command requests refused before authentication that one address may send at once, and
     /// per second after that, before further refusals are 429.
     public var refusedCommandsBurst = 100
@@ -135,6 +141,7 @@ public struct Settings: Sendable {
         oauthRefreshScanSeconds = try Self.number(value("MERCATO_OAUTH_REFRESH_SCAN_SECONDS"), name: "MERCATO_OAUTH_REFRESH_SCAN_SECONDS",
                                                   default: 30, range: 1 ... 86400)
         oauthTimeoutSeconds = try Self.number(value("MERCATO_OAUTH_TIMEOUT_SECONDS"), name: "MERCATO_OAUTH_TIMEOUT_SECONDS", default: 15, range: 1 ... 60)
+        storageTimeoutSeconds = try Self.number(value("MERCATO_STORAGE_TIMEOUT_SECONDS"), name: "MERCATO_STORAGE_TIMEOUT_SECONDS", default: 15, range: 2 ... 600)
         if let url = value("DATABASE_URL") {
             guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
                 throw SettingsError("DATABASE_URL must be a postgres:// URL (leave it unset for the embedded SQLite)")
