@@ -25,6 +25,7 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
+/// | `MERCATO_SSO_SECRET` | unset: embedded sign-in (`/sso/jwt`) is off; `whsec_` + base64 of the HS256 key shared with the host SaaS |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -33,6 +34,8 @@ public struct Settings: Sendable {
     public var publicURL: String
     /// Origins allowed to frame the pages (CSP `frame-ancestors`); empty means `'self'` only.
     public var frameAncestors: [String] = []
+    /// The HS256 key of embedded sign-in (`/sso/jwt`); `nil` turns it off.
+    public var ssoSecret: [UInt8]?
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
@@ -93,6 +96,12 @@ public struct Settings: Sendable {
                 else { throw SettingsError("MERCATO_FRAME_ANCESTORS must be space-separated http(s) origins, not \(origin)") }
             }
             frameAncestors = origins.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        }
+        if let text = value("MERCATO_SSO_SECRET") {
+            guard text.hasPrefix("whsec_"), let key = Data(base64Encoded: String(text.dropFirst("whsec_".count))), key.count >= 16 else {
+                throw SettingsError("MERCATO_SSO_SECRET must be whsec_ followed by the base64 of a key of at least 16 bytes")
+            }
+            ssoSecret = [UInt8](key)
         }
         masterKey = value("MERCATO_MASTER_KEY")
         operatorToken = value("MERCATO_OPERATOR_TOKEN")
