@@ -37,5 +37,6 @@ public struct WebPages: Sendable {
         NotificationPages(runtime: runtime, kit: kit).register(on: pages)
         DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
         TokenPages(runtime: runtime, kit: kit).register(on: pages)
+        AuditPages(runtime: runtime, kit: kit).register(on: pages)
     }
 }
