@@ -38,5 +38,6 @@ public struct WebPages: Sendable {
         DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
         TokenPages(runtime: runtime, kit: kit).register(on: pages)
         AuditPages(runtime: runtime, kit: kit).register(on: pages)
+        DeveloperDocsPages(kit: kit, publicURL: runtime.settings.publicURL).register(on: pages)
     }
 }
