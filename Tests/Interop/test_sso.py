@@ -5,14 +5,15 @@ import warnings
 
 import jwt
 import requests
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
-def mint(key, org, **changes):
+def mint(key, org, algorithm="HS256", **changes):
     now = int(time.time())
     claims = {"sub": "host-42", "email": "kim@host.example", "name": "Kim Host", "org": org, "role": "admin",
               "iat": now, "exp": now + 120, "jti": str(uuid.uuid4())}
     claims.update(changes)
-    return jwt.encode(claims, key, algorithm="HS256")
+    return jwt.encode(claims, key, algorithm=algorithm)
 
 
 def sso(server, token, return_to="/installs", cookies=None):
@@ -66,3 +67,13 @@ def test_return_to_off_this_origin_goes_to_the_marketplace(server):
     answer = sso(server, mint(server.sso_key, org), return_to="https://evil.example/")
     assert answer.status_code == 303
     assert answer.headers["Location"] == "/marketplace"
+
+
+def test_a_pyjwt_eddsa_token_verifies_with_the_registered_public_key(server):
+    org, _ = server.org("SSO EdDSA")
+    answer = sso(server, mint(server.sso_ed_key, org, algorithm="EdDSA", sub="host-ed"))
+    assert answer.status_code == 303, answer.text
+    assert answer.cookies.get("mercato_session")
+    forged = sso(server, mint(Ed25519PrivateKey.generate(), org, algorithm="EdDSA", sub="host-ed"))
+    assert forged.status_code == 401
+    assert "mercato_session" not in forged.cookies

@@ -212,11 +212,44 @@ struct EmbeddedSignInTests {
         }
     }
 
+    /// With the host's Ed25519 public key registered, EdDSA tokens signed by its private key are
+    /// accepted; another key's, and HS256 tokens when no secret is set, are not.
+    @Test(arguments: TestEngines.all)
+    func eddsaTokensVerifyWithTheHostsPublicKey(engine: StorageEngine) async throws {
+        let clock = ManualClock(Date())
+        let host = HostSigner(clock: clock)
+        let hostKey = try EdDSA.PrivateKey(curve: .ed25519)
+        let otherKey = try EdDSA.PrivateKey(curve: .ed25519)
+        let registered = hostKey.publicKey.rawRepresentation.base64EncodedString()
+        @Sendable func sign(_ claims: HostClaims, with key: EdDSA.PrivateKey) async throws -> String {
+            try await JWTKeyCollection().add(eddsa: key).sign(claims)
+        }
+        try await withApp(engine, clock: clock.wallClock, pages: true, environment: ["MERCATO_SSO_PUBLIC_KEY": registered]) { app in
+            let (org, _) = try await app.makeOrg()
+            let good = try await sign(host.claims(org: org, role: "developer"), with: hostKey)
+            #expect(try DefaultJWTParser().parse([UInt8](good.utf8), as: HostClaims.self).header.alg == "EdDSA")
+            let browser = PageBrowser(app)
+            let answer = try await browser.get(HostSigner.path(good))
+            #expect(answer.status == .seeOther)
+            #expect(answer.headers[.location] == "/installs")
+            #expect(try await browser.get("/developer").status == .ok)
+
+            let forged = try await PageBrowser(app).get(HostSigner.path(try await sign(host.claims(org: org), with: otherKey)))
+            #expect(forged.status == .unauthorized)
+            let hmac = try await PageBrowser(app).get(HostSigner.path(try await host.sign(host.claims(org: org))))
+            #expect(hmac.status == .unauthorized)
+            #expect(hmac.text.contains("EdDSA sign-in tokens only"))
+            #expect(try await app.count("SELECT COUNT(*) AS n FROM web_sessions") == 1)
+        }
+    }
+
     @Test func theSecretSettingIsCheckedAtStart() throws {
         #expect(throws: SettingsError.self) { try Settings(environment: ["MERCATO_SSO_SECRET": "plain-text"]) }
         #expect(throws: SettingsError.self) { try Settings(environment: ["MERCATO_SSO_SECRET": "whsec_c2hvcnQ="]) }
         let key = (0 ..< 32).map { UInt8($0) }
         #expect(try Settings(environment: ["MERCATO_SSO_SECRET": "whsec_" + Data(key).base64EncodedString()]).ssoSecret == key)
         #expect(try Settings(environment: [:]).ssoSecret == nil)
+        #expect(throws: SettingsError.self) { try Settings(environment: ["MERCATO_SSO_PUBLIC_KEY": Data(key.prefix(31)).base64EncodedString()]) }
+        #expect(try Settings(environment: ["MERCATO_SSO_PUBLIC_KEY": Data(key).base64EncodedString()]).ssoPublicKey == key)
     }
 }

@@ -26,6 +26,7 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
 /// | `MERCATO_SSO_SECRET` | unset: embedded sign-in (`/sso/jwt`) is off; `whsec_` + base64 of the HS256 key shared with the host SaaS |
+/// | `MERCATO_SSO_PUBLIC_KEY` | unset; base64 of the host SaaS's 32-byte Ed25519 public key: EdDSA tokens are accepted too |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -36,6 +37,8 @@ public struct Settings: Sendable {
     public var frameAncestors: [String] = []
     /// The HS256 key of embedded sign-in (`/sso/jwt`); `nil` turns it off.
     public var ssoSecret: [UInt8]?
+    /// The host's Ed25519 public key (32 bytes) for EdDSA tokens of embedded sign-in; `nil`: HS256 only.
+    public var ssoPublicKey: [UInt8]?
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
@@ -102,6 +105,14 @@ public struct Settings: Sendable {
                 throw SettingsError("MERCATO_SSO_SECRET must be whsec_ followed by the base64 of a key of at least 16 bytes")
             }
             ssoSecret = [UInt8](key)
+        }
+        if let text = value("MERCATO_SSO_PUBLIC_KEY") {
+            var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while standard.count % 4 != 0 { standard += "=" }
+            guard let key = Data(base64Encoded: standard), key.count == 32 else {
+                throw SettingsError("MERCATO_SSO_PUBLIC_KEY must be the base64 of a 32-byte Ed25519 public key")
+            }
+            ssoPublicKey = [UInt8](key)
         }
         masterKey = value("MERCATO_MASTER_KEY")
         operatorToken = value("MERCATO_OPERATOR_TOKEN")
