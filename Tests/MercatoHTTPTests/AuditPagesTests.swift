@@ -33,6 +33,9 @@ struct AuditPagesTests {
             let rowsOnFirst = first.text.components(separatedBy: "<tr><td>").count - 1
             #expect(rowsOnFirst == 50)
             #expect(first.text.contains("token.created"))
+            // Actors are shown by name (the owner token's service account, the operator), escaped.
+            #expect(first.text.contains("<td>owner<div class=\"muted small\"><code>"))
+
             #expect(!first.text.contains("<script>alert(1)</script>"))
             // Not enterprise: no export, and the page says why.
             #expect(first.text.contains("CSV export is part of the enterprise plan; this organisation is on the pro plan."))
@@ -46,6 +49,8 @@ struct AuditPagesTests {
             let second = try await admin.get(nextPath)
             #expect(second.status == .ok)
             #expect(second.text.contains("org.created"))
+            #expect(second.text.contains("<td>Operator<div class=\"muted small\"><code>operator:"))
+            #expect(second.text.contains("<td>Person admin<div"))
             #expect(second.text.contains("invitation.accepted"))
             #expect(second.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"))
             #expect(Self.link(in: second.text, named: "Older") == nil)

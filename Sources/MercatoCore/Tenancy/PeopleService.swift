@@ -316,6 +316,14 @@ public struct PeopleService: Sendable {
         try await database.transaction { try await PeopleStore.deleteSession(tokenHash: hash, on: $0) }
     }
 
+    /// The names of those of `ids` who are members of the caller's org (at most 200 ids); ids of
+    /// anyone else are left out, so a page shows another org's names never.
+    public func memberNames(_ ids: Set<String>, visibleTo caller: Principal) async throws -> [String: String] {
+        guard case .member(_, _, let org, _) = caller else { return [:] }
+        let wanted = Array(ids.prefix(200))
+        return try await database.read { try await PeopleStore.memberNames(org: org, ids: wanted, on: $0) }
+    }
+
     // MARK: Helpers
 
     static func normalisedEmail(_ text: String) throws -> String {

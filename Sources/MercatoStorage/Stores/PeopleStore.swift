@@ -179,6 +179,18 @@ public enum PeopleStore {
         try await db.raw("UPDATE memberships SET role = \(bind: role) WHERE org_id = \(bind: org) AND principal_id = \(bind: principal)").run()
     }
 
+    /// Names of those of `ids` that are members of `org` (people and token service accounts).
+    public static func memberNames(org: String, ids: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await db.raw("""
+            SELECT p.id, p.name FROM principals p JOIN memberships m ON m.principal_id = p.id
+            WHERE m.org_id = \(bind: org) AND p.id IN (\(binds: ids))
+            """).all()
+        var names: [String: String] = [:]
+        for row in rows { names[try row.decode(column: "id", as: String.self)] = try row.decode(column: "name", as: String.self) }
+        return names
+    }
+
     /// Drops used token ids whose token has expired (bounded batch); answers how many went.
     @discardableResult
     public static func deleteExpiredSSOTokens(before now: Int64, on db: any SQLDatabase) async throws -> Int {

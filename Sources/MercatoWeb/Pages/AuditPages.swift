@@ -29,11 +29,16 @@ struct AuditPages {
             let answer = try await calls.call(plugin: route.plugin, route.definition, caller: session.principal, parameters: [:], query: query,
                                               body: nil, requestID: context.requestID, logger: context.logger)
             guard case .json(let value, _) = answer, let body = value.objectValue else { throw APIError.internalError() }
-            let rows: [[String: Any]] = (body["data"]?.arrayValue ?? []).compactMap { $0.objectValue }.map { row in
+            let entries = (body["data"]?.arrayValue ?? []).compactMap { $0.objectValue }
+            let names = try await runtime.people.memberNames(Set(entries.compactMap { $0["actor"]?.stringValue }), visibleTo: session.principal)
+            let rows: [[String: Any]] = entries.map { row in
                 var item: [String: Any] = [
                     "at": Self.shownTime(row["occurred_at"]?.stringValue ?? ""), "actor": row["actor"]?.stringValue ?? "",
                     "action": row["action"]?.stringValue ?? "", "target": row["target"]?.stringValue ?? "",
                 ]
+                if let actor = row["actor"]?.stringValue {
+                    if let name = names[actor] { item["actorName"] = name } else if actor.hasPrefix("operator:") { item["actorName"] = "Operator" }
+                }
                 if let id = row["request_id"]?.stringValue { item["requestID"] = id }
                 if let details = row["details"], details != .null, details != .object([:]) { item["details"] = Self.compact(details) }
                 return item
