@@ -405,5 +405,20 @@ public enum Schema {
                 "CREATE INDEX web_sessions_expiry ON web_sessions (expires_at)",
             ]
         },
+        Migration(id: 31, name: "embedded sign-in: host subjects and used token ids") { _ in
+            [
+                // The host SaaS's user id (the JWT's `sub`) → the person it stands for.
+                """
+                CREATE TABLE sso_subjects (
+                    subject TEXT PRIMARY KEY,
+                    principal_id TEXT NOT NULL REFERENCES principals(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL
+                )
+                """,
+                // Each `jti` is accepted once; kept until the token it came in has expired.
+                "CREATE TABLE sso_used_tokens (jti TEXT PRIMARY KEY, expires_at BIGINT NOT NULL)",
+                "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
+            ]
+        },
     ])
 }

@@ -38,6 +38,7 @@ struct PageKit: Sendable {
             var who: [String: Any] = ["userName": browser.name, "orgName": browser.orgName, "role": browser.role.rawValue]
             if let nav { who["nav_" + nav] = true }
             if browser.role >= .developer { who["isDeveloper"] = true }
+            if browser.role >= .admin { who["isAdmin"] = true }
             if browser.role == .owner { who["isOwner"] = true }
             model["signedIn"] = who
         }

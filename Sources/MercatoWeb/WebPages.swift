@@ -31,10 +31,14 @@ public struct WebPages: Sendable {
             kit.redirect(context.browser == nil ? "/login" : "/marketplace")
         }
         SessionPages(people: runtime.people, kit: kit).register(on: pages)
+        EmbeddedSignInPages(people: runtime.people, kit: kit, secret: runtime.settings.ssoSecret,
+                            publicKey: runtime.settings.ssoPublicKey).register(on: pages)
         MarketplacePages(runtime: runtime, kit: kit).register(on: pages)
         InstallPages(runtime: runtime, kit: kit).register(on: pages)
         NotificationPages(runtime: runtime, kit: kit).register(on: pages)
         DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
         TokenPages(runtime: runtime, kit: kit).register(on: pages)
+        AuditPages(runtime: runtime, kit: kit).register(on: pages)
+        DeveloperDocsPages(kit: kit, publicURL: runtime.settings.publicURL).register(on: pages)
     }
 }

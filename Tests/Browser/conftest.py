@@ -6,8 +6,10 @@ The server starts on an empty database, so it prints the first owner's invitatio
 operator token, as `scripts/serve` does for a newcomer. Screenshots go to MERCATO_SCREENSHOTS
 (default: a new temporary folder), printed at the start.
 """
+import base64
 import os
 import re
+import secrets
 import socket
 import subprocess
 import tempfile
@@ -28,10 +30,14 @@ def free_port():
 
 
 class Server:
-    def __init__(self, base, operator_token, owner_link):
+    def __init__(self, base, operator_token, owner_link, sso_key=None, host_port=None):
         self.base = base
         self.operator = operator_token
         self.owner_link = owner_link
+        # Embedded sign-in: the HS256 key (MERCATO_SSO_SECRET), and the port of the host SaaS page
+        # that MERCATO_FRAME_ANCESTORS lets frame the marketplace.
+        self.sso_key = sso_key
+        self.host_port = host_port
 
     def call(self, method, path, token=None, json=None):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -43,9 +49,12 @@ def server():
     binary = os.environ["MERCATO_BIN"]
     data = tempfile.mkdtemp(prefix="mercato-browser-")
     port = free_port()
+    host_port = free_port()
+    sso_key = secrets.token_bytes(32)
     env = {k: v for k, v in os.environ.items() if not k.startswith("MERCATO_") and k != "DATABASE_URL"}
     env.update(MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_CATALOG_DIR=os.path.join(ROOT, "catalog"),
-               MERCATO_LOG_LEVEL="warning")
+               MERCATO_LOG_LEVEL="warning", MERCATO_SSO_SECRET="whsec_" + base64.b64encode(sso_key).decode(),
+               MERCATO_FRAME_ANCESTORS=f"http://127.0.0.1:{host_port}")
     if os.environ.get("MERCATO_BROWSER_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["MERCATO_BROWSER_DATABASE_URL"]
     out = open(os.path.join(data, "out.log"), "w+")
@@ -63,7 +72,7 @@ def server():
     printed = open(os.path.join(data, "out.log")).read()
     operator = re.search(r"mct_[A-Za-z0-9_-]{43}", printed).group(0)
     link = re.search(r"http://\S+/invite/[A-Za-z0-9_-]+", printed).group(0)
-    yield Server(base, operator, link)
+    yield Server(base, operator, link, sso_key, host_port)
     proc.terminate()
     assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
 

@@ -2,6 +2,7 @@
 
 MERCATO_BIN names the binary; MERCATO_INTEROP_DATABASE_URL, when set, runs it on PostgreSQL.
 """
+import base64
 import os
 import secrets
 import socket
@@ -11,6 +12,8 @@ import time
 
 import pytest
 import requests
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
 def free_port():
@@ -20,9 +23,13 @@ def free_port():
 
 
 class Server:
-    def __init__(self, base, operator_token):
+    def __init__(self, base, operator_token, sso_key=None, sso_ed_key=None):
         self.base = base
         self.operator = operator_token
+        # The HS256 key of embedded sign-in (MERCATO_SSO_SECRET is whsec_ + its base64), and the
+        # host's Ed25519 private key whose public half is MERCATO_SSO_PUBLIC_KEY.
+        self.sso_key = sso_key
+        self.sso_ed_key = sso_ed_key
 
     def call(self, method, path, token=None, json=None, headers=None, data=None):
         h = dict(headers or {})
@@ -42,11 +49,16 @@ def server():
     data = tempfile.mkdtemp(prefix="mercato-interop-")
     port = free_port()
     operator = "op-" + secrets.token_urlsafe(32)
+    sso_key = secrets.token_bytes(32)
+    sso_ed_key = Ed25519PrivateKey.generate()
+    sso_public = sso_ed_key.public_key().public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     env = dict(os.environ, MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_OPERATOR_TOKEN=operator,
                # The tamper tests send hundreds of refusals from one address; the per-address limit on
                # them is tested in GatewayTests.
                MERCATO_REFUSED_COMMANDS_BURST="100000",
-               MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning")
+               MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning",
+               MERCATO_SSO_SECRET="whsec_" + base64.b64encode(sso_key).decode(),
+               MERCATO_SSO_PUBLIC_KEY=base64.b64encode(sso_public).decode())
     if os.environ.get("MERCATO_INTEROP_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["MERCATO_INTEROP_DATABASE_URL"]
     proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -60,6 +72,6 @@ def server():
     else:
         proc.kill()
         raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
-    yield Server(base, operator)
+    yield Server(base, operator, sso_key, sso_ed_key)
     proc.terminate()
     assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"

@@ -26,6 +26,8 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 /// | `MERCATO_STORAGE_TIMEOUT_SECONDS` | `15` (PostgreSQL: a read or a group commit past this, or no connection within 5 s, is 503 `storage_unavailable`) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
+/// | `MERCATO_SSO_SECRET` | unset: embedded sign-in (`/sso/jwt`) is off; `whsec_` + base64 of the HS256 key shared with the host SaaS |
+/// | `MERCATO_SSO_PUBLIC_KEY` | unset; base64 of the host SaaS's 32-byte Ed25519 public key: EdDSA tokens are accepted too |
 public struct Settings: Sendable {
     public var dataDirectory: URL
     public var database: DatabaseLocation
@@ -34,6 +36,10 @@ public struct Settings: Sendable {
     public var publicURL: String
     /// Origins allowed to frame the pages (CSP `frame-ancestors`); empty means `'self'` only.
     public var frameAncestors: [String] = []
+    /// The HS256 key of embedded sign-in (`/sso/jwt`); `nil` turns it off.
+    public var ssoSecret: [UInt8]?
+    /// The host's Ed25519 public key (32 bytes) for EdDSA tokens of embedded sign-in; `nil`: HS256 only.
+    public var ssoPublicKey: [UInt8]?
     public var masterKey: String?
     public var operatorToken: String?
     public var logLevel: String
@@ -99,6 +105,20 @@ public struct Settings: Sendable {
                 else { throw SettingsError("MERCATO_FRAME_ANCESTORS must be space-separated http(s) origins, not \(origin)") }
             }
             frameAncestors = origins.map { $0.hasSuffix("/") ? String($0.dropLast()) : $0 }
+        }
+        if let text = value("MERCATO_SSO_SECRET") {
+            guard text.hasPrefix("whsec_"), let key = Data(base64Encoded: String(text.dropFirst("whsec_".count))), key.count >= 16 else {
+                throw SettingsError("MERCATO_SSO_SECRET must be whsec_ followed by the base64 of a key of at least 16 bytes")
+            }
+            ssoSecret = [UInt8](key)
+        }
+        if let text = value("MERCATO_SSO_PUBLIC_KEY") {
+            var standard = text.replacingOccurrences(of: "-", with: "+").replacingOccurrences(of: "_", with: "/")
+            while standard.count % 4 != 0 { standard += "=" }
+            guard let key = Data(base64Encoded: standard), key.count == 32 else {
+                throw SettingsError("MERCATO_SSO_PUBLIC_KEY must be the base64 of a 32-byte Ed25519 public key")
+            }
+            ssoPublicKey = [UInt8](key)
         }
         masterKey = value("MERCATO_MASTER_KEY")
         operatorToken = value("MERCATO_OPERATOR_TOKEN")

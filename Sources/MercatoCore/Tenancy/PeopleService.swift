@@ -27,6 +27,35 @@ public struct InvitationView: Sendable {
     public let role: MemberRole
 }
 
+/// What a verified embedded sign-in token (CONTRACT §8, `/sso/jwt`) says: the signature is
+/// checked by the caller; ``PeopleService/signInEmbedded(_:requestID:)`` checks the rest.
+public struct EmbeddedIdentity: Sendable {
+    /// The host SaaS's user id (`sub`).
+    public var subject: String
+    public var email: String
+    public var name: String
+    /// An `org_` id.
+    public var org: String
+    /// The role as sent; one of the four member roles or the sign-in fails.
+    public var role: String
+    /// `iat` and `exp`, in milliseconds since 1970.
+    public var issuedAt: Int64
+    public var expiresAt: Int64
+    /// `jti`: accepted once.
+    public var tokenID: String
+
+    public init(subject: String, email: String, name: String, org: String, role: String, issuedAt: Int64, expiresAt: Int64, tokenID: String) {
+        self.subject = subject
+        self.email = email
+        self.name = name
+        self.org = org
+        self.role = role
+        self.issuedAt = issuedAt
+        self.expiresAt = expiresAt
+        self.tokenID = tokenID
+    }
+}
+
 /// People and their browser sessions (CONTRACT §8): invitations, passwords (Argon2id), sign-in
 /// with a per-email and per-address throttle, sessions kept as digests with a sliding expiry.
 public struct PeopleService: Sendable {
@@ -193,6 +222,70 @@ public struct PeopleService: Sendable {
         return token
     }
 
+    /// A token of embedded sign-in lives at most this long (`exp` - `iat`).
+    public static let embeddedTokenLifetime: Int64 = 5 * 60 * 1000
+    /// How far in the future `iat` may be (clocks of the host and this server differ a little).
+    static let embeddedClockSkew: Int64 = 60 * 1000
+
+    /// Embedded sign-in with an identity whose signature the caller verified: checks times, the
+    /// single use of `jti`, the org and the role; creates or updates the person (found by `sub`,
+    /// else by email) and the membership; answers the new session's cookie text. Every refusal is
+    /// 401 `sso_failed` and leaves nothing behind.
+    public func signInEmbedded(_ identity: EmbeddedIdentity, requestID: String? = nil) async throws -> String {
+        @Sendable func refuse(_ detail: String) -> APIError {
+            APIError(status: 401, code: "sso_failed", title: "Sign-in link not accepted", detail: detail)
+        }
+        let now = clock.millis
+        guard identity.expiresAt > now else { throw refuse("The sign-in link has expired. Go back to the application and open the marketplace again.") }
+        guard identity.expiresAt > identity.issuedAt, identity.expiresAt - identity.issuedAt <= Self.embeddedTokenLifetime,
+              identity.issuedAt <= now + Self.embeddedClockSkew
+        else { throw refuse("The sign-in link may live at most 5 minutes (exp - iat).") }
+        guard let role = MemberRole(rawValue: identity.role) else { throw refuse("The sign-in link names a role Mercato does not know.") }
+        let subject = identity.subject
+        guard !subject.isEmpty, subject.utf8.count <= 255, !identity.tokenID.isEmpty, identity.tokenID.utf8.count <= 255 else {
+            throw refuse("The sign-in link lacks a subject or a token id.")
+        }
+        let name = identity.name.trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !name.isEmpty, name.count <= 200, let email = try? Self.normalisedEmail(identity.email) else {
+            throw refuse("The sign-in link lacks a name or a valid email.")
+        }
+        guard identity.org.hasPrefix("org_"), identity.org.utf8.count <= 64 else { throw refuse("The sign-in link names no organisation of this marketplace.") }
+        let token = BrowserSecret.generate()
+        try await database.transaction { db in
+            guard try await OrgStore.find(id: identity.org, on: db) != nil else {
+                throw refuse("The sign-in link names no organisation of this marketplace.")
+            }
+            guard try await PeopleStore.useSSOToken(jti: identity.tokenID, expiresAt: identity.expiresAt, on: db) else {
+                throw refuse("This sign-in link was already used. Go back to the application and open the marketplace again.")
+            }
+            let principal: String
+            if let linked = try await PeopleStore.principal(ssoSubject: subject, on: db) {
+                principal = linked
+                try await PeopleStore.updatePerson(principal, name: name, email: email, on: db)
+            } else if let known = try await PeopleStore.person(email: email, on: db) {
+                principal = known
+                try await PeopleStore.updatePerson(principal, name: name, email: email, on: db)
+                try await PeopleStore.linkSSOSubject(subject, to: principal, at: now, on: db)
+            } else {
+                principal = RecordID.make("usr")
+                try await AccessStore.insert(PrincipalRecord(id: principal, kind: "user", name: name, email: email, createdAt: now), on: db)
+                try await PeopleStore.linkSSOSubject(subject, to: principal, at: now, on: db)
+            }
+            switch try await PeopleStore.role(of: principal, in: identity.org, on: db) {
+            case nil:
+                try await AccessStore.addMembership(org: identity.org, principal: principal, role: role.rawValue, at: now, on: db)
+            case let held? where held != role.rawValue:
+                try await PeopleStore.setRole(role.rawValue, of: principal, in: identity.org, on: db)
+            default:
+                break
+            }
+            try await ActivityLog.record(org: identity.org, actor: principal, action: "member.signed_in_sso", target: principal, requestID: requestID,
+                                         details: ["role": .string(role.rawValue)], at: now, on: db)
+            try await insertSession(token: token, principal: principal, org: identity.org, now: now, on: db)
+        }
+        return token
+    }
+
     private func insertSession(token: String, principal: String, org: String, now: Int64, on db: any SQLDatabase) async throws {
         try await PeopleStore.insertSession(id: RecordID.make("ses"), tokenHash: BrowserSecret.digest(token, purpose: "session"),
                                             principal: principal, org: org, createdAt: now, expiresAt: now + Self.idleLifetime,
@@ -221,6 +314,14 @@ public struct PeopleService: Sendable {
         guard !cookie.isEmpty, cookie.utf8.count <= 128 else { return }
         let hash = BrowserSecret.digest(cookie, purpose: "session")
         try await database.transaction { try await PeopleStore.deleteSession(tokenHash: hash, on: $0) }
+    }
+
+    /// The names of those of `ids` who are members of the caller's org (at most 200 ids); ids of
+    /// anyone else are left out, so a page shows another org's names never.
+    public func memberNames(_ ids: Set<String>, visibleTo caller: Principal) async throws -> [String: String] {
+        guard case .member(_, _, let org, _) = caller else { return [:] }
+        let wanted = Array(ids.prefix(200))
+        return try await database.read { try await PeopleStore.memberNames(org: org, ids: wanted, on: $0) }
     }
 
     // MARK: Helpers

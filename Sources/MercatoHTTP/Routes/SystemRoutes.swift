@@ -49,9 +49,10 @@ struct SystemRoutes {
     }
 }
 
-/// The OpenAPI 3.1 document (`docs/openapi.json`, bundled as a resource).
-enum OpenAPIDocument {
-    static let bytes: [UInt8] = {
+/// The OpenAPI 3.1 document (`docs/openapi.json`, bundled as a resource); the developer portal
+/// renders its reference from these same bytes.
+public enum OpenAPIDocument {
+    public static let bytes: [UInt8] = {
         guard let url = Bundle.module.url(forResource: "openapi", withExtension: "json"),
               let data = try? Data(contentsOf: url) else { return Array("{}".utf8) }
         return Array(data)

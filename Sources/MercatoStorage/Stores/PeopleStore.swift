@@ -122,7 +122,7 @@ public enum PeopleStore {
     /// The session with this cookie digest that has not expired at `now`, with its membership.
     public static func session(tokenHash: String, now: Int64, on db: any SQLDatabase) async throws -> SessionRow? {
         try await db.raw("""
-            SELECT s.id, s.principal_id, s.org_id, s.expires_at, s.ends_at, m.role, p.name, c.email, o.name AS org_name, o.plan AS org_plan
+            SELECT s.id, s.principal_id, s.org_id, s.expires_at, s.ends_at, m.role, p.name, COALESCE(c.email, p.email) AS email, o.name AS org_name, o.plan AS org_plan
             FROM web_sessions s
             JOIN memberships m ON m.org_id = s.org_id AND m.principal_id = s.principal_id
             JOIN principals p ON p.id = s.principal_id
@@ -139,6 +139,64 @@ public enum PeopleStore {
 
     public static func deleteSession(tokenHash: String, on db: any SQLDatabase) async throws {
         try await db.raw("DELETE FROM web_sessions WHERE token_hash = \(bind: tokenHash)").run()
+    }
+
+    // MARK: Embedded sign-in
+
+    /// Records `jti` as used until `expiresAt`; `false` when it was already used (the primary
+    /// key makes a token single use across nodes).
+    public static func useSSOToken(jti: String, expiresAt: Int64, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("""
+            INSERT INTO sso_used_tokens (jti, expires_at) VALUES (\(bind: jti), \(bind: expiresAt))
+            ON CONFLICT (jti) DO NOTHING RETURNING jti
+            """).first() != nil
+    }
+
+    /// The person a host subject stands for.
+    public static func principal(ssoSubject subject: String, on db: any SQLDatabase) async throws -> String? {
+        try await db.raw("SELECT principal_id FROM sso_subjects WHERE subject = \(bind: subject)")
+            .first()?.decode(column: "principal_id", as: String.self)
+    }
+
+    public static func linkSSOSubject(_ subject: String, to principal: String, at now: Int64, on db: any SQLDatabase) async throws {
+        try await db.raw("INSERT INTO sso_subjects (subject, principal_id, created_at) VALUES (\(bind: subject), \(bind: principal), \(bind: now))").run()
+    }
+
+    /// A `user` principal by the email on its principal row or its password.
+    public static func person(email: String, on db: any SQLDatabase) async throws -> String? {
+        if let found = try await credential(email: email, on: db) { return found.principalId }
+        return try await db.raw("SELECT id FROM principals WHERE kind = 'user' AND email = \(bind: email) ORDER BY created_at, id LIMIT 1")
+            .first()?.decode(column: "id", as: String.self)
+    }
+
+    /// Sets a person's name and email as the host SaaS knows them.
+    public static func updatePerson(_ principal: String, name: String, email: String, on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE principals SET name = \(bind: name), email = \(bind: email) WHERE id = \(bind: principal)").run()
+    }
+
+    /// Sets the role of an existing membership.
+    public static func setRole(_ role: String, of principal: String, in org: String, on db: any SQLDatabase) async throws {
+        try await db.raw("UPDATE memberships SET role = \(bind: role) WHERE org_id = \(bind: org) AND principal_id = \(bind: principal)").run()
+    }
+
+    /// Names of those of `ids` that are members of `org` (people and token service accounts).
+    public static func memberNames(org: String, ids: [String], on db: any SQLDatabase) async throws -> [String: String] {
+        guard !ids.isEmpty else { return [:] }
+        let rows = try await db.raw("""
+            SELECT p.id, p.name FROM principals p JOIN memberships m ON m.principal_id = p.id
+            WHERE m.org_id = \(bind: org) AND p.id IN (\(binds: ids))
+            """).all()
+        var names: [String: String] = [:]
+        for row in rows { names[try row.decode(column: "id", as: String.self)] = try row.decode(column: "name", as: String.self) }
+        return names
+    }
+
+    /// Drops used token ids whose token has expired (bounded batch); answers how many went.
+    @discardableResult
+    public static func deleteExpiredSSOTokens(before now: Int64, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            DELETE FROM sso_used_tokens WHERE jti IN (SELECT jti FROM sso_used_tokens WHERE expires_at <= \(bind: now) LIMIT 1000) RETURNING jti
+            """).all().count
     }
 
     /// Drops sessions that ended before `now` (bounded batch); answers how many went.
