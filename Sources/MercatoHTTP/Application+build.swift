@@ -17,6 +17,8 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     commands.registerGateway(on: router)
     let oauth = ConnectionRoutes(providers: runtime.providers, flow: runtime.connectFlow)
     oauth.registerPublic(on: router)
+    let pluginRoutes = PluginRoutes(runtime: runtime)
+    pluginRoutes.registerPublic(on: router)
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
@@ -26,7 +28,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     InstallRoutes(installs: runtime.installs).register(on: api)
     oauth.register(on: api)
     commands.registerLogs(on: api)
-    PluginRoutes(runtime: runtime).register(on: api)
+    pluginRoutes.register(on: api)
     DeliveryRoutes(log: runtime.deliveryLog).register(on: api)
     pages?(router)
 
