@@ -123,7 +123,8 @@ def check_inbound(server, receiver):  # noqa: F811
         r = api.call("POST", url, headers=dict(wrong, **{"Content-Type": "application/json"}), data=body)
         assert r.status_code == 401 and r.json()["code"] == "invalid_signature", (provider, r.text)
         assert provider_secrets[provider] not in r.text
-        tampered = body.replace(b"2000", b"9000") if b"2000" in body else body.replace(b"user_1", b"user_2")
+        tampered = body.replace(b"2000", b"9000") if b"2000" in body else body[:-1] + b', "extra": 1}'
+        assert tampered != body
         if provider == "phonepe":
             tampered = body_for(provider, event_id + "x")
         r = api.call("POST", url, headers=dict(headers, **{"Content-Type": "application/json"}), data=tampered)
