@@ -25,7 +25,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)
     CatalogRoutes(registry: runtime.registry).register(on: api)
-    InstallRoutes(installs: runtime.installs).register(on: api)
+    InstallRoutes(installs: runtime.installs, publicURL: runtime.settings.publicURL).register(on: api)
     oauth.register(on: api)
     commands.registerLogs(on: api)
     pluginRoutes.register(on: api)

@@ -129,6 +129,13 @@ struct InboundTests {
     func theHostsChecksComeFirst(engine: StorageEngine) async throws {
         try await withApp(engine) { app in
             let r = try await Self.receiver(app, key: "inbound-host", providers: ["github"])
+            // The install shows where the provider posts.
+            let shown = try await app.call(.get, "/api/v1/installs/\(r.installID)", token: r.adminToken)
+            let inbound = try #require(shown.json["inbound"] as? [[String: Any]])
+            #expect(inbound.count == 1)
+            #expect(inbound.first?["provider"] as? String == "github")
+            #expect((inbound.first?["url"] as? String)?.hasSuffix("/api/v1/inbound/\(r.installID)/github") == true)
+            #expect(!shown.text.contains(r.secrets["github"]!))
             let now = Int(Date().timeIntervalSince1970)
             let body = InboundSigner.body(provider: "github", eventID: "d1")
             let headers = InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: body, eventID: "d1", timestamp: now)
