@@ -38,6 +38,11 @@ public struct InboundPlugin: MercatoPlugin {
             throw CommandError.notFound("This install receives no `\(provider.prefix(64))` webhooks.")
         }
         let verified = try InboundVerifier(provider: provider, secret: secret).verify(request, now: now())
+        // Slack's handshake when a Request URL is saved: echo the challenge; it is not an event.
+        if provider == "slack", let object = verified.payload.objectValue, object["type"]?.stringValue == "url_verification",
+           let challenge = object["challenge"]?.stringValue {
+            return .json(.object(["challenge": .string(challenge)]))
+        }
         let key = "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(verified.eventID.utf8)))
 
         if let stored = try await context.storage.get(key) {

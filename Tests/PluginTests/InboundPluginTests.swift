@@ -184,4 +184,16 @@ struct InboundPluginTests {
         _ = try await send(host, install, "github", headers: headers, body: body)
         #expect(host.emitted.count == 2)
     }
+
+    @Test func slacksUrlVerificationIsAnsweredWithItsChallengeOnceSigned() async throws {
+        let (host, install, secret) = setUp("slack")
+        let body = Array(#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#.utf8)
+        let headers = InboundSigner.headers(provider: "slack", secret: secret, body: body, eventID: "", timestamp: timestamp)
+        let answer = try await send(host, install, "slack", headers: headers, body: body)
+        #expect(answer == ["challenge": .string("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")])
+        #expect(host.keys(in: install.installID).isEmpty)
+        #expect(host.emitted.isEmpty)
+        let forged = InboundSigner.headers(provider: "slack", secret: "other", body: body, eventID: "", timestamp: timestamp)
+        #expect(await refusal(host, install, "slack", headers: forged, body: body)?.status == 401)
+    }
 }
