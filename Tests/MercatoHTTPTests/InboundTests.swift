@@ -162,6 +162,29 @@ struct InboundTests {
         }
     }
 
+    @Test(arguments: TestEngines.all)
+    func eachInstallHasItsOwnRateAllowance(engine: StorageEngine) async throws {
+        // The clock stands still, so the allowance does not refill however slow the requests.
+        try await withApp(engine, clock: ManualClock().wallClock) { app in
+            let r = try await Self.receiver(app, key: "inbound-flood", providers: ["razorpay"])
+            let other = try await Self.receiver(app, key: "inbound-calm", providers: ["razorpay"])
+            let body = InboundSigner.body(provider: "razorpay", eventID: "e")
+            let forged = ["X-Razorpay-Signature": String(repeating: "0", count: 64), "X-Razorpay-Event-Id": "e"]
+            var statuses: [Int: Int] = [:]
+            // The allowance is 200 at once, 50 a second (PluginRoutes.publicLimit).
+            for _ in 0 ..< 220 {
+                statuses[Int(try await Self.post(app, "/api/v1/inbound/\(r.installID)/razorpay", headers: forged, body: body).status.code), default: 0] += 1
+            }
+            #expect(statuses == [401: 200, 429: 20])
+            let limited = try await Self.post(app, "/api/v1/inbound/\(r.installID)/razorpay", headers: forged, body: body)
+            expectProblem(limited, .tooManyRequests, "rate_limited")
+            #expect(limited.headers[.retryAfter] != nil)
+            // Another install is not affected.
+            let headers = InboundSigner.headers(provider: "razorpay", secret: other.secrets["razorpay"]!, body: body, eventID: "e", timestamp: 0)
+            #expect(try await Self.post(app, "/api/v1/inbound/\(other.installID)/razorpay", headers: headers, body: body).status == .ok)
+        }
+    }
+
     @Test func aManifestDeclaringAnUnknownProviderIsRefused() async throws {
         try await withApp(.sqlite) { app in
             let (_, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor")
