@@ -11,7 +11,7 @@ let swiftSettings: [SwiftSetting] = [
 ]
 
 /// The built-in plugins: `Plugins/<Name>/`, module `<Name>Plugin`, importing only MercatoHooks.
-let pluginNames = ["Install", "KV", "Notifications", "Tasks", "Connections", "Audit"]
+let pluginNames = ["Install", "KV", "Notifications", "Tasks", "Connections", "Audit", "Inbound"]
 let pluginTargets: [Target] = pluginNames.map { name in
     .target(name: "\(name)Plugin", dependencies: ["MercatoHooks"], path: "Plugins/\(name)", swiftSettings: swiftSettings)
 }
@@ -91,6 +91,7 @@ let package = Package(
         .target(
             name: "MercatoHooks",
             dependencies: [
+                "CSodium",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings
@@ -228,6 +229,7 @@ let package = Package(
             name: "MercatoHTTPTests",
             dependencies: [
                 "MercatoTestSupport",
+                "MercatoHooksTesting",
                 "MercatoHTTP",
                 "MercatoWeb",
                 .product(name: "SQLKit", package: "sql-kit"),

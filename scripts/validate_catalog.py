@@ -64,6 +64,7 @@ KNOWN_EVENTS = frozenset({
     "connection.connected",
     "connection.disconnected",
     "connection.refresh_failed",
+    "inbound.received",
     "task.created",
     "task.updated",
     "task.completed",
@@ -461,6 +462,22 @@ def check_app(cf: CatalogFile, provider_keys: set[str]) -> None:
             cf.add("events", f"subscribes to {', '.join(connection_events)} but declares no oauth connection")
 
     check_config(cf, doc.get("config"))
+
+    inbound = doc.get("inbound")
+    if isinstance(inbound, list):
+        config = doc.get("config") if isinstance(doc.get("config"), list) else []
+        types = {f.get("key"): f.get("type") for f in config if isinstance(f, dict)}
+        seen = set()
+        for i, item in enumerate(inbound):
+            if not isinstance(item, dict):
+                continue
+            provider = item.get("provider")
+            if provider in seen:
+                cf.add(f"inbound[{i}].provider", f"{provider!r} is declared twice")
+            seen.add(provider)
+            secret_field = item.get("secret_field")
+            if types.get(secret_field) != "secret":
+                cf.add(f"inbound[{i}].secret_field", f"{secret_field!r} is not a config field of type secret")
 
 
 def check_provider(cf: CatalogFile) -> None:

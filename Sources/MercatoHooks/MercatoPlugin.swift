@@ -41,6 +41,10 @@ public protocol MercatoPlugin: Sendable {
     /// Answers a call of one of the manifest's routes, after the host checked the caller's role.
     /// Throw ``CommandError`` for a client error: it becomes Problem Details with its status and code.
     func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse
+    /// Answers a call of one of the manifest's public routes: the host found the install the
+    /// path names (the context is that install's) and kept the size and rate limits; the plugin
+    /// authenticates the call. Throw ``CommandError`` for a client error.
+    func handlePublicRoute(_ request: PublicRouteRequest, _ context: HookContext) async throws -> RouteResponse
 }
 
 extension MercatoPlugin {
@@ -60,6 +64,10 @@ extension MercatoPlugin {
     public func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws {}
     /// Throws ``CommandError/notFound(_:)``: a plugin that declares routes implements this.
     public func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse {
+        throw CommandError.notFound("No route `\(request.route)`.")
+    }
+    /// Throws ``CommandError/notFound(_:)``: a plugin that declares public routes implements this.
+    public func handlePublicRoute(_ request: PublicRouteRequest, _ context: HookContext) async throws -> RouteResponse {
         throw CommandError.notFound("No route `\(request.route)`.")
     }
     /// Throws ``CommandError/unknownCommand(_:)``: a plugin that declares commands implements this.

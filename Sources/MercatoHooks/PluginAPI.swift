@@ -11,4 +11,13 @@ public protocol PluginAPI: Sendable {
     /// expiry. Throws ``CommandError`` with `not_connected`, `needs_reconnect` (409) or
     /// `provider_unavailable` (503) when there is none to give.
     func accessToken(of installID: String) async throws -> AccessToken
+    /// The secret the install keeps for the inbound provider `provider`: the config field its
+    /// app's manifest names in `inbound`. `nil` when the install is gone or its app does not
+    /// declare that provider (or the field is empty). Never log, answer or emit it.
+    func inboundSecret(of installID: String, provider: String) async throws -> InboundSecret?
+}
+
+extension PluginAPI {
+    /// `nil`: a host without inbound providers.
+    public func inboundSecret(of installID: String, provider: String) async throws -> InboundSecret? { nil }
 }

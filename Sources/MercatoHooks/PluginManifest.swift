@@ -15,15 +15,18 @@ public struct PluginManifest: Sendable {
     public var emits: [String]
     /// Management API routes it adds under `/api/v1/`, answered by ``MercatoPlugin/handleRoute(_:_:)``.
     public var routes: [RouteDefinition]
+    /// Unauthenticated routes it adds under `/api/v1/`, answered by ``MercatoPlugin/handlePublicRoute(_:_:)``.
+    public var publicRoutes: [PublicRouteDefinition]
 
     /// A manifest; every list but the id and version may be left out.
     public init(id: String, version: String, scopes: [ScopeDefinition] = [], commands: [CommandDefinition] = [], emits: [String] = [],
-                routes: [RouteDefinition] = []) {
+                routes: [RouteDefinition] = [], publicRoutes: [PublicRouteDefinition] = []) {
         self.id = id
         self.version = version
         self.scopes = scopes
         self.commands = commands
         self.emits = emits
         self.routes = routes
+        self.publicRoutes = publicRoutes
     }
 }

@@ -23,6 +23,8 @@ public final class FakeHost: Sendable {
         /// install id → its connection's token, or the error `accessToken(of:)` throws
         var tokens: [String: Result<AccessToken, CommandError>] = [:]
         var tokenRequests = 0
+        /// install id → provider → the secret `inboundSecret(of:provider:)` answers
+        var inboundSecrets: [String: [String: String]] = [:]
     }
 
     let state = Mutex(State())
@@ -77,6 +79,12 @@ public final class FakeHost: Sendable {
         state.withLock { $0.tokens[install.installID] = .failure(error) }
     }
 
+    /// Makes `install` declare the inbound provider `provider` with `secret` (as the app's
+    /// manifest `inbound` and the install's secret config field would).
+    public func declareInbound(_ install: InstallInfo, provider: String, secret: String) {
+        state.withLock { $0.inboundSecrets[install.installID, default: [:]][provider] = secret }
+    }
+
     /// How many times plugins asked for an access token.
     public var tokenRequests: Int { state.withLock { $0.tokenRequests } }
 
@@ -99,6 +107,10 @@ struct FakePluginAPI: PluginAPI {
     func config(of installID: String) async throws -> [String: JSONValue] {
         guard let config = host.state.withLock({ $0.configs[installID] }) else { throw CommandError.notFound("Install \(installID) is gone.") }
         return config
+    }
+
+    func inboundSecret(of installID: String, provider: String) async throws -> InboundSecret? {
+        host.state.withLock { $0.inboundSecrets[installID]?[provider] }.map(InboundSecret.init)
     }
 
     func accessToken(of installID: String) async throws -> AccessToken {

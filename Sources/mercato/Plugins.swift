@@ -1,5 +1,6 @@
 import AuditPlugin
 import ConnectionsPlugin
+import InboundPlugin
 import InstallPlugin
 import KVPlugin
 import MercatoHooks
@@ -16,5 +17,6 @@ enum BuiltInPlugins {
         TasksPlugin(),
         ConnectionsPlugin(),
         AuditPlugin(),
+        InboundPlugin(),
     ]
 }

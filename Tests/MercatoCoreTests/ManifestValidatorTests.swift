@@ -174,3 +174,51 @@ struct SemverTests {
         #expect(Semver(text) == nil)
     }
 }
+
+@Suite("Manifest validation: inbound")
+struct InboundManifestValidatorTests {
+    let validator = ManifestValidator(capabilities: try! TestPlugins.capabilities(), providers: ["slack", "github"])
+
+    func result(_ inbound: JSONValue) -> Result<AppManifest, ManifestProblems> {
+        var m = validManifest()
+        m["inbound"] = inbound
+        return validator.validate(.object(m))
+    }
+
+    func fields(_ inbound: JSONValue) -> Set<String> {
+        switch result(inbound) {
+        case .success: return []
+        case .failure(let p): return Set(p.errors.map(\.field))
+        }
+    }
+
+    @Test func aKnownProviderWithASecretFieldPasses() throws {
+        let manifest = try result(.array([.object(["provider": .string("stripe"), "secret_field": .string("token")]),
+                                          .object(["provider": .string("standard-webhooks"), "secret_field": .string("token")])])).get()
+        #expect(manifest.inbound == [.init(provider: "stripe", secretField: "token"), .init(provider: "standard-webhooks", secretField: "token")])
+        // It survives the stored JSON form.
+        let decoded = try JSONDecoder().decode(AppManifest.self, from: JSONEncoder().encode(manifest))
+        #expect(decoded.inbound == manifest.inbound)
+    }
+
+    @Test func noInboundIsNil() throws {
+        #expect(try validator.validate(.object(validManifest())).get().inbound == nil)
+    }
+
+    @Test func anUnknownProviderIsNamed() {
+        #expect(fields(.array([.object(["provider": .string("paypal"), "secret_field": .string("token")])])) == ["inbound[0].provider"])
+    }
+
+    @Test func theSecretFieldMustBeASecretConfigField() {
+        #expect(fields(.array([.object(["provider": .string("github"), "secret_field": .string("channel")])])) == ["inbound[0].secret_field"])
+        #expect(fields(.array([.object(["provider": .string("github"), "secret_field": .string("nope")])])) == ["inbound[0].secret_field"])
+        #expect(fields(.array([.object(["provider": .string("github")])])) == ["inbound[0].secret_field"])
+    }
+
+    @Test func shapeMistakesAreNamed() {
+        #expect(fields(.string("stripe")) == ["inbound"])
+        #expect(fields(.array([.object(["provider": .string("slack"), "secret_field": .string("token"), "extra": .bool(true)])])) == ["inbound[0].extra"])
+        #expect(fields(.array([.object(["provider": .string("slack"), "secret_field": .string("token")]),
+                               .object(["provider": .string("slack"), "secret_field": .string("token")])])) == ["inbound[1].provider"])
+    }
+}

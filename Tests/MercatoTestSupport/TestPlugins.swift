@@ -1,6 +1,7 @@
 import AuditPlugin
 import ConnectionsPlugin
 public import Foundation
+import InboundPlugin
 import InstallPlugin
 import KVPlugin
 public import MercatoCore
@@ -11,7 +12,7 @@ import TasksPlugin
 
 /// The built-in plugins, as the executable registers them.
 public enum TestPlugins {
-    public static let all: [any MercatoPlugin] = [InstallPlugin(), KVPlugin(), NotificationsPlugin(), TasksPlugin(), ConnectionsPlugin(), AuditPlugin()]
+    public static let all: [any MercatoPlugin] = [InstallPlugin(), KVPlugin(), NotificationsPlugin(), TasksPlugin(), ConnectionsPlugin(), AuditPlugin(), InboundPlugin()]
 
     public static func capabilities() throws -> Capabilities {
         try Capabilities(manifests: all.map { type(of: $0).manifest })

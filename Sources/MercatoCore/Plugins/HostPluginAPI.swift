@@ -28,6 +28,10 @@ public struct HostPluginAPI: PluginAPI {
         try await installs.configInClear(installID)
     }
 
+    public func inboundSecret(of installID: String, provider: String) async throws -> InboundSecret? {
+        try await installs.inboundSecret(installID, provider: provider).map(InboundSecret.init)
+    }
+
     public func accessToken(of installID: String) async throws -> AccessToken {
         do {
             return try await tokens.accessToken(for: installID)

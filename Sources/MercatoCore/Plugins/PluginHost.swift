@@ -41,6 +41,11 @@ public final class PluginHost: Sendable {
         pluginIDs.flatMap { id in type(of: plugins[id]!).manifest.routes.map { (id, $0) } }
     }
 
+    /// Unauthenticated routes the plugins add, by plugin id then declaration order.
+    public var publicRoutes: [(plugin: String, definition: PublicRouteDefinition)] {
+        pluginIDs.flatMap { id in type(of: plugins[id]!).manifest.publicRoutes.map { (id, $0) } }
+    }
+
     // MARK: Lifecycle
 
     /// Calls `activate` on every plugin in order. A plugin whose activation fails or times out
@@ -123,6 +128,16 @@ public final class PluginHost: Sendable {
         guard !health.isDisabled(id) else { return nil }
         let context = OrgContext(requestID: requestID, logger: logger, api: api, org: request.org, storage: storage.orgStorage(plugin: id, org: request.org.id))
         return await call(plugin: id, hook: "route", timeout: commandTimeout, logger: logger) { try await plugin.handleRoute(request, context) }
+    }
+
+    /// Runs a plugin's public route with the storage of the install it names; never throws.
+    /// `nil` when the plugin is unknown or disabled.
+    public func publicRoute(_ request: PublicRouteRequest, plugin id: String, requestID: String?, logger: Logger,
+                            api: any PluginAPI) async -> Result<RouteResponse, CallFailure>? {
+        guard let plugin = plugins[id], !health.isDisabled(id) else { return nil }
+        let context = HookContext(requestID: requestID, logger: logger, api: api,
+                                  storage: storage.storage(plugin: id, install: request.install.installID, org: request.install.orgID))
+        return await call(plugin: id, hook: "public_route", timeout: commandTimeout, logger: logger) { try await plugin.handlePublicRoute(request, context) }
     }
 
     // MARK: "Has been" hooks

@@ -17,6 +17,8 @@ public struct AppManifest: Sendable, Equatable, Codable {
     public var commandSigning: CommandSigning
     public var oauth: OAuthRequirement?
     public var config: [ConfigField]
+    /// The providers that post webhooks to the install (CONTRACT §11); `nil` when none.
+    public var inbound: [InboundDeclaration]?
 
     public struct Developer: Sendable, Equatable, Codable {
         public var name: String
@@ -39,6 +41,24 @@ public struct AppManifest: Sendable, Equatable, Codable {
     public struct OAuthRequirement: Sendable, Equatable, Codable {
         public var provider: String
         public var scopes: [String]
+    }
+
+    /// One provider whose webhooks the install receives, verified with the secret in `secret_field`.
+    public struct InboundDeclaration: Sendable, Equatable, Codable {
+        /// A scheme of ``InboundSchemes/known``.
+        public var provider: String
+        /// The key of a config field of type `secret`.
+        public var secretField: String
+
+        public init(provider: String, secretField: String) {
+            self.provider = provider
+            self.secretField = secretField
+        }
+
+        enum CodingKeys: String, CodingKey {
+            case provider
+            case secretField = "secret_field"
+        }
     }
 
     public struct ConfigField: Sendable, Equatable, Codable {
@@ -64,7 +84,7 @@ public struct AppManifest: Sendable, Equatable, Codable {
         case plan, scopes, events
         case webhookURL = "webhook_url"
         case commandSigning = "command_signing"
-        case oauth, config
+        case oauth, config, inbound
     }
 
     /// The parsed version.

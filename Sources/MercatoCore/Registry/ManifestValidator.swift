@@ -16,6 +16,7 @@ public struct ManifestValidator: Sendable {
     static let topLevelFields: Set<String> = [
         "key", "name", "version", "description", "developer", "categories", "icon_url", "plan",
         "scopes", "events", "webhook_url", "command_signing", "oauth", "config",
+        "inbound",
     ]
     static let fieldTypes: Set<String> = ["string", "text", "number", "boolean", "enum", "url", "secret"]
     static let keyPattern = try! NSRegularExpression(pattern: "^[a-z][a-z0-9-]{2,39}$")
@@ -66,6 +67,7 @@ public struct ManifestValidator: Sendable {
         let signing = validateSigning(top["command_signing"], &p)
         let oauth = validateOAuth(top["oauth"], &p)
         let config = validateConfig(top["config"], &p)
+        let inbound = validateInbound(top["inbound"], config: config, &p)
 
         guard p.errors.isEmpty, let key, let name, let version, let description, let developer, let signing else {
             return .failure(ManifestProblems(errors: p.errors))
@@ -73,7 +75,7 @@ public struct ManifestValidator: Sendable {
         return .success(AppManifest(
             key: key, name: name, version: version, description: description, developer: developer,
             categories: categories, iconURL: iconURL, plan: plan, scopes: scopes, events: events,
-            webhookURL: webhookURL, commandSigning: signing, oauth: oauth, config: config
+            webhookURL: webhookURL, commandSigning: signing, oauth: oauth, config: config, inbound: inbound
         ))
     }
 
@@ -187,6 +189,39 @@ public struct ManifestValidator: Sendable {
             }
         }
         return fields
+    }
+
+    /// `inbound`: a list of `{provider, secret_field}`, each provider a known scheme declared
+    /// once, each `secret_field` the key of a config field of type `secret`.
+    private func validateInbound(_ value: JSONValue?, config: [AppManifest.ConfigField], _ p: inout Problems) -> [AppManifest.InboundDeclaration]? {
+        guard let value, value != .null else { return nil }
+        guard case .array(let items) = value else { p.add("inbound", "must be a list of {provider, secret_field}"); return nil }
+        if items.count > InboundSchemes.known.count { p.add("inbound", "may declare each provider once") }
+        var declarations: [AppManifest.InboundDeclaration] = []
+        var seen = Set<String>()
+        for (i, item) in items.enumerated() {
+            let at = "inbound[\(i)]"
+            guard let object = item.objectValue else { p.add(at, "must be an object with provider and secret_field"); continue }
+            p.rejectUnknown(object, allowed: ["provider", "secret_field"], at: at)
+            let provider = p.string(object, "provider", required: true, max: 64, at: at)
+            if let provider {
+                if !InboundSchemes.known.contains(provider) {
+                    p.add("\(at).provider", "`\(provider)` is not an inbound scheme of this server (known: \(InboundSchemes.known.joined(separator: ", ")))")
+                } else if !seen.insert(provider).inserted {
+                    p.add("\(at).provider", "`\(provider)` is declared twice")
+                }
+            }
+            let secretField = p.string(object, "secret_field", required: true, max: 64, at: at)
+            if let secretField {
+                switch config.first(where: { $0.key == secretField }) {
+                case nil: p.add("\(at).secret_field", "`\(secretField)` is not a config field of this manifest")
+                case let field? where !field.isSecret: p.add("\(at).secret_field", "`\(secretField)` must be a config field of type secret")
+                default: break
+                }
+            }
+            if let provider, let secretField { declarations.append(.init(provider: provider, secretField: secretField)) }
+        }
+        return declarations
     }
 
     // MARK: Small checks

@@ -7,6 +7,8 @@ import MercatoStorage
 /// The org admin's API for installs (CONTRACT §2).
 struct InstallRoutes {
     let installs: InstallService
+    /// The server's public URL, for the install's inbound receiving URLs (CONTRACT §11).
+    let publicURL: String
 
     struct CreateBody: Decodable {
         let app: String
@@ -30,8 +32,15 @@ struct InstallRoutes {
         let config: [String: JSONValue]
         let createdAt: Date
         let updatedAt: Date
+        /// Where each inbound provider the app declares posts (CONTRACT §11); absent when none.
+        let inbound: [InboundURL]?
 
-        init(_ view: InstallService.View) {
+        struct InboundURL: Encodable, Sendable {
+            let provider: String
+            let url: String
+        }
+
+        init(_ view: InstallService.View, publicURL: String) {
             id = view.install.id
             orgId = view.install.orgId
             app = view.install.appKey
@@ -41,6 +50,9 @@ struct InstallRoutes {
             config = view.config
             createdAt = Timestamp.date(millis: view.install.createdAt)
             updatedAt = Timestamp.date(millis: view.install.updatedAt)
+            inbound = view.manifest.inbound.map { declarations in
+                declarations.map { InboundURL(provider: $0.provider, url: "\(publicURL)/api/v1/inbound/\(view.install.id)/\($0.provider)") }
+            }
         }
     }
 
@@ -54,36 +66,36 @@ struct InstallRoutes {
             let actor = try Self.actor(context)
             let body = try await request.decodeJSON(CreateBody.self, context: context)
             let view = try await installs.install(appKey: body.app, version: body.version, config: body.config ?? [:], by: actor)
-            return EditedResponse(status: .created, response: InstallBody(view))
+            return EditedResponse(status: .created, response: InstallBody(view, publicURL: publicURL))
         }
         api.get("installs") { request, context in
             let caller = try context.requirePrincipal()
             let page = try Pagination(request)
             let (views, next) = try await installs.list(by: caller, cursor: page.cursor, limit: page.limit)
-            return Page(data: views.map(InstallBody.init), nextCursor: next)
+            return Page(data: views.map { InstallBody($0, publicURL: publicURL) }, nextCursor: next)
         }
         api.get("installs/{id}") { _, context in
-            InstallBody(try await installs.get(try context.parameters.require("id"), by: try context.requirePrincipal()))
+            InstallBody(try await installs.get(try context.parameters.require("id"), by: try context.requirePrincipal()), publicURL: publicURL)
         }
         api.patch("installs/{id}/config") { request, context in
             let actor = try Self.actor(context)
             let id = try context.parameters.require("id")
             _ = try await installs.get(id, by: actor.principal)   // 404 before reading another org's body
             let patch = try await request.decodeJSON([String: JSONValue].self, context: context)
-            return InstallBody(try await installs.patchConfig(id, patch: patch, by: actor))
+            return InstallBody(try await installs.patchConfig(id, patch: patch, by: actor), publicURL: publicURL)
         }
         api.post("installs/{id}/disable") { _, context in
-            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), false, by: try Self.actor(context)))
+            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), false, by: try Self.actor(context)), publicURL: publicURL)
         }
         api.post("installs/{id}/enable") { _, context in
-            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), true, by: try Self.actor(context)))
+            InstallBody(try await installs.setEnabled(try context.parameters.require("id"), true, by: try Self.actor(context)), publicURL: publicURL)
         }
         api.post("installs/{id}/upgrade") { request, context in
             let actor = try Self.actor(context)
             let id = try context.parameters.require("id")
             _ = try await installs.get(id, by: actor.principal)
             let body = try await request.decodeJSON(UpgradeBody.self, context: context)
-            return InstallBody(try await installs.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:], by: actor))
+            return InstallBody(try await installs.upgrade(id, to: body.version, acceptScopes: body.acceptScopes ?? [], config: body.config ?? [:], by: actor), publicURL: publicURL)
         }
         api.delete("installs/{id}") { _, context in
             let id = try context.parameters.require("id")

@@ -58,6 +58,69 @@ struct PluginRoutes {
         }
     }
 
+    /// Each install's allowance on the plugins' public routes, on this node: 50 a second
+    /// sustained, 200 at once (a provider's burst of retries).
+    static let publicLimit = RateLimiter.Limit(perSecond: 50, burst: 200)
+
+    /// The plugins' unauthenticated routes, outside bearer authentication: the install the path
+    /// names must be active (else 404), within its rate allowance (else 429) and the body
+    /// within ``PublicRouteDefinition/maxBodyBytes`` (else 413), before the plugin sees anything.
+    func registerPublic(on router: Router<AppRequestContext>) {
+        let limiter = RateLimiter()
+        for (plugin, definition) in runtime.plugins.publicRoutes {
+            let path = RouterPath("api/v1/" + definition.path)
+            let handler: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
+                try await servePublic(plugin: plugin, definition, limiter: limiter, request, context)
+            }
+            switch definition.method {
+            case .get: router.get(path, use: handler)
+            case .post: router.post(path, use: handler)
+            case .put: router.put(path, use: handler)
+            case .delete: router.delete(path, use: handler)
+            }
+        }
+    }
+
+    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, limiter: RateLimiter, _ request: Request,
+                             _ context: AppRequestContext) async throws -> Response {
+        var parameters: [String: String] = [:]
+        for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
+        let installID = parameters[definition.installParameter] ?? ""
+        guard let install = try await runtime.installs.activeInstallInfo(installID) else { throw APIError.notFound("Install \(installID.prefix(64))") }
+        let decision = limiter.take(install.installID, limit: Self.publicLimit, now: Double(runtime.clock.millis) / 1000)
+        guard decision.allowed else {
+            throw APIError(status: 429, code: "rate_limited", title: "Too many requests",
+                           detail: "This install receives too many requests; retry later.", headers: ["Retry-After": "\(max(1, decision.retryAfterSeconds))"])
+        }
+        let bytes = try await request.collectBody(context: context, limit: PublicRouteDefinition.maxBodyBytes)
+        var headers: [String: String] = [:]
+        for field in request.headers {
+            let name = field.name.canonicalName
+            headers[name] = headers[name].map { "\($0), \(field.value)" } ?? field.value
+        }
+        let call = PublicRouteRequest(method: definition.method, route: definition.path, parameters: parameters, headers: headers,
+                                      body: Array(bytes.readableBytesView), install: install, receivedAt: runtime.clock.now())
+        guard let result = await runtime.plugins.publicRoute(call, plugin: plugin, requestID: context.requestID, logger: context.logger, api: runtime.pluginAPI) else {
+            throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
+                           detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",
+                           headers: ["Retry-After": "60"])
+        }
+        switch result {
+        case .success(.json(let value, let status)):
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json"
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try JSONCoding.encoder.encode(value))))
+        case .success(.file):
+            throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin answered a file, which a public route cannot.")
+        case .failure(.failed(let error)):
+            throw APIError(status: error.status, code: error.code, title: Self.title(error.status), detail: error.message)
+        case .failure(.crashed):
+            throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin failed; it has been logged with the request id.")
+        case .failure(.timedOut):
+            throw APIError(status: 504, code: "handler_timeout", title: "Handler timeout", detail: "The route's plugin did not answer in time.")
+        }
+    }
+
     static func requireOperator(_ context: AppRequestContext) throws {
         guard try context.requirePrincipal().isOperator else { throw APIError.forbidden("Only the operator manages plugins.") }
     }
@@ -100,6 +163,7 @@ struct PluginRoutes {
     public static func title(_ status: Int) -> String {
         switch status {
         case 400: "Bad request"
+        case 401: "Unauthorized"
         case 403: "Forbidden"
         case 404: "Not found"
         case 409: "Conflict"

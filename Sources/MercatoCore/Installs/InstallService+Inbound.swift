@@ -1,0 +1,34 @@
+import Foundation
+public import MercatoHooks
+import MercatoStorage
+import SQLKit
+
+/// What the inbound provider webhooks (CONTRACT §11) need of installs: the install a public
+/// route names, and the one secret config field its app declares for a provider.
+extension InstallService {
+    /// The install `id` when it exists and is active, as plugins see installs; `nil` otherwise
+    /// (uninstalled, disabled, waiting for OAuth, or never there).
+    public func activeInstallInfo(_ id: String) async throws -> InstallInfo? {
+        guard RecordID.isValid(id, prefix: "ins") else { return nil }
+        return try await database.read { db in
+            guard let install = try await InstallStore.live(id: id, on: db), install.status == .active,
+                  let org = try await OrgStore.find(id: install.orgId, on: db) else { return nil }
+            return InstallInfo(installID: install.id, orgID: install.orgId, orgName: org.name, appKey: install.appKey, appVersion: install.version,
+                               grantedScopes: install.scopes, status: install.status.rawValue)
+        }
+    }
+
+    /// The value of the secret config field the install's app declares for `provider` in its
+    /// manifest's `inbound`, `nil` when it declares none or the field is empty.
+    public func inboundSecret(_ id: String, provider: String) async throws -> String? {
+        try await database.read { db in
+            guard let install = try await InstallStore.live(id: id, on: db),
+                  let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db),
+                  let declaration = manifest.inbound?.first(where: { $0.provider == provider }),
+                  manifest.config.contains(where: { $0.key == declaration.secretField && $0.isSecret }) else { return nil }
+            guard install.configKeys.contains(declaration.secretField) else { return nil }
+            let value = try await readConfig(install, on: db)[declaration.secretField]?.stringValue
+            return value.flatMap { $0.isEmpty ? nil : $0 }
+        }
+    }
+}

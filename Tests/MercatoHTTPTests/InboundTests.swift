@@ -1,0 +1,199 @@
+import Foundation
+import HTTPTypes
+import HummingbirdTesting
+import MercatoCore
+import MercatoHooks
+import MercatoHooksTesting
+import MercatoStorage
+import MercatoTestSupport
+import NIOCore
+import SQLKit
+import Testing
+
+/// Inbound provider webhooks over HTTP (CONTRACT §11), on both engines: the host's checks
+/// (install, declared provider, size) and the plugin's (signature, dedupe, outbox).
+@Suite("Inbound provider webhooks over HTTP")
+struct InboundTests {
+    struct Receiver {
+        let installID: String
+        let secrets: [String: String]
+        let adminToken: String
+    }
+
+    /// An app declaring `providers`, each with its own secret field, installed in a customer org.
+    static func receiver(_ app: AppHarness, key: String, providers: [String]) async throws -> Receiver {
+        let (_, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor \(key)")
+        var m = manifest(key)
+        m["events"] = ["inbound.received"]
+        let fields = providers.map { "\($0.replacingOccurrences(of: "-", with: "_"))_secret" }
+        m["config"] = fields.map { ["key": $0, "label": $0, "type": "secret"] } + [["key": "note", "label": "Note", "type": "string"]]
+        m["inbound"] = zip(providers, fields).map { ["provider": $0, "secret_field": $1] }
+        _ = try await app.registerApp(m, token: vendor)
+        _ = try await app.call(.post, "/api/v1/developer/apps/\(key)/publish", token: vendor)
+        let (_, owner) = try await app.makeOrg(plan: "pro", name: "Customer \(key)")
+        var secrets: [String: String] = [:]
+        var config: [String: String] = ["note": "hello"]
+        for (provider, field) in zip(providers, fields) {
+            secrets[provider] = InboundSigner.secret(for: provider, seed: key)
+            config[field] = secrets[provider]
+        }
+        let installed = try await app.call(.post, "/api/v1/installs", token: owner, json: ["app": key, "config": config])
+        #expect(installed.status == .created, "\(installed.text)")
+        return Receiver(installID: installed.json["id"] as! String, secrets: secrets, adminToken: owner)
+    }
+
+    static func post(_ app: AppHarness, _ path: String, headers: [String: String], body: [UInt8]) async throws -> Answer {
+        var fields = HTTPFields()
+        for (name, value) in headers { fields[HTTPField.Name(name)!] = value }
+        fields[.contentType] = "application/json"
+        return try await app.client.execute(uri: path, method: .post, headers: fields, body: ByteBuffer(bytes: body)) { response in
+            Answer(status: response.status, headers: response.headers, text: String(buffer: response.body))
+        }
+    }
+
+    static func events(_ app: AppHarness, install: String) async throws -> [[String: Any]] {
+        try await app.runtime.database.read { db in
+            try await db.raw("SELECT payload FROM outbox_events WHERE install_id = \(bind: install) AND type = 'inbound.received' ORDER BY id").all()
+                .map { try $0.decode(column: "payload", as: String.self) }
+        }.map { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) ?? [:] }
+    }
+
+    static func storedCount(_ app: AppHarness, install: String) async throws -> Int {
+        try await app.runtime.database.read { db in
+            try await db.raw("SELECT COUNT(*) AS n FROM plugin_kv WHERE plugin_id = 'inbound' AND install_id = \(bind: install)").first()?
+                .decode(column: "n", as: Int.self) ?? 0
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func everySchemeEndToEnd(engine: StorageEngine) async throws {
+        try await withApp(engine) { app in
+            let providers = InboundSchemes.known
+            let r = try await Self.receiver(app, key: "inbound-all", providers: providers)
+            let other = try await Self.receiver(app, key: "inbound-other", providers: providers)
+            let now = Int(Date().timeIntervalSince1970)
+            for provider in providers {
+                let secret = r.secrets[provider]!
+                let path = "/api/v1/inbound/\(r.installID)/\(provider)"
+                let body = InboundSigner.body(provider: provider, eventID: "evt_\(provider)")
+                let headers = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_\(provider)", timestamp: now)
+
+                // Bad ones first: 401, nothing stored.
+                let wrong = InboundSigner.headers(provider: provider, secret: InboundSigner.secret(for: provider, seed: "wrong"), body: body,
+                                                  eventID: "evt_\(provider)", timestamp: now)
+                expectProblem(try await Self.post(app, path, headers: wrong, body: body), .unauthorized, "invalid_signature")
+                expectProblem(try await Self.post(app, path, headers: headers, body: InboundSigner.body(provider: provider, eventID: "evt_\(provider)", amount: 7)),
+                              .unauthorized, "invalid_signature")
+                expectProblem(try await Self.post(app, path, headers: headers.filter { $0.key != InboundSigner.signatureHeader(provider) }, body: body),
+                              .unauthorized, "invalid_signature")
+                if InboundSigner.signsTimestamp(provider) {
+                    let stale = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_\(provider)", timestamp: now - 400)
+                    expectProblem(try await Self.post(app, path, headers: stale, body: body), .unauthorized, "invalid_signature")
+                }
+                // Signed for this install, sent to another install's URL: that install's secret differs.
+                expectProblem(try await Self.post(app, "/api/v1/inbound/\(other.installID)/\(provider)", headers: headers, body: body),
+                              .unauthorized, "invalid_signature")
+                #expect(try await Self.storedCount(app, install: r.installID) == providers.firstIndex(of: provider)!)
+
+                // The good one: 200, stored, one event; again: duplicate, no second event.
+                let first = try await Self.post(app, path, headers: headers, body: body)
+                #expect(first.status == .ok, "\(provider): \(first.text)")
+                #expect((first.json["id"] as? String)?.hasPrefix("inb_") == true)
+                #expect(first.json["duplicate"] as? Bool == false)
+                let again = try await Self.post(app, path, headers: headers, body: body)
+                #expect(again.status == .ok)
+                #expect(again.json["duplicate"] as? Bool == true)
+                #expect(again.json["id"] as? String == first.json["id"] as? String)
+            }
+            let events = try await Self.events(app, install: r.installID)
+            #expect(events.count == providers.count)
+            for (event, provider) in zip(events, providers) {
+                let data = try #require(event["data"] as? [String: Any])
+                #expect(event["type"] as? String == "inbound.received")
+                #expect(data["provider"] as? String == provider)
+                #expect(data["install_id"] as? String == r.installID)
+                #expect(data["event_id"] as? String == InboundSigner.expectedEventID(provider: provider, eventID: "evt_\(provider)"))
+                #expect(data["received_at"] is String)
+                #expect(data["payload"] is [String: Any])
+            }
+            #expect(try await Self.events(app, install: other.installID).isEmpty)
+            // No secret in any event or log line.
+            let everything = try await app.runtime.database.read { db in
+                try await db.raw("SELECT payload FROM outbox_events").all().map { try $0.decode(column: "payload", as: String.self) }
+            }.joined() + app.logs.all.joined(separator: "\n")
+            for secret in r.secrets.values { #expect(!everything.contains(secret)) }
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func theHostsChecksComeFirst(engine: StorageEngine) async throws {
+        try await withApp(engine) { app in
+            let r = try await Self.receiver(app, key: "inbound-host", providers: ["github"])
+            // The install shows where the provider posts.
+            let shown = try await app.call(.get, "/api/v1/installs/\(r.installID)", token: r.adminToken)
+            let inbound = try #require(shown.json["inbound"] as? [[String: Any]])
+            #expect(inbound.count == 1)
+            #expect(inbound.first?["provider"] as? String == "github")
+            #expect((inbound.first?["url"] as? String)?.hasSuffix("/api/v1/inbound/\(r.installID)/github") == true)
+            #expect(!shown.text.contains(r.secrets["github"]!))
+            let now = Int(Date().timeIntervalSince1970)
+            let body = InboundSigner.body(provider: "github", eventID: "d1")
+            let headers = InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: body, eventID: "d1", timestamp: now)
+            // Unknown install, an id that is not one, a provider the install does not declare, a scheme nobody knows: 404.
+            expectProblem(try await Self.post(app, "/api/v1/inbound/ins_00000000000000000000000000/github", headers: headers, body: body), .notFound, "not_found")
+            expectProblem(try await Self.post(app, "/api/v1/inbound/nonsense/github", headers: headers, body: body), .notFound, "not_found")
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/stripe", headers: headers, body: body), .notFound, "not_found")
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/paypal", headers: headers, body: body), .notFound, "not_found")
+            // Over 1 MiB: 413, nothing stored.
+            let big = Array(#"{"pad":""#.utf8) + [UInt8](repeating: UInt8(ascii: "x"), count: 1024 * 1024) + Array(#""}"#.utf8)
+            let bigHeaders = InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: big, eventID: "d2", timestamp: now)
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: bigHeaders, body: big), .contentTooLarge, "payload_too_large")
+            #expect(try await Self.storedCount(app, install: r.installID) == 0)
+            // A disabled install receives nothing; enabled again, it does.
+            #expect(try await app.call(.post, "/api/v1/installs/\(r.installID)/disable", token: r.adminToken).status == .ok)
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body), .notFound, "not_found")
+            #expect(try await app.call(.post, "/api/v1/installs/\(r.installID)/enable", token: r.adminToken).status == .ok)
+            #expect(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body).status == .ok)
+            // Uninstalled: 404, and the plugin's records go with the install.
+            #expect(try await app.call(.delete, "/api/v1/installs/\(r.installID)", token: r.adminToken).status == .ok)
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body), .notFound, "not_found")
+            while try await app.runtime.hooks.dispatchPending() > 0 {}
+            #expect(try await Self.storedCount(app, install: r.installID) == 0)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func eachInstallHasItsOwnRateAllowance(engine: StorageEngine) async throws {
+        // The clock stands still, so the allowance does not refill however slow the requests.
+        try await withApp(engine, clock: ManualClock().wallClock) { app in
+            let r = try await Self.receiver(app, key: "inbound-flood", providers: ["razorpay"])
+            let other = try await Self.receiver(app, key: "inbound-calm", providers: ["razorpay"])
+            let body = InboundSigner.body(provider: "razorpay", eventID: "e")
+            let forged = ["X-Razorpay-Signature": String(repeating: "0", count: 64), "X-Razorpay-Event-Id": "e"]
+            var statuses: [Int: Int] = [:]
+            // The allowance is 200 at once, 50 a second (PluginRoutes.publicLimit).
+            for _ in 0 ..< 220 {
+                statuses[Int(try await Self.post(app, "/api/v1/inbound/\(r.installID)/razorpay", headers: forged, body: body).status.code), default: 0] += 1
+            }
+            #expect(statuses == [401: 200, 429: 20])
+            let limited = try await Self.post(app, "/api/v1/inbound/\(r.installID)/razorpay", headers: forged, body: body)
+            expectProblem(limited, .tooManyRequests, "rate_limited")
+            #expect(limited.headers[.retryAfter] != nil)
+            // Another install is not affected.
+            let headers = InboundSigner.headers(provider: "razorpay", secret: other.secrets["razorpay"]!, body: body, eventID: "e", timestamp: 0)
+            #expect(try await Self.post(app, "/api/v1/inbound/\(other.installID)/razorpay", headers: headers, body: body).status == .ok)
+        }
+    }
+
+    @Test func aManifestDeclaringAnUnknownProviderIsRefused() async throws {
+        try await withApp(.sqlite) { app in
+            let (_, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor")
+            var m = manifest("inbound-bad")
+            m["inbound"] = [["provider": "paypal", "secret_field": "api_key"], ["provider": "github", "secret_field": "missing"]]
+            let answer = try await app.call(.post, "/api/v1/developer/apps", token: vendor, json: m)
+            expectProblem(answer, .unprocessableContent, "invalid_manifest")
+            #expect(answer.text.contains("inbound[0].provider"))
+            #expect(answer.text.contains("inbound[1].secret_field"))
+        }
+    }
+}

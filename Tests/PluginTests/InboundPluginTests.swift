@@ -1,0 +1,199 @@
+import Foundation
+import InboundPlugin
+import MercatoHooks
+import MercatoHooksTesting
+import Testing
+
+/// The inbound plugin against the fake host, for every scheme of CONTRACT §11.
+@Suite("Inbound plugin")
+struct InboundPluginTests {
+    static let now = Date(timeIntervalSince1970: 1_800_000_000)
+    let plugin = InboundPlugin(now: { InboundPluginTests.now })
+    var timestamp: Int { Int(Self.now.timeIntervalSince1970) }
+
+    func request(_ install: InstallInfo, _ provider: String, headers: [String: String], body: [UInt8]) -> PublicRouteRequest {
+        PublicRouteRequest(method: .post, route: "inbound/{install_id}/{provider}",
+                           parameters: ["install_id": install.installID, "provider": provider], headers: headers, body: body,
+                           install: install, receivedAt: Self.now)
+    }
+
+    func setUp(_ provider: String) -> (FakeHost, InstallInfo, String) {
+        let host = FakeHost()
+        let install = host.install(app: "payments")
+        let secret = InboundSigner.secret(for: provider)
+        host.declareInbound(install, provider: provider, secret: secret)
+        return (host, install, secret)
+    }
+
+    func send(_ host: FakeHost, _ install: InstallInfo, _ provider: String, headers: [String: String], body: [UInt8]) async throws -> [String: JSONValue] {
+        guard case .json(let value, let status) = try await plugin.handlePublicRoute(request(install, provider, headers: headers, body: body), host.context(install)) else {
+            Issue.record("not JSON")
+            return [:]
+        }
+        #expect(status == 200)
+        return value.objectValue ?? [:]
+    }
+
+    func refusal(_ host: FakeHost, _ install: InstallInfo, _ provider: String, headers: [String: String], body: [UInt8]) async -> CommandError? {
+        do {
+            _ = try await plugin.handlePublicRoute(request(install, provider, headers: headers, body: body), host.context(install))
+            return nil
+        } catch let error as CommandError {
+            return error
+        } catch {
+            return nil
+        }
+    }
+
+    @Test(arguments: InboundSchemes.known)
+    func aSignedEventIsStoredDeliveredOnceAndDeduplicated(provider: String) async throws {
+        let (host, install, secret) = setUp(provider)
+        let body = InboundSigner.body(provider: provider, eventID: "evt_1")
+        let headers = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp)
+        let first = try await send(host, install, provider, headers: headers, body: body)
+        let id = try #require(first["id"]?.stringValue)
+        #expect(id.hasPrefix("inb_"))
+        #expect(first["duplicate"] == .bool(false))
+        #expect(host.keys(in: install.installID).count == 1)
+        #expect(host.emitted.count == 1)
+        let event = try #require(host.emitted.first)
+        #expect(event.install == install.installID)
+        #expect(event.event.type == "inbound.received")
+        let data = try #require(event.event.data.objectValue)
+        #expect(data["provider"] == .string(provider))
+        #expect(data["install_id"] == .string(install.installID))
+        #expect(data["event_id"] == .string(InboundSigner.expectedEventID(provider: provider, eventID: "evt_1")))
+        #expect(data["received_at"]?.stringValue != nil)
+        #expect(data["payload"]?.objectValue != nil)
+        // The secret is nowhere in the event.
+        let encoded = String(decoding: try JSONEncoder().encode(event.event.data), as: UTF8.self)
+        #expect(!encoded.contains(secret))
+
+        // The provider retries the same event: a duplicate, the same id, not delivered again.
+        let again = try await send(host, install, provider, headers: headers, body: body)
+        #expect(again["duplicate"] == .bool(true))
+        #expect(again["id"] == .string(id))
+        #expect(host.emitted.count == 1)
+
+        // Another event is a new one.
+        let body2 = InboundSigner.body(provider: provider, eventID: "evt_2")
+        let second = try await send(host, install, provider, headers: InboundSigner.headers(provider: provider, secret: secret, body: body2, eventID: "evt_2", timestamp: timestamp), body: body2)
+        #expect(second["duplicate"] == .bool(false))
+        #expect(host.emitted.count == 2)
+    }
+
+    @Test(arguments: InboundSchemes.known)
+    func badSignaturesAre401AndStoreNothing(provider: String) async throws {
+        let (host, install, secret) = setUp(provider)
+        let body = InboundSigner.body(provider: provider, eventID: "evt_1")
+        let good = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp)
+        var cases: [(String, [String: String], [UInt8])] = [
+            ("wrong secret", InboundSigner.headers(provider: provider, secret: InboundSigner.secret(for: provider, seed: "b"), body: body, eventID: "evt_1", timestamp: timestamp), body),
+            ("tampered body", good, InboundSigner.body(provider: provider, eventID: "evt_1", amount: 999_999)),
+            ("missing header", good.filter { $0.key != InboundSigner.signatureHeader(provider) }, body),
+            ("garbage signature", good.merging([InboundSigner.signatureHeader(provider): "zz"]) { $1 }, body),
+        ]
+        if InboundSigner.signsTimestamp(provider) {
+            cases.append(("stale timestamp", InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp - 301), body))
+            cases.append(("future timestamp", InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp + 301), body))
+        }
+        for (name, headers, body) in cases {
+            let error = await refusal(host, install, provider, headers: headers, body: body)
+            #expect(error?.status == 401, "\(name)")
+            #expect(error?.code == "invalid_signature", "\(name)")
+            #expect(error.map { !$0.message.contains(secret) } ?? true)
+        }
+        #expect(host.keys(in: install.installID).isEmpty)
+        #expect(host.emitted.isEmpty)
+        // Within the tolerance it passes (the stale case failed for its age only).
+        if InboundSigner.signsTimestamp(provider) {
+            let fresh = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp - 299)
+            #expect(try await send(host, install, provider, headers: fresh, body: body)["duplicate"] == .bool(false))
+        }
+    }
+
+    @Test func anUndeclaredOrUnknownProviderIs404() async throws {
+        let (host, install, secret) = setUp("github")
+        let body = InboundSigner.body(provider: "stripe", eventID: "evt_1")
+        for provider in ["stripe", "paypal"] {
+            let headers = InboundSigner.headers(provider: provider, secret: secret, body: body, eventID: "evt_1", timestamp: timestamp)
+            let error = await refusal(host, install, provider, headers: headers, body: body)
+            #expect(error?.status == 404)
+        }
+        #expect(host.emitted.isEmpty)
+    }
+
+    @Test func stripeAcceptsAnyOfSeveralV1SignaturesDuringItsOwnRotation() async throws {
+        let (host, install, secret) = setUp("stripe")
+        let body = InboundSigner.body(provider: "stripe", eventID: "evt_rot")
+        let good = InboundSigner.headers(provider: "stripe", secret: secret, body: body, eventID: "evt_rot", timestamp: timestamp)["Stripe-Signature"]!
+        let other = InboundSigner.headers(provider: "stripe", secret: "whsec_old", body: body, eventID: "evt_rot", timestamp: timestamp)["Stripe-Signature"]!
+        let oldV1 = other.split(separator: ",")[1]
+        let header = "t=\(timestamp),\(oldV1),\(good.split(separator: ",")[1]),v0=abcdef"
+        #expect(try await send(host, install, "stripe", headers: ["Stripe-Signature": header], body: body)["duplicate"] == .bool(false))
+    }
+
+    @Test func standardWebhooksAcceptsSvixHeadersAndSeveralSignatures() async throws {
+        let (host, install, secret) = setUp("standard-webhooks")
+        let body = InboundSigner.body(provider: "standard-webhooks", eventID: "msg_1")
+        let signed = InboundSigner.headers(provider: "standard-webhooks", secret: secret, body: body, eventID: "msg_1", timestamp: timestamp)
+        let headers = ["svix-id": "msg_1", "svix-timestamp": signed["webhook-timestamp"]!,
+                       "svix-signature": "v1,AAAA " + signed["webhook-signature"]!]
+        let answer = try await send(host, install, "standard-webhooks", headers: headers, body: body)
+        #expect(answer["duplicate"] == .bool(false))
+        #expect(host.emitted.first?.event.data.objectValue?["event_type"] == .string("user.created"))
+    }
+
+    @Test func githubsDocumentedExampleVerifies() throws {
+        // docs.github.com "Validating webhook deliveries": secret and payload with the expected signature.
+        let verifier = InboundVerifier(provider: "github", secret: InboundSecret("It's a Secret to Everybody"))
+        let install = FakeHost().install()
+        let good = PublicRouteRequest(method: .post, route: "r", parameters: [:],
+                                      headers: ["X-Hub-Signature-256": "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"],
+                                      body: Array("Hello, World!".utf8), install: install)
+        #expect(throws: Never.self) { try verifier.verify(good, now: Self.now) }
+        var bad = good
+        bad.body = Array("Hello, World?".utf8)
+        #expect(throws: CommandError.self) { try verifier.verify(bad, now: Self.now) }
+    }
+
+    @Test func theSecretNeverPrints() {
+        let secret = InboundSecret("whsec_do_not_print")
+        #expect("\(secret)" == "********")
+        #expect(String(reflecting: secret) == "********")
+        var dumped = ""
+        dump(secret, to: &dumped)
+        #expect(!dumped.contains("do_not_print"))
+    }
+
+    @Test func aStoredButUndeliveredEventIsDeliveredOnTheRetry() async throws {
+        let (host, install, secret) = setUp("github")
+        let body = InboundSigner.body(provider: "github", eventID: "d-1")
+        let headers = InboundSigner.headers(provider: "github", secret: secret, body: body, eventID: "d-1", timestamp: timestamp)
+        _ = try await send(host, install, "github", headers: headers, body: body)
+        // As if the node stopped after the durable write and before the outbox write.
+        let context = host.context(install)
+        let key = try #require(host.keys(in: install.installID).first)
+        var record = try #require(try await context.storage.get(key)).value.objectValue!
+        record["delivered"] = .bool(false)
+        _ = try await context.storage.set(key, .object(record))
+        let again = try await send(host, install, "github", headers: headers, body: body)
+        #expect(again["duplicate"] == .bool(true))
+        #expect(host.emitted.count == 2)
+        #expect(try await context.storage.get(key)?.value.objectValue?["delivered"] == .bool(true))
+        _ = try await send(host, install, "github", headers: headers, body: body)
+        #expect(host.emitted.count == 2)
+    }
+
+    @Test func slacksUrlVerificationIsAnsweredWithItsChallengeOnceSigned() async throws {
+        let (host, install, secret) = setUp("slack")
+        let body = Array(#"{"token":"x","challenge":"3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P","type":"url_verification"}"#.utf8)
+        let headers = InboundSigner.headers(provider: "slack", secret: secret, body: body, eventID: "", timestamp: timestamp)
+        let answer = try await send(host, install, "slack", headers: headers, body: body)
+        #expect(answer == ["challenge": .string("3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P")])
+        #expect(host.keys(in: install.installID).isEmpty)
+        #expect(host.emitted.isEmpty)
+        let forged = InboundSigner.headers(provider: "slack", secret: "other", body: body, eventID: "", timestamp: timestamp)
+        #expect(await refusal(host, install, "slack", headers: forged, body: body)?.status == 401)
+    }
+}
