@@ -125,6 +125,26 @@ struct InboundTests {
         }
     }
 
+    /// The org admin finds the receiving URL and which setting takes the provider's secret on
+    /// the app's page; the secret itself is never on it.
+    @Test(arguments: TestEngines.all)
+    func theAppPageShowsTheReceivingURL(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let r = try await Self.receiver(app, key: "inbound-page", providers: ["stripe"])
+            let org = try #require(try await app.call(.get, "/api/v1/installs/\(r.installID)", token: r.adminToken).json["org_id"] as? String)
+            let admin = try await app.signedIn(org: org, role: "admin", by: r.adminToken, email: "admin@inbound.example")
+            let page = try await admin.get("/marketplace/inbound-page")
+            #expect(page.status == .ok)
+            #expect(page.text.contains("Receiving URL for stripe"))
+            #expect(page.text.contains("/api/v1/inbound/\(r.installID)/stripe"))
+            #expect(page.text.contains("<strong>stripe_secret</strong>"))
+            #expect(!page.text.contains(r.secrets["stripe"]!))
+            // A member sees no settings, and no receiving URL either.
+            let member = try await app.signedIn(org: org, role: "member", by: r.adminToken, email: "member@inbound.example")
+            #expect(!(try await member.get("/marketplace/inbound-page")).text.contains("/api/v1/inbound/"))
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func theHostsChecksComeFirst(engine: StorageEngine) async throws {
         try await withApp(engine) { app in

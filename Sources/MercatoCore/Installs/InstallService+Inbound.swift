@@ -6,6 +6,12 @@ import SQLKit
 /// What the inbound provider webhooks (CONTRACT §11) need of installs: the install a public
 /// route names, and the one secret config field its app declares for a provider.
 extension InstallService {
+    /// Where each provider the install's app declares posts (CONTRACT §11): `(provider, url)`
+    /// under the server's public URL, in the manifest's order; the API and the install page show it.
+    public static func inboundURLs(of view: View, publicURL: String) -> [(provider: String, url: String)] {
+        (view.manifest.inbound ?? []).map { ($0.provider, "\(publicURL)/api/v1/inbound/\(view.install.id)/\($0.provider)") }
+    }
+
     /// The install `id` when it exists and is active, as plugins see installs; `nil` otherwise
     /// (uninstalled, disabled, waiting for OAuth, or never there).
     public func activeInstallInfo(_ id: String) async throws -> InstallInfo? {

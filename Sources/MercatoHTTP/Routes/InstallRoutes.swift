@@ -50,8 +50,8 @@ struct InstallRoutes {
             config = view.config
             createdAt = Timestamp.date(millis: view.install.createdAt)
             updatedAt = Timestamp.date(millis: view.install.updatedAt)
-            inbound = view.manifest.inbound.map { declarations in
-                declarations.map { InboundURL(provider: $0.provider, url: "\(publicURL)/api/v1/inbound/\(view.install.id)/\($0.provider)") }
+            inbound = view.manifest.inbound.map { _ in
+                InstallService.inboundURLs(of: view, publicURL: publicURL).map { InboundURL(provider: $0.provider, url: $0.url) }
             }
         }
     }

@@ -12,6 +12,12 @@ struct MarketplacePages {
     let runtime: MercatoRuntime
     let kit: PageKit
 
+    /// The label of the secret field the provider's signing secret goes in.
+    static func inboundSecretLabel(_ view: InstallService.View, provider: String) -> String {
+        guard let field = view.manifest.inbound?.first(where: { $0.provider == provider })?.secretField else { return "" }
+        return view.manifest.config.first(where: { $0.key == field })?.label ?? field
+    }
+
     static let flashes: [String: String] = [
         "welcome": "Welcome! You are signed in.",
         "installed": "The app is installed.",
@@ -155,6 +161,10 @@ struct MarketplacePages {
             if isAdmin {
                 // The install's own version's schema, filled with its values (secrets never).
                 let view = try await runtime.installs.get(install.id, by: session.principal)
+                let receiving = InstallService.inboundURLs(of: view, publicURL: runtime.settings.publicURL)
+                if !receiving.isEmpty {
+                    installModel["inbound"] = receiving.map { ["provider": $0.provider, "url": $0.url, "secretField": Self.inboundSecretLabel(view, provider: $0.provider)] }
+                }
                 let current = FormData(values: Self.formValues(view.config, schema: view.manifest.config))
                 let byField = Dictionary(problems.map { ($0.field, $0.message) }, uniquingKeysWith: { a, _ in a })
                 if !view.manifest.config.isEmpty {
