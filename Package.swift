@@ -91,7 +91,7 @@ let package = Package(
         .target(
             name: "MercatoHooks",
             dependencies: [
-                "CSodium",
+                "MercatoCrypto",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: swiftSettings

@@ -1,49 +1,23 @@
-internal import CSodium
+internal import MercatoCrypto
 import Foundation
 
-/// What a plugin needs to check a provider's webhook signature: HMAC-SHA256 and SHA-256 (from
-/// libsodium), a constant-time compare, and the hex and base64 forms providers send.
+/// What a plugin needs to check a provider's webhook signature: HMAC-SHA256 and SHA-256, a
+/// constant-time compare, and the hex and base64 forms providers send. The host's own crypto
+/// (MercatoCrypto, libsodium) does the work: plugins reach it only through this.
 public enum WebhookCrypto {
-    private static let ready: Bool = sodium_init() >= 0
-
     /// HMAC-SHA256 of `message` under `key` (any length).
     public static func hmacSHA256(key: [UInt8], _ message: [UInt8]) -> [UInt8] {
-        precondition(ready, "libsodium failed to initialise")
-        var state = crypto_auth_hmacsha256_state()
-        var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
-        _ = crypto_auth_hmacsha256_init(&state, key, key.count)
-        _ = crypto_auth_hmacsha256_update(&state, message, UInt64(message.count))
-        _ = crypto_auth_hmacsha256_final(&state, &out)
-        return out
+        Signatures.hmacSHA256(key: key, message: message)
     }
 
     /// SHA-256 of `message`.
-    public static func sha256(_ message: [UInt8]) -> [UInt8] {
-        precondition(ready, "libsodium failed to initialise")
-        var out = [UInt8](repeating: 0, count: Int(crypto_hash_sha256_BYTES))
-        _ = crypto_hash_sha256(&out, message, UInt64(message.count))
-        return out
-    }
+    public static func sha256(_ message: [UInt8]) -> [UInt8] { Digest.sha256(message) }
 
     /// Whether `a` and `b` are equal, in time that depends only on their lengths.
-    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
-        precondition(ready, "libsodium failed to initialise")
-        guard a.count == b.count else { return false }
-        if a.isEmpty { return true }
-        return sodium_memcmp(a, b, a.count) == 0
-    }
+    public static func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool { ConstantTime.equals(a, b) }
 
     /// Lower-case hex of `bytes`.
-    public static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out = [UInt8]()
-        out.reserveCapacity(bytes.count * 2)
-        for b in bytes {
-            out.append(digits[Int(b >> 4)])
-            out.append(digits[Int(b & 0x0f)])
-        }
-        return String(decoding: out, as: UTF8.self)
-    }
+    public static func hex(_ bytes: [UInt8]) -> String { Signatures.hex(bytes) }
 
     /// The bytes of hex text (either case), `nil` when it is not hex.
     public static func fromHex(_ text: String) -> [UInt8]? {
