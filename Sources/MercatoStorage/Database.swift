@@ -178,22 +178,51 @@ public final class Database: Sendable {
     /// `body` on a leased connection, answered within `timeout`: past it the caller is
     /// told storage is unavailable and the read goes on alone until it ends (its answer unused).
     private func bounded<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+        // One timer for both deadlines (the lease, then the whole statement) and one task for
+        // the work: the caller resumes with whichever ends first.
         let once = ResumeOnce<R>()
-        let timeout = deadlines.statement
+        let lease = LeaseFlag()
+        let (leaseDeadline, statementDeadline, location) = (deadlines.lease, deadlines.statement, self.location)
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
-            let location = self.location
-            let timer = Task {
-                try await Task.sleep(for: timeout)
-                once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(timeout) (\(location))")))
-            }
-            Task {
+            let work = Task {
                 let result: Result<R, any Error>
-                do { result = .success(try await self.leased(client, body)) } catch { result = .failure(error) }
-                timer.cancel()
+                do {
+                    result = .success(try await client.withConnection { connection in
+                        // Given up on before a connection came: the body never runs.
+                        guard lease.take() else { throw CancellationError() }
+                        return try await body(connection)
+                    })
+                } catch {
+                    result = .failure(Self.unavailable(error, location: location))
+                }
                 once.resume(with: result)
             }
+            Task {
+                try? await Task.sleep(for: leaseDeadline)
+                if lease.abandon() {
+                    work.cancel()   // takes the waiting request out of the pool's queue
+                    once.resume(with: .failure(StorageUnavailable("no PostgreSQL connection within \(leaseDeadline) (\(location) unreachable?)")))
+                    return
+                }
+                guard once.isWaiting else { return }
+                try? await Task.sleep(for: statementDeadline - leaseDeadline)
+                once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
+            }
         }
+    }
+
+    /// A connection failure as ``StorageUnavailable``; any other error as it is.
+    private static func unavailable(_ error: any Error, location: String) -> any Error {
+        if let error = error as? PSQLError, isConnectionFailure(error) {
+            return StorageUnavailable("the PostgreSQL connection failed: \(error.code)")
+        }
+        if String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") {
+            // The pool's own refusal (its circuit breaker open after a minute of failed connects);
+            // its type lives in a module PostgresNIO does not export.
+            return StorageUnavailable("the PostgreSQL pool could not lease a connection (\(location))")
+        }
+        return error
     }
 
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
@@ -231,12 +260,8 @@ public final class Database: Sendable {
                 }
                 throw CancellationError()
             }
-        } catch let error as PSQLError where Self.isConnectionFailure(error) {
-            throw StorageUnavailable("the PostgreSQL connection failed: \(error.code)")
-        } catch where String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") {
-            // The pool's own refusal (its circuit breaker open after a minute of failed connects);
-            // its type lives in a module PostgresNIO does not export.
-            throw StorageUnavailable("the PostgreSQL pool could not lease a connection")
+        } catch {
+            throw Self.unavailable(error, location: location)
         }
     }
 
@@ -308,9 +333,28 @@ public final class Database: Sendable {
     }
 }
 
-/// Set once a statement has its connection (see `Database.leased`).
+/// Whether a statement got its connection before its lease deadline (see `Database.bounded`,
+/// `Database.leased`): exactly one of `take` and `abandon` answers `true`.
 private final class LeaseFlag: Sendable {
+    private enum State { case waiting, leased, abandoned }
+    private let state = Mutex(State.waiting)
     let value = Mutex(false)
+
+    func take() -> Bool {
+        state.withLock { s in
+            guard s == .waiting else { return s == .leased }
+            s = .leased
+            return true
+        }
+    }
+
+    func abandon() -> Bool {
+        state.withLock { s in
+            guard s == .waiting else { return false }
+            s = .abandoned
+            return true
+        }
+    }
 }
 
 /// A continuation resumed by whichever of two tasks ends first (see `Database.bounded`).
@@ -320,6 +364,8 @@ private final class ResumeOnce<R: Sendable>: Sendable {
     func set(_ continuation: CheckedContinuation<R, any Error>) {
         self.continuation.withLock { $0 = continuation }
     }
+
+    var isWaiting: Bool { continuation.withLock { $0 != nil } }
 
     func resume(with result: Result<R, any Error>) {
         let waiting = continuation.withLock { stored -> CheckedContinuation<R, any Error>? in
