@@ -8,9 +8,11 @@ public import MercatoHooks
 /// the provider's event id and emits `inbound.received` through the outbox.
 ///
 /// Each event is kept under `evt:<provider>:<sha256 of the event id>` in the install's storage
-/// as `{id, provider, event_id, event_type, received_at, delivered}`. `delivered` turns true once
-/// the outbox holds the event; a provider's retry of an event stored but not yet in the outbox
-/// (the node stopped between the two) puts it there, so nothing verified is lost.
+/// as `{id, provider, event_id, event_type, received_at, delivered}` for ``recordRetention``
+/// (past every provider's own retry schedule), then expires, so the records of a busy install
+/// never fill its storage quota. `delivered` turns true once the outbox holds the event; a
+/// provider's retry of an event stored but not yet in the outbox (the node stopped between the
+/// two) puts it there, so nothing verified is lost.
 public struct InboundPlugin: MercatoPlugin {
     /// The time now (tests move it).
     let now: @Sendable () -> Date
@@ -20,6 +22,11 @@ public struct InboundPlugin: MercatoPlugin {
     }
 
     public static let eventType = "inbound.received"
+
+    /// How long an event's record (and so its dedupe) is kept: 7 days, longer than any of the
+    /// schemes' providers retries one event (Stripe: 3 days; Shopify: 48 hours; Razorpay: 24
+    /// hours; Slack: about an hour). The same event id sent later is taken as a new event.
+    public static let recordRetention: TimeInterval = 7 * 86_400
 
     public static let manifest = PluginManifest(
         id: "inbound",
@@ -61,7 +68,7 @@ public struct InboundPlugin: MercatoPlugin {
             "received_at": .string(PluginSupport.timestamp(received)),
             "delivered": .bool(false),
         ])
-        let version = try await context.storage.set(key, record)
+        let version = try await context.storage.set(key, record, expiresAt: received.addingTimeInterval(Self.recordRetention))
         if version > 1 {
             // Another request stored the same event a moment ago and delivers it.
             return Self.answer(record, duplicate: true)
@@ -73,6 +80,7 @@ public struct InboundPlugin: MercatoPlugin {
     /// Writes `inbound.received` into the outbox, then marks the record delivered.
     func deliver(_ record: JSONValue, _ verified: InboundVerifier.Verified, to install: String, key: String, _ context: HookContext) async throws {
         let fields = record.objectValue ?? [:]
+        let received = fields["received_at"]?.stringValue.flatMap(PluginSupport.date) ?? now()
         let data: JSONValue = .object([
             "id": fields["id"] ?? .null,
             "provider": fields["provider"] ?? .null,
@@ -85,7 +93,7 @@ public struct InboundPlugin: MercatoPlugin {
         try await context.api.emit(EventDraft(type: Self.eventType, data: data), for: install)
         var done = fields
         done["delivered"] = .bool(true)
-        _ = try await context.storage.set(key, .object(done))
+        _ = try await context.storage.set(key, .object(done), expiresAt: received.addingTimeInterval(Self.recordRetention))
     }
 
     static func answer(_ record: JSONValue, duplicate: Bool) -> RouteResponse {

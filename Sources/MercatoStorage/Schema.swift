@@ -420,5 +420,13 @@ public enum Schema {
                 "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
             ]
         },
+        Migration(id: 40, name: "plugin keys that expire") { _ in
+            [
+                // When a plugin key stops reading (Unix ms; NULL = kept until deleted); the
+                // retention sweep removes expired rows through the partial index.
+                "ALTER TABLE plugin_kv ADD COLUMN expires_at BIGINT",
+                "CREATE INDEX plugin_kv_expiry ON plugin_kv (expires_at) WHERE expires_at IS NOT NULL",
+            ]
+        },
     ])
 }

@@ -102,7 +102,7 @@ struct KVTests {
             let results = try await test.database.transaction { try await PluginDataStore.apply(batch, on: $0) }
             #expect(results == [.stored(version: 1), .stored(version: 2), .stored(version: 1), .deleted(existed: true),
                                 .deleted(existed: false), .stored(version: 1), .overQuota, .stored(version: 2)])
-            let read = { (key: String) in try await test.database.read { try await PluginDataStore.get(plugin: "kv", install: "ins_b", key: key, on: $0) } }
+            let read = { (key: String) in try await test.database.read { try await PluginDataStore.get(plugin: "kv", install: "ins_b", key: key, now: 0, on: $0) } }
             #expect(try await read("a")?.value == "44")
             #expect(try await read("a")?.version == 1)
             #expect(try await read("b")?.value == "5")
@@ -139,6 +139,44 @@ struct KVTests {
             // Replacing an existing key with one of the same size still fits.
             let first = try await storage.keys(prefix: "k", after: nil, limit: 1)[0]
             #expect(try await storage.set(first, .string("yyyyy")) == 2)
+        }
+    }
+}
+
+@Suite("Plugin keys that expire, on both engines")
+struct PluginKeyExpiryTests {
+    @Test(arguments: TestEngines.all)
+    func anExpiredKeyReadsAsAbsentStartsAgainAndIsSwept(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            let clock = ManualClock()
+            let storage = HostPluginStorage(database: test.database, plugin: "inbound", install: "ins_e", org: "org_e", quotaBytes: 1000,
+                                            clock: clock.wallClock)
+            let soon = clock.wallClock.now().addingTimeInterval(60)
+            #expect(try await storage.set("evt:a", .string("first"), expiresAt: soon) == 1)
+            #expect(try await storage.set("evt:a", .string("second"), expiresAt: soon) == 2)
+            #expect(try await storage.set("kept", .bool(true)) == 1)
+            #expect(try await storage.get("evt:a")?.value == .string("second"))
+            #expect(try await storage.keys(prefix: "", after: nil, limit: 10) == ["evt:a", "kept"])
+
+            clock.advance(by: 61)
+            #expect(try await storage.get("evt:a") == nil)
+            #expect(try await storage.keys(prefix: "", after: nil, limit: 10) == ["kept"])
+            // Written again after it expired: a new key (version 1), kept until deleted this time.
+            #expect(try await storage.set("evt:a", .string("third")) == 1)
+            clock.advance(by: 3600)
+            #expect(try await storage.get("evt:a")?.value == .string("third"))
+
+            // The sweep removes expired rows only.
+            #expect(try await storage.set("evt:b", .string("old"), expiresAt: clock.wallClock.now().addingTimeInterval(1)) == 1)
+            #expect(try await storage.set("evt:c", .string("young"), expiresAt: clock.wallClock.now().addingTimeInterval(600)) == 1)
+            clock.advance(by: 2)
+            let count = { try await test.database.read { try await PluginDataStore.count(install: "ins_e", on: $0) } }
+            #expect(try await count() == 4)
+            let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
+            try await service.sweep()
+            #expect(try await count() == 3)
+            #expect(try await storage.get("evt:c")?.value == .string("young"))
+            #expect(try await storage.get("kept")?.value == .bool(true))
         }
     }
 }

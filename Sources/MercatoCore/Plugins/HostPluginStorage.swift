@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import MercatoHooks
 public import MercatoStorage
 
@@ -32,13 +32,15 @@ public struct HostPluginStorage: PluginStorage {
     }
 
     public func get(_ key: String) async throws -> StoredValue? {
-        guard let row = try await database.read({ try await PluginDataStore.get(plugin: plugin, install: install, key: key, on: $0) }) else { return nil }
+        guard let row = try await database.read({ try await PluginDataStore.get(plugin: plugin, install: install, key: key, now: clock.millis, on: $0) }) else { return nil }
         return StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version)
     }
 
-    public func set(_ key: String, _ value: JSONValue) async throws -> Int {
+    public func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int {
         let text = try JSONCoding.text(value)
-        switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis)) {
+        let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
+        switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis,
+                                            expiresAt: expiry)) {
         case .stored(let version): return version
         case .overQuota:
             throw CommandError(status: 413, code: "quota_exceeded",
@@ -53,7 +55,7 @@ public struct HostPluginStorage: PluginStorage {
     }
 
     public func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
-        try await database.read { try await PluginDataStore.keys(plugin: plugin, install: install, prefix: prefix, after: after ?? "", limit: limit, on: $0) }
+        try await database.read { try await PluginDataStore.keys(plugin: plugin, install: install, prefix: prefix, after: after ?? "", limit: limit, now: clock.millis, on: $0) }
     }
 
     public func deleteAll() async throws {
@@ -79,12 +81,12 @@ public struct HostOrgStorage: OrgStorage {
 
     public func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
         try await database.read { db in
-            try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, on: db)
+            try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, now: clock.millis, on: db)
         }.map(entry)
     }
 
     public func find(_ key: String) async throws -> StoredEntry? {
-        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, on: $0) }.map(entry)
+        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, now: clock.millis, on: $0) }.map(entry)
     }
 
     /// The namespace of `installID`, which must be an install of this org: the id can come from
@@ -116,7 +118,7 @@ struct OrgInstallStorage: PluginStorage {
     }
 
     func get(_ key: String) async throws -> StoredValue? { try await checked().get(key) }
-    func set(_ key: String, _ value: JSONValue) async throws -> Int { try await checked().set(key, value) }
+    func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int { try await checked().set(key, value, expiresAt: expiresAt) }
     func delete(_ key: String) async throws -> Bool { try await checked().delete(key) }
     func keys(prefix: String, after: String?, limit: Int) async throws -> [String] { try await checked().keys(prefix: prefix, after: after, limit: limit) }
     func deleteAll() async throws { try await checked().deleteAll() }
