@@ -175,3 +175,42 @@ def check_inbound(server, receiver):  # noqa: F811
     everything = json.dumps(s["deliveries"])
     for secret in provider_secrets.values():
         assert secret not in everything
+
+    # kill -9 between the answers and the deliveries: the receiver is failing (503), so every
+    # event is still in the outbox or waiting for a retry when the node dies. Nothing answered
+    # 200 is lost, and each event reaches the app under one webhook-id.
+    control(receiver, mode="503", retry_after=1)
+    github = provider_secrets["github"]
+    sent = []
+    for n in range(20):
+        event_id = f"kill-{n}-{secrets.token_hex(4)}"
+        body = json.dumps({"action": "opened", "number": n}).encode()
+        headers = dict(sign("github", github, body, event_id, now), **{"Content-Type": "application/json"})
+        r = api.call("POST", f"/api/v1/inbound/{install}/github", headers=headers, data=body)
+        assert r.status_code == 200 and r.json()["duplicate"] is False, r.text
+        sent.append((event_id, body, headers))
+    server.proc.kill()
+    server.proc.wait(timeout=10)
+    control(receiver, mode="ok")
+    server.start()
+
+    def delivered_kill_events():
+        found = {}
+        for d in stats(receiver)["deliveries"]:
+            if d["type"] == "inbound.received" and d["status"] == 200:
+                assert d["verified_standardwebhooks"], d
+                data = json.loads(d["body"])["data"]
+                if data["event_id"].startswith("kill-"):
+                    found.setdefault(data["event_id"], set()).add(d["webhook_id"])
+        return found
+
+    wait_for(lambda: len(delivered_kill_events()) == len(sent), "the events answered before kill -9, delivered after the restart", timeout=60)
+    found = delivered_kill_events()
+    assert set(found) == {e for e, _, _ in sent}
+    assert all(len(ids) == 1 for ids in found.values()), found
+    # The provider retries them all: duplicates, and nothing new reaches the app.
+    for event_id, body, headers in sent:
+        r = api.call("POST", f"/api/v1/inbound/{install}/github", headers=headers, data=body)
+        assert r.status_code == 200 and r.json()["duplicate"] is True, r.text
+    time.sleep(2)
+    assert delivered_kill_events() == found
