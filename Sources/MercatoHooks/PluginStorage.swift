@@ -14,6 +14,14 @@ public protocol PluginStorage: Sendable {
     /// quota); `nil` keeps it until deleted, and clears an earlier expiry. Throws
     /// ``CommandError`` 413 `quota_exceeded` when the install's quota would be passed.
     func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int
+    /// Writes `value` (version 1) only if `key` holds nothing (absent, or expired), and in the
+    /// same transaction puts `events` in the outbox for this namespace's install, as
+    /// ``PluginAPI/emit(_:for:)`` would: the key and its events commit together or not at all,
+    /// so a plugin that records "seen" and announces it cannot do one without the other.
+    /// Answers `false`, writing and emitting nothing, when the key already holds a value (a
+    /// concurrent call with the same key: only one of them writes). Emitting from an org's own
+    /// namespace, which has no install, throws ``CommandError`` 400.
+    func create(_ key: String, _ value: JSONValue, expiresAt: Date?, emitting events: [EventDraft]) async throws -> Bool
     /// `true` when the key existed.
     func delete(_ key: String) async throws -> Bool
     /// Keys starting with `prefix`, after `after`, in order, at most `limit`.

@@ -161,6 +161,26 @@ struct FakeStorage: PluginStorage {
         }
     }
 
+    func create(_ key: String, _ value: JSONValue, expiresAt: Date?, emitting events: [EventDraft]) async throws -> Bool {
+        let size = key.utf8.count + (try JSONEncoder().encode(value)).count
+        return try host.state.withLock { state in
+            if state.data[namespace]?[key] != nil && !expired(key, in: state) { return false }
+            if !events.isEmpty && state.orgOf[namespace] == namespace {
+                throw CommandError(status: 400, code: "invalid_request", message: "Events are emitted for an install; an org's own storage has none.")
+            }
+            var space = state.data[namespace] ?? [:]
+            let used = try space.filter { $0.key != key }.reduce(0) { $0 + $1.key.utf8.count + (try JSONEncoder().encode($1.value.value)).count }
+            if used + size > host.quotaBytes {
+                throw CommandError(status: 413, code: "quota_exceeded", message: "This install's storage is full.")
+            }
+            space[key] = StoredValue(value: value, version: 1)
+            state.data[namespace] = space
+            state.expiries[namespace, default: [:]][key] = expiresAt
+            state.emitted += events.map { (install: namespace, event: $0) }
+            return true
+        }
+    }
+
     func delete(_ key: String) async throws -> Bool {
         host.state.withLock { state in
             let live = !expired(key, in: state)

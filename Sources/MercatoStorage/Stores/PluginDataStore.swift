@@ -16,8 +16,11 @@ public enum PluginDataStore {
         /// Insert or replace, unless the namespace's bytes would then pass `quota`. `org` is the
         /// org the namespace belongs to (for reads across an org's installs). `expiresAt` (Unix
         /// milliseconds, or nil for never) is when the key stops reading; a put over a key that
-        /// had expired starts it again at version 1.
-        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64, expiresAt: Int64? = nil)
+        /// had expired starts it again at version 1. With `onlyIfAbsent`, a key that holds a
+        /// value that has not expired (stored, or put earlier in the batch) is left as it is
+        /// and the write answers ``WriteResult/present``.
+        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64, expiresAt: Int64? = nil,
+                 onlyIfAbsent: Bool = false)
         case delete(plugin: String, install: String, key: String)
     }
 
@@ -29,6 +32,8 @@ public enum PluginDataStore {
         case overQuota
         /// Deleted; `existed` is false when there was no such key.
         case deleted(existed: Bool)
+        /// Not written: the put was `onlyIfAbsent` and the key holds a value.
+        case present
     }
 
     private struct Namespace: Hashable {
@@ -49,11 +54,12 @@ public enum PluginDataStore {
         var slots = Set<Slot>()
         for write in writes {
             switch write {
-            case .put(let plugin, let install, _, let key, _, _, _, _), .delete(let plugin, let install, let key):
+            case .put(let plugin, let install, _, let key, _, _, _, _, _), .delete(let plugin, let install, let key):
                 slots.insert(Slot(namespace: Namespace(plugin: plugin, install: install), key: key))
             }
         }
         var used = try await usedBytes(Set(slots.map(\.namespace)), on: db)
+        // Per stored key: its size and when it expires (nil: never); a put or delete in the batch updates it.
         var sizes = try await sizes(slots, on: db)
         var results = [WriteResult?](repeating: nil, count: writes.count)
         // The puts not yet sent: per key, its last value and the writes (by index) it stands for.
@@ -99,16 +105,20 @@ public enum PluginDataStore {
 
         for (index, write) in writes.enumerated() {
             switch write {
-            case .put(let plugin, let install, let org, let key, let value, let quota, let at, let expiresAt):
+            case .put(let plugin, let install, let org, let key, let value, let quota, let at, let expiresAt, let onlyIfAbsent):
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
+                if onlyIfAbsent, let stored = sizes[slot], stored.until.map({ $0 > at }) ?? true {
+                    results[index] = .present
+                    continue
+                }
                 let size = value.utf8.count + key.utf8.count
-                let others = used[slot.namespace, default: 0] - sizes[slot, default: 0]
+                let others = used[slot.namespace, default: 0] - (sizes[slot]?.size ?? 0)
                 guard others + size <= quota else {
                     results[index] = .overQuota
                     continue
                 }
                 used[slot.namespace] = others + size
-                sizes[slot] = size
+                sizes[slot] = (size, expiresAt)
                 if pending[slot] == nil { order.append(slot) }
                 pending[slot, default: (org, value, size, at, expiresAt, [])].writes.append(index)
                 pending[slot]!.value = value
@@ -119,7 +129,7 @@ public enum PluginDataStore {
                 try await flush()
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
                 let existed = try await delete(plugin: plugin, install: install, key: key, on: db)
-                used[slot.namespace, default: 0] -= sizes[slot, default: 0]
+                used[slot.namespace, default: 0] -= sizes[slot]?.size ?? 0
                 sizes[slot] = nil
                 results[index] = .deleted(existed: existed)
             }
@@ -153,9 +163,9 @@ public enum PluginDataStore {
         return used
     }
 
-    /// The stored size of each of `slots` that exists.
-    private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: Int] {
-        var q = SQLQueryString("SELECT plugin_id, install_id, key, size FROM plugin_kv WHERE ")
+    /// The stored size and expiry of each of `slots` that exists.
+    private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
+        var q = SQLQueryString("SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE ")
         if db.dialect.name == "postgresql" {
             let all = Array(slots)
             q += """
@@ -168,12 +178,12 @@ public enum PluginDataStore {
                 q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
             }
         }
-        var sizes: [Slot: Int] = [:]
+        var sizes: [Slot: (size: Int, until: Int64?)] = [:]
         for row in try await db.raw(q).all() {
             let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
                                                  install: try row.decode(column: "install_id", as: String.self)),
                             key: try row.decode(column: "key", as: String.self))
-            sizes[slot] = try row.decode(column: "size", as: Int.self)
+            sizes[slot] = (try row.decode(column: "size", as: Int.self), try row.decode(column: "expires_at", as: Int64?.self))
         }
         return sizes
     }
