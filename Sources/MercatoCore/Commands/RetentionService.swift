@@ -66,6 +66,8 @@ public struct RetentionService: Service {
         }
         // Browser sessions past their sliding expiry or their end.
         let sessions = try await database.transaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
+        // Failed sign-ins older than the throttle's window count for nothing.
+        _ = try await database.transaction { try await PeopleStore.expireSignInFailures(before: now - SignInThrottle.window, on: $0) }
         // Single-use ids of embedded sign-in tokens that have expired (a replay fails on `exp` anyway).
         _ = try await database.transaction { try await PeopleStore.deleteExpiredSSOTokens(before: now, on: $0) }
         if removedKeys + removedRows + activityRows + deliveryRows + sessions + expiredKeys > 0 {
