@@ -77,6 +77,9 @@ def body_for(provider, event_id):
 class InboundMercato(Mercato):
     def __init__(self):
         super().__init__()
+        # A short attempt timeout keeps the claims' lease short (timeout + 30 s): the kill -9
+        # case below waits out the lease of any attempt in flight at the kill.
+        self.env["MERCATO_WEBHOOK_TIMEOUT_SECONDS"] = "2"
         if os.environ.get("MERCATO_INTEROP_DATABASE_URL"):
             self.env["DATABASE_URL"] = os.environ["MERCATO_INTEROP_DATABASE_URL"] + "_inbound"
 
