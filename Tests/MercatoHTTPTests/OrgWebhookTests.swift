@@ -233,4 +233,42 @@ struct OrgWebhookTests {
             #expect(receiver.count == before + 1)
         }
     }
+    /// The page: admin+ (a member gets 403, another org 404), CSRF before anything changes, field
+    /// problems beside their field, the secret once, what an admin typed escaped.
+    @Test(arguments: TestEngines.all)
+    func theSettingsPageChecksRolesCSRFAndEscapes(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (org, owner) = try await app.makeOrg(plan: "pro")
+            let admin = try await app.signedIn(org: org, role: "admin", by: owner, email: "hooks-admin@example.com")
+            let page = try await admin.get("/settings/webhooks")
+            #expect(page.status == .ok && page.text.contains("Add endpoint") && page.text.contains("value=\"task.created\""), "\(page.text)")
+
+            let url = "https://93.184.215.14/hook"
+            let refused = try await admin.post("/settings/webhooks", ["url": url, "events": "*"], csrfFrom: "/settings/webhooks", csrf: false)
+            #expect(refused.status == .forbidden)
+            let bad = try await admin.post("/settings/webhooks", ["url": "ftp://example.com/x", "events": "*"], csrfFrom: "/settings/webhooks")
+            #expect(bad.status == .unprocessableContent && bad.text.contains("id=\"webhook-url-error\""), "\(bad.text)")
+            #expect((try await app.call(.get, "/api/v1/webhooks", token: owner).json["data"] as? [Any])?.isEmpty == true)
+
+            let made = try await admin.post("/settings/webhooks", ["url": url, "events": "*", "description": "<script>alert(1)</script>"],
+                                            csrfFrom: "/settings/webhooks")
+            #expect(made.status == .ok && made.text.contains("whsec_"), "\(made.text)")
+            let listed = try await app.call(.get, "/api/v1/webhooks", token: owner)
+            let id = try #require((listed.json["data"] as? [[String: Any]])?.first?["id"] as? String, "\(listed.text)")
+            let list = try await admin.get("/settings/webhooks")
+            #expect(list.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !list.text.contains("<script>alert(1)"))
+            #expect(!list.text.contains("whsec_"))
+            let shown = try await admin.get("/settings/webhooks/\(id)")
+            #expect(shown.status == .ok && shown.text.contains("Send test event") && !shown.text.contains("whsec_"))
+
+            let member = try await app.signedIn(org: org, role: "member", by: owner, email: "hooks-member@example.com")
+            #expect(try await member.get("/settings/webhooks").status == .forbidden)
+            #expect(try await member.get("/settings/webhooks/\(id)").status == .forbidden)
+            let (otherOrg, otherOwner) = try await app.makeOrg(plan: "pro", name: "Other")
+            let other = try await app.signedIn(org: otherOrg, role: "admin", by: otherOwner, email: "other-admin@example.com")
+            #expect(try await other.get("/settings/webhooks/\(id)").status == .notFound)
+            #expect(try await other.post("/settings/webhooks/\(id)/delete", [:], csrfFrom: "/settings/webhooks").status == .notFound)
+            #expect((try await app.call(.get, "/api/v1/webhooks", token: owner).json["data"] as? [Any])?.count == 1)
+        }
+    }
 }
