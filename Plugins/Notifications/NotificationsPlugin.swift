@@ -55,19 +55,23 @@ public struct NotificationsPlugin: MercatoPlugin {
         try await context.storage.deleteAll()
     }
 
-    /// The host disabled one of the org's app endpoints: tell its developers in their inbox
-    /// (kept in the org's own namespace; keyed by the activity, so a redelivery adds nothing).
+    /// The host disabled one of the org's app endpoints, or one of the org's own webhook
+    /// endpoints: tell the org in its inbox (kept in the org's own namespace; keyed by the
+    /// activity, so a redelivery adds nothing).
     public func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws {
         guard activity.action == "webhook.endpoint_disabled" else { return }
         let id = PluginSupport.sortableID("ntf", at: activity.occurredAt, suffix: activity.id.replacingOccurrences(of: "_", with: ""))
         let key = Self.prefix + id
         guard try await context.storage.own.get(key) == nil else { return }
         let reason = activity.details["reason"]?.stringValue ?? "it kept failing"
+        let orgEndpoint = activity.details["receiver"]?.stringValue == "org_endpoint"
         let notification: JSONValue = [
             "id": .string(id), "title": .string("Webhook deliveries to \(activity.target) stopped"),
-            "body": .string("Mercato disabled the app's webhook endpoint: \(reason). Fix the endpoint, publish a version, and recover failed deliveries."),
-            "level": "error", "app": .string(activity.target), "install_id": .null, "created_at": .string(PluginSupport.timestamp(activity.occurredAt)),
-            "dismissed_at": .null, "dismissed_by": .null,
+            "body": .string(orgEndpoint
+                ? "Mercato disabled the org's webhook endpoint \(activity.target): \(reason). Fix the receiver, enable the endpoint again in Settings, Webhooks, and retry failed deliveries."
+                : "Mercato disabled the app's webhook endpoint: \(reason). Fix the endpoint, publish a version, and recover failed deliveries."),
+            "level": "error", "app": orgEndpoint ? .null : .string(activity.target), "install_id": .null,
+            "created_at": .string(PluginSupport.timestamp(activity.occurredAt)), "dismissed_at": .null, "dismissed_by": .null,
         ]
         _ = try await context.storage.own.set(key, notification)
     }

@@ -25,6 +25,8 @@ public final class MercatoRuntime: Sendable {
     public let commandLog: CommandLogService
     public let hooks: HookDispatcher
     public let deliveryLog: DeliveryLogService
+    /// The org's own webhook endpoints (CONTRACT §10), receivers of the same delivery path.
+    public let orgWebhooks: OrgWebhookService
     public let providers: ProviderService
     /// Gives grants back to providers.
     public let revoker: ConnectionRevoker
@@ -66,6 +68,8 @@ public final class MercatoRuntime: Sendable {
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)
         self.deliveryLog = DeliveryLogService(database: database, registry: registry, clock: clock)
+        self.orgWebhooks = OrgWebhookService(database: database, secrets: secrets, capabilities: capabilities, log: deliveryLog,
+                                             addressGuard: AddressGuard(allowPrivate: settings.allowPrivateWebhooks), clock: clock)
         self.gateway = CommandGateway(database: database, registry: registry, host: host, api: api, secrets: secrets, clock: clock, logger: logger,
                                       failureLimit: RateLimiter.Limit(perSecond: Double(settings.refusedCommandsPerSecond), burst: settings.refusedCommandsBurst))
         self.deliveryPolicy = DeliveryPolicy(settings: settings)

@@ -30,6 +30,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     commands.registerLogs(on: api)
     pluginRoutes.register(on: api)
     DeliveryRoutes(log: runtime.deliveryLog).register(on: api)
+    WebhookRoutes(webhooks: runtime.orgWebhooks).register(on: api)
     pages?(router)
 
     routes.load(router.routes)

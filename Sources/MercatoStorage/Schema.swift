@@ -420,6 +420,38 @@ public enum Schema {
                 "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
             ]
         },
+        Migration(id: 35, name: "org webhook endpoints and their secrets") { _ in
+            [
+                // The org's own receivers (CONTRACT §10). Their deliveries, attempts and breaker
+                // state live in `webhook_deliveries`, `webhook_attempts` and `webhook_endpoints`
+                // beside the apps', keyed by the endpoint's `whe_` id where an app's key is its
+                // `app_` id: one delivery path for both kinds of receiver.
+                """
+                CREATE TABLE org_webhook_endpoints (
+                    id TEXT PRIMARY KEY,
+                    org_id TEXT NOT NULL REFERENCES orgs(id) ON DELETE CASCADE,
+                    url TEXT NOT NULL,
+                    events TEXT NOT NULL,
+                    description TEXT NOT NULL,
+                    created_by TEXT NOT NULL,
+                    created_at BIGINT NOT NULL,
+                    updated_at BIGINT NOT NULL
+                )
+                """,
+                "CREATE INDEX org_webhook_endpoints_org ON org_webhook_endpoints (org_id, id)",
+                // Which secrets verify until when; their texts are sealed in `sealed_values`
+                // (owner: the endpoint, purpose `secret.<id>`), as an app's are.
+                """
+                CREATE TABLE org_webhook_secrets (
+                    id TEXT PRIMARY KEY,
+                    endpoint_id TEXT NOT NULL REFERENCES org_webhook_endpoints(id) ON DELETE CASCADE,
+                    created_at BIGINT NOT NULL,
+                    valid_until BIGINT
+                )
+                """,
+                "CREATE INDEX org_webhook_secrets_endpoint ON org_webhook_secrets (endpoint_id)",
+            ]
+        },
         Migration(id: 40, name: "plugin keys that expire") { _ in
             [
                 // When a plugin key stops reading (Unix ms; NULL = kept until deleted); the

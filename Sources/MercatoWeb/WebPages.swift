@@ -38,6 +38,7 @@ public struct WebPages: Sendable {
         NotificationPages(runtime: runtime, kit: kit).register(on: pages)
         DeveloperPages(runtime: runtime, kit: kit).register(on: pages)
         TokenPages(runtime: runtime, kit: kit).register(on: pages)
+        WebhookPages(runtime: runtime, kit: kit).register(on: pages)
         AuditPages(runtime: runtime, kit: kit).register(on: pages)
         DeveloperDocsPages(kit: kit, publicURL: runtime.settings.publicURL).register(on: pages)
     }

@@ -2,7 +2,8 @@ public import Foundation
 public import MercatoStorage
 
 /// The developer's view of their app's outbound deliveries (CONTRACT §2): the log with its
-/// attempts, a retry of one delivery now, and recovery of every failed one since a time.
+/// attempts, a retry of one delivery now, and recovery of every failed one since a time. The
+/// same log, by receiver, serves an org's own endpoints (``OrgWebhookService``).
 public struct DeliveryLogService: Sendable {
     let database: Database
     let registry: RegistryService
@@ -19,6 +20,24 @@ public struct DeliveryLogService: Sendable {
     public func list(appKey: String, by caller: Principal, status: String?, type: String?, since: Date?, cursor: String?,
                      limit: Int) async throws -> (deliveries: [DeliveryRecord], nextCursor: String?) {
         let app = try await registry.developerApp(key: appKey, by: caller).app
+        return try await list(receiver: app.id, status: status, type: type, since: since, cursor: cursor, limit: limit)
+    }
+
+    public func get(appKey: String, id: String, by caller: Principal) async throws -> (DeliveryRecord, [AttemptRecord]) {
+        let app = try await registry.developerApp(key: appKey, by: caller).app
+        return try await get(receiver: app.id, id: id)
+    }
+
+    /// Sets the delivery due now (delivered ones are sent again: receivers dedupe on `webhook-id`).
+    public func retry(appKey: String, id: String, by caller: Principal) async throws -> DeliveryRecord {
+        let app = try await registry.developerApp(key: appKey, by: caller).app
+        return try await retry(receiver: app.id, id: id)
+    }
+
+    // MARK: By receiver (an app's id or an org endpoint's), once the caller may see it
+
+    func list(receiver: String, status: String?, type: String?, since: Date?, cursor: String?,
+              limit: Int) async throws -> (deliveries: [DeliveryRecord], nextCursor: String?) {
         if let status, !["pending", "delivered", "failed"].contains(status) {
             throw APIError.invalidRequest("`status` must be pending, delivered or failed.", errors: [.init(field: "status", message: "is not a delivery status")])
         }
@@ -26,27 +45,24 @@ public struct DeliveryLogService: Sendable {
             throw APIError.invalidRequest("`cursor` is not a cursor this list handed out.", errors: [.init(field: "cursor", message: "is not valid")])
         }
         let rows = try await database.read { db in
-            try await DeliveryStore.page(appID: app.id, status: status, type: type, since: since.map { Int64($0.timeIntervalSince1970 * 1000) },
+            try await DeliveryStore.page(appID: receiver, status: status, type: type, since: since.map { Int64($0.timeIntervalSince1970 * 1000) },
                                          before: cursor, limit: limit + 1, on: db)
         }
         return (Array(rows.prefix(limit)), rows.count > limit ? rows[limit - 1].id : nil)
     }
 
-    public func get(appKey: String, id: String, by caller: Principal) async throws -> (DeliveryRecord, [AttemptRecord]) {
-        let app = try await registry.developerApp(key: appKey, by: caller).app
-        return try await database.read { db in
-            guard let delivery = try await DeliveryStore.find(id: id, appID: app.id, on: db) else { throw APIError.notFound("Delivery \(id)") }
-            return (delivery, try await DeliveryStore.attempts(id: id, appID: app.id, on: db))
+    func get(receiver: String, id: String) async throws -> (DeliveryRecord, [AttemptRecord]) {
+        try await database.read { db in
+            guard let delivery = try await DeliveryStore.find(id: id, appID: receiver, on: db) else { throw APIError.notFound("Delivery \(id)") }
+            return (delivery, try await DeliveryStore.attempts(id: id, appID: receiver, on: db))
         }
     }
 
-    /// Sets the delivery due now (delivered ones are sent again: receivers dedupe on `webhook-id`).
-    public func retry(appKey: String, id: String, by caller: Principal) async throws -> DeliveryRecord {
-        let app = try await registry.developerApp(key: appKey, by: caller).app
+    func retry(receiver: String, id: String) async throws -> DeliveryRecord {
         let now = clock.millis
         return try await database.transaction { db in
-            guard try await DeliveryStore.retryNow(id: id, appID: app.id, now: now, on: db),
-                  let delivery = try await DeliveryStore.find(id: id, appID: app.id, on: db) else { throw APIError.notFound("Delivery \(id)") }
+            guard try await DeliveryStore.retryNow(id: id, appID: receiver, now: now, on: db),
+                  let delivery = try await DeliveryStore.find(id: id, appID: receiver, on: db) else { throw APIError.notFound("Delivery \(id)") }
             return delivery
         }
     }

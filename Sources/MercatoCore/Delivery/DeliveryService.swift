@@ -42,9 +42,12 @@ public struct DeliveryPolicy: Sendable {
     }
 }
 
-/// Drains the outbox to apps' `webhook_url`s: fans each event out to the app of its install
-/// when that app subscribes to the type, then sends due deliveries signed per Standard Webhooks
-/// with every valid webhook secret of the app. Claims are leased (`FOR UPDATE SKIP LOCKED` on
+/// Drains the outbox to its receivers: fans each event out to the app of its install when that
+/// app subscribes to the type, and to each of the org's own endpoints (CONTRACT §10) that takes
+/// the type, then sends due deliveries signed per Standard Webhooks with every valid webhook
+/// secret of the receiver. A delivery's receiver (`appId`) is an app's `app_` id or an org
+/// endpoint's `whe_` id; everything else (schedule, Retry-After, 410, circuit breaker, 5-day
+/// disable, address guard, log) is one path for both. Claims are leased (`FOR UPDATE SKIP LOCKED` on
 /// PostgreSQL), so several nodes can run it; a restart loses nothing (the outbox and the
 /// delivery rows are durable). At least once: receivers dedupe on `webhook-id`.
 public struct DeliveryService: Service {
@@ -93,12 +96,24 @@ public struct DeliveryService: Service {
         return try await database.transaction { db in
             let events = try await DeliveryStore.undispatched(limit: limit, on: db)
             var installs: [String: InstallRecord?] = [:]
+            var orgEndpoints: [String: [OrgWebhookRecord]] = [:]
             for event in events {
-                guard let installID = event.installId, let appID = event.appId else { continue }
-                if installs[installID] == nil { installs[installID] = .some(try await InstallStore.find(id: installID, on: db)) }
-                guard let install = installs[installID] ?? nil else { continue }
-                guard let manifest = try await registry.manifests.manifest(appID: appID, version: install.version, on: db), let url = manifest.webhookURL, manifest.events.contains(event.type) else { continue }
-                try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
+                // Only events about an install are fanned out (a `webhook.test` has its one delivery already).
+                guard let installID = event.installId else { continue }
+                // The app of the install, when it subscribes to the type.
+                if let appID = event.appId {
+                    if installs[installID] == nil { installs[installID] = .some(try await InstallStore.find(id: installID, on: db)) }
+                    if let install = installs[installID] ?? nil,
+                       let manifest = try await registry.manifests.manifest(appID: appID, version: install.version, on: db),
+                       let url = manifest.webhookURL, manifest.events.contains(event.type) {
+                        try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
+                    }
+                }
+                // The org's own endpoints (CONTRACT §10) that take the type: the same rows, keyed by the `whe_` id.
+                if orgEndpoints[event.orgId] == nil { orgEndpoints[event.orgId] = try await OrgWebhookStore.receivers(orgID: event.orgId, on: db) }
+                for endpoint in orgEndpoints[event.orgId] ?? [] where endpoint.subscribes(to: event.type) {
+                    try await DeliveryStore.insert(id: event.id, appID: endpoint.id, orgID: event.orgId, installID: installID, type: event.type, url: endpoint.url, at: now, on: db)
+                }
             }
             try await DeliveryStore.markDispatched(events.map(\.id), at: now, on: db)
             return events.count
@@ -140,9 +155,7 @@ public struct DeliveryService: Service {
                   let payload = payloads[delivery.id] else { slow.append(delivery); continue }
             if verdicts[delivery.url] == nil { verdicts[delivery.url] = await addressGuard.verdict(for: delivery.url) }
             guard case .deliver(let host, let address) = verdicts[delivery.url] else { slow.append(delivery); continue }
-            if secrets[delivery.appId] == nil {
-                secrets[delivery.appId] = try await registry.verificationSecrets(appID: delivery.appId, kind: .webhook)
-            }
+            if secrets[delivery.appId] == nil { secrets[delivery.appId] = try await verificationSecrets(receiver: delivery.appId) }
             fast.append((delivery, payload, clients.client(host: host, address: address)))
         }
         let sent = await withTaskGroup(of: (DeliveryRecord, Response).self) { group -> [(DeliveryRecord, Response)] in
@@ -233,9 +246,18 @@ public struct DeliveryService: Service {
             try await record(delivery, Response(status: nil, body: nil, error: "the event is past its retention", retryAfter: nil, durationMs: 0), probe: false, final: true)
             return
         }
-        let secrets = try await registry.verificationSecrets(appID: delivery.appId, kind: .webhook)
+        let secrets = try await verificationSecrets(receiver: delivery.appId)
         let response = await send(delivery, payload: payload, secrets: secrets, via: client)
         try await record(delivery, response, probe: probe, final: false)
+    }
+
+    /// The secrets that sign for a receiver now: an app's webhook secrets or an org endpoint's.
+    func verificationSecrets(receiver: String) async throws -> [String] {
+        guard OrgWebhookService.isEndpointID(receiver) else { return try await registry.verificationSecrets(appID: receiver, kind: .webhook) }
+        let now = clock.millis
+        return try await database.read { db in
+            try await OrgWebhookService.verificationSecrets(endpointID: receiver, secrets: registry.secrets, at: now, on: db)
+        }
     }
 
     /// Records the attempt, the delivery's new state and the endpoint's, in one transaction;
@@ -245,7 +267,7 @@ public struct DeliveryService: Service {
         let disabled = try await database.transaction { db in try await apply(claimed, response, probe: probe, final: final, now: now, on: db) }
         count(response)
         if let disabled {
-            logger.warning("webhook endpoint disabled", metadata: ["app_id": "\(claimed.appId)", "reason": "\(disabled)"])
+            logger.warning("webhook endpoint disabled", metadata: ["receiver": "\(claimed.appId)", "reason": "\(disabled)"])
         }
     }
 
@@ -279,7 +301,7 @@ public struct DeliveryService: Service {
         }
         for (_, response) in ordered { count(response) }
         for (app, reason) in disabled {
-            logger.warning("webhook endpoint disabled", metadata: ["app_id": "\(app)", "reason": "\(reason)"])
+            logger.warning("webhook endpoint disabled", metadata: ["receiver": "\(app)", "reason": "\(reason)"])
         }
     }
 
@@ -321,7 +343,14 @@ public struct DeliveryService: Service {
             if let disabled {
                 delivery.status = "failed"
                 try await DeliveryStore.disable(appID: delivery.appId, reason: disabled, at: now, on: db)
-                if let app = try await AppStore.find(id: delivery.appId, on: db) {
+                if OrgWebhookService.isEndpointID(delivery.appId) {
+                    // The org's admins hear of it the same way, in their own org's inbox.
+                    if let endpoint = try await OrgWebhookStore.find(id: delivery.appId, on: db) {
+                        try await ActivityLog.record(org: endpoint.orgId, actor: "system:delivery", action: "webhook.endpoint_disabled",
+                                                     target: endpoint.id, requestID: nil,
+                                                     details: ["reason": .string(disabled), "receiver": "org_endpoint"], at: now, on: db)
+                    }
+                } else if let app = try await AppStore.find(id: delivery.appId, on: db) {
                     // The developer hears of it through the activity feed (the Notifications
                     // plugin turns it into an inbox entry of the developer org).
                     try await ActivityLog.record(org: app.developerOrgId, actor: "system:delivery", action: "webhook.endpoint_disabled",
@@ -353,7 +382,7 @@ public struct DeliveryService: Service {
         let timestamp = String(clock.millis / 1000)
         let content = StandardWebhooks.signedContent(id: delivery.id, timestamp: timestamp, body: Array(payload.utf8))
         let signatures = secrets.compactMap { StandardWebhooks.sign(content: content, secret: $0) }
-        guard !signatures.isEmpty else { return Response(status: nil, body: nil, error: "the app has no valid webhook secret", retryAfter: nil, durationMs: 0) }
+        guard !signatures.isEmpty else { return Response(status: nil, body: nil, error: "the receiver has no valid webhook secret", retryAfter: nil, durationMs: 0) }
         var request = HTTPClientRequest(url: delivery.url)
         request.method = .POST
         request.headers.add(name: "Content-Type", value: "application/json")

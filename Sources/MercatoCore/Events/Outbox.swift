@@ -8,16 +8,20 @@ import SQLKit
 /// change); `DeliveryService` and `HookDispatcher` take it from there. The row's id (`msg_...`)
 /// is the `webhook-id` every delivery of it will carry.
 enum Outbox {
-    /// Writes `type` with `data` as it will be delivered: `{"type", "timestamp", "data"}`.
+    /// Writes `type` with `data` as it will be delivered: `{"type", "timestamp", "data"}`;
+    /// answers the event's id.
+    @discardableResult
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
-                      on db: any SQLDatabase) async throws {
+                      on db: any SQLDatabase) async throws -> String {
         let payload: JSONValue = .object([
             "type": .string(type), "timestamp": .string(Timestamp.rfc3339(Timestamp.date(millis: now))), "data": data,
         ])
+        let id = RecordID.make("msg", millis: now)
         try await OutboxStore.insert(
-            OutboxEventRecord(id: RecordID.make("msg", millis: now), orgId: org, installId: install, appId: app, type: type,
+            OutboxEventRecord(id: id, orgId: org, installId: install, appId: app, type: type,
                               payload: try JSONCoding.text(payload), createdAt: now),
             on: db
         )
+        return id
     }
 }

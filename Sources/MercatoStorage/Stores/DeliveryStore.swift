@@ -1,8 +1,9 @@
 import Foundation
 public import SQLKit
 
-/// One event on its way to one app's `webhook_url` (`id` is the event's `msg_...`, the stable
-/// `webhook-id`).
+/// One event on its way to one receiver (`id` is the event's `msg_...`, the stable
+/// `webhook-id`). The receiver, `appId` (column `app_id`), is an app's `app_...` id (its
+/// `webhook_url`) or an org webhook endpoint's `whe_...` id; the pair (id, receiver) is unique.
 public struct DeliveryRecord: Sendable, Codable, Equatable {
     public var id: String
     public var appId: String
@@ -45,7 +46,8 @@ public struct AttemptRecord: Sendable, Codable, Equatable {
     }
 }
 
-/// An app's endpoint: the circuit breaker and whether it was disabled.
+/// A receiver's endpoint (an app's `webhook_url` or an org endpoint, keyed by `appId` as in
+/// ``DeliveryRecord``): the circuit breaker and whether it was disabled.
 public struct EndpointRecord: Sendable, Codable, Equatable {
     public var appId: String
     public var consecutiveFailures: Int
