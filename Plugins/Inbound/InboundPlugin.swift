@@ -8,9 +8,12 @@ public import MercatoHooks
 /// the provider's event id and emits `inbound.received` through the outbox.
 ///
 /// Each event is kept under `evt:<provider>:<sha256 of the event id>` in the install's storage
-/// as `{id, provider, event_id, event_type, received_at, delivered}`. `delivered` turns true once
-/// the outbox holds the event; a provider's retry of an event stored but not yet in the outbox
-/// (the node stopped between the two) puts it there, so nothing verified is lost.
+/// as `{id, provider, event_id, event_type, received_at}`, written with its `inbound.received`
+/// event in one transaction (``PluginStorage/create(_:_:expiresAt:emitting:)``): an answered
+/// event is in the outbox, a stored record always has its event, and of two requests carrying
+/// the same event at once only one writes. The record is kept ``recordRetention`` (past every
+/// provider's own retry schedule), then expires, so a busy install's records never fill its
+/// storage quota.
 public struct InboundPlugin: MercatoPlugin {
     /// The time now (tests move it).
     let now: @Sendable () -> Date
@@ -21,9 +24,14 @@ public struct InboundPlugin: MercatoPlugin {
 
     public static let eventType = "inbound.received"
 
+    /// How long an event's record (and so its dedupe) is kept: 7 days, longer than any of the
+    /// schemes' providers retries one event (Stripe: 3 days; Shopify: 48 hours; Razorpay: 24
+    /// hours; Slack: about an hour). The same event id sent later is taken as a new event.
+    public static let recordRetention: TimeInterval = 7 * 86_400
+
     public static let manifest = PluginManifest(
         id: "inbound",
-        version: "1.0.0",
+        version: "1.1.0",
         emits: [eventType],
         publicRoutes: [
             PublicRouteDefinition(.post, "inbound/{install_id}/{provider}", installParameter: "install_id",
@@ -44,48 +52,37 @@ public struct InboundPlugin: MercatoPlugin {
             return .json(.object(["challenge": .string(challenge)]))
         }
         let key = "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(verified.eventID.utf8)))
-
         if let stored = try await context.storage.get(key) {
-            // The same provider event again: answered as a duplicate, delivered only if it never reached the outbox.
-            if stored.value.objectValue?["delivered"]?.boolValue != true {
-                try await deliver(stored.value, verified, to: install, key: key, context)
+            // A record of version 1.0.0 of this plugin, written before its event (`delivered`
+            // false: that node stopped in between, so the provider never had a 200): written anew below.
+            if stored.value.objectValue?["delivered"]?.boolValue != false {
+                return Self.answer(stored.value, duplicate: true)
             }
-            return Self.answer(stored.value, duplicate: true)
+            _ = try await context.storage.delete(key)
         }
         let received = request.receivedAt
+        let id = PluginSupport.sortableID("inb", at: received)
         let record: JSONValue = .object([
-            "id": .string(PluginSupport.sortableID("inb", at: received)),
+            "id": .string(id),
             "provider": .string(provider),
             "event_id": .string(verified.eventID),
             "event_type": verified.eventType.map(JSONValue.string) ?? .null,
             "received_at": .string(PluginSupport.timestamp(received)),
-            "delivered": .bool(false),
         ])
-        let version = try await context.storage.set(key, record)
-        if version > 1 {
-            // Another request stored the same event a moment ago and delivers it.
-            return Self.answer(record, duplicate: true)
-        }
-        try await deliver(record, verified, to: install, key: key, context)
-        return Self.answer(record, duplicate: false)
-    }
-
-    /// Writes `inbound.received` into the outbox, then marks the record delivered.
-    func deliver(_ record: JSONValue, _ verified: InboundVerifier.Verified, to install: String, key: String, _ context: HookContext) async throws {
-        let fields = record.objectValue ?? [:]
-        let data: JSONValue = .object([
-            "id": fields["id"] ?? .null,
-            "provider": fields["provider"] ?? .null,
+        let event = EventDraft(type: Self.eventType, data: .object([
+            "id": .string(id),
+            "provider": .string(provider),
             "install_id": .string(install),
             "event_id": .string(verified.eventID),
             "event_type": verified.eventType.map(JSONValue.string) ?? .null,
-            "received_at": fields["received_at"] ?? .null,
+            "received_at": .string(PluginSupport.timestamp(received)),
             "payload": verified.payload,
-        ])
-        try await context.api.emit(EventDraft(type: Self.eventType, data: data), for: install)
-        var done = fields
-        done["delivered"] = .bool(true)
-        _ = try await context.storage.set(key, .object(done))
+        ]))
+        if try await context.storage.create(key, record, expiresAt: received.addingTimeInterval(Self.recordRetention), emitting: [event]) {
+            return Self.answer(record, duplicate: false)
+        }
+        // The same event arrived on another request a moment ago: it wrote the record and the event.
+        return Self.answer(try await context.storage.get(key)?.value ?? record, duplicate: true)
     }
 
     static func answer(_ record: JSONValue, duplicate: Bool) -> RouteResponse {

@@ -17,6 +17,11 @@ public enum PluginSupport {
         date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
     }
 
+    /// The time a ``timestamp(_:)`` text stands for; `nil` when it is not one.
+    public static func date(_ text: String) -> Date? {
+        try? Date.ISO8601FormatStyle(includingFractionalSeconds: true).parse(text)
+    }
+
     /// A `limit` query value: 1-200, 50 when absent.
     public static func pageLimit(_ text: String?) throws -> Int {
         guard let text else { return 50 }

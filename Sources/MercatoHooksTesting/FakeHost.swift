@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import Logging
 public import MercatoHooks
 import Synchronization
@@ -16,6 +16,8 @@ public final class FakeHost: Sendable {
     struct State {
         /// namespace → key → value
         var data: [String: [String: StoredValue]] = [:]
+        /// namespace → key → when it stops reading (keys written with an expiry)
+        var expiries: [String: [String: Date]] = [:]
         /// namespace → org id
         var orgOf: [String: String] = [:]
         var emitted: [(install: String, event: EventDraft)] = []
@@ -28,12 +30,15 @@ public final class FakeHost: Sendable {
     }
 
     let state = Mutex(State())
+    /// The host's time, for keys written with an expiry (tests move it).
+    public let now: @Sendable () -> Date
     /// Bytes per (plugin, namespace), as the host counts them (key + JSON value).
     public let quotaBytes: Int
     public let logger: Logger
 
-    public init(quotaBytes: Int = 10 * 1024 * 1024) {
+    public init(quotaBytes: Int = 10 * 1024 * 1024, now: @escaping @Sendable () -> Date = { Date() }) {
         self.quotaBytes = quotaBytes
+        self.now = now
         var logger = Logger(label: "mercato.test-host")
         logger.logLevel = .critical
         self.logger = logger
@@ -130,9 +135,17 @@ struct FakeStorage: PluginStorage {
     let host: FakeHost
     let namespace: String
 
-    func get(_ key: String) async throws -> StoredValue? { host.state.withLock { $0.data[namespace]?[key] } }
+    /// Whether `key` was written with an expiry that has passed (it still counts against the
+    /// quota until then, as in the host, where a sweep removes it).
+    private func expired(_ key: String, in state: FakeHost.State) -> Bool {
+        state.expiries[namespace]?[key].map { $0 <= host.now() } ?? false
+    }
 
-    func set(_ key: String, _ value: JSONValue) async throws -> Int {
+    func get(_ key: String) async throws -> StoredValue? {
+        host.state.withLock { expired(key, in: $0) ? nil : $0.data[namespace]?[key] }
+    }
+
+    func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int {
         let size = key.utf8.count + (try JSONEncoder().encode(value)).count
         return try host.state.withLock { state in
             var space = state.data[namespace] ?? [:]
@@ -140,21 +153,53 @@ struct FakeStorage: PluginStorage {
             if used + size > host.quotaBytes {
                 throw CommandError(status: 413, code: "quota_exceeded", message: "This install's storage is full.")
             }
-            let version = (space[key]?.version ?? 0) + 1
+            let version = expired(key, in: state) ? 1 : (space[key]?.version ?? 0) + 1
             space[key] = StoredValue(value: value, version: version)
             state.data[namespace] = space
+            state.expiries[namespace, default: [:]][key] = expiresAt
             return version
         }
     }
 
-    func delete(_ key: String) async throws -> Bool { host.state.withLock { $0.data[namespace]?.removeValue(forKey: key) != nil } }
+    func create(_ key: String, _ value: JSONValue, expiresAt: Date?, emitting events: [EventDraft]) async throws -> Bool {
+        let size = key.utf8.count + (try JSONEncoder().encode(value)).count
+        return try host.state.withLock { state in
+            if state.data[namespace]?[key] != nil && !expired(key, in: state) { return false }
+            if !events.isEmpty && state.orgOf[namespace] == namespace {
+                throw CommandError(status: 400, code: "invalid_request", message: "Events are emitted for an install; an org's own storage has none.")
+            }
+            var space = state.data[namespace] ?? [:]
+            let used = try space.filter { $0.key != key }.reduce(0) { $0 + $1.key.utf8.count + (try JSONEncoder().encode($1.value.value)).count }
+            if used + size > host.quotaBytes {
+                throw CommandError(status: 413, code: "quota_exceeded", message: "This install's storage is full.")
+            }
+            space[key] = StoredValue(value: value, version: 1)
+            state.data[namespace] = space
+            state.expiries[namespace, default: [:]][key] = expiresAt
+            state.emitted += events.map { (install: namespace, event: $0) }
+            return true
+        }
+    }
+
+    func delete(_ key: String) async throws -> Bool {
+        host.state.withLock { state in
+            let live = !expired(key, in: state)
+            state.expiries[namespace]?[key] = nil
+            return state.data[namespace]?.removeValue(forKey: key) != nil && live
+        }
+    }
 
     func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
-        let all = host.state.withLock { ($0.data[namespace] ?? [:]).keys.sorted() }
+        let all = host.state.withLock { state in (state.data[namespace] ?? [:]).keys.filter { !expired($0, in: state) }.sorted() }
         return Array(all.filter { $0.hasPrefix(prefix) && $0 > (after ?? "") }.prefix(limit))
     }
 
-    func deleteAll() async throws { _ = host.state.withLock { $0.data.removeValue(forKey: namespace) } }
+    func deleteAll() async throws {
+        host.state.withLock {
+            $0.data[namespace] = nil
+            $0.expiries[namespace] = nil
+        }
+    }
 }
 
 /// ``OrgStorage`` over every namespace of one org in ``FakeHost``.

@@ -62,12 +62,12 @@ public struct MigrationRunner: Sendable {
         return applied
     }
 
-    /// `true` when every known migration is applied.
+    /// `true` when every known migration is applied (each id, not just the highest: a step
+    /// numbered below one already applied, merged later, still counts as missing).
     public func isCurrent(_ database: Database) async throws -> Bool {
-        let latestApplied = try await database.read { db -> Int in
-            let row = try await db.raw("SELECT MAX(id) AS latest FROM _migrations").first()
-            return try row?.decodeNil(column: "latest") == false ? row!.decode(column: "latest", as: Int.self) : 0
+        let applied = try await database.read { db in
+            try await db.raw("SELECT id FROM _migrations").all().map { try $0.decode(column: "id", as: Int.self) }
         }
-        return latestApplied >= latest
+        return Set(migrations.map(\.id)).isSubset(of: Set(applied))
     }
 }

@@ -420,5 +420,22 @@ public enum Schema {
                 "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
             ]
         },
+        Migration(id: 40, name: "plugin keys that expire") { _ in
+            [
+                // When a plugin key stops reading (Unix ms; NULL = kept until deleted); the
+                // retention sweep removes expired rows through the partial index.
+                "ALTER TABLE plugin_kv ADD COLUMN expires_at BIGINT",
+                "CREATE INDEX plugin_kv_expiry ON plugin_kv (expires_at) WHERE expires_at IS NOT NULL",
+            ]
+        },
+        Migration(id: 41, name: "failed sign-ins counted in storage, shared by the nodes") { _ in
+            [
+                // One row per failed sign-in under each of its keys (digests of the email and of
+                // the client address, never the text); counted over a window, swept after it.
+                "CREATE TABLE sign_in_failures (key TEXT NOT NULL, at BIGINT NOT NULL)",
+                "CREATE INDEX sign_in_failures_key ON sign_in_failures (key, at)",
+                "CREATE INDEX sign_in_failures_at ON sign_in_failures (at)",
+            ]
+        },
     ])
 }

@@ -191,7 +191,7 @@ struct InboundTests {
             let body = InboundSigner.body(provider: "razorpay", eventID: "e")
             let forged = ["X-Razorpay-Signature": String(repeating: "0", count: 64), "X-Razorpay-Event-Id": "e"]
             var statuses: [Int: Int] = [:]
-            // The allowance is 200 at once, 50 a second (PluginRoutes.publicLimit).
+            // The allowance is 200 at once, 50 a second (PluginRoutes.publicLimit, from the settings' defaults).
             for _ in 0 ..< 220 {
                 statuses[Int(try await Self.post(app, "/api/v1/inbound/\(r.installID)/razorpay", headers: forged, body: body).status.code), default: 0] += 1
             }

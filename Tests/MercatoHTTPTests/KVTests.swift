@@ -5,6 +5,7 @@ import MercatoCore
 import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
+import SQLKit
 import Testing
 
 @Suite("KV plugin through the gateway, and plugin data on uninstall")
@@ -102,7 +103,7 @@ struct KVTests {
             let results = try await test.database.transaction { try await PluginDataStore.apply(batch, on: $0) }
             #expect(results == [.stored(version: 1), .stored(version: 2), .stored(version: 1), .deleted(existed: true),
                                 .deleted(existed: false), .stored(version: 1), .overQuota, .stored(version: 2)])
-            let read = { (key: String) in try await test.database.read { try await PluginDataStore.get(plugin: "kv", install: "ins_b", key: key, on: $0) } }
+            let read = { (key: String) in try await test.database.read { try await PluginDataStore.get(plugin: "kv", install: "ins_b", key: key, now: 0, on: $0) } }
             #expect(try await read("a")?.value == "44")
             #expect(try await read("a")?.version == 1)
             #expect(try await read("b")?.value == "5")
@@ -139,6 +140,88 @@ struct KVTests {
             // Replacing an existing key with one of the same size still fits.
             let first = try await storage.keys(prefix: "k", after: nil, limit: 1)[0]
             #expect(try await storage.set(first, .string("yyyyy")) == 2)
+        }
+    }
+}
+
+@Suite("Plugin keys that expire, on both engines")
+struct PluginKeyExpiryTests {
+    @Test(arguments: TestEngines.all)
+    func anExpiredKeyReadsAsAbsentStartsAgainAndIsSwept(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            let clock = ManualClock()
+            let storage = HostPluginStorage(database: test.database, plugin: "inbound", install: "ins_e", org: "org_e", quotaBytes: 1000,
+                                            clock: clock.wallClock)
+            let soon = clock.wallClock.now().addingTimeInterval(60)
+            #expect(try await storage.set("evt:a", .string("first"), expiresAt: soon) == 1)
+            #expect(try await storage.set("evt:a", .string("second"), expiresAt: soon) == 2)
+            #expect(try await storage.set("kept", .bool(true)) == 1)
+            #expect(try await storage.get("evt:a")?.value == .string("second"))
+            #expect(try await storage.keys(prefix: "", after: nil, limit: 10) == ["evt:a", "kept"])
+
+            clock.advance(by: 61)
+            #expect(try await storage.get("evt:a") == nil)
+            #expect(try await storage.keys(prefix: "", after: nil, limit: 10) == ["kept"])
+            // Written again after it expired: a new key (version 1), kept until deleted this time.
+            #expect(try await storage.set("evt:a", .string("third")) == 1)
+            clock.advance(by: 3600)
+            #expect(try await storage.get("evt:a")?.value == .string("third"))
+
+            // The sweep removes expired rows only.
+            #expect(try await storage.set("evt:b", .string("old"), expiresAt: clock.wallClock.now().addingTimeInterval(1)) == 1)
+            #expect(try await storage.set("evt:c", .string("young"), expiresAt: clock.wallClock.now().addingTimeInterval(600)) == 1)
+            clock.advance(by: 2)
+            let count = { try await test.database.read { try await PluginDataStore.count(install: "ins_e", on: $0) } }
+            #expect(try await count() == 4)
+            let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
+            try await service.sweep()
+            #expect(try await count() == 3)
+            #expect(try await storage.get("evt:c")?.value == .string("young"))
+            #expect(try await storage.get("kept")?.value == .bool(true))
+        }
+    }
+}
+
+@Suite("Plugin storage: create with its events in one transaction, on both engines")
+struct PluginCreateTests {
+    @Test(arguments: TestEngines.all)
+    func oneOfManyRacingCreatesWritesAndOnlyItsEventsEnterTheOutbox(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: GatewayTests.plugins) { app in
+            let s = try await app.commandSender(scopes: ["kv:read"], key: "race-app")
+            let database = app.runtime.database
+            let install = try #require(try await database.read { try await InstallStore.live(id: s.installID, on: $0) })
+            let storage = HostPluginStorage(database: database, plugin: "inbound", install: s.installID, org: install.orgId, clock: .system)
+            let event = EventDraft(type: "inbound.received", data: .object(["event_id": .string("evt_1")]))
+            let outbox = {
+                try await database.read { db in
+                    try await db.raw("SELECT id FROM outbox_events WHERE install_id = \(bind: s.installID) AND type = 'inbound.received'").all().count
+                }
+            }
+            let wins = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0 ..< 20 {
+                    group.addTask { try await storage.create("evt:x", .string("record"), expiresAt: nil, emitting: [event]) }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(wins == 1)
+            #expect(try await outbox() == 1)
+            #expect(try await storage.get("evt:x") == StoredValue(value: .string("record"), version: 1))
+            // A key that holds a value: nothing written, nothing emitted.
+            #expect(try await storage.create("evt:x", .string("other"), expiresAt: nil, emitting: [event]) == false)
+            #expect(try await outbox() == 1)
+            // A key whose value expired is free again (version 1).
+            _ = try await storage.set("evt:y", .string("old"), expiresAt: Date().addingTimeInterval(-1))
+            #expect(try await storage.create("evt:y", .string("new"), expiresAt: nil, emitting: [event]) == true)
+            #expect(try await storage.get("evt:y") == StoredValue(value: .string("new"), version: 1))
+            #expect(try await outbox() == 2)
+            // An org's own namespace has no install to emit for.
+            let own = HostPluginStorage(database: database, plugin: "inbound", install: install.orgId, org: install.orgId, clock: .system)
+            await #expect(throws: CommandError.self) { _ = try await own.create("k", .null, expiresAt: nil, emitting: [event]) }
+            #expect(try await own.create("k", .null, expiresAt: nil, emitting: []) == true)
+            // An uninstalled install's create fails and leaves nothing.
+            let gone = HostPluginStorage(database: database, plugin: "inbound", install: "ins_00000000000000000000000000", org: install.orgId, clock: .system)
+            await #expect(throws: CommandError.self) { _ = try await gone.create("evt:z", .string("r"), expiresAt: nil, emitting: [event]) }
+            #expect(try await gone.get("evt:z") == nil)
         }
     }
 }

@@ -1,8 +1,10 @@
 import Foundation
 import HTTPTypes
+import MercatoCore
 import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
+import SQLKit
 import Synchronization
 import Testing
 
@@ -63,4 +65,51 @@ struct SeveralNodesTests {
             }
         }
     }
+
+    /// The allowance of the plugins' public routes (inbound provider webhooks) is one per key
+    /// across the nodes: two nodes taking from a burst of 10 that hardly refills let 10 through.
+    @Test func anInboundAllowanceHoldsAcrossNodes() async throws {
+        try await withTestNodes(.postgres, count: 2) { runtimes in
+            let allowances = runtimes.map { RateAllowance(database: $0.database) }
+            let limit = RateLimiter.Limit(perSecond: 0.001, burst: 10)
+            let now = Date().timeIntervalSince1970
+            let allowed = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for i in 0 ..< 40 {
+                    group.addTask { try await allowances[i % 2].take("inbound:ins_shared", limit: limit, now: now).allowed }
+                }
+                return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+            }
+            #expect(allowed == 10)
+            // Another key has its own allowance.
+            #expect(try await allowances[1].take("inbound:ins_other", limit: limit, now: now).allowed)
+        }
+    }
+
+    /// Failed sign-ins are counted in storage: five failures for one email spread over two nodes
+    /// throttle the sixth attempt on either node, whatever the password.
+    @Test func signInFailuresAreCountedAcrossNodes() async throws {
+        try await withTestNodes(.postgres, count: 2) { runtimes in
+            let email = "nobody-\(UUID().uuidString.prefix(8))@example.com"
+            for i in 0 ..< 5 {
+                await #expect(throws: APIError.self) {
+                    _ = try await runtimes[i % 2].people.signIn(email: email, password: "wrong password \(i)", clientKey: "198.51.100.\(i)")
+                }
+            }
+            for runtime in runtimes {
+                do {
+                    _ = try await runtime.people.signIn(email: email, password: "still wrong", clientKey: "198.51.100.9")
+                    Issue.record("the sixth attempt was not throttled")
+                } catch let error as APIError {
+                    #expect(error.status == 429 && error.code == "rate_limited", "\(error.status) \(error.code)")
+                    #expect(error.headers["Retry-After"] != nil)
+                }
+            }
+            // Nothing of the email or the address is stored in clear.
+            let keys = try await runtimes[0].database.read { db in
+                try await db.raw("SELECT key FROM sign_in_failures").all().map { try $0.decode(column: "key", as: String.self) }
+            }
+            #expect(!keys.isEmpty && keys.allSatisfy { !$0.contains("example.com") && !$0.contains("198.51.100") })
+        }
+    }
+
 }

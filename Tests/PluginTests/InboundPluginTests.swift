@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import InboundPlugin
 import MercatoHooks
 import MercatoHooksTesting
@@ -166,22 +167,48 @@ struct InboundPluginTests {
         #expect(!dumped.contains("do_not_print"))
     }
 
-    @Test func aStoredButUndeliveredEventIsDeliveredOnTheRetry() async throws {
+    @Test func anEventsRecordExpiresAfterTheRetentionSoItsStorageStaysBounded() async throws {
+        // The host's clock moves; GitHub's scheme has no timestamp, so the same request can be sent days later.
+        final class Clock: Sendable {
+            let time = Mutex(InboundPluginTests.now)
+            func advance(days: Double) { time.withLock { $0 += days * 86_400 } }
+        }
+        let clock = Clock()
+        let host = FakeHost(now: { clock.time.withLock { $0 } })
+        let install = host.install(app: "repo-events")
+        let secret = InboundSigner.secret(for: "github")
+        host.declareInbound(install, provider: "github", secret: secret)
+        let body = InboundSigner.body(provider: "github", eventID: "d-1")
+        let headers = InboundSigner.headers(provider: "github", secret: secret, body: body, eventID: "d-1", timestamp: timestamp)
+        #expect(try await send(host, install, "github", headers: headers, body: body)["duplicate"] == .bool(false))
+        clock.advance(days: 6.9)
+        #expect(try await send(host, install, "github", headers: headers, body: body)["duplicate"] == .bool(true))
+        #expect(host.emitted.count == 1)
+        // Past the retention the record reads as gone: the same id is a new event again.
+        clock.advance(days: 0.2)
+        #expect(try await send(host, install, "github", headers: headers, body: body)["duplicate"] == .bool(false))
+        #expect(host.emitted.count == 2)
+        #expect(InboundPlugin.recordRetention == 7 * 86_400)
+    }
+
+    @Test func aRecordThatVersion1LeftBeforeItsEventIsWrittenAgainWithItOnTheRetry() async throws {
         let (host, install, secret) = setUp("github")
         let body = InboundSigner.body(provider: "github", eventID: "d-1")
         let headers = InboundSigner.headers(provider: "github", secret: secret, body: body, eventID: "d-1", timestamp: timestamp)
         _ = try await send(host, install, "github", headers: headers, body: body)
-        // As if the node stopped after the durable write and before the outbox write.
+        #expect(host.emitted.count == 1)
+        // Version 1.0.0 wrote the record, then the event, then `delivered: true`; a node stopped
+        // in between left `delivered: false` and never answered the provider.
         let context = host.context(install)
         let key = try #require(host.keys(in: install.installID).first)
         var record = try #require(try await context.storage.get(key)).value.objectValue!
         record["delivered"] = .bool(false)
         _ = try await context.storage.set(key, .object(record))
         let again = try await send(host, install, "github", headers: headers, body: body)
-        #expect(again["duplicate"] == .bool(true))
+        #expect(again["duplicate"] == .bool(false))
         #expect(host.emitted.count == 2)
-        #expect(try await context.storage.get(key)?.value.objectValue?["delivered"] == .bool(true))
-        _ = try await send(host, install, "github", headers: headers, body: body)
+        #expect(try await context.storage.get(key)?.value.objectValue?["delivered"] == nil)
+        #expect(try await send(host, install, "github", headers: headers, body: body)["duplicate"] == .bool(true))
         #expect(host.emitted.count == 2)
     }
 

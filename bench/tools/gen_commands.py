@@ -23,7 +23,8 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("--secret", required=True, help="the app's command secret, whsec_<base64>")
     p.add_argument("--install", required=True)
-    p.add_argument("--command", default="ping", choices=["ping", "kv.set"])
+    p.add_argument("--command", default="ping", choices=["ping", "kv.set", "inbound"],
+                   help="inbound: a provider's Standard Webhooks event (a user.created like Clerk's) for the inbound route")
     p.add_argument("--count", type=int, required=True)
     p.add_argument("--files", type=int, default=2)
     p.add_argument("--out", required=True)
@@ -36,7 +37,9 @@ def main():
     mac = hmac.new(base64.b64decode(secret), digestmod=hashlib.sha256)
     ts = str(int(time.time()))
     install = json.dumps(a.install)
-    if a.command == "ping":
+    if a.command == "inbound":
+        make_body = lambda i: '{"type":"user.created","object":"event","data":{"id":"user_%09d","email_addresses":[]}}' % i
+    elif a.command == "ping":
         template = '{"install_id":%s,"command":"ping","args":{}}' % install
         make_body = lambda i: template
     else:

@@ -109,6 +109,16 @@ def table(path, machine_path):
                 target = f"p99 <= {GET_P99_MS} ms: " + verdict([(f"p99 {r['p99_ms']:.2f} ms", r["p99_ms"] <= GET_P99_MS)])
             if r["variant"] == "get-seeded" and r["connections"] < 32:
                 target = f"(p99 <= {GET_P99_MS} ms at 1 connection: {'yes' if r['p99_ms'] <= GET_P99_MS else 'no'})"
+            if r["scenario"] == "inbound" and r["variant"] == "empty":
+                # Issue 21: verified provider events at least as fast as signed commands.
+                ping = find("ping", "mercato", "empty")
+                ping_ceil = find("ping", "ceiling", "empty")
+                if ping and ping_ceil and ratio is not None:
+                    ping_ratio = ping["rps"] / ping_ceil["rps"]
+                    target = f">= ping's ratio ({ping_ratio:.2f}) and rps ({ping['rps']:,.0f}): " + verdict(
+                        [(f"ratio {ratio:.2f}", ratio >= ping_ratio), (f"{r['rps']:,.0f} rps", r["rps"] >= ping["rps"])])
+                else:
+                    target = "(run with ping for the target: at least ping's ratio to the ceiling)"
             if r["variant"] == "ping-seeded":
                 empty = find(r["scenario"], "mercato", "ping-empty")
                 if empty:

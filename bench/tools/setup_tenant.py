@@ -5,9 +5,14 @@ secret and one plain config field) registered and published by the vendor, a cus
 (enterprise) with an owner token that installs it with a config, and an operator override of the
 install's command rate so the load measures the server, not the plan's limit.
 With WEBHOOK_URL the app also subscribes to `task.created` events delivered there (the delivery
-scenario), and the answer carries its webhook secret.
+scenario), and the answer carries its webhook secret. With BENCH_INBOUND=1 in the environment
+the app also receives Standard Webhooks provider events (CONTRACT §11) with the secret field
+`inbound_secret`, and the answer carries that secret (the inbound scenario).
 Usage: setup_tenant.py BASE_URL OPERATOR_TOKEN [WEBHOOK_URL]"""
+import base64
 import json
+import os
+import secrets
 import sys
 import urllib.error
 import urllib.request
@@ -46,14 +51,22 @@ manifest = {
         {"key": "channel", "label": "Channel", "type": "string", "required": False, "default": "#general"},
     ],
 }
+inbound_secret = None
+if os.environ.get("BENCH_INBOUND") == "1":
+    inbound_secret = "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+    manifest["config"].append({"key": "inbound_secret", "label": "Inbound secret", "type": "secret", "required": False})
+    manifest["inbound"] = [{"provider": "standard-webhooks", "secret_field": "inbound_secret"}]
 if webhook_url:
     manifest["webhook_url"] = webhook_url
     manifest["events"] = ["task.created"]
 app = call("POST", "/api/v1/developer/apps", vendor, manifest)
 call("POST", "/api/v1/developer/apps/bench-app/publish", vendor)
 customer_org, owner = org("Bench Customer", "enterprise")
-install = call("POST", "/api/v1/installs", owner, {"app": "bench-app", "config": {"api_key": "sk_bench_0123456789abcdef", "channel": "#ops"}})
+config = {"api_key": "sk_bench_0123456789abcdef", "channel": "#ops"}
+if inbound_secret:
+    config["inbound_secret"] = inbound_secret
+install = call("POST", "/api/v1/installs", owner, {"app": "bench-app", "config": config})
 call("PUT", f"/api/v1/installs/{install['id']}/rate_limit", operator, {"per_second": 1000000, "burst": 1000000})
 print(json.dumps({"vendor_org": vendor_org, "customer_org": customer_org, "owner": owner, "app_id": app["id"],
                   "secret": app["secrets"]["command"], "install": install["id"], "install_status": install["status"],
-                  "webhook_secret": app["secrets"]["webhook"]}))
+                  "webhook_secret": app["secrets"]["webhook"], "inbound_secret": inbound_secret}))

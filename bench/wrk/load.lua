@@ -1,8 +1,9 @@
 -- wrk script for bench/run.
---   wrk ... -s load.lua URL -- file PREFIX     each thread sends the pre-signed requests of
+--   wrk ... -s load.lua URL -- file PREFIX [PATH]  each thread sends the pre-signed requests of
 --                                             PREFIX.<thread number> once each, in order
 --                                             (bench/tools/gen_commands.py writes them), and
---                                             stops when they run out (see request())
+--                                             stops when they run out (see request()); to PATH,
+--                                             /api/v1/apps/commands unless given
 --   wrk ... -s load.lua URL -- get PATH TOKEN   the same GET with a bearer token, again and again
 -- done() prints one JSON line (prefixed "WRK_RESULT ") with the counts and latency percentiles.
 
@@ -18,7 +19,7 @@ function init(args)
   sent = 0
   exhausted = 0
   if mode == "file" then
-    local path = "/api/v1/apps/commands"
+    local path = args[3] or "/api/v1/apps/commands"
     requests = {}
     for line in io.lines(args[2] .. "." .. thread_number) do
       local id, ts, sig, body = line:match("^([^\t]*)\t([^\t]*)\t([^\t]*)\t(.*)$")

@@ -57,14 +57,24 @@ public struct RetentionService: Service {
             deliveryRows += n
             if n == 0 { break }
         }
+        // Plugin keys written with an expiry (e.g. the Inbound plugin's per-event records).
+        var expiredKeys = 0
+        while true {
+            let n = try await database.transaction { try await PluginDataStore.expire(before: now, limit: 5000, on: $0) }
+            expiredKeys += n
+            if n < 5000 { break }
+        }
         // Browser sessions past their sliding expiry or their end.
         let sessions = try await database.transaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
+        // Failed sign-ins older than the throttle's window count for nothing.
+        _ = try await database.transaction { try await PeopleStore.expireSignInFailures(before: now - SignInThrottle.window, on: $0) }
         // Single-use ids of embedded sign-in tokens that have expired (a replay fails on `exp` anyway).
         _ = try await database.transaction { try await PeopleStore.deleteExpiredSSOTokens(before: now, on: $0) }
-        if removedKeys + removedRows + activityRows + deliveryRows + sessions > 0 {
+        if removedKeys + removedRows + activityRows + deliveryRows + sessions + expiredKeys > 0 {
             logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)",
                                                       "activity_rows": "\(activityRows)",
-                                                      "delivery_rows": "\(deliveryRows)", "browser_sessions": "\(sessions)"])
+                                                      "delivery_rows": "\(deliveryRows)", "browser_sessions": "\(sessions)",
+                                                      "expired_plugin_keys": "\(expiredKeys)"])
         }
         return (removedKeys, removedRows)
     }

@@ -1,4 +1,4 @@
-import Foundation
+public import Foundation
 public import MercatoHooks
 public import MercatoStorage
 
@@ -28,32 +28,50 @@ public struct HostPluginStorage: PluginStorage {
         self.org = org
         self.quotaBytes = quotaBytes
         self.clock = clock
-        self.writes = writes ?? PluginWrites(database: database)
+        self.writes = writes ?? PluginWrites(database: database, clock: clock)
     }
 
     public func get(_ key: String) async throws -> StoredValue? {
-        guard let row = try await database.read({ try await PluginDataStore.get(plugin: plugin, install: install, key: key, on: $0) }) else { return nil }
+        guard let row = try await database.read({ try await PluginDataStore.get(plugin: plugin, install: install, key: key, now: clock.millis, on: $0) }) else { return nil }
         return StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version)
     }
 
-    public func set(_ key: String, _ value: JSONValue) async throws -> Int {
+    public func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int {
         let text = try JSONCoding.text(value)
-        switch try await writes.submit(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes, at: clock.millis)) {
+        let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
+        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes,
+                                                        at: clock.millis, expiresAt: expiry))) {
         case .stored(let version): return version
-        case .overQuota:
-            throw CommandError(status: 413, code: "quota_exceeded",
-                               message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
-        case .deleted:
-            throw StorageError("a key-value write was answered as a delete")
+        case .overQuota: throw overQuota
+        case .deleted, .present: throw StorageError("a key-value write was answered as a delete")
         }
     }
 
+    public func create(_ key: String, _ value: JSONValue, expiresAt: Date?, emitting events: [EventDraft]) async throws -> Bool {
+        if !events.isEmpty && install == org {
+            throw CommandError(status: 400, code: "invalid_request", message: "Events are emitted for an install; an org's own storage has none.")
+        }
+        let text = try JSONCoding.text(value)
+        let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
+        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes,
+                                                        at: clock.millis, expiresAt: expiry, onlyIfAbsent: true), events: events)) {
+        case .stored: return true
+        case .present: return false
+        case .overQuota: throw overQuota
+        case .deleted: throw StorageError("a key-value write was answered as a delete")
+        }
+    }
+
+    private var overQuota: CommandError {
+        CommandError(status: 413, code: "quota_exceeded", message: "This install's storage is full (\(quotaBytes / 1024) KiB); delete keys first.")
+    }
+
     public func delete(_ key: String) async throws -> Bool {
-        try await writes.submit(.delete(plugin: plugin, install: install, key: key)) == .deleted(existed: true)
+        try await writes.submit(PluginWrite(.delete(plugin: plugin, install: install, key: key))) == .deleted(existed: true)
     }
 
     public func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
-        try await database.read { try await PluginDataStore.keys(plugin: plugin, install: install, prefix: prefix, after: after ?? "", limit: limit, on: $0) }
+        try await database.read { try await PluginDataStore.keys(plugin: plugin, install: install, prefix: prefix, after: after ?? "", limit: limit, now: clock.millis, on: $0) }
     }
 
     public func deleteAll() async throws {
@@ -74,17 +92,17 @@ public struct HostOrgStorage: OrgStorage {
         self.plugin = plugin
         self.org = org
         self.clock = clock
-        self.writes = writes ?? PluginWrites(database: database)
+        self.writes = writes ?? PluginWrites(database: database, clock: clock)
     }
 
     public func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
         try await database.read { db in
-            try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, on: db)
+            try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, now: clock.millis, on: db)
         }.map(entry)
     }
 
     public func find(_ key: String) async throws -> StoredEntry? {
-        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, on: $0) }.map(entry)
+        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, now: clock.millis, on: $0) }.map(entry)
     }
 
     /// The namespace of `installID`, which must be an install of this org: the id can come from
@@ -116,7 +134,10 @@ struct OrgInstallStorage: PluginStorage {
     }
 
     func get(_ key: String) async throws -> StoredValue? { try await checked().get(key) }
-    func set(_ key: String, _ value: JSONValue) async throws -> Int { try await checked().set(key, value) }
+    func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int { try await checked().set(key, value, expiresAt: expiresAt) }
+    func create(_ key: String, _ value: JSONValue, expiresAt: Date?, emitting events: [EventDraft]) async throws -> Bool {
+        try await checked().create(key, value, expiresAt: expiresAt, emitting: events)
+    }
     func delete(_ key: String) async throws -> Bool { try await checked().delete(key) }
     func keys(prefix: String, after: String?, limit: Int) async throws -> [String] { try await checked().keys(prefix: prefix, after: after, limit: limit) }
     func deleteAll() async throws { try await checked().deleteAll() }
@@ -131,7 +152,7 @@ public struct HostStorageProvider: PluginStorageProvider {
     public init(database: Database, clock: WallClock) {
         self.database = database
         self.clock = clock
-        self.writes = PluginWrites(database: database)
+        self.writes = PluginWrites(database: database, clock: clock)
     }
 
     public func storage(plugin: String, install: String, org: String) -> any PluginStorage {
@@ -143,12 +164,39 @@ public struct HostStorageProvider: PluginStorageProvider {
     }
 }
 
-/// Plugins' writes (puts and deletes of single keys) group-committed: each batch is a few
-/// statements in one transaction (``PluginDataStore/apply(_:on:)``).
-public typealias PluginWrites = GroupCommit<PluginDataStore.Write, PluginDataStore.WriteResult>
+/// One plugin write of the group commit: a put or delete of a key, and the events a
+/// ``PluginStorage/create(_:_:expiresAt:emitting:)`` puts in the outbox when its key is written.
+public struct PluginWrite: Sendable {
+    public var write: PluginDataStore.Write
+    public var events: [EventDraft]
 
-extension GroupCommit where Operation == PluginDataStore.Write, Output == PluginDataStore.WriteResult {
-    public convenience init(database: Database) {
-        self.init(database: database, maxBatch: 256) { try await PluginDataStore.apply($0, on: $1) }
+    public init(_ write: PluginDataStore.Write, events: [EventDraft] = []) {
+        self.write = write
+        self.events = events
+    }
+}
+
+/// Plugins' writes (puts and deletes of single keys) group-committed: each batch is a few
+/// statements in one transaction (``PluginDataStore/apply(_:on:)``), with the outbox rows of
+/// the creates that wrote their key.
+public typealias PluginWrites = GroupCommit<PluginWrite, PluginDataStore.WriteResult>
+
+extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.WriteResult {
+    public convenience init(database: Database, clock: WallClock) {
+        self.init(database: database, maxBatch: 256) { operations, db in
+            let results = try await PluginDataStore.apply(operations.map(\.write), on: db)
+            for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
+                guard case .stored = result, case .put(_, let installID, _, _, _, _, let at, _, _) = operation.write else { continue }
+                // The install is read in the batch's transaction: one uninstalled meanwhile fails
+                // this write alone (the batch is retried without it).
+                guard let install = try await InstallStore.live(id: installID, on: db) else {
+                    throw CommandError.notFound("Install \(installID) is gone.")
+                }
+                for event in operation.events {
+                    try await Outbox.write(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: at, on: db)
+                }
+            }
+            return results
+        }
     }
 }

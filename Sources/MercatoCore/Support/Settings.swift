@@ -25,6 +25,7 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 /// | `MERCATO_STORAGE_TIMEOUT_SECONDS` | `15` (PostgreSQL: a read or a group commit past this, or no connection within 5 s, is 503 `storage_unavailable`) |
+/// | `MERCATO_INBOUND_PER_SECOND`, `MERCATO_INBOUND_BURST` | `50`, `200` (each install's allowance of provider webhooks, CONTRACT §11, per node) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
 /// | `MERCATO_SSO_SECRET` | unset: embedded sign-in (`/sso/jwt`) is off; `whsec_` + base64 of the HS256 key shared with the host SaaS |
 /// | `MERCATO_SSO_PUBLIC_KEY` | unset; base64 of the host SaaS's 32-byte Ed25519 public key: EdDSA tokens are accepted too |
@@ -58,6 +59,10 @@ public struct Settings: Sendable {
     public var webhookCircuitCooldownSeconds = 60
     /// How long the delivery log is kept.
     public var deliveryLogDays = 30
+    /// Each install's allowance of requests to plugins' public routes (inbound provider
+    /// webhooks): a sustained rate and a burst.
+    public var inboundPerSecond = 50
+    public var inboundBurst = 200
     /// Where the browser lands when a connect flow ends.
     public var oauthReturnURL: String
     public var oauthRefreshMarginSeconds = 900
@@ -145,6 +150,8 @@ public struct Settings: Sendable {
             }
             webhookRetries = parts.compactMap { $0 }
         }
+        inboundPerSecond = try Self.number(value("MERCATO_INBOUND_PER_SECOND"), name: "MERCATO_INBOUND_PER_SECOND", default: 50, range: 1 ... 1_000_000)
+        inboundBurst = try Self.number(value("MERCATO_INBOUND_BURST"), name: "MERCATO_INBOUND_BURST", default: 200, range: 1 ... 1_000_000)
         webhookTimeoutSeconds = try Self.number(value("MERCATO_WEBHOOK_TIMEOUT_SECONDS"), name: "MERCATO_WEBHOOK_TIMEOUT_SECONDS", default: 15, range: 1 ... 60)
         webhookCircuitCooldownSeconds = try Self.number(value("MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS"), name: "MERCATO_WEBHOOK_CIRCUIT_COOLDOWN_SECONDS",
                                                         default: 60, range: 1 ... 3600)

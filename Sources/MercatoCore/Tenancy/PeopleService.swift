@@ -57,7 +57,7 @@ public struct EmbeddedIdentity: Sendable {
 }
 
 /// People and their browser sessions (CONTRACT §8): invitations, passwords (Argon2id), sign-in
-/// with a per-email and per-address throttle, sessions kept as digests with a sliding expiry.
+/// with a per-email and per-address throttle shared by the nodes, sessions kept as digests with a sliding expiry.
 public struct PeopleService: Sendable {
     public let database: Database
     let clock: WallClock
@@ -76,7 +76,7 @@ public struct PeopleService: Sendable {
         self.database = database
         self.clock = clock
         self.publicURL = publicURL
-        self.throttle = SignInThrottle()
+        self.throttle = SignInThrottle(database: database)
     }
 
     // MARK: Invitations
@@ -198,7 +198,7 @@ public struct PeopleService: Sendable {
     public func signIn(email: String, password: String, clientKey: String) async throws -> String {
         let address = email.trimmingCharacters(in: .whitespacesAndNewlines).lowercased()
         let now = clock.millis
-        if let wait = throttle.refusal(email: address, client: clientKey, now: now) {
+        if let wait = try await throttle.refusal(email: address, client: clientKey, now: now) {
             throw APIError(status: 429, code: "rate_limited", title: "Too many attempts",
                            detail: "Too many failed sign-ins; try again in a few minutes.", headers: ["Retry-After": String(wait)])
         }
@@ -207,14 +207,14 @@ public struct PeopleService: Sendable {
         // Hash even when no such person exists, so the answer time does not tell.
         let ok = await Self.offload { PasswordHash.verify(password, against: found?.passwordHash ?? Self.decoyHash) } && found != nil
         guard ok, let found else {
-            throttle.failed(email: address, client: clientKey, now: now)
+            try await throttle.failed(email: address, client: clientKey, now: now)
             throw APIError(status: 401, code: "invalid_credentials", title: "Sign-in failed", detail: "That email and password do not match an account.")
         }
         guard let org = try await database.read({ try await PeopleStore.firstOrg(of: found.principalId, on: $0) }) else {
-            throttle.failed(email: address, client: clientKey, now: now)
+            try await throttle.failed(email: address, client: clientKey, now: now)
             throw APIError(status: 401, code: "invalid_credentials", title: "Sign-in failed", detail: "That email and password do not match an account.")
         }
-        throttle.succeeded(email: address)
+        try await throttle.succeeded(email: address)
         let token = BrowserSecret.generate()
         try await database.transaction { db in
             try await insertSession(token: token, principal: found.principalId, org: org, now: now, on: db)
@@ -345,36 +345,37 @@ public struct PeopleService: Sendable {
     }
 }
 
-/// Failed sign-ins remembered per email and per client address (this node's memory): past
-/// the limit within the window, attempts are refused until the window passes.
-final class SignInThrottle: Sendable {
+/// Failed sign-ins counted per email and per client address in storage (`sign_in_failures`,
+/// keyed by digests), so every node sees every node's failures: past the limit within the
+/// window, attempts are refused until the oldest failure leaves the window.
+struct SignInThrottle: Sendable {
     static let window: Int64 = 15 * 60 * 1000
     static let perEmail = 5
     static let perClient = 20
-    private let failures = Mutex<[String: [Int64]]>([:])
+    let database: Database
+
+    private static func keys(email: String, client: String) -> (email: String, client: String) {
+        ("e:" + BrowserSecret.digest(email, purpose: "sign-in-email"), "c:" + BrowserSecret.digest(client, purpose: "sign-in-client"))
+    }
 
     /// Seconds to wait when refused, else `nil`.
-    func refusal(email: String, client: String, now: Int64) -> Int? {
-        failures.withLock { table in
-            var wait: Int64 = 0
-            for (key, limit) in [("e:" + email, Self.perEmail), ("c:" + client, Self.perClient)] {
-                let recent = (table[key] ?? []).filter { $0 > now - Self.window }
-                table[key] = recent.isEmpty ? nil : recent
-                if recent.count >= limit, let oldest = recent.first { wait = max(wait, oldest + Self.window - now) }
-            }
-            return wait > 0 ? Int((wait + 999) / 1000) : nil
+    func refusal(email: String, client: String, now: Int64) async throws -> Int? {
+        let keys = Self.keys(email: email, client: client)
+        var wait: Int64 = 0
+        for (key, limit) in [(keys.email, Self.perEmail), (keys.client, Self.perClient)] {
+            let recent = try await database.read { try await PeopleStore.signInFailures(key: key, since: now - Self.window, on: $0) }
+            if recent.count >= limit, let oldest = recent.oldest { wait = max(wait, oldest + Self.window - now) }
         }
+        return wait > 0 ? Int((wait + 999) / 1000) : nil
     }
 
-    func failed(email: String, client: String, now: Int64) {
-        failures.withLock { table in
-            if table.count > 100_000 { table.removeAll() }
-            table["e:" + email, default: []].append(now)
-            table["c:" + client, default: []].append(now)
-        }
+    func failed(email: String, client: String, now: Int64) async throws {
+        let keys = Self.keys(email: email, client: client)
+        try await database.transaction { try await PeopleStore.recordSignInFailure(keys: [keys.email, keys.client], at: now, on: $0) }
     }
 
-    func succeeded(email: String) {
-        _ = failures.withLock { $0.removeValue(forKey: "e:" + email) }
+    func succeeded(email: String) async throws {
+        let key = Self.keys(email: email, client: "").email
+        try await database.transaction { try await PeopleStore.clearSignInFailures(key: key, on: $0) }
     }
 }

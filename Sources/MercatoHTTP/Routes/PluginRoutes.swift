@@ -58,15 +58,18 @@ struct PluginRoutes {
         }
     }
 
-    /// Each install's allowance on the plugins' public routes, on this node: 50 a second
-    /// sustained, 200 at once (a provider's burst of retries).
-    static let publicLimit = RateLimiter.Limit(perSecond: 50, burst: 200)
+    /// Each install's allowance on the plugins' public routes, across all nodes: by default 50 a
+    /// second sustained, 200 at once (a provider's burst of retries);
+    /// `MERCATO_INBOUND_PER_SECOND` and `MERCATO_INBOUND_BURST` change it.
+    var publicLimit: RateLimiter.Limit {
+        RateLimiter.Limit(perSecond: Double(runtime.settings.inboundPerSecond), burst: runtime.settings.inboundBurst)
+    }
 
     /// The plugins' unauthenticated routes, outside bearer authentication: the install the path
     /// names must be active (else 404), within its rate allowance (else 429) and the body
     /// within ``PublicRouteDefinition/maxBodyBytes`` (else 413), before the plugin sees anything.
     func registerPublic(on router: Router<AppRequestContext>) {
-        let limiter = RateLimiter()
+        let limiter = RateAllowance(database: runtime.database)
         for (plugin, definition) in runtime.plugins.publicRoutes {
             let path = RouterPath("api/v1/" + definition.path)
             let handler: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
@@ -81,13 +84,13 @@ struct PluginRoutes {
         }
     }
 
-    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, limiter: RateLimiter, _ request: Request,
+    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, limiter: RateAllowance, _ request: Request,
                              _ context: AppRequestContext) async throws -> Response {
         var parameters: [String: String] = [:]
         for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
         let installID = parameters[definition.installParameter] ?? ""
         guard let install = try await runtime.installs.activeInstallInfo(installID) else { throw APIError.notFound("Install \(installID.prefix(64))") }
-        let decision = limiter.take(install.installID, limit: Self.publicLimit, now: Double(runtime.clock.millis) / 1000)
+        let decision = try await limiter.take("inbound:" + install.installID, limit: publicLimit, now: Double(runtime.clock.millis) / 1000)
         guard decision.allowed else {
             throw APIError(status: 429, code: "rate_limited", title: "Too many requests",
                            detail: "This install receives too many requests; retry later.", headers: ["Retry-After": "\(max(1, decision.retryAfterSeconds))"])

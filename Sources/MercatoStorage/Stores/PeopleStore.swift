@@ -193,6 +193,31 @@ public enum PeopleStore {
 
     /// Drops used token ids whose token has expired (bounded batch); answers how many went.
     @discardableResult
+    /// Failed sign-ins under `key` since `since`: how many, and the time of the oldest.
+    public static func signInFailures(key: String, since: Int64, on db: any SQLDatabase) async throws -> (count: Int, oldest: Int64?) {
+        guard let row = try await db.raw("""
+            SELECT COUNT(*) AS n, MIN(at) AS oldest FROM sign_in_failures WHERE key = \(bind: key) AND at > \(bind: since)
+            """).first() else { return (0, nil) }
+        return (try row.decode(column: "n", as: Int.self), try row.decode(column: "oldest", as: Int64?.self))
+    }
+
+    /// Records one failed sign-in under each of `keys`.
+    public static func recordSignInFailure(keys: [String], at: Int64, on db: any SQLDatabase) async throws {
+        for key in keys {
+            try await db.raw("INSERT INTO sign_in_failures (key, at) VALUES (\(bind: key), \(bind: at))").run()
+        }
+    }
+
+    /// Forgets the failures under `key` (a successful sign-in clears its email's).
+    public static func clearSignInFailures(key: String, on db: any SQLDatabase) async throws {
+        try await db.raw("DELETE FROM sign_in_failures WHERE key = \(bind: key)").run()
+    }
+
+    /// Drops failures at or before `before`; answers how many went.
+    public static func expireSignInFailures(before: Int64, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("DELETE FROM sign_in_failures WHERE at <= \(bind: before) RETURNING key").all().count
+    }
+
     public static func deleteExpiredSSOTokens(before now: Int64, on db: any SQLDatabase) async throws -> Int {
         try await db.raw("""
             DELETE FROM sso_used_tokens WHERE jti IN (SELECT jti FROM sso_used_tokens WHERE expires_at <= \(bind: now) LIMIT 1000) RETURNING jti

@@ -2,9 +2,11 @@ public import SQLKit
 
 /// Rows of `plugin_kv`: every plugin's per-install data, namespaced by (plugin, install).
 public enum PluginDataStore {
-    public static func get(plugin: String, install: String, key: String, on db: any SQLDatabase) async throws -> (value: String, version: Int)? {
+    /// The key's value, unless it expired before `now` (Unix milliseconds).
+    public static func get(plugin: String, install: String, key: String, now: Int64, on db: any SQLDatabase) async throws -> (value: String, version: Int)? {
         guard let row = try await db.raw("""
             SELECT value, version FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) AND key = \(bind: key)
+              AND (expires_at IS NULL OR expires_at > \(bind: now))
             """).first() else { return nil }
         return (try row.decode(column: "value", as: String.self), try row.decode(column: "version", as: Int.self))
     }
@@ -12,8 +14,13 @@ public enum PluginDataStore {
     /// One write of a batch (see ``apply(_:on:)``).
     public enum Write: Sendable {
         /// Insert or replace, unless the namespace's bytes would then pass `quota`. `org` is the
-        /// org the namespace belongs to (for reads across an org's installs).
-        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64)
+        /// org the namespace belongs to (for reads across an org's installs). `expiresAt` (Unix
+        /// milliseconds, or nil for never) is when the key stops reading; a put over a key that
+        /// had expired starts it again at version 1. With `onlyIfAbsent`, a key that holds a
+        /// value that has not expired (stored, or put earlier in the batch) is left as it is
+        /// and the write answers ``WriteResult/present``.
+        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64, expiresAt: Int64? = nil,
+                 onlyIfAbsent: Bool = false)
         case delete(plugin: String, install: String, key: String)
     }
 
@@ -25,6 +32,8 @@ public enum PluginDataStore {
         case overQuota
         /// Deleted; `existed` is false when there was no such key.
         case deleted(existed: Bool)
+        /// Not written: the put was `onlyIfAbsent` and the key holds a value.
+        case present
     }
 
     private struct Namespace: Hashable {
@@ -45,38 +54,41 @@ public enum PluginDataStore {
         var slots = Set<Slot>()
         for write in writes {
             switch write {
-            case .put(let plugin, let install, _, let key, _, _, _), .delete(let plugin, let install, let key):
+            case .put(let plugin, let install, _, let key, _, _, _, _, _), .delete(let plugin, let install, let key):
                 slots.insert(Slot(namespace: Namespace(plugin: plugin, install: install), key: key))
             }
         }
         var used = try await usedBytes(Set(slots.map(\.namespace)), on: db)
+        // Per stored key: its size and when it expires (nil: never); a put or delete in the batch updates it.
         var sizes = try await sizes(slots, on: db)
         var results = [WriteResult?](repeating: nil, count: writes.count)
         // The puts not yet sent: per key, its last value and the writes (by index) it stands for.
-        var pending: [Slot: (org: String, value: String, size: Int, at: Int64, writes: [Int])] = [:]
+        var pending: [Slot: (org: String, value: String, size: Int, at: Int64, expiresAt: Int64?, writes: [Int])] = [:]
         var order: [Slot] = []
 
         func flush() async throws {
             guard !order.isEmpty else { return }
-            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at) ")
+            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) ")
             let puts = order.map { ($0, pending[$0]!) }
             if db.dialect.name == "postgresql" {
                 // One array per column: the same statement text for any batch size.
                 q += """
                     SELECT * FROM unnest(\(bind: puts.map(\.0.namespace.plugin)), \(bind: puts.map(\.0.namespace.install)), \(bind: puts.map(\.1.org)),
                         \(bind: puts.map(\.0.key)), \(bind: puts.map(\.1.value)), \(bind: puts.map { Int64($0.1.size) }),
-                        \(bind: puts.map { Int64($0.1.writes.count) }), \(bind: puts.map(\.1.at)))
+                        \(bind: puts.map { Int64($0.1.writes.count) }), \(bind: puts.map(\.1.at)), \(bind: puts.map(\.1.expiresAt)))
                     """ as SQLQueryString
             } else {
                 q.appendInterpolation(unsafeRaw: "VALUES ")
                 for (n, (slot, p)) in puts.enumerated() {
                     q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                    q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at))" as SQLQueryString
+                    q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at), \(bind: p.expiresAt))" as SQLQueryString
                 }
             }
             q.appendInterpolation(unsafeRaw: """
                  ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
-                    version = plugin_kv.version + excluded.version, updated_at = excluded.updated_at
+                    version = CASE WHEN plugin_kv.expires_at <= excluded.updated_at THEN excluded.version
+                                   ELSE plugin_kv.version + excluded.version END,
+                    updated_at = excluded.updated_at, expires_at = excluded.expires_at
                 RETURNING plugin_id, install_id, key, version
                 """)
             for row in try await db.raw(q).all() {
@@ -93,26 +105,31 @@ public enum PluginDataStore {
 
         for (index, write) in writes.enumerated() {
             switch write {
-            case .put(let plugin, let install, let org, let key, let value, let quota, let at):
+            case .put(let plugin, let install, let org, let key, let value, let quota, let at, let expiresAt, let onlyIfAbsent):
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
+                if onlyIfAbsent, let stored = sizes[slot], stored.until.map({ $0 > at }) ?? true {
+                    results[index] = .present
+                    continue
+                }
                 let size = value.utf8.count + key.utf8.count
-                let others = used[slot.namespace, default: 0] - sizes[slot, default: 0]
+                let others = used[slot.namespace, default: 0] - (sizes[slot]?.size ?? 0)
                 guard others + size <= quota else {
                     results[index] = .overQuota
                     continue
                 }
                 used[slot.namespace] = others + size
-                sizes[slot] = size
+                sizes[slot] = (size, expiresAt)
                 if pending[slot] == nil { order.append(slot) }
-                pending[slot, default: (org, value, size, at, [])].writes.append(index)
+                pending[slot, default: (org, value, size, at, expiresAt, [])].writes.append(index)
                 pending[slot]!.value = value
                 pending[slot]!.size = size
                 pending[slot]!.at = at
+                pending[slot]!.expiresAt = expiresAt
             case .delete(let plugin, let install, let key):
                 try await flush()
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
                 let existed = try await delete(plugin: plugin, install: install, key: key, on: db)
-                used[slot.namespace, default: 0] -= sizes[slot, default: 0]
+                used[slot.namespace, default: 0] -= sizes[slot]?.size ?? 0
                 sizes[slot] = nil
                 results[index] = .deleted(existed: existed)
             }
@@ -146,9 +163,9 @@ public enum PluginDataStore {
         return used
     }
 
-    /// The stored size of each of `slots` that exists.
-    private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: Int] {
-        var q = SQLQueryString("SELECT plugin_id, install_id, key, size FROM plugin_kv WHERE ")
+    /// The stored size and expiry of each of `slots` that exists.
+    private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
+        var q = SQLQueryString("SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE ")
         if db.dialect.name == "postgresql" {
             let all = Array(slots)
             q += """
@@ -161,12 +178,12 @@ public enum PluginDataStore {
                 q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
             }
         }
-        var sizes: [Slot: Int] = [:]
+        var sizes: [Slot: (size: Int, until: Int64?)] = [:]
         for row in try await db.raw(q).all() {
             let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
                                                  install: try row.decode(column: "install_id", as: String.self)),
                             key: try row.decode(column: "key", as: String.self))
-            sizes[slot] = try row.decode(column: "size", as: Int.self)
+            sizes[slot] = (try row.decode(column: "size", as: Int.self), try row.decode(column: "expires_at", as: Int64?.self))
         }
         return sizes
     }
@@ -177,10 +194,12 @@ public enum PluginDataStore {
             """).all().isEmpty
     }
 
-    public static func keys(plugin: String, install: String, prefix: String, after: String, limit: Int, on db: any SQLDatabase) async throws -> [String] {
+    public static func keys(plugin: String, install: String, prefix: String, after: String, limit: Int, now: Int64,
+                            on db: any SQLDatabase) async throws -> [String] {
         try await db.raw("""
             SELECT key FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install)
               AND key > \(bind: after) AND key LIKE \(bind: AppStore.likeEscaped(prefix) + "%") ESCAPE '\\'
+              AND (expires_at IS NULL OR expires_at > \(bind: now))
             ORDER BY key LIMIT \(bind: limit)
             """).all().map { try $0.decode(column: "key", as: String.self) }
     }
@@ -192,6 +211,15 @@ public enum PluginDataStore {
             return try await db.raw("DELETE FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install) RETURNING key").all().count
         }
         return try await db.raw("DELETE FROM plugin_kv WHERE install_id = \(bind: install) RETURNING key").all().count
+    }
+
+    /// Removes up to `limit` keys that expired before `now`; answers how many.
+    public static func expire(before now: Int64, limit: Int, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            DELETE FROM plugin_kv WHERE (plugin_id, install_id, key) IN (
+                SELECT plugin_id, install_id, key FROM plugin_kv WHERE expires_at <= \(bind: now) LIMIT \(bind: limit))
+            RETURNING key
+            """).all().count
     }
 
     public static func count(install: String, on db: any SQLDatabase) async throws -> Int {
@@ -207,20 +235,22 @@ public enum PluginDataStore {
     }
 
     /// `plugin`'s rows under `prefix` in every namespace of `org`, by key, past `after`.
-    public static func orgEntries(plugin: String, org: String, prefix: String, after: String?, limit: Int, descending: Bool,
+    public static func orgEntries(plugin: String, org: String, prefix: String, after: String?, limit: Int, descending: Bool, now: Int64,
                                   on db: any SQLDatabase) async throws -> [OrgRow] {
         let past: SQLQueryString = after.map { descending ? "AND key < \(bind: $0)" : "AND key > \(bind: $0)" } ?? ""
         return try await db.raw("""
             SELECT install_id, key, value, version FROM plugin_kv
             WHERE plugin_id = \(bind: plugin) AND org_id = \(bind: org) AND key LIKE \(bind: AppStore.likeEscaped(prefix) + "%") ESCAPE '\\' \(past)
+              AND (expires_at IS NULL OR expires_at > \(bind: now))
             ORDER BY key \(unsafeRaw: descending ? "DESC" : "ASC") LIMIT \(bind: limit)
             """).all().map(Self.orgRow)
     }
 
     /// The first row of `plugin` with exactly `key` in any namespace of `org`.
-    public static func orgFind(plugin: String, org: String, key: String, on db: any SQLDatabase) async throws -> OrgRow? {
+    public static func orgFind(plugin: String, org: String, key: String, now: Int64, on db: any SQLDatabase) async throws -> OrgRow? {
         try await db.raw("""
             SELECT install_id, key, value, version FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND org_id = \(bind: org) AND key = \(bind: key)
+              AND (expires_at IS NULL OR expires_at > \(bind: now))
             ORDER BY install_id LIMIT 1
             """).first().map(Self.orgRow)
     }

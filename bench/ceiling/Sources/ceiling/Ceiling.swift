@@ -85,6 +85,7 @@ struct Ceiling {
         let sink = SinkCounts()
 
         let okBody = ByteBuffer(string: #"{"command":"ping","status":"succeeded","result":{"pong":true}}"#)
+        let inboundBody = ByteBuffer(string: #"{"id":"inb_000000000000000000000000","duplicate":false}"#)
         let deniedBody = ByteBuffer(string: #"{"code":"invalid_signature","status":401}"#)
         let installBody = ByteBuffer(string: #"{"id":"ins_00000000000000000000000000","app":"bench-app","status":"active","scopes":[],"config":{}}"#)
         let webhookID = HTTPField.Name("webhook-id")!
@@ -96,8 +97,9 @@ struct Ceiling {
         router.get("api/v1/installs/{id}") { _, _ -> Response in
             Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: installBody))
         }
-        router.post("api/v1/apps/commands") { request, _ -> Response in
-            let body = try await request.body.collect(upTo: 256 * 1024)
+        // A signed request (a command, or a provider's Standard Webhooks event): verified, answered.
+        @Sendable func signed(_ request: Request, limit: Int, answer: ByteBuffer) async throws -> Response {
+            let body = try await request.body.collect(upTo: limit)
             guard let id = request.headers[webhookID], let timestamp = request.headers[webhookTimestamp],
                   let signature = request.headers[webhookSignature], let seconds = Double(timestamp),
                   abs(Date().timeIntervalSince1970 - seconds) <= 300,
@@ -105,8 +107,10 @@ struct Ceiling {
             else {
                 return Response(status: .unauthorized, headers: [.contentType: "application/json"], body: .init(byteBuffer: deniedBody))
             }
-            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: okBody))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: answer))
         }
+        router.post("api/v1/apps/commands") { request, _ in try await signed(request, limit: 256 * 1024, answer: okBody) }
+        router.post("api/v1/inbound/{install}/{provider}") { request, _ in try await signed(request, limit: 1024 * 1024, answer: inboundBody) }
         router.post("sink") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1024 * 1024)
             var ok = false
