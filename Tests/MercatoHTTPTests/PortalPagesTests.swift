@@ -335,6 +335,65 @@ struct PortalPagesTests {
         }
     }
 
+    /// Every page that shows what a developer wrote (name, description, config labels and help,
+    /// in the install and settings forms, the upgrade offer, the portal, the delivery page, the
+    /// installs list) shows it as text: no markup from the manifest reaches the page.
+    @Test(arguments: TestEngines.all)
+    func everyPageShowingManifestTextEscapesIt(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let (vendorOrg, vendor) = try await app.makeOrg(plan: "enterprise", name: "Vendor")
+            let name = "<script>alert('name')</script>"
+            var evil = manifest("evil-app", name: name, description: "<img src=x onerror=alert(1)> nice")
+            evil["events"] = ["app.installed"]
+            evil["config"] = [["key": "api_key", "label": "<b>Key</b>", "type": "secret", "required": true, "help": "<script>help()</script>"],
+                              ["key": "mode", "label": "<i>Mode</i>", "type": "enum", "options": ["<a>", "b"], "help": "<svg onload=alert(4)>"]]
+            _ = try await app.registerApp(evil, token: vendor)
+            #expect(try await app.call(.post, "/api/v1/developer/apps/evil-app/publish", token: vendor).status == .ok)
+            let (org, owner) = try await app.makeOrg(plan: "enterprise", name: "Customer")
+            let admin = try await app.signedIn(org: org, role: "admin", by: owner, email: "al@example.com")
+            #expect(try await admin.post("/marketplace/evil-app/install", ["config.api_key": "k", "config.mode": "<a>"], csrfFrom: "/marketplace/evil-app").status == .seeOther)
+            // Version 2 adds a setting whose label and help hold markup: shown in the upgrade offer.
+            var v2 = evil
+            v2["version"] = "2.0.0"
+            v2["config"] = (evil["config"] as! [[String: Any]]) + [["key": "extra", "label": "<u>Extra</u>", "type": "string", "help": "<iframe src=x>"]]
+            #expect(try await app.call(.put, "/api/v1/developer/apps/evil-app", token: vendor, json: v2).status == .ok)
+            let clients = DeliveryClients(grace: .seconds(1))
+            defer { Task { try? await clients.shutdown() } }
+            let deliveries = DeliveryService(database: app.runtime.database, registry: app.runtime.registry, clients: clients,
+                                             clock: app.runtime.clock, logger: TestDatabase.logger, policy: DeliveryPolicy(),
+                                             addressGuard: AddressGuard(allowPrivate: true))
+            #expect(try await deliveries.fanOut() >= 1)
+            let dev = try await app.signedIn(org: vendorOrg, role: "developer", by: vendor, email: "dev@vendor.example")
+            let delivery = try #require(try await app.call(.get, "/api/v1/developer/apps/evil-app/deliveries", token: vendor).json["data"]
+                .flatMap { ($0 as? [[String: Any]])?.first?["id"] as? String })
+
+            let marked = ["<script>alert", "<script>help", "<img src=x", "<b>Key", "<i>Mode", "<svg onload", "<u>Extra", "<iframe src=x", "<a>"]
+            var pages: [(PageBrowser, String, [String])] = [
+                (admin, "/marketplace", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;", "&lt;img src=x onerror=alert(1)&gt; nice"]),
+                (admin, "/marketplace/evil-app", ["&lt;b&gt;Key&lt;/b&gt;", "&lt;script&gt;help()&lt;/script&gt;", "&lt;i&gt;Mode&lt;/i&gt;",
+                                                  "&lt;svg onload=alert(4)&gt;", "&lt;u&gt;Extra&lt;/u&gt;", "&lt;iframe src=x&gt;", "value=\"&lt;a&gt;\""]),
+                (admin, "/installs", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"]),
+                (dev, "/developer", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"]),
+                (dev, "/developer/apps/evil-app", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"]),
+                (dev, "/developer/apps/evil-app/deliveries/\(delivery)", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"]),
+            ]
+            // A refused new version keeps its text in the form, escaped.
+            var worse = v2
+            worse["version"] = "1.0.0"
+            let refused = try await dev.postMultipart("/developer/apps/evil-app/versions", [:], files: [("manifest_file", "m.json", try json(worse))],
+                                                      csrfFrom: "/developer")
+            #expect(refused.status == .conflict)
+            pages.append((dev, "", ["&lt;script&gt;alert(&#39;name&#39;)&lt;/script&gt;"]))
+            for (browser, path, escaped) in pages {
+                let page = path.isEmpty ? refused : try await browser.get(path)
+                #expect(path.isEmpty || page.status == .ok, "\(path)")
+                for text in marked { #expect(!page.text.contains(text), "\(path) shows \(text) as markup") }
+                for text in escaped { #expect(page.text.contains(text), "\(path) lacks \(text)") }
+                #expect(page.headers[.contentSecurityPolicy]?.contains("script-src 'self'") == true)
+            }
+        }
+    }
+
     func vendorOrg(_ app: AppHarness, key: String) async throws -> String {
         try await app.runtime.database.read { db in try #require(try await AppStore.find(key: key, on: db)).developerOrgId }
     }
