@@ -34,6 +34,9 @@ def portal_server():
     env.update(MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning",
                MERCATO_ALLOW_PRIVATE_WEBHOOKS="1", MERCATO_WEBHOOK_RETRIES="3600,3600,3600,3600,3600,3600,3600")
     if os.environ.get("MERCATO_BROWSER_DATABASE_URL"):
+        # A database of its own: the first start on it prints the first owner's link.
+        admin, name = os.environ["MERCATO_BROWSER_DATABASE_URL"].rsplit("/", 1)
+        subprocess.run(["psql", admin + "/postgres", "-qc", f"CREATE DATABASE {name}_portal"], check=True)
         env["DATABASE_URL"] = os.environ["MERCATO_BROWSER_DATABASE_URL"] + "_portal"
     out = open(os.path.join(data, "out.log"), "w+")
     proc = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.PIPE)

@@ -133,6 +133,8 @@ struct PortalPagesTests {
                 let member = try await app.signedIn(org: vendorOrg, role: "member", by: vendor, email: "mem@vendor.example")
                 #expect(try await member.get(page).status == .forbidden)
                 #expect(try await member.post("\(page)/deliveries/\(id)/retry", [:], csrfFrom: "/installs").status == .forbidden)
+                #expect(try await member.post("\(page)/recover", ["since": since], csrfFrom: "/installs").status == .forbidden)
+                #expect(try await dev.post("\(page)/deliveries/msg_00000000000000000000000000/retry", [:], csrfFrom: page).status == .notFound)
                 let (otherOrg, otherOwner) = try await app.makeOrg(name: "Other")
                 let stranger = try await app.signedIn(org: otherOrg, role: "developer", by: otherOwner, email: "x@other.example")
                 #expect(try await stranger.get(page).status == .notFound)
