@@ -20,6 +20,18 @@ struct PageMiddleware: RouterMiddleware {
     /// its own files (a manifest: ``DeveloperPages/manifestLimit``).
     static let maxUploadSize = 1024 * 1024
 
+    /// The body, or a 413 page when it is larger than `limit` (announced or not).
+    static func collect(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
+        let tooLarge = APIError(status: 413, code: "payload_too_large", title: "Too large to send",
+                                detail: "What this form sent is larger than \(limit / 1024) KiB. Send less, or a smaller file.")
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+    }
+
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
         let cookies = request.cookies
@@ -48,7 +60,7 @@ struct PageMiddleware: RouterMiddleware {
             if request.method == .post {
                 let contentType = request.headers[.contentType]
                 let multipart = contentType.flatMap(FormData.multipartBoundary) != nil
-                let body = try await request.collectBody(upTo: multipart ? Self.maxUploadSize : Self.maxFormSize)
+                let body = try await Self.collect(&request, upTo: multipart ? Self.maxUploadSize : Self.maxFormSize)
                 let sent = FormData(buffer: body, contentType: contentType)["csrf_token"] ?? ""
                 guard newCSRFCookie == nil, ConstantTime.equals(Array(sent.utf8), Array(context.csrfToken.utf8)) else {
                     throw APIError(status: 403, code: "csrf_failed", title: "This form cannot be sent",

@@ -233,6 +233,10 @@ struct PortalPagesTests {
             #expect(broken.status == .badRequest && broken.text.contains("not valid JSON"))
             let large = try await dev.postMultipart(new, [:], files: [("manifest_file", "big.json", String(repeating: " ", count: 300 * 1024))])
             #expect(large.status == .contentTooLarge && large.text.contains("id=\"manifest_file-error\"") && large.text.contains("larger than 256 KiB"))
+            // Past the upload limit of every page (1 MiB) the body is not read: a 413 page.
+            let huge = try await dev.postMultipart(new, [:], files: [("manifest_file", "huge.json", String(repeating: " ", count: 1_100_000))])
+            #expect(huge.status == .contentTooLarge && huge.headers[.contentType] == "text/html; charset=utf-8", "\(huge.status) \(huge.text.prefix(300))")
+            #expect(try await dev.post(new, ["manifest": String(repeating: "a", count: 300 * 1024)], csrfFrom: new).status == .contentTooLarge)
             let empty = try await dev.postMultipart(new, ["manifest": "  "], files: [])
             #expect(empty.status == .unprocessableContent && empty.text.contains("paste the manifest or choose its file"))
             // Pasted text still works (urlencoded and multipart).
