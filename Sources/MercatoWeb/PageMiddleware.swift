@@ -16,6 +16,21 @@ struct PageMiddleware: RouterMiddleware {
     let pages: PageKit
     /// Form bodies stay small.
     static let maxFormSize = 256 * 1024
+    /// A form that uploads a file (`multipart/form-data`) may be larger; each handler limits
+    /// its own files (a manifest: ``DeveloperPages/manifestLimit``).
+    static let maxUploadSize = 1024 * 1024
+
+    /// The body, or a 413 page when it is larger than `limit` (announced or not).
+    static func collect(_ request: inout Request, upTo limit: Int) async throws -> ByteBuffer {
+        let tooLarge = APIError(status: 413, code: "payload_too_large", title: "Too large to send",
+                                detail: "What this form sent is larger than \(limit / 1024) KiB. Send less, or a smaller file.")
+        if let declared = request.headers[.contentLength].flatMap(Int.init), declared > limit { throw tooLarge }
+        do {
+            return try await request.collectBody(upTo: limit)
+        } catch is NIOTooManyBytesError {
+            throw tooLarge
+        }
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         var context = context
@@ -43,8 +58,10 @@ struct PageMiddleware: RouterMiddleware {
         do {
             var request = request
             if request.method == .post {
-                let body = try await request.collectBody(upTo: Self.maxFormSize)
-                let sent = FormData(buffer: body)["csrf_token"] ?? ""
+                let contentType = request.headers[.contentType]
+                let multipart = contentType.flatMap(FormData.multipartBoundary) != nil
+                let body = try await Self.collect(&request, upTo: multipart ? Self.maxUploadSize : Self.maxFormSize)
+                let sent = FormData(buffer: body, contentType: contentType)["csrf_token"] ?? ""
                 guard newCSRFCookie == nil, ConstantTime.equals(Array(sent.utf8), Array(context.csrfToken.utf8)) else {
                     throw APIError(status: 403, code: "csrf_failed", title: "This form cannot be sent",
                                    detail: "The form had expired or did not come from this site. Go back, reload the page and try again.")

@@ -36,10 +36,10 @@ final class PageBrowser: @unchecked Sendable {
         return try await send(.post, path, body: body)
     }
 
-    private func send(_ method: HTTPRequest.Method, _ path: String, body: String?) async throws -> Answer {
+    func send(_ method: HTTPRequest.Method, _ path: String, body: String?, contentType: String = "application/x-www-form-urlencoded") async throws -> Answer {
         var headers: HTTPFields = [:]
         if !cookies.isEmpty { headers[.cookie] = cookies.map { "\($0.key)=\($0.value)" }.joined(separator: "; ") }
-        if body != nil { headers[.contentType] = "application/x-www-form-urlencoded" }
+        if body != nil { headers[.contentType] = contentType }
         let answer = try await app.call(method, path, raw: body, contentType: nil, headers: headers)
         for line in answer.headers[values: .setCookie] {
             let pair = line.split(separator: ";")[0].split(separator: "=", maxSplits: 1)

@@ -62,7 +62,10 @@ public struct CommandLogFilter: Sendable {
     public var outcome: String?
     public var since: Int64?
     public var until: Int64?
-    public init(command: String? = nil, outcome: String? = nil, since: Int64? = nil, until: Int64? = nil) {
+    /// One install's rows within an app's log.
+    public var installId: String?
+    public init(command: String? = nil, outcome: String? = nil, since: Int64? = nil, until: Int64? = nil, installId: String? = nil) {
+        self.installId = installId
         self.command = command
         self.outcome = outcome
         self.since = since
@@ -326,6 +329,7 @@ public enum CommandStore {
         if let beforeID { q.appendInterpolation(unsafeRaw: " AND id < "); q.appendInterpolation(bind: beforeID) }
         if let c = filter.command { q.appendInterpolation(unsafeRaw: " AND command = "); q.appendInterpolation(bind: c) }
         if let o = filter.outcome { q.appendInterpolation(unsafeRaw: " AND outcome = "); q.appendInterpolation(bind: o) }
+        if let i = filter.installId { q.appendInterpolation(unsafeRaw: " AND install_id = "); q.appendInterpolation(bind: i) }
         if let s = filter.since { q.appendInterpolation(unsafeRaw: " AND created_at >= "); q.appendInterpolation(bind: s) }
         if let u = filter.until { q.appendInterpolation(unsafeRaw: " AND created_at < "); q.appendInterpolation(bind: u) }
         q.appendInterpolation(unsafeRaw: " ORDER BY id DESC LIMIT ")

@@ -26,10 +26,12 @@ struct MarketplacePages {
         "uninstalled": "The app is uninstalled; its configuration was deleted.",
         "disconnected": "The account is disconnected; the app waits until you connect one again.",
         "configured": "Settings saved.",
+        "upgraded": "The app is upgraded to its latest version.",
     ]
 
     func register(on pages: RouterGroup<AppRequestContext>) {
         registerConfig(on: pages)
+        registerUpgrade(on: pages)
         pages.get("marketplace") { request, context in
             let session = try kit.requireSession(context, request: request)
             let query = request.uri.queryParameters
@@ -126,7 +128,8 @@ struct MarketplacePages {
     }
 
     /// The app page's model: the app, and either the install form (admin+) or the install.
-    func appModel(key: String, session: BrowserSession, entered: FormData? = nil, problems: [APIError.FieldProblem] = []) async throws -> [String: Any] {
+    func appModel(key: String, session: BrowserSession, entered: FormData? = nil, problems: [APIError.FieldProblem] = [],
+                  upgradeEntered: FormData? = nil, upgradeProblems: [APIError.FieldProblem] = [], upgradeFailure: String? = nil) async throws -> [String: Any] {
         let entry = try await runtime.registry.catalogApp(key: key, for: session.principal)
         let manifest = entry.manifest
         var model: [String: Any] = [
@@ -165,6 +168,8 @@ struct MarketplacePages {
                 if !receiving.isEmpty {
                     installModel["inbound"] = receiving.map { ["provider": $0.provider, "url": $0.url, "secretField": Self.inboundSecretLabel(view, provider: $0.provider)] }
                 }
+                installModel["upgrade"] = upgradeModel(install: install, current: view.manifest, latest: manifest, entered: upgradeEntered,
+                                                       problems: upgradeProblems, failure: upgradeFailure)
                 let current = FormData(values: Self.formValues(view.config, schema: view.manifest.config))
                 let byField = Dictionary(problems.map { ($0.field, $0.message) }, uniquingKeysWith: { a, _ in a })
                 if !view.manifest.config.isEmpty {
