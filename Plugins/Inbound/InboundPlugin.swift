@@ -55,14 +55,6 @@ public struct InboundPlugin: MercatoPlugin {
             return .json(.object(["challenge": .string(challenge)]))
         }
         let key = "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(verified.eventID.utf8)))
-        if let stored = try await context.storage.get(key) {
-            // A record of version 1.0.0 of this plugin, written before its event (`delivered`
-            // false: that node stopped in between, so the provider never had a 200): written anew below.
-            if stored.value.objectValue?["delivered"]?.boolValue != false {
-                return Self.answer(stored.value, duplicate: true)
-            }
-            _ = try await context.storage.delete(key)
-        }
         let received = request.receivedAt
         let id = PluginSupport.sortableID("inb", at: received)
         // Only what a duplicate's answer needs: the record is all the quota holds per event
@@ -77,11 +69,24 @@ public struct InboundPlugin: MercatoPlugin {
             "received_at": .string(PluginSupport.timestamp(received)),
             "payload": verified.payload,
         ]))
-        if try await context.storage.create(key, record, expiresAt: received.addingTimeInterval(Self.recordRetention), emitting: [event]) {
+        let expiry = received.addingTimeInterval(Self.recordRetention)
+        // Written with its event in one transaction unless the key holds a record already (the
+        // provider's retry, or the same event on another request a moment ago): one write for
+        // a new event, one read more for a duplicate.
+        if try await context.storage.create(key, record, expiresAt: expiry, emitting: [event]) {
             return Self.answer(record, duplicate: false)
         }
-        // The same event arrived on another request a moment ago: it wrote the record and the event.
-        return Self.answer(try await context.storage.get(key)?.value ?? record, duplicate: true)
+        guard let stored = try await context.storage.get(key) else {
+            // Expired or deleted between the two calls: the event is new again.
+            return try await handlePublicRoute(request, context)
+        }
+        // A record of version 1.0.0 of this plugin, written before its event (`delivered` false:
+        // that node stopped in between, so the provider never had a 200): written anew.
+        if stored.value.objectValue?["delivered"]?.boolValue == false {
+            _ = try await context.storage.delete(key)
+            return try await handlePublicRoute(request, context)
+        }
+        return Self.answer(stored.value, duplicate: true)
     }
 
     static func answer(_ record: JSONValue, duplicate: Bool) -> RouteResponse {

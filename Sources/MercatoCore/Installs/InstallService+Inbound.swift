@@ -33,7 +33,9 @@ extension InstallService {
                   let declaration = manifest.inbound?.first(where: { $0.provider == provider }),
                   manifest.config.contains(where: { $0.key == declaration.secretField && $0.isSecret }) else { return nil }
             guard install.configKeys.contains(declaration.secretField) else { return nil }
-            let value = try await readConfig(install, on: db)[declaration.secretField]?.stringValue
+            // That one field's sealed value only, not the whole config: one row, one decryption.
+            guard let text = try await secrets.get(Self.configContext(install, declaration.secretField), on: db) else { return nil }
+            let value = try JSONCoding.value(JSONValue.self, from: text).stringValue
             return value.flatMap { $0.isEmpty ? nil : $0 }
         }
     }
