@@ -420,5 +420,14 @@ public enum Schema {
                 "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
             ]
         },
+        Migration(id: 32, name: "API token scopes, expiry, hourly limit and last use") { _ in
+            [
+                // NULL scopes: every scope the role grants; NULL hourly_limit: the plan's default.
+                "ALTER TABLE api_tokens ADD COLUMN scopes TEXT",
+                "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT",
+                "ALTER TABLE api_tokens ADD COLUMN hourly_limit INTEGER",
+                "ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT",
+            ]
+        },
     ])
 }
