@@ -5,7 +5,9 @@ import Hummingbird
 import MercatoCore
 
 /// Turns `Authorization: Bearer <api token>` into the context's ``AppRequestContext/principal``;
-/// anything else answers 401 `unauthenticated` with a `WWW-Authenticate` challenge.
+/// anything else answers 401 `unauthenticated` with a `WWW-Authenticate` challenge. Then the
+/// matched route's scope (``RouteScopes``) must be one of the token's: 403 `token_scope_missing`
+/// otherwise, before the handler runs.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let tenancy: TenancyService
@@ -22,13 +24,25 @@ struct BearerAuthMiddleware: RouterMiddleware {
         guard !token.isEmpty else {
             throw Self.challenge("The Bearer token is empty.", error: "invalid_request")
         }
-        guard let principal = try await tenancy.authenticate(token: token) else {
-            throw Self.challenge("The API token is not valid or has been revoked.", error: "invalid_token")
+        guard let grant = try await tenancy.grant(for: token) else {
+            throw Self.challenge("The API token is not valid, has expired or has been revoked.", error: "invalid_token")
         }
         var context = context
-        context.principal = principal
-        context.logger[metadataKey: "caller"] = .string(principal.tokenID)
+        context.principal = grant.principal
+        context.grant = grant
+        context.logger[metadataKey: "caller"] = .string(grant.principal.tokenID)
+        try Self.checkScope(grant, method: request.method.rawValue, route: context.endpointPath)
         return try await next(request, context)
+    }
+
+    /// 403 `token_scope_missing` naming the scope when the route needs one the token's role
+    /// grants but the token was not given. A scope beyond the role is the route's role check to
+    /// refuse (403 `forbidden`), as for a token without scopes of its own.
+    static func checkScope(_ grant: TokenGrant, method: String, route: String?) throws {
+        guard let route, let needed = RouteScopes.required(method, route), !grant.scopes.contains(needed) else { return }
+        if case .member(_, _, _, let role) = grant.principal, role < needed.minimumRole { return }
+        throw APIError(status: 403, code: "token_scope_missing", title: "Token scope missing",
+                       detail: "This API token lacks the `\(needed.rawValue)` scope that `\(method) \(route)` needs.")
     }
 
     private static func challenge(_ detail: String, error: String?) -> APIError {
