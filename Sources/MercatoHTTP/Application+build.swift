@@ -12,7 +12,8 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     let routes = RouteTable()
     router.add(middleware: RequestMiddleware(logger: logger, routes: routes))
 
-    SystemRoutes(runtime: runtime, metrics: metrics).register(on: router)
+    let system = SystemRoutes(runtime: runtime, metrics: metrics)
+    system.register(on: router)
     let commands = CommandRoutes(runtime: runtime)
     commands.registerGateway(on: router)
     let oauth = ConnectionRoutes(providers: runtime.providers, flow: runtime.connectFlow)
@@ -21,6 +22,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     pluginRoutes.registerPublic(on: router)
 
     let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
+    system.registerProtected(on: api)
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)

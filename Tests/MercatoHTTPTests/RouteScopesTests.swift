@@ -78,4 +78,44 @@ struct RouteScopesTests {
             #expect(install.status != .forbidden, "\(install.text)")
         }
     }
+
+    /// `MERCATO_OPENAPI_PUBLIC=0`: the document needs a token with `docs:read`; the page stays.
+    @Test(arguments: TestEngines.all)
+    func aProtectedOpenAPIDocumentNeedsDocsRead(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true, environment: ["MERCATO_OPENAPI_PUBLIC": "0"]) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            expectProblem(try await app.call(.get, "/api/v1/openapi.json"), .unauthorized, "unauthenticated")
+            let reader = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner, json: ["name": "r", "role": "member", "scopes": ["docs:read"]])
+            let docs = try await app.call(.get, "/api/v1/openapi.json", token: try #require(reader.json["token"] as? String))
+            #expect(docs.status == .ok)
+            #expect((docs.json["openapi"] as? String)?.hasPrefix("3.1") == true)
+            let other = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner, json: ["name": "i", "role": "member", "scopes": ["installs:read"]])
+            let refused = try await app.call(.get, "/api/v1/openapi.json", token: try #require(other.json["token"] as? String))
+            expectProblem(refused, .forbidden, "token_scope_missing")
+            #expect((refused.json["detail"] as? String)?.contains("`docs:read`") == true)
+            let developer = try await app.signedIn(org: org, role: "developer", by: owner, email: "dev@example.com")
+            #expect(try await developer.get("/developer/docs").status == .ok)
+        }
+        try await withApp(engine) { app async throws in
+            #expect(try await app.call(.get, "/api/v1/openapi.json").status == .ok)
+        }
+    }
+
+    /// `Mercato-API-Version: 1` on every API answer, errors included; pages need none.
+    @Test func everyAPIAnswerCarriesTheVersion() async throws {
+        try await withApp(.sqlite, pages: true) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let answers = [
+                try await app.call(.get, "/api/v1/orgs/\(org)", token: owner),
+                try await app.call(.get, "/api/v1/installs"),
+                try await app.call(.get, "/api/v1/nothing/here", token: owner),
+                try await app.call(.delete, "/api/v1/installs", token: owner),
+                try await app.call(.post, "/api/v1/orgs", token: owner, raw: "{"),
+                try await app.call(.get, "/api/v1/openapi.json"),
+            ]
+            #expect(answers.map(\.status.code) == [200, 401, 404, 405, 400, 200])
+            for answer in answers { #expect(answer.headers[HTTPField.Name("Mercato-API-Version")!] == "1", "\(answer.status)") }
+            #expect(try await app.call(.get, "/healthz").headers[HTTPField.Name("Mercato-API-Version")!] == nil)
+        }
+    }
 }

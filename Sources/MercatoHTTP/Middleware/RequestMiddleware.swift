@@ -32,6 +32,8 @@ struct RequestMiddleware: RouterMiddleware {
             response = AnswerResponse.problem(problem(for: error, request: request), requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
+        // Every API answer, errors and unmatched paths included (CONTRACT §9); pages need none.
+        if request.uri.path.hasPrefix("/api/") { response.headers[.mercatoAPIVersion] = "1" }
 
         let elapsed = ContinuousClock.now - start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
@@ -98,4 +100,5 @@ struct RequestMiddleware: RouterMiddleware {
 
 extension HTTPField.Name {
     static let xRequestID = Self("X-Request-Id")!
+    static let mercatoAPIVersion = Self("Mercato-API-Version")!
 }
