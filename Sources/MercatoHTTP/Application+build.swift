@@ -10,7 +10,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
                         pages: (@Sendable (Router<AppRequestContext>) -> Void)? = nil) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let routes = RouteTable()
-    router.add(middleware: RequestMiddleware(logger: logger, routes: routes))
+    router.add(middleware: RequestMiddleware(logger: logger, routes: routes, usage: runtime.tokenUsage))
 
     let system = SystemRoutes(runtime: runtime, metrics: metrics)
     system.register(on: router)
@@ -21,7 +21,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     let pluginRoutes = PluginRoutes(runtime: runtime)
     pluginRoutes.registerPublic(on: router)
 
-    let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
+    let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy, limits: runtime.tokenLimits))
     system.registerProtected(on: api)
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)

@@ -429,5 +429,32 @@ public enum Schema {
                 "ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT",
             ]
         },
+        Migration(id: 33, name: "API token hourly counters shared by the nodes, and the token usage log") { _ in
+            [
+                // One row per token and clock hour (hours since 1970); swept an hour later.
+                """
+                CREATE TABLE token_hourly_counts (
+                    token_id TEXT NOT NULL,
+                    window_hour BIGINT NOT NULL,
+                    hits INTEGER NOT NULL,
+                    PRIMARY KEY (token_id, window_hour)
+                )
+                """,
+                // Ids sort by time: the list pages by id, newest first. Kept 30 days.
+                """
+                CREATE TABLE token_usage (
+                    id TEXT PRIMARY KEY,
+                    token_id TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    method TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    request_id TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX token_usage_token ON token_usage (token_id, id)",
+                "CREATE INDEX token_usage_at ON token_usage (at)",
+            ]
+        },
     ])
 }

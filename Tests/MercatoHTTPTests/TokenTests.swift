@@ -1,4 +1,8 @@
+import AsyncHTTPClient
 import Foundation
+import NIOCore
+import NIOHTTP1
+import HummingbirdTesting
 import HTTPTypes
 import MercatoCore
 import MercatoStorage
@@ -87,5 +91,130 @@ struct TokenTests {
             }
             expectProblem(try await app.call(.get, "/api/v1/installs", token: text), .unauthorized, "unauthenticated")
         }
+    }
+
+    /// `RateLimit-*` on every answer to a token (errors too); past the limit 429 with `Retry-After`.
+    @Test(arguments: TestEngines.all)
+    func theHourlyLimitIsAnnouncedThenEnforced(engine: StorageEngine) async throws {
+        try await withApp(engine) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let created = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner,
+                                             json: ["name": "small", "role": "member", "hourly_limit": 4])
+            let token = try #require(created.json["token"] as? String)
+            let paths = ["/api/v1/installs", "/api/v1/installs/ins_01jdnotthere0000000000000", "/api/v1/installs", "/api/v1/installs"]
+            for (n, path) in paths.enumerated() {
+                let answer = try await app.call(.get, path, token: token)
+                #expect(answer.status == (n == 1 ? .notFound : .ok), "\(answer.text)")
+                #expect(answer.headers[HTTPField.Name("RateLimit-Limit")!] == "4")
+                #expect(answer.headers[HTTPField.Name("RateLimit-Remaining")!] == String(3 - n))
+                let reset = Int(answer.headers[HTTPField.Name("RateLimit-Reset")!] ?? "") ?? 0
+                #expect((1 ... 3600).contains(reset))
+            }
+            let refused = try await app.call(.get, "/api/v1/installs", token: token)
+            expectProblem(refused, .tooManyRequests, "rate_limited")
+            #expect(refused.headers[HTTPField.Name("RateLimit-Remaining")!] == "0")
+            #expect((1 ... 3600).contains(Int(refused.headers[.retryAfter] ?? "") ?? 0))
+            // Another token of the org has its own allowance; a request without a token has no headers.
+            let list = try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            #expect(list.status == .ok)
+            #expect(list.headers[HTTPField.Name("RateLimit-Limit")!] == "1000")
+            #expect(try await app.call(.get, "/api/v1/installs").headers[HTTPField.Name("RateLimit-Limit")!] == nil)
+        }
+    }
+
+    /// Two nodes on one PostgreSQL: the token's requests over both stay within its limit.
+    @Test func theHourlyLimitHoldsAcrossNodes() async throws {
+        try await withNodes(.postgres, count: 2) { nodes in
+            let (org, owner) = try await nodes[0].makeOrg()
+            let created = try await nodes[1].call(.post, "/api/v1/orgs/\(org)/tokens", token: owner,
+                                                  json: ["name": "shared", "role": "member", "hourly_limit": 20])
+            let token = try #require(created.json["token"] as? String)
+            let id = try #require(created.json["id"] as? String)
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0 ..< 50 { group.addTask { try await nodes[i % 2].getConcurrently("/api/v1/installs", token: token) } }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            let passed = answers.filter { $0.status == .ok }.count
+            // Each node alone would let 20 through (40 in all); a window ending mid-test could add some.
+            #expect(passed >= 1 && passed <= 20, "\(passed) passed")
+            for a in answers where a.status != .ok {
+                #expect(a.status == .tooManyRequests && a.json["code"] as? String == "rate_limited", "\(a.status) \(a.text)")
+                #expect(a.headers[.retryAfter] != nil)
+            }
+            let counted = try await nodes[0].runtime.database.read { db in
+                try await db.raw("SELECT SUM(hits) AS n FROM token_hourly_counts WHERE token_id = \(bind: id)").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(counted == 50)
+        }
+    }
+
+    /// The usage log: every request of the token, newest first, paged; `last_used_at` follows;
+    /// another org's token is 404; the retention sweep removes old rows.
+    @Test(arguments: TestEngines.all)
+    func usageIsLoggedPagedAndSwept(engine: StorageEngine) async throws {
+        try await withApp(engine) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let (otherOrg, otherOwner) = try await app.makeOrg(name: "Other")
+            let created = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner, json: ["name": "logged", "role": "member"])
+            let token = try #require(created.json["token"] as? String)
+            let id = try #require(created.json["id"] as? String)
+            let first = try await app.call(.get, "/api/v1/installs?limit=5", token: token)
+            let second = try await app.call(.get, "/api/v1/installs/ins_01jdnotthere0000000000000", token: token)
+            let third = try await app.call(.get, "/api/v1/installs?limit=0", token: token)
+            #expect([first.status, second.status, third.status] == [.ok, .notFound, .unprocessableContent])
+
+            var rows: [[String: Any]] = []
+            for _ in 0 ..< 50 {
+                let usage = try await app.call(.get, "/api/v1/orgs/\(org)/tokens/\(id)/usage", token: owner)
+                #expect(usage.status == .ok, "\(usage.text)")
+                rows = usage.json["data"] as? [[String: Any]] ?? []
+                if rows.count >= 3 { break }
+                try await Task.sleep(for: .milliseconds(100))
+            }
+            #expect(rows.count == 3)
+            #expect(rows.map { $0["path"] as? String ?? "" } == ["/api/v1/installs", "/api/v1/installs/{id}", "/api/v1/installs"])
+            #expect(rows.map { $0["status"] as? Int ?? 0 } == [422, 404, 200])
+            #expect(rows.map { $0["request_id"] as? String ?? "" }
+                    == [third, second, first].map { $0.headers[HTTPField.Name("X-Request-Id")!] ?? "-" })
+            #expect(rows.allSatisfy { $0["method"] as? String == "GET" && $0["at"] is String })
+
+            let page = try await app.call(.get, "/api/v1/orgs/\(org)/tokens/\(id)/usage?limit=2", token: owner)
+            #expect((page.json["data"] as? [Any])?.count == 2)
+            let cursor = try #require(page.json["next_cursor"] as? String)
+            let rest = try await app.call(.get, "/api/v1/orgs/\(org)/tokens/\(id)/usage?limit=2&cursor=\(cursor)", token: owner)
+            #expect((rest.json["data"] as? [[String: Any]])?.map { $0["status"] as? Int } == [200])
+            #expect(rest.json["next_cursor"] is NSNull)
+
+            let list = try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            let row = (list.json["data"] as? [[String: Any]])?.first { $0["id"] as? String == id }
+            #expect(row?["last_used_at"] is String)
+
+            expectProblem(try await app.call(.get, "/api/v1/orgs/\(otherOrg)/tokens/\(id)/usage", token: otherOwner), .notFound, "not_found")
+            expectProblem(try await app.call(.get, "/api/v1/orgs/\(org)/tokens/\(id)/usage", token: token), .forbidden, "forbidden")
+
+            // Thirty-one days later the sweep removes them.
+            let later = WallClock { Date().addingTimeInterval(31 * 86400) }
+            _ = try await RetentionService(database: app.runtime.database, clock: later, logger: app.logs.logger(), idempotencyHours: 48,
+                                           commandLogDays: 30).sweep()
+            let left = try await app.call(.get, "/api/v1/orgs/\(org)/tokens/\(id)/usage", token: owner)
+            // (The token's own refused request above may be written after the sweep.)
+            let statuses = (left.json["data"] as? [[String: Any]])?.map { $0["status"] as? Int ?? 0 }
+            #expect(statuses?.allSatisfy { $0 == 403 } == true, "\(left.text)")
+        }
+    }
+}
+
+extension AppHarness {
+    /// A GET over its own connection from the shared pool (several at once on a live node).
+    func getConcurrently(_ path: String, token: String) async throws -> Answer {
+        let port = try #require(client.port)
+        var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
+        request.method = .GET
+        request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        let response = try await Self.pool.execute(request, timeout: .seconds(30))
+        let bytes = try await response.body.collect(upTo: 1 << 20)
+        var fields = HTTPFields()
+        for (name, value) in response.headers { if let n = HTTPField.Name(name) { fields[n] = value } }
+        return Answer(status: HTTPResponse.Status(code: Int(response.status.code)), headers: fields, text: String(buffer: bytes))
     }
 }

@@ -136,6 +136,21 @@ public struct TenancyService: Sendable {
         return try await database.read { try await AccessStore.tokens(org: org.id, on: $0) }
     }
 
+    /// One of the org's tokens' recent requests, newest first (operator and the org's owners);
+    /// answers the page and the cursor of the next one.
+    public func usage(of tokenID: String, in orgID: String, by caller: Principal, cursor: String?, limit: Int) async throws -> ([TokenUsageRecord], String?) {
+        let org = try await self.org(orgID, visibleTo: caller)
+        guard caller.isOperator || caller.has(.owner, in: org.id) else {
+            throw APIError.forbidden("Reading API token usage needs the owner role in this org.")
+        }
+        let rows = try await database.read { db -> [TokenUsageRecord]? in
+            guard try await AccessStore.tokenExists(id: tokenID, org: org.id, on: db) else { return nil }
+            return try await TokenUsageStore.usage(token: tokenID, before: cursor, limit: limit + 1, on: db)
+        }
+        guard let rows else { throw APIError.notFound("Token \(tokenID.prefix(64))") }
+        return rows.count > limit ? (Array(rows.prefix(limit)), rows[limit - 1].id) : (rows, nil)
+    }
+
     /// Revokes one of the org's tokens: the next request with it is 401.
     public func revokeToken(_ tokenID: String, in orgID: String, by caller: Principal, requestID: String? = nil) async throws {
         let org = try await self.org(orgID, visibleTo: caller)

@@ -7,10 +7,13 @@ import MercatoCore
 /// Turns `Authorization: Bearer <api token>` into the context's ``AppRequestContext/principal``;
 /// anything else answers 401 `unauthenticated` with a `WWW-Authenticate` challenge. Then the
 /// matched route's scope (``RouteScopes``) must be one of the token's: 403 `token_scope_missing`
-/// otherwise, before the handler runs.
+/// otherwise, before the handler runs. Before that the token's hourly limit (``TokenLimits``):
+/// 429 `rate_limited` with `Retry-After` past it; ``RequestMiddleware`` puts the `RateLimit-*`
+/// headers on the final answer and hands its usage row to ``TokenUsageLog``.
 struct BearerAuthMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let tenancy: TenancyService
+    let limits: TokenLimits
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         guard let header = request.headers[.authorization] else {
@@ -31,6 +34,14 @@ struct BearerAuthMiddleware: RouterMiddleware {
         context.principal = grant.principal
         context.grant = grant
         context.logger[metadataKey: "caller"] = .string(grant.principal.tokenID)
+        // The hourly limit counts every authenticated request, refused ones included.
+        let allowance = try await limits.take(token: grant.principal.tokenID, limit: grant.hourlyLimit)
+        context.tokenUse?.note(tokenID: grant.principal.tokenID, headers: allowance.headers)
+        guard allowance.allowed else {
+            throw APIError(status: 429, code: "rate_limited", title: "Too many requests",
+                           detail: "This API token has used its \(allowance.limit) requests of this hour; retry when the hour ends.",
+                           headers: ["Retry-After": String(allowance.resetSeconds)])
+        }
         try Self.checkScope(grant, method: request.method.rawValue, route: context.endpointPath)
         return try await next(request, context)
     }

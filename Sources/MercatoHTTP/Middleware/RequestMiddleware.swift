@@ -14,6 +14,8 @@ struct RequestMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let logger: Logger
     let routes: RouteTable
+    /// API tokens' usage log (a row per token-authenticated request, written in batches).
+    let usage: TokenUsageLog
     let metrics = MetricHandles()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -22,6 +24,8 @@ struct RequestMiddleware: RouterMiddleware {
         let requestID = Self.acceptedRequestID(request.headers[.xRequestID]) ?? RecordID.make("req")
         context.requestID = requestID
         context.logger[metadataKey: "request_id"] = .string(requestID)
+        let tokenUse = TokenUse()
+        context.tokenUse = tokenUse
 
         var response: Response
         var failure: (any Error)?
@@ -39,6 +43,12 @@ struct RequestMiddleware: RouterMiddleware {
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         let route = context.endpointPath ?? "unmatched"
         let status = Int(response.status.code)
+        if let noted = tokenUse.noted {
+            // Every answer to a token-authenticated request, whatever it is (CONTRACT §9).
+            for (name, value) in noted.headers { if let field = HTTPField.Name(name) { response.headers[field] = value } }
+            usage.record(TokenUsageRecord(id: RecordID.make("tku"), tokenId: noted.tokenID, at: Timestamp.nowMillis(), method: request.method.rawValue,
+                                          path: context.endpointPath ?? String(request.uri.path.prefix(500)), status: status, requestId: requestID))
+        }
         var metadata: Logger.Metadata = [
             "method": .string(request.method.rawValue),
             "route": .string(route),

@@ -98,7 +98,30 @@ struct OrgRoutes {
         }
     }
 
+    struct UsageBody: ResponseEncodable {
+        let at: Date
+        let method: String
+        let path: String
+        let status: Int
+        let requestId: String
+
+        init(_ r: TokenUsageRecord) {
+            at = Timestamp.date(millis: r.at)
+            method = r.method
+            path = r.path
+            status = r.status
+            requestId = r.requestId
+        }
+    }
+
     func register(on api: RouterGroup<AppRequestContext>) {
+        api.get("orgs/{org_id}/tokens/{tok_id}/usage") { request, context in
+            let page = try Pagination(request)
+            let (rows, next) = try await tenancy.usage(of: try context.parameters.require("tok_id"), in: try context.parameters.require("org_id"),
+                                                       by: try context.requirePrincipal(), cursor: page.cursor, limit: page.limit)
+            return Page(data: rows.map(UsageBody.init), nextCursor: next)
+        }
+
         api.get("orgs/{org_id}/tokens") { _, context in
             let caller = try context.requirePrincipal()
             let orgID = try context.parameters.require("org_id")

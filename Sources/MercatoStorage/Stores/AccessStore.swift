@@ -116,6 +116,11 @@ public enum AccessStore {
             """).all(decoding: TokenRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
     }
 
+    /// `true` when `id` is one of the org's tokens (live or revoked).
+    public static func tokenExists(id: String, org: String, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("SELECT id FROM api_tokens WHERE id = \(bind: id) AND org_id = \(bind: org)").first() != nil
+    }
+
     /// Revokes the org's token `id`; `false` when there is no such live token in that org.
     public static func revoke(token id: String, org: String, at millis: Int64, on db: any SQLDatabase) async throws -> Bool {
         try await db.raw("""
