@@ -21,7 +21,9 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     let pluginRoutes = PluginRoutes(runtime: runtime)
     pluginRoutes.registerPublic(on: router)
 
-    let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy, limits: runtime.tokenLimits))
+    let api = router.group("api/v1")
+        .add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy, limits: runtime.tokenLimits))
+        .add(middleware: IdempotencyMiddleware(idempotency: runtime.apiIdempotency, routes: routes))
     system.registerProtected(on: api)
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)

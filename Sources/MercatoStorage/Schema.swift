@@ -456,5 +456,23 @@ public enum Schema {
                 "CREATE INDEX token_usage_at ON token_usage (at)",
             ]
         },
+        Migration(id: 34, name: "Idempotency-Key of management API requests") { _ in
+            [
+                // `scope`: the principal (or the operator's token); `answer` sealed with the
+                // vault (it can hold a token's text or an app's secrets); NULL status: running.
+                """
+                CREATE TABLE api_idempotency (
+                    scope TEXT NOT NULL,
+                    idem_key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    status INTEGER,
+                    answer TEXT,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (scope, idem_key)
+                )
+                """,
+                "CREATE INDEX api_idempotency_created ON api_idempotency (created_at)",
+            ]
+        },
     ])
 }

@@ -57,6 +57,8 @@ public struct RetentionService: Service {
             deliveryRows += n
             if n == 0 { break }
         }
+        // Idempotency keys of the management API hold 24 hours (CONTRACT §9).
+        _ = try await database.transaction { try await APIIdempotencyStore.expire(before: now - APIIdempotency.keepMillis, on: $0) }
         // API tokens: hourly counters of past hours; usage rows past the delivery log's keeping time (30 days by default).
         _ = try await database.transaction { try await TokenUsageStore.expireCounts(before: now / 3_600_000 - 1, on: $0) }
         var usageRows = 0

@@ -33,7 +33,7 @@ struct RequestMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             failure = error
-            response = AnswerResponse.problem(problem(for: error, request: request), requestID: requestID)
+            response = AnswerResponse.problem(Self.problem(for: error, request: request, routes: routes), requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
         // Every API answer, errors and unmatched paths included (CONTRACT §9); pages need none.
@@ -69,7 +69,8 @@ struct RequestMiddleware: RouterMiddleware {
         return response
     }
 
-    private func problem(for error: any Error, request: Request) -> APIError {
+    /// The Problem Details an error is answered with (also ``IdempotencyMiddleware``'s, to keep a 4xx).
+    static func problem(for error: any Error, request: Request, routes: RouteTable) -> APIError {
         switch error {
         case let error as APIError:
             return error
