@@ -204,6 +204,53 @@ struct TokenTests {
     }
 }
 
+extension TokenTests {
+    /// The tokens page: scopes in plain words, expiry and hourly limit on the form; the list shows
+    /// them with the last use, linking to the usage page.
+    @Test(arguments: TestEngines.all)
+    func thePageCreatesScopedTokensAndShowsTheirUsage(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let page = try await app.signedIn(org: org, role: "owner", by: owner, email: "own@example.com")
+            let form = try await page.get("/settings/tokens")
+            #expect(form.text.contains("See installed apps, their settings and logs"))
+            #expect(form.text.contains("name=\"expires_on\"") && form.text.contains("name=\"hourly_limit\""))
+
+            let refused = try await page.post("/settings/tokens", ["name": "too much", "role": "member", "scopes": "apps:write"], csrfFrom: "/settings/tokens")
+            #expect(refused.status == .unprocessableContent)
+            #expect(refused.text.contains("beyond the member role"))
+            let past = try await page.post("/settings/tokens", ["name": "old", "role": "member", "expires_on": "2001-01-01"], csrfFrom: "/settings/tokens")
+            #expect(past.status == .unprocessableContent)
+            #expect(past.text.contains("Choose a day in the future"))
+
+            let made = try await page.post("/settings/tokens", ["name": "reader", "role": "admin", "scopes": "installs:read", "expires_on": "2099-03-01",
+                                                                "hourly_limit": "1000"], csrfFrom: "/settings/tokens")
+            #expect(made.status == .ok)
+            let text = try #require(made.text.range(of: #"mct_[A-Za-z0-9_-]{43}"#, options: .regularExpression).map { String(made.text[$0]) })
+            let list = try await app.call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            let row = try #require((list.json["data"] as? [[String: Any]])?.first { $0["name"] as? String == "reader" })
+            #expect(row["scopes"] as? [String] == ["installs:read"])
+            #expect(row["hourly_limit"] as? Int == 1000)
+            #expect((row["expires_at"] as? String)?.hasPrefix("2099-03-01T00:00:00") == true)
+            let id = try #require(row["id"] as? String)
+
+            #expect(try await app.call(.get, "/api/v1/installs", token: text).status == .ok)
+            var usage = try await page.get("/settings/tokens/\(id)/usage")
+            for _ in 0 ..< 50 where !usage.text.contains("/api/v1/installs") {
+                try await Task.sleep(for: .milliseconds(100))
+                usage = try await page.get("/settings/tokens/\(id)/usage")
+            }
+            #expect(usage.status == .ok)
+            #expect(usage.text.contains("GET /api/v1/installs"))
+            let listed = try await page.get("/settings/tokens")
+            #expect(listed.text.contains("/settings/tokens/\(id)/usage"))
+            #expect(listed.text.contains("2099-03-01"))
+            #expect(listed.text.contains("1,000"))
+            #expect(!listed.text.contains(text))
+        }
+    }
+}
+
 extension AppHarness {
     /// A GET over its own connection from the shared pool (several at once on a live node).
     func getConcurrently(_ path: String, token: String) async throws -> Answer {
