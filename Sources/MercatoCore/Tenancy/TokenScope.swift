@@ -27,8 +27,8 @@ public enum TokenScope: String, Sendable, CaseIterable, Codable, Comparable {
     /// What the scope lets a program do, in plain words (the tokens page).
     public var label: String {
         switch self {
-        case .appsRead: "See the catalog and the org's own apps"
-        case .appsWrite: "Register, change and publish the org's own apps"
+        case .appsRead: "See the catalog and the apps this org develops"
+        case .appsWrite: "Register, change and publish the apps this org develops"
         case .installsRead: "See installed apps, their settings and logs"
         case .installsWrite: "Install, configure, pause and remove apps"
         case .connectionsWrite: "Connect and disconnect outside accounts"
