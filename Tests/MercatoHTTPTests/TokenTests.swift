@@ -31,6 +31,7 @@ struct TokenTests {
             let plain = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner, json: ["name": "dev", "role": "developer"])
             #expect(plain.json["scopes"] as? [String] == ["apps:read", "apps:write", "installs:read", "docs:read"])
             #expect(plain.json["hourly_limit"] as? Int == 10_000)
+            #expect(plain.json["expires_at"] is NSNull)
 
             // The token works; the list shows it (never its text) with its last use.
             #expect(try await app.call(.get, "/api/v1/installs", token: text).status == .ok)

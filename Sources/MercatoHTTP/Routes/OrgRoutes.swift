@@ -46,6 +46,25 @@ struct OrgRoutes {
         let expiresAt: Date?
         let hourlyLimit: Int
         let createdAt: Date
+
+        private enum CodingKeys: String, CodingKey {
+            case id, token, role, name, orgId, userId, scopes, expiresAt, hourlyLimit, createdAt
+        }
+
+        /// `expires_at` is always present (`null` when the token does not expire).
+        func encode(to encoder: any Encoder) throws {
+            var c = encoder.container(keyedBy: CodingKeys.self)
+            try c.encode(id, forKey: .id)
+            try c.encode(token, forKey: .token)
+            try c.encode(role, forKey: .role)
+            try c.encode(name, forKey: .name)
+            try c.encode(orgId, forKey: .orgId)
+            try c.encode(userId, forKey: .userId)
+            try c.encode(scopes, forKey: .scopes)
+            try c.encode(expiresAt, forKey: .expiresAt)
+            try c.encode(hourlyLimit, forKey: .hourlyLimit)
+            try c.encode(createdAt, forKey: .createdAt)
+        }
     }
 
     /// A token as listed: never its text; scopes and hourly limit as in force (the role's and
