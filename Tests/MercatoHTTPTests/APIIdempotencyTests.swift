@@ -1,5 +1,6 @@
 import Foundation
 import HTTPTypes
+import NIOHTTP1
 import MercatoCore
 import MercatoCrypto
 import MercatoStorage
@@ -85,6 +86,32 @@ struct APIIdempotencyTests {
             }
             let busy = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "running-1"])
             expectProblem(busy, .conflict, "idempotency_in_progress")
+        }
+    }
+
+    /// Copies of one POST spread over two nodes on one PostgreSQL at once: one runs; the others
+    /// are told it is in progress or get its answer again.
+    @Test func copiesOverTwoNodesRunOnce() async throws {
+        try await withNodes(.postgres, count: 2) { nodes in
+            let (org, owner) = try await nodes[0].makeOrg()
+            let body = #"{"name":"once","role":"member"}"#
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0 ..< 12 {
+                    group.addTask {
+                        try await nodes[i % 2].sendConcurrently(.POST, "/api/v1/orgs/\(org)/tokens", token: owner, body: body,
+                                                                headers: ["Idempotency-Key": "nodes-1"])
+                    }
+                }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            let created = answers.filter { $0.status == .created }
+            #expect(created.count >= 1)
+            #expect(Set(created.map(\.text)).count == 1)
+            for a in answers where a.status != .created {
+                #expect(a.status == .conflict && a.json["code"] as? String == "idempotency_in_progress", "\(a.status) \(a.text)")
+            }
+            let list = try await nodes[1].call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "once" }.count == 1)
         }
     }
 }

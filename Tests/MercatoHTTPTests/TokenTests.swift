@@ -255,10 +255,20 @@ extension TokenTests {
 extension AppHarness {
     /// A GET over its own connection from the shared pool (several at once on a live node).
     func getConcurrently(_ path: String, token: String) async throws -> Answer {
+        try await sendConcurrently(.GET, path, token: token)
+    }
+
+    /// Any request over its own connection from the shared pool.
+    func sendConcurrently(_ method: HTTPMethod, _ path: String, token: String, body: String? = nil, headers extra: [String: String] = [:]) async throws -> Answer {
         let port = try #require(client.port)
         var request = HTTPClientRequest(url: "http://127.0.0.1:\(port)\(path)")
-        request.method = .GET
+        request.method = method
         request.headers.add(name: "Authorization", value: "Bearer \(token)")
+        for (name, value) in extra { request.headers.add(name: name, value: value) }
+        if let body {
+            request.headers.add(name: "Content-Type", value: "application/json")
+            request.body = .bytes(ByteBuffer(string: body))
+        }
         let response = try await Self.pool.execute(request, timeout: .seconds(30))
         let bytes = try await response.body.collect(upTo: 1 << 20)
         var fields = HTTPFields()
