@@ -14,6 +14,12 @@ public final class MercatoRuntime: Sendable {
     public let clock: WallClock
     public let secrets: SecretStore
     public let tenancy: TenancyService
+    /// API tokens' hourly limits (shared by the nodes on PostgreSQL).
+    public let tokenLimits: TokenLimits
+    /// API tokens' usage log and `last_used_at`, written in batches.
+    public let tokenUsage: TokenUsageLog
+    /// `Idempotency-Key` on the management API's POSTs (answers kept sealed).
+    public let apiIdempotency: APIIdempotency
     /// People, invitations and browser sessions (the pages' sign-in).
     public let people: PeopleService
     public let registry: RegistryService
@@ -54,6 +60,9 @@ public final class MercatoRuntime: Sendable {
         self.secrets = SecretStore(vault: vault)
         self.manifests = Manifests()
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
+        self.tokenLimits = TokenLimits(database: database, clock: clock)
+        self.tokenUsage = TokenUsageLog(database: database, logger: logger)
+        self.apiIdempotency = APIIdempotency(database: database, vault: vault, clock: clock)
         self.people = PeopleService(database: database, clock: clock, publicURL: settings.publicURL)
         self.registry = RegistryService(database: database, secrets: secrets, capabilities: capabilities, manifests: manifests, clock: clock)
         self.providers = ProviderService(database: database, secrets: secrets, clock: clock)

@@ -10,6 +10,11 @@ public struct AppRequestContext: RequestContext {
     public var requestID: String = ""
     /// The authenticated caller; set by ``BearerAuthMiddleware``.
     public var principal: Principal?
+    /// What the caller's API token may do (scopes, hourly limit); set by ``BearerAuthMiddleware``,
+    /// `nil` on pages (a browser session is not narrowed by scopes).
+    public var grant: TokenGrant?
+    /// Where the token's rate headers and usage are noted for the outermost middleware.
+    var tokenUse: TokenUse?
     /// The signed-in browser, on pages (set by MercatoWeb's session middleware).
     public var browser: BrowserSession?
     /// The CSRF token the page's forms carry (MercatoWeb).

@@ -10,9 +10,10 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
                         pages: (@Sendable (Router<AppRequestContext>) -> Void)? = nil) -> Router<AppRequestContext> {
     let router = Router(context: AppRequestContext.self)
     let routes = RouteTable()
-    router.add(middleware: RequestMiddleware(logger: logger, routes: routes))
+    router.add(middleware: RequestMiddleware(logger: logger, routes: routes, usage: runtime.tokenUsage))
 
-    SystemRoutes(runtime: runtime, metrics: metrics).register(on: router)
+    let system = SystemRoutes(runtime: runtime, metrics: metrics)
+    system.register(on: router)
     let commands = CommandRoutes(runtime: runtime)
     commands.registerGateway(on: router)
     let oauth = ConnectionRoutes(providers: runtime.providers, flow: runtime.connectFlow)
@@ -20,7 +21,10 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     let pluginRoutes = PluginRoutes(runtime: runtime)
     pluginRoutes.registerPublic(on: router)
 
-    let api = router.group("api/v1").add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy))
+    let api = router.group("api/v1")
+        .add(middleware: BearerAuthMiddleware(tenancy: runtime.tenancy, limits: runtime.tokenLimits))
+        .add(middleware: IdempotencyMiddleware(idempotency: runtime.apiIdempotency, routes: routes))
+    system.registerProtected(on: api)
     OrgRoutes(tenancy: runtime.tenancy).register(on: api)
     PeopleRoutes(tenancy: runtime.tenancy, people: runtime.people).register(on: api)
     DeveloperAppRoutes(registry: runtime.registry).register(on: api)

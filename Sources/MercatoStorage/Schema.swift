@@ -420,6 +420,60 @@ public enum Schema {
                 "CREATE INDEX sso_used_tokens_expiry ON sso_used_tokens (expires_at)",
             ]
         },
+        Migration(id: 32, name: "API token scopes, expiry, hourly limit and last use") { _ in
+            [
+                // NULL scopes: every scope the role grants; NULL hourly_limit: the plan's default.
+                "ALTER TABLE api_tokens ADD COLUMN scopes TEXT",
+                "ALTER TABLE api_tokens ADD COLUMN expires_at BIGINT",
+                "ALTER TABLE api_tokens ADD COLUMN hourly_limit INTEGER",
+                "ALTER TABLE api_tokens ADD COLUMN last_used_at BIGINT",
+            ]
+        },
+        Migration(id: 33, name: "API token hourly counters shared by the nodes, and the token usage log") { _ in
+            [
+                // One row per token and clock hour (hours since 1970); swept an hour later.
+                """
+                CREATE TABLE token_hourly_counts (
+                    token_id TEXT NOT NULL,
+                    window_hour BIGINT NOT NULL,
+                    hits INTEGER NOT NULL,
+                    PRIMARY KEY (token_id, window_hour)
+                )
+                """,
+                // Ids sort by time: the list pages by id, newest first. Kept 30 days.
+                """
+                CREATE TABLE token_usage (
+                    id TEXT PRIMARY KEY,
+                    token_id TEXT NOT NULL,
+                    at BIGINT NOT NULL,
+                    method TEXT NOT NULL,
+                    path TEXT NOT NULL,
+                    status INTEGER NOT NULL,
+                    request_id TEXT NOT NULL
+                )
+                """,
+                "CREATE INDEX token_usage_token ON token_usage (token_id, id)",
+                "CREATE INDEX token_usage_at ON token_usage (at)",
+            ]
+        },
+        Migration(id: 34, name: "Idempotency-Key of management API requests") { _ in
+            [
+                // `scope`: the principal (or the operator's token); `answer` sealed with the
+                // vault (it can hold a token's text or an app's secrets); NULL status: running.
+                """
+                CREATE TABLE api_idempotency (
+                    scope TEXT NOT NULL,
+                    idem_key TEXT NOT NULL,
+                    fingerprint TEXT NOT NULL,
+                    status INTEGER,
+                    answer TEXT,
+                    created_at BIGINT NOT NULL,
+                    PRIMARY KEY (scope, idem_key)
+                )
+                """,
+                "CREATE INDEX api_idempotency_created ON api_idempotency (created_at)",
+            ]
+        },
         Migration(id: 35, name: "org webhook endpoints and their secrets") { _ in
             [
                 // The org's own receivers (CONTRACT §10). Their deliveries, attempts and breaker

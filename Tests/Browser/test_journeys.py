@@ -332,6 +332,7 @@ def test_developer_journey(server, browser, shots):
     p.check("tokens")
     p.field("Name").send_keys("deploy bot")
     Select(p.field("Role")).select_by_visible_text("developer")
+    p.field("See the catalog and the apps this org develops").click()
     p.press("Create token")
     token = d.find_element(By.ID, "secret-token").text
     assert token.startswith("mct_")
@@ -339,6 +340,11 @@ def test_developer_journey(server, browser, shots):
     p.check("tokens-created")
     p.navigates(lambda: d.find_element(By.LINK_TEXT, "Back to API tokens").click())
     assert token not in d.page_source
+    assert "See the catalog and the apps this org develops" in p.text()
+    p.navigates(lambda: d.find_element(By.CSS_SELECTOR, "a[aria-label='Usage of deploy bot']").click())
+    assert "GET /api/v1/developer/apps" in p.text()
+    p.check("token-usage")
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Back to API tokens").click())
     p.navigates(lambda: d.find_element(By.CSS_SELECTOR, "button[aria-label='Revoke deploy bot']").click())
     assert "The token is revoked." in p.text()
     assert requests.get(server.base + "/api/v1/developer/apps", headers={"Authorization": f"Bearer {token}"}, timeout=10).status_code == 401

@@ -64,17 +64,27 @@ public struct RetentionService: Service {
             expiredKeys += n
             if n < 5000 { break }
         }
+        // Idempotency keys of the management API hold 24 hours (CONTRACT §9).
+        _ = try await database.transaction { try await APIIdempotencyStore.expire(before: now - APIIdempotency.keepMillis, on: $0) }
+        // API tokens: hourly counters of past hours; usage rows past the delivery log's keeping time (30 days by default).
+        _ = try await database.transaction { try await TokenUsageStore.expireCounts(before: now / 3_600_000 - 1, on: $0) }
+        var usageRows = 0
+        while true {
+            let n = try await database.transaction { try await TokenUsageStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
+            usageRows += n
+            if n < 5000 { break }
+        }
         // Browser sessions past their sliding expiry or their end.
         let sessions = try await database.transaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
         // Failed sign-ins older than the throttle's window count for nothing.
         _ = try await database.transaction { try await PeopleStore.expireSignInFailures(before: now - SignInThrottle.window, on: $0) }
         // Single-use ids of embedded sign-in tokens that have expired (a replay fails on `exp` anyway).
         _ = try await database.transaction { try await PeopleStore.deleteExpiredSSOTokens(before: now, on: $0) }
-        if removedKeys + removedRows + activityRows + deliveryRows + sessions + expiredKeys > 0 {
+        if removedKeys + removedRows + activityRows + deliveryRows + sessions + expiredKeys + usageRows > 0 {
             logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)",
                                                       "activity_rows": "\(activityRows)",
                                                       "delivery_rows": "\(deliveryRows)", "browser_sessions": "\(sessions)",
-                                                      "expired_plugin_keys": "\(expiredKeys)"])
+                                                      "expired_plugin_keys": "\(expiredKeys)", "token_usage_rows": "\(usageRows)"])
         }
         return (removedKeys, removedRows)
     }

@@ -25,7 +25,8 @@ public import MercatoStorage
 /// | `MERCATO_OAUTH_REFRESH_SCAN_SECONDS` | `30` (how often the background refresher looks for tokens due) |
 /// | `MERCATO_OAUTH_TIMEOUT_SECONDS` | `15` (each call to a provider) |
 /// | `MERCATO_STORAGE_TIMEOUT_SECONDS` | `15` (PostgreSQL: a read or a group commit past this, or no connection within 5 s, is 503 `storage_unavailable`) |
-/// | `MERCATO_INBOUND_PER_SECOND`, `MERCATO_INBOUND_BURST` | `50`, `200` (each install's allowance of provider webhooks, CONTRACT §11, per node) |
+/// | `MERCATO_INBOUND_PER_SECOND`, `MERCATO_INBOUND_BURST` | `50`, `200` (each install's allowance of provider webhooks, CONTRACT §11, across the nodes) |
+/// | `MERCATO_OPENAPI_PUBLIC` | `1`: `GET /api/v1/openapi.json` needs no token; `0`: it needs a token with `docs:read` (the `/developer/docs` page works either way) |
 /// | `MERCATO_FRAME_ANCESTORS` | unset: pages may be framed by this origin only; space-separated origins of the host SaaS otherwise |
 /// | `MERCATO_SSO_SECRET` | unset: embedded sign-in (`/sso/jwt`) is off; `whsec_` + base64 of the HS256 key shared with the host SaaS |
 /// | `MERCATO_SSO_PUBLIC_KEY` | unset; base64 of the host SaaS's 32-byte Ed25519 public key: EdDSA tokens are accepted too |
@@ -77,6 +78,9 @@ public struct Settings: Sendable {
     /// per second after that, before further refusals are 429.
     public var refusedCommandsBurst = 100
     public var refusedCommandsPerSecond = 10
+    /// `GET /api/v1/openapi.json` answers without a token; when `false` it needs a token with
+    /// `docs:read` (`MERCATO_OPENAPI_PUBLIC=0`).
+    public var openAPIPublic = true
 
     /// The SQLite file in the data directory.
     public var sqlitePath: String { dataDirectory.appendingPathComponent("mercato.sqlite").path }
@@ -159,6 +163,11 @@ public struct Settings: Sendable {
         refusedCommandsBurst = try Self.number(value("MERCATO_REFUSED_COMMANDS_BURST"), name: "MERCATO_REFUSED_COMMANDS_BURST", default: 100, range: 1 ... 1_000_000)
         refusedCommandsPerSecond = try Self.number(value("MERCATO_REFUSED_COMMANDS_PER_SECOND"), name: "MERCATO_REFUSED_COMMANDS_PER_SECOND",
                                                    default: 10, range: 1 ... 1_000_000)
+        switch value("MERCATO_OPENAPI_PUBLIC") {
+        case nil, "1": openAPIPublic = true
+        case "0": openAPIPublic = false
+        case let other?: throw SettingsError("MERCATO_OPENAPI_PUBLIC must be 1 (the default) or 0, not \(other.prefix(32))")
+        }
         oauthReturnURL = value("MERCATO_OAUTH_RETURN_URL") ?? "\(publicURL)/oauth/complete"
         guard let returnURL = URL(string: oauthReturnURL), ["http", "https"].contains(returnURL.scheme ?? ""), returnURL.host != nil else {
             throw SettingsError("MERCATO_OAUTH_RETURN_URL must be an absolute http(s) URL")

@@ -16,17 +16,32 @@ public struct TenancyService: Sendable {
 
     // MARK: Authentication
 
-    /// The caller a bearer token stands for, or `nil` when the token is unknown or revoked.
+    /// The caller a bearer token stands for, or `nil` when the token is unknown, revoked or expired.
     public func authenticate(token: String) async throws -> Principal? {
+        try await grant(for: token)?.principal
+    }
+
+    /// What a bearer token may do: its caller, scopes and hourly limit; `nil` when the token is
+    /// unknown, revoked or expired (401 alike: the answer says nothing about which).
+    public func grant(for token: String, at millis: Int64 = Timestamp.nowMillis()) async throws -> TokenGrant? {
         guard !token.isEmpty, token.count <= 256 else { return nil }
         let digest = APITokenText.digest(token)
         if let configured = configuredOperatorDigest, ConstantTime.equals(Array(digest.utf8), Array(configured.utf8)) {
-            return .operator(tokenID: "tok_configured_operator")
+            return TokenGrant(principal: .operator(tokenID: "tok_configured_operator"), scopes: Set(TokenScope.allCases),
+                              hourlyLimit: TokenGrant.operatorHourlyLimit)
         }
-        guard let record = try await database.read({ try await AccessStore.liveToken(hash: digest, on: $0) }) else { return nil }
-        guard let org = record.orgId else { return .operator(tokenID: record.id) }
+        guard let live = try await database.read({ try await AccessStore.liveToken(hash: digest, on: $0) }) else { return nil }
+        let record = live.token
+        if let expiry = record.expiresAt, expiry <= millis { return nil }
+        guard let org = record.orgId else {
+            return TokenGrant(principal: .operator(tokenID: record.id), scopes: Set(TokenScope.allCases),
+                              hourlyLimit: record.hourlyLimit ?? TokenGrant.operatorHourlyLimit)
+        }
         guard let principal = record.principalId, let role = MemberRole(rawValue: record.role) else { return nil }
-        return .member(tokenID: record.id, principalID: principal, orgID: org, role: role)
+        let plan = live.plan.flatMap(Plan.init(rawValue:)) ?? .free
+        return TokenGrant(principal: .member(tokenID: record.id, principalID: principal, orgID: org, role: role),
+                          scopes: TokenGrant.scopes(stored: record.scopes, role: role),
+                          hourlyLimit: record.hourlyLimit ?? plan.defaultTokenHourlyLimit)
     }
 
     /// On a database with no operator token yet, creates one and answers its text (shown once).
@@ -79,25 +94,37 @@ public struct TenancyService: Sendable {
     // MARK: Tokens
 
     /// Creates a service account in `orgID` with `role` and a token for it; answers the token
-    /// text once. Allowed to the operator and to the org's owners.
-    public func createToken(in orgID: String, name: String, role: MemberRole, by caller: Principal, requestID: String? = nil) async throws -> (TokenRecord, String) {
+    /// text once. Allowed to the operator and to the org's owners. `options` (scopes, expiry,
+    /// hourly limit) are checked here, for the API and the pages alike: 422 naming each field.
+    public func createToken(in orgID: String, name: String, role: MemberRole, options: TokenOptions = TokenOptions(), by caller: Principal,
+                            requestID: String? = nil) async throws -> (TokenRecord, String) {
         let org = try await self.org(orgID, visibleTo: caller)
         guard caller.isOperator || caller.has(.owner, in: org.id) else {
             throw APIError.forbidden("Creating API tokens needs the owner role in this org.")
         }
         let now = Timestamp.nowMillis()
+        let checked = try options.checked(role: role, at: now)
         let principal = PrincipalRecord(id: RecordID.make("usr"), kind: "service", name: name, createdAt: now)
         let text = APITokenText.generate()
         let token = TokenRecord(id: RecordID.make("tok"), orgId: org.id, principalId: principal.id, role: role.rawValue, name: name,
-                                tokenHash: APITokenText.digest(text), createdAt: now)
+                                tokenHash: APITokenText.digest(text), createdAt: now, scopes: checked.scopes.map(TokenScope.stored),
+                                expiresAt: checked.expiresAt, hourlyLimit: checked.hourlyLimit)
+        var noted: [String: JSONValue] = ["role": .string(role.rawValue), "name": .string(name)]
+        if let scopes = checked.scopes { noted["scopes"] = .array(scopes.sorted().map { .string($0.rawValue) }) }
+        let details = noted
         try await database.transaction { db in
             try await AccessStore.insert(principal, on: db)
             try await AccessStore.addMembership(org: org.id, principal: principal.id, role: role.rawValue, at: now, on: db)
             try await AccessStore.insert(token, on: db)
             try await ActivityLog.record(org: org.id, actor: caller.actorID, action: "token.created", target: token.id, requestID: requestID,
-                                         details: ["role": .string(role.rawValue), "name": .string(name)], at: now, on: db)
+                                         details: details, at: now, on: db)
         }
         return (token, text)
+    }
+
+    /// The org's plan default for tokens created without their own hourly limit.
+    public func defaultHourlyLimit(of org: OrgRecord) -> Int {
+        (Plan(rawValue: org.plan) ?? .free).defaultTokenHourlyLimit
     }
 
     /// The org's API tokens, never their text (operator and the org's owners, as creating them).
@@ -107,6 +134,21 @@ public struct TenancyService: Sendable {
             throw APIError.forbidden("Listing API tokens needs the owner role in this org.")
         }
         return try await database.read { try await AccessStore.tokens(org: org.id, on: $0) }
+    }
+
+    /// One of the org's tokens' recent requests, newest first (operator and the org's owners);
+    /// answers the page and the cursor of the next one.
+    public func usage(of tokenID: String, in orgID: String, by caller: Principal, cursor: String?, limit: Int) async throws -> ([TokenUsageRecord], String?) {
+        let org = try await self.org(orgID, visibleTo: caller)
+        guard caller.isOperator || caller.has(.owner, in: org.id) else {
+            throw APIError.forbidden("Reading API token usage needs the owner role in this org.")
+        }
+        let rows = try await database.read { db -> [TokenUsageRecord]? in
+            guard try await AccessStore.tokenExists(id: tokenID, org: org.id, on: db) else { return nil }
+            return try await TokenUsageStore.usage(token: tokenID, before: cursor, limit: limit + 1, on: db)
+        }
+        guard let rows else { throw APIError.notFound("Token \(tokenID.prefix(64))") }
+        return rows.count > limit ? (Array(rows.prefix(limit)), rows[limit - 1].id) : (rows, nil)
     }
 
     /// Revokes one of the org's tokens: the next request with it is 401.

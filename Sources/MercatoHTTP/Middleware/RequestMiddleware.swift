@@ -14,6 +14,8 @@ struct RequestMiddleware: RouterMiddleware {
     typealias Context = AppRequestContext
     let logger: Logger
     let routes: RouteTable
+    /// API tokens' usage log (a row per token-authenticated request, written in batches).
+    let usage: TokenUsageLog
     let metrics = MetricHandles()
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
@@ -22,6 +24,8 @@ struct RequestMiddleware: RouterMiddleware {
         let requestID = Self.acceptedRequestID(request.headers[.xRequestID]) ?? RecordID.make("req")
         context.requestID = requestID
         context.logger[metadataKey: "request_id"] = .string(requestID)
+        let tokenUse = TokenUse()
+        context.tokenUse = tokenUse
 
         var response: Response
         var failure: (any Error)?
@@ -29,14 +33,22 @@ struct RequestMiddleware: RouterMiddleware {
             response = try await next(request, context)
         } catch {
             failure = error
-            response = AnswerResponse.problem(problem(for: error, request: request), requestID: requestID)
+            response = AnswerResponse.problem(Self.problem(for: error, request: request, routes: routes), requestID: requestID)
         }
         response.headers[.xRequestID] = requestID
+        // Every API answer, errors and unmatched paths included (CONTRACT §9); pages need none.
+        if request.uri.path.hasPrefix("/api/") { response.headers[.mercatoAPIVersion] = "1" }
 
         let elapsed = ContinuousClock.now - start
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         let route = context.endpointPath ?? "unmatched"
         let status = Int(response.status.code)
+        if let noted = tokenUse.noted {
+            // Every answer to a token-authenticated request, whatever it is (CONTRACT §9).
+            for (name, value) in noted.headers { if let field = HTTPField.Name(name) { response.headers[field] = value } }
+            usage.record(TokenUsageRecord(id: RecordID.make("tku"), tokenId: noted.tokenID, at: Timestamp.nowMillis(), method: request.method.rawValue,
+                                          path: context.endpointPath ?? String(request.uri.path.prefix(500)), status: status, requestId: requestID))
+        }
         var metadata: Logger.Metadata = [
             "method": .string(request.method.rawValue),
             "route": .string(route),
@@ -57,7 +69,8 @@ struct RequestMiddleware: RouterMiddleware {
         return response
     }
 
-    private func problem(for error: any Error, request: Request) -> APIError {
+    /// The Problem Details an error is answered with (also ``IdempotencyMiddleware``'s, to keep a 4xx).
+    static func problem(for error: any Error, request: Request, routes: RouteTable) -> APIError {
         switch error {
         case let error as APIError:
             return error
@@ -98,4 +111,5 @@ struct RequestMiddleware: RouterMiddleware {
 
 extension HTTPField.Name {
     static let xRequestID = Self("X-Request-Id")!
+    static let mercatoAPIVersion = Self("Mercato-API-Version")!
 }

@@ -41,11 +41,19 @@ struct SystemRoutes {
             headers[.contentType] = "text/plain; version=0.0.4; charset=utf-8"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: buffer)))
         }
-        router.get("api/v1/openapi.json") { _, _ -> Response in
-            var headers = HTTPFields()
-            headers[.contentType] = "application/json"
-            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
-        }
+        if runtime.settings.openAPIPublic { router.get("api/v1/openapi.json", use: Self.document) }
+    }
+
+    /// With `MERCATO_OPENAPI_PUBLIC=0` the document sits behind bearer authentication, where
+    /// ``RouteScopes`` asks for `docs:read`.
+    func registerProtected(on api: RouterGroup<AppRequestContext>) {
+        if !runtime.settings.openAPIPublic { api.get("openapi.json", use: Self.document) }
+    }
+
+    @Sendable private static func document(_ request: Request, _ context: AppRequestContext) -> Response {
+        var headers = HTTPFields()
+        headers[.contentType] = "application/json"
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.bytes)))
     }
 }
 

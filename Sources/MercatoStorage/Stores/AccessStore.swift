@@ -29,8 +29,16 @@ public struct TokenRecord: Sendable, Codable, Equatable {
     public var tokenHash: String
     public var createdAt: Int64
     public var revokedAt: Int64?
+    /// Scope names separated by spaces; `nil` means every scope the role grants.
+    public var scopes: String?
+    public var expiresAt: Int64?
+    /// Requests an hour; `nil` means the org plan's default.
+    public var hourlyLimit: Int?
+    /// Written in batches, so it can trail the last request by a moment.
+    public var lastUsedAt: Int64?
 
-    public init(id: String, orgId: String?, principalId: String?, role: String, name: String, tokenHash: String, createdAt: Int64, revokedAt: Int64? = nil) {
+    public init(id: String, orgId: String?, principalId: String?, role: String, name: String, tokenHash: String, createdAt: Int64, revokedAt: Int64? = nil,
+                scopes: String? = nil, expiresAt: Int64? = nil, hourlyLimit: Int? = nil, lastUsedAt: Int64? = nil) {
         self.id = id
         self.orgId = orgId
         self.principalId = principalId
@@ -39,7 +47,18 @@ public struct TokenRecord: Sendable, Codable, Equatable {
         self.tokenHash = tokenHash
         self.createdAt = createdAt
         self.revokedAt = revokedAt
+        self.scopes = scopes
+        self.expiresAt = expiresAt
+        self.hourlyLimit = hourlyLimit
+        self.lastUsedAt = lastUsedAt
     }
+}
+
+/// A live token with its org's plan, as authentication needs it.
+public struct LiveToken: Sendable {
+    public var token: TokenRecord
+    /// The org's plan; `nil` for operator tokens.
+    public var plan: String?
 }
 
 /// Rows of `principals`, `memberships` and `api_tokens`.
@@ -60,32 +79,46 @@ public enum AccessStore {
 
     public static func insert(_ token: TokenRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
-            INSERT INTO api_tokens (id, org_id, principal_id, role, name, token_hash, created_at, revoked_at)
+            INSERT INTO api_tokens (id, org_id, principal_id, role, name, token_hash, created_at, revoked_at, scopes, expires_at, hourly_limit)
             VALUES (\(bind: token.id), \(bind: token.orgId), \(bind: token.principalId), \(bind: token.role), \(bind: token.name),
-                    \(bind: token.tokenHash), \(bind: token.createdAt), \(bind: token.revokedAt))
+                    \(bind: token.tokenHash), \(bind: token.createdAt), \(bind: token.revokedAt), \(bind: token.scopes), \(bind: token.expiresAt),
+                    \(bind: token.hourlyLimit))
             """).run()
     }
 
-    /// The live (not revoked) token with this digest.
-    public static func liveToken(hash: String, on db: any SQLDatabase) async throws -> TokenRecord? {
+    /// The live (not revoked) token with this digest and its org's plan. Expiry is the
+    /// caller's to check (the statement stays the same whatever the time).
+    public static func liveToken(hash: String, on db: any SQLDatabase) async throws -> LiveToken? {
         try await db.raw("""
-            SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at
-            FROM api_tokens WHERE token_hash = \(bind: hash) AND revoked_at IS NULL
+            SELECT t.id, t.org_id, t.principal_id, t.role, t.name, t.token_hash, t.created_at, t.revoked_at, t.scopes, t.expires_at,
+                   t.hourly_limit, o.plan
+            FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id
+            WHERE t.token_hash = \(bind: hash) AND t.revoked_at IS NULL
             """).first().map { row in
                 // By column name: this runs on every authenticated request.
-                TokenRecord(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String?.self),
-                            principalId: try row.decode(column: "principal_id", as: String?.self), role: try row.decode(column: "role", as: String.self),
-                            name: try row.decode(column: "name", as: String.self), tokenHash: try row.decode(column: "token_hash", as: String.self),
-                            createdAt: try row.decode(column: "created_at", as: Int64.self), revokedAt: try row.decode(column: "revoked_at", as: Int64?.self))
+                LiveToken(
+                    token: TokenRecord(
+                        id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String?.self),
+                        principalId: try row.decode(column: "principal_id", as: String?.self), role: try row.decode(column: "role", as: String.self),
+                        name: try row.decode(column: "name", as: String.self), tokenHash: try row.decode(column: "token_hash", as: String.self),
+                        createdAt: try row.decode(column: "created_at", as: Int64.self), revokedAt: try row.decode(column: "revoked_at", as: Int64?.self),
+                        scopes: try row.decode(column: "scopes", as: String?.self), expiresAt: try row.decode(column: "expires_at", as: Int64?.self),
+                        hourlyLimit: try row.decode(column: "hourly_limit", as: Int?.self)),
+                    plan: try row.decode(column: "plan", as: String?.self))
             }
     }
 
     /// The org's tokens (live and revoked), newest first.
     public static func tokens(org: String, on db: any SQLDatabase) async throws -> [TokenRecord] {
         try await db.raw("""
-            SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at
+            SELECT id, org_id, principal_id, role, name, token_hash, created_at, revoked_at, scopes, expires_at, hourly_limit, last_used_at
             FROM api_tokens WHERE org_id = \(bind: org) ORDER BY created_at DESC, id DESC LIMIT 1000
             """).all(decoding: TokenRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// `true` when `id` is one of the org's tokens (live or revoked).
+    public static func tokenExists(id: String, org: String, on db: any SQLDatabase) async throws -> Bool {
+        try await db.raw("SELECT id FROM api_tokens WHERE id = \(bind: id) AND org_id = \(bind: org)").first() != nil
     }
 
     /// Revokes the org's token `id`; `false` when there is no such live token in that org.

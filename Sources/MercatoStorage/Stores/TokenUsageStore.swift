@@ -1,0 +1,98 @@
+public import SQLKit
+
+/// One request of an API token, as its usage log keeps it.
+public struct TokenUsageRecord: Sendable, Codable, Equatable {
+    public var id: String
+    public var tokenId: String
+    public var at: Int64
+    public var method: String
+    /// The route template, or the path without its query when no route matched.
+    public var path: String
+    public var status: Int
+    public var requestId: String
+
+    public init(id: String, tokenId: String, at: Int64, method: String, path: String, status: Int, requestId: String) {
+        self.id = id
+        self.tokenId = tokenId
+        self.at = at
+        self.method = method
+        self.path = path
+        self.status = status
+        self.requestId = requestId
+    }
+}
+
+/// Rows of `token_hourly_counts` (each token's requests in each clock hour, shared by the nodes)
+/// and `token_usage` (each token's recent requests).
+public enum TokenUsageStore {
+    /// One request counted against its token's window (hours since 1970).
+    public struct Hit: Sendable {
+        public var tokenID: String
+        public var window: Int64
+
+        public init(tokenID: String, window: Int64) {
+            self.tokenID = tokenID
+            self.window = window
+        }
+    }
+
+    /// Adds a batch's hits to the counters; answers each hit's place in its token's window
+    /// (1 for the first request of the hour), in the batch's order. One statement per token and
+    /// window, taken in key order so that two nodes' batches never wait on each other in a cycle.
+    public static func count(_ hits: [Hit], on db: any SQLDatabase) async throws -> [Int] {
+        var groups: [String: (hit: Hit, indexes: [Int])] = [:]
+        for (index, hit) in hits.enumerated() {
+            groups["\(hit.tokenID) \(hit.window)", default: (hit, [])].indexes.append(index)
+        }
+        var places = [Int](repeating: 0, count: hits.count)
+        for key in groups.keys.sorted() {
+            let (hit, indexes) = groups[key]!
+            let row = try await db.raw("""
+                INSERT INTO token_hourly_counts (token_id, window_hour, hits) VALUES (\(bind: hit.tokenID), \(bind: hit.window), \(bind: indexes.count))
+                ON CONFLICT (token_id, window_hour) DO UPDATE SET hits = token_hourly_counts.hits + excluded.hits
+                RETURNING hits
+                """).first()
+            let total = try row?.decode(column: "hits", as: Int.self) ?? indexes.count
+            for (n, index) in indexes.enumerated() { places[index] = total - indexes.count + n + 1 }
+        }
+        return places
+    }
+
+    /// Removes the counters of windows before `window`.
+    @discardableResult
+    public static func expireCounts(before window: Int64, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("DELETE FROM token_hourly_counts WHERE window_hour < \(bind: window) RETURNING token_id").all().count
+    }
+
+    /// Writes a batch of usage rows and moves each token's `last_used_at` forward.
+    public static func record(_ rows: [TokenUsageRecord], on db: any SQLDatabase) async throws {
+        guard !rows.isEmpty else { return }
+        try await MultiRowInsert.run(into: "token_usage", columns: "id, token_id, at, method, path, status, request_id",
+                                     rows: rows.map { [$0.id, $0.tokenId, $0.at, $0.method, $0.path, $0.status, $0.requestId] }, on: db)
+        var latest: [String: Int64] = [:]
+        for row in rows { latest[row.tokenId] = max(latest[row.tokenId] ?? 0, row.at) }
+        for token in latest.keys.sorted() {
+            let at = latest[token]!
+            try await db.raw("""
+                UPDATE api_tokens SET last_used_at = \(bind: at)
+                WHERE id = \(bind: token) AND (last_used_at IS NULL OR last_used_at < \(bind: at))
+                """).run()
+        }
+    }
+
+    /// A token's usage, newest first; `before` is the id of the last row of the previous page.
+    public static func usage(token: String, before cursor: String?, limit: Int, on db: any SQLDatabase) async throws -> [TokenUsageRecord] {
+        try await db.raw("""
+            SELECT id, token_id, at, method, path, status, request_id FROM token_usage
+            WHERE token_id = \(bind: token) AND id < \(bind: cursor ?? "~")
+            ORDER BY id DESC LIMIT \(bind: limit)
+            """).all(decoding: TokenUsageRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+    }
+
+    /// Removes usage rows older than `millis`, at most `limit` of them.
+    public static func prune(before millis: Int64, limit: Int, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("""
+            DELETE FROM token_usage WHERE id IN (SELECT id FROM token_usage WHERE at < \(bind: millis) LIMIT \(bind: limit)) RETURNING id
+            """).all().count
+    }
+}

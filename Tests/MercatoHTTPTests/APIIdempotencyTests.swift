@@ -1,0 +1,117 @@
+import Foundation
+import HTTPTypes
+import NIOHTTP1
+import MercatoCore
+import MercatoCrypto
+import MercatoStorage
+import SQLKit
+import MercatoTestSupport
+import Testing
+
+/// `Idempotency-Key` on the management API's POSTs (CONTRACT §9).
+@Suite("Idempotency-Key on the management API")
+struct APIIdempotencyTests {
+    static let key = HTTPField.Name("Idempotency-Key")!
+    static let replayed = HTTPField.Name("Idempotent-Replayed")!
+
+    @Test(arguments: TestEngines.all)
+    func aRetryGetsTheFirstAnswerSealedAnotherBodyConflicts(engine: StorageEngine) async throws {
+        try await withApp(engine) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let path = "/api/v1/orgs/\(org)/tokens"
+            let body = #"{"name":"ci","role":"member"}"#
+            let first = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "create-ci-1"])
+            #expect(first.status == .created)
+            #expect(first.headers[Self.replayed] == nil)
+            let text = try #require(first.json["token"] as? String)
+            let again = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "create-ci-1"])
+            #expect(again.status == .created)
+            #expect(again.headers[Self.replayed] == "true")
+            #expect(again.text == first.text)
+            #expect(again.headers[.contentType] == first.headers[.contentType])
+            let list = try await app.call(.get, path, token: owner)
+            #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "ci" }.count == 1)
+
+            // Kept sealed: the token's text is nowhere in the table.
+            let stored = try await app.runtime.database.read { db in
+                try await db.raw("SELECT answer FROM api_idempotency").all().map { try $0.decode(column: "answer", as: String?.self) ?? "" }
+            }
+            #expect(stored.count == 1)
+            #expect(stored.allSatisfy { !$0.isEmpty && !$0.contains(text) && !$0.contains("mct_") && !$0.contains("\"token\"") })
+
+            let other = try await app.call(.post, path, token: owner, raw: #"{"name":"ci","role":"admin"}"#, headers: [Self.key: "create-ci-1"])
+            expectProblem(other, .conflict, "idempotency_conflict")
+            // Another caller's key is its own.
+            let operatorCall = try await app.call(.post, path, token: app.operatorToken, raw: body, headers: [Self.key: "create-ci-1"])
+            #expect(operatorCall.status == .created && operatorCall.headers[Self.replayed] == nil)
+
+            // A 4xx is kept too.
+            let bad = try await app.call(.post, path, token: owner, raw: #"{"name":"","role":"member"}"#, headers: [Self.key: "bad-1"])
+            expectProblem(bad, .unprocessableContent, "invalid_request")
+            let badAgain = try await app.call(.post, path, token: owner, raw: #"{"name":"","role":"member"}"#, headers: [Self.key: "bad-1"])
+            #expect(badAgain.status == .unprocessableContent && badAgain.headers[Self.replayed] == "true")
+            #expect(badAgain.headers[.contentType] == "application/problem+json")
+
+            // Swept after 24 hours: the key is free again.
+            let later = WallClock { Date().addingTimeInterval(25 * 3600) }
+            _ = try await RetentionService(database: app.runtime.database, clock: later, logger: app.logs.logger(), idempotencyHours: 48,
+                                           commandLogDays: 30).sweep()
+            let count = try await app.runtime.database.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM api_idempotency").first()?.decode(column: "n", as: Int.self)
+            }
+            #expect(count == 0)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func badKeysAre400AndARunningFirstIs409(engine: StorageEngine) async throws {
+        try await withApp(engine) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let path = "/api/v1/orgs/\(org)/tokens"
+            let body = #"{"name":"ci","role":"member"}"#
+            for bad in [String(repeating: "k", count: 256), "", "with space"] {
+                let answer = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: bad])
+                expectProblem(answer, .badRequest, "invalid_request")
+                #expect(answer.text.contains("Idempotency-Key"))
+            }
+            #expect(try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: String(repeating: "k", count: 255)]).status == .created)
+
+            // The first request with the key still running (its reservation without an answer).
+            let principal = try #require(try await app.runtime.tenancy.authenticate(token: owner))
+            guard case .member(_, let scope, _, _) = principal else { Issue.record("not a member"); return }
+            let fingerprint = Signatures.sha256Hex(Array("POST \(path)?\napplication/json\n\(body)".utf8))
+            _ = try await app.runtime.database.transaction { db in
+                try await APIIdempotencyStore.reserve(scope: scope, key: "running-1", fingerprint: fingerprint, at: Timestamp.nowMillis(),
+                                                      staleBefore: 0, on: db)
+            }
+            let busy = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "running-1"])
+            expectProblem(busy, .conflict, "idempotency_in_progress")
+        }
+    }
+
+    /// Copies of one POST spread over two nodes on one PostgreSQL at once: one runs; the others
+    /// are told it is in progress or get its answer again.
+    @Test func copiesOverTwoNodesRunOnce() async throws {
+        try await withNodes(.postgres, count: 2) { nodes in
+            let (org, owner) = try await nodes[0].makeOrg()
+            let body = #"{"name":"once","role":"member"}"#
+            let answers = try await withThrowingTaskGroup(of: Answer.self) { group in
+                for i in 0 ..< 12 {
+                    group.addTask {
+                        try await nodes[i % 2].sendConcurrently(.POST, "/api/v1/orgs/\(org)/tokens", token: owner, body: body,
+                                                                headers: ["Idempotency-Key": "nodes-1"])
+                    }
+                }
+                return try await group.reduce(into: [Answer]()) { $0.append($1) }
+            }
+            let created = answers.filter { $0.status == .created }
+            #expect(created.count >= 1)
+            #expect(Set(created.map(\.text)).count == 1)
+            for a in answers where a.status != .created {
+                #expect(a.status == .conflict && a.json["code"] as? String == "idempotency_in_progress", "\(a.status) \(a.text)")
+            }
+            let list = try await nodes[1].call(.get, "/api/v1/orgs/\(org)/tokens", token: owner)
+            #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "once" }.count == 1)
+        }
+    }
+}
