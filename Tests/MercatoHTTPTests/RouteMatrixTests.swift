@@ -10,8 +10,9 @@ import Testing
 /// Every `/api/v1` route, taken from the router's own table, against the OpenAPI document and
 /// against callers who must be refused: another org's token gets 404 on org A's resources, a
 /// role below the documented `x-mercato-role` gets 403, the documented role is not refused.
-/// Each check is a column run over every route; a column (scopes → 403 `token_scope_missing`
-/// once tokens carry scopes) is one more entry in ``columns``.
+/// Each check is a column run over every route: another org, every lower role, a token without
+/// the route's scope (403 `token_scope_missing`), the documented role; a new check is one more
+/// entry in ``columns``.
 @Suite("Route matrix: every API route, another org and every lower role")
 struct RouteMatrixTests {
     /// Routes no column can exercise with a bearer token, and why. Their own suites cover them.
@@ -37,6 +38,8 @@ struct RouteMatrixTests {
         let method: HTTPRequest.Method
         let template: String
         let role: String
+        /// The token scope the route needs (`x-mercato-scope`), nil when none.
+        let scope: String?
         let path: String
         /// Names a resource of org A (so another org must get 404).
         let orgOwned: Bool
@@ -55,7 +58,15 @@ struct RouteMatrixTests {
         let draftKey: String
         let notificationID: String
         let deliveryID: String
+        /// An org webhook endpoint of org A and its `webhook.test` delivery.
+        let webhookID: String
+        let webhookDeliveryID: String
+        /// scope → an owner token of org A holding every scope but that one.
+        let withoutScope: [String: String]
     }
+
+    static let allScopes = ["apps:read", "apps:write", "installs:read", "installs:write", "connections:write", "webhooks:read",
+                            "webhooks:write", "audit:read", "tokens:write", "docs:read"]
 
     struct Column: Sendable {
         let name: String
@@ -76,6 +87,14 @@ struct RouteMatrixTests {
                 if answer.status != .forbidden || !isProblem(answer) { wrong.append("\(lower): \(answer.status.code) \(answer.text.prefix(120))") }
             }
             return wrong.isEmpty ? nil : wrong.joined(separator: "; ")
+        },
+        Column(name: "a token without the route's scope gets 403 token_scope_missing") { app, seed, op in
+            guard let scope = op.scope, op.role != "operator", op.role != "public" else { return nil }
+            guard let token = seed.withoutScope[scope] else { return "no token lacking \(scope)" }
+            let answer = try await send(app, op, token: token)
+            let named = (answer.json["detail"] as? String)?.contains(scope) == true
+            return answer.status == .forbidden && answer.json["code"] as? String == "token_scope_missing" && named && isProblem(answer)
+                ? nil : "\(answer.status.code) \(answer.text.prefix(160))"
         },
         // Last: the documented role's requests change things (an uninstall, a revoked token).
         Column(name: "the documented role is not refused") { app, seed, op in
@@ -115,10 +134,11 @@ struct RouteMatrixTests {
                 let body = (((operation["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["example"]
                     ?? Self.bodyWithoutExample("\(key.split(separator: " ")[0]) \(template)")
                 operations.append(Operation(method: HTTPRequest.Method(key.split(separator: " ")[0].uppercased())!, template: template, role: role,
-                                            path: path, orgOwned: orgOwned, body: body))
+                                            scope: operation["x-mercato-scope"] as? String, path: path, orgOwned: orgOwned, body: body))
             }
             #expect(operations.count >= 40, "the matrix covers the API (\(operations.count) operations)")
             #expect(operations.contains { $0.orgOwned } && operations.contains { $0.role == "operator" } && operations.contains { $0.role == "admin" })
+            #expect(Set(operations.compactMap(\.scope)) == Set(Self.allScopes), "every scope guards some route")
             // Deletions last, the install's own last of all, so earlier rows still find what they name.
             operations.sort { Self.order($0) < Self.order($1) }
 
@@ -156,6 +176,8 @@ struct RouteMatrixTests {
             case ("{key}", "providers"): value = "github"                  // the operator's, no org's
             case ("{key}", "apps") where grand == "developer": value = seed.appKey; owned = true
             case ("{key}", "apps"): value = seed.draftKey; owned = true      // a draft: only its developer org sees it
+            case ("{id}", "webhooks"): value = seed.webhookID; owned = true
+            case ("{msg_id}", _) where template.contains("/webhooks/"): value = seed.webhookDeliveryID; owned = true
             case ("{msg_id}", _): value = seed.deliveryID; owned = true
             default: value = "unknown"
             }
@@ -208,7 +230,24 @@ struct RouteMatrixTests {
         let log = try await app.call(.get, "/api/v1/developer/apps/matrix-app/deliveries", token: owner)
         let deliveryID = try #require((log.json["data"] as? [[String: Any]])?.first?["id"] as? String, "\(log.text)")
 
+        // An org webhook endpoint (a host that never resolves: accepted, never reached) and its test delivery.
+        let endpoint = try await app.call(.post, "/api/v1/webhooks", token: owner,
+                                          json: ["url": "https://matrix-receiver.invalid/hooks", "events": ["app.installed"]])
+        #expect(endpoint.status == .created, "\(endpoint.text)")
+        let webhookID = try #require(endpoint.json["id"] as? String)
+        let test = try await app.call(.post, "/api/v1/webhooks/\(webhookID)/test", token: owner)
+        let webhookDeliveryID = try #require(test.json["id"] as? String, "\(test.text)")
+
+        var withoutScope: [String: String] = [:]
+        for scope in allScopes {
+            let made = try await app.call(.post, "/api/v1/orgs/\(org)/tokens", token: owner,
+                                          json: ["name": "without \(scope)", "role": "owner", "scopes": allScopes.filter { $0 != scope }])
+            #expect(made.status == .created, "\(made.text)")
+            withoutScope[scope] = try #require(made.json["token"] as? String)
+        }
+
         return Seed(org: org, tokens: tokens, otherOwner: otherOwner, spareTokenID: try #require(spare.json["id"] as? String),
-                    installID: installID, appKey: "matrix-app", draftKey: "matrix-draft", notificationID: notificationID, deliveryID: deliveryID)
+                    installID: installID, appKey: "matrix-app", draftKey: "matrix-draft", notificationID: notificationID, deliveryID: deliveryID,
+                    webhookID: webhookID, webhookDeliveryID: webhookDeliveryID, withoutScope: withoutScope)
     }
 }
