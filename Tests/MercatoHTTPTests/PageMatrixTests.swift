@@ -39,13 +39,16 @@ struct PageMatrixTests {
         let role: String
         var names: [String: Names] = [:]
         var fields: [String: String] = [:]
+        /// More things the same page is read with by its minimum role (column 3), e.g. an app
+        /// page both before and after its install.
+        var also: [[String: Names]] = []
         /// Why a public page is public (nil for the others).
         var publicBecause: String?
         var key: String { OpenAPITests.normalise(method.rawValue, template) }
     }
 
-    static func get(_ template: String, _ role: String, _ names: [String: Names] = [:]) -> Row {
-        Row(method: .get, template: template, role: role, names: names)
+    static func get(_ template: String, _ role: String, _ names: [String: Names] = [:], also: [[String: Names]] = []) -> Row {
+        Row(method: .get, template: template, role: role, names: names, also: also)
     }
 
     static func post(_ template: String, _ role: String, _ names: [String: Names] = [:], _ fields: [String: String] = [:]) -> Row {
@@ -71,7 +74,7 @@ struct PageMatrixTests {
         open(.get, "/sso/jwt", because: "the host's signed JWT is the credential (EmbeddedSignInTests)"),
 
         get("/marketplace", "member"),
-        get("/marketplace/{key}", "member", ["key": .draftApp]),
+        get("/marketplace/{key}", "member", ["key": .draftApp], also: [published]),
         post("/marketplace/{key}/install", "admin", ["key": .draftApp], ["config.api_key": "sk_page_matrix"]),
         post("/marketplace/{key}/config", "admin", published, ["config.api_key": "sk_page_changed"]),
         post("/marketplace/{key}/upgrade", "admin", published, ["version": "9.9.9"]),
@@ -155,10 +158,10 @@ struct PageMatrixTests {
     }
 
     /// The row's path with the seed's things in it, and whether any of them is org A's.
-    static func concrete(_ row: Row, _ seed: Seed) -> (path: String, orgOwned: Bool) {
+    static func concrete(_ row: Row, _ seed: Seed, names: [String: Names]? = nil) -> (path: String, orgOwned: Bool) {
         var owned = false
         let segments = row.template.split(separator: "/").map { segment -> String in
-            guard segment.hasPrefix("{"), let names = row.names[String(segment.dropFirst().dropLast())] else { return String(segment) }
+            guard segment.hasPrefix("{"), let names = (names ?? row.names)[String(segment.dropFirst().dropLast())] else { return String(segment) }
             if names != .secretKind { owned = true }
             return seed.value(names)
         }
@@ -225,10 +228,12 @@ struct PageMatrixTests {
 
             // (3) The minimum role's GET is not refused (the POSTs change things: their suites send them).
             for row in rows where row.method == .get {
-                let (path, _) = Self.concrete(row, seed)
-                let answer = try await Self.send(seed.browsers[row.role]!, row, path, seed: seed)
-                if [.unauthorized, .forbidden, .notFound].contains(answer.status) || answer.status.code >= 500 {
-                    Issue.record("the minimum role is not refused: \(row.key) as \(row.role): \(answer.status.code) \(answer.text.prefix(160))")
+                for names in [row.names] + row.also {
+                    let (path, _) = Self.concrete(row, seed, names: names)
+                    let answer = try await Self.send(seed.browsers[row.role]!, row, path, seed: seed)
+                    if [.unauthorized, .forbidden, .notFound].contains(answer.status) || answer.status.code >= 500 {
+                        Issue.record("the minimum role is not refused: \(row.key) (\(path)) as \(row.role): \(answer.status.code) \(answer.text.prefix(160))")
+                    }
                 }
             }
         }
@@ -270,12 +275,16 @@ struct PageMatrixTests {
                 tables[table] = rows.map { row in
                     row.allColumns.filter { !volatile.contains($0) }.map { column -> String in
                         if (try? row.decodeNil(column: column)) == true { return "\(column)=null" }
-                        if let text = try? row.decode(column: column, as: String.self) { return "\(column)=\(text)" }
-                        if let number = try? row.decode(column: column, as: Int64.self) { return "\(column)=\(number)" }
-                        if let number = try? row.decode(column: column, as: Double.self) { return "\(column)=\(number)" }
-                        if let flag = try? row.decode(column: column, as: Bool.self) { return "\(column)=\(flag)" }
-                        if let bytes = try? row.decode(column: column, as: [UInt8].self) { return "\(column)=\(bytes)" }
-                        return "\(column)=?"
+                        // Every reading that works: PostgreSQL reads a BIGINT's bytes as a String,
+                        // SQLite may read a TEXT as a number; together they show any change.
+                        let readings: [String?] = [
+                            (try? row.decode(column: column, as: Int64.self)).map { "\($0)" },
+                            (try? row.decode(column: column, as: Double.self)).map { "\($0)" },
+                            (try? row.decode(column: column, as: Bool.self)).map { "\($0)" },
+                            try? row.decode(column: column, as: String.self),
+                            (try? row.decode(column: column, as: [UInt8].self)).map { "\($0)" },
+                        ]
+                        return "\(column)=" + readings.map { $0 ?? "-" }.joined(separator: "|")
                     }.joined(separator: ",")
                 }.sorted()
             }
