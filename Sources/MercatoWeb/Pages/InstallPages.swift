@@ -56,6 +56,8 @@ struct InstallPages {
             let session = try kit.requireSession(context, request: request)
             let key = try context.parameters.require("key")
             let install = try await liveInstall(key: key, session: session)
+            // The confirmation asks for what only an admin may do (the POST's rule, InstallService's).
+            _ = try session.principal.org(atLeast: .admin, to: "Installing and changing apps")
             return kit.page("uninstall", title: "Uninstall \(install.manifest.name)", context: context, nav: "marketplace",
                             ["name": install.manifest.name, "path": MarketplacePages.pathSegment(key)])
         }

@@ -151,13 +151,16 @@ struct MarketplacePages {
             ]
             if install.status == .disabled { installModel["isDisabled"] = true }
             installModel["isAdmin"] = isAdmin
-            let (records, _) = try await runtime.commandLog.forInstall(install.id, by: session.principal, filter: try CommandLogFilter(query: [:]),
-                                                                       cursor: nil, limit: 25)
-            installModel["commands"] = records.map { record -> [String: Any] in
-                ["command": record.command, "outcome": record.outcome, "status": record.httpStatus,
-                 "ok": record.httpStatus < 300, "at": Self.time(record.createdAt), "webhookID": record.webhookId]
+            // The command log is an admin's read (as `GET /api/v1/installs/{id}/commands`): a member sees the page without it.
+            if isAdmin {
+                let (records, _) = try await runtime.commandLog.forInstall(install.id, by: session.principal, filter: try CommandLogFilter(query: [:]),
+                                                                           cursor: nil, limit: 25)
+                installModel["commands"] = records.map { record -> [String: Any] in
+                    ["command": record.command, "outcome": record.outcome, "status": record.httpStatus,
+                     "ok": record.httpStatus < 300, "at": Self.time(record.createdAt), "webhookID": record.webhookId]
+                }
+                installModel["noCommands"] = records.isEmpty
             }
-            installModel["noCommands"] = records.isEmpty
             if let oauth = manifest.oauth, isAdmin {
                 installModel["connection"] = try await connectionModel(install: install, provider: oauth.provider, session: session)
             }
