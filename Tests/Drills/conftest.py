@@ -13,6 +13,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -22,27 +23,10 @@ import requests
 from standardwebhooks.webhooks import Webhook
 from datetime import datetime, timezone
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from mercato_process import free_port, wait_healthy  # noqa: E402
+
 COMMANDS = "/api/v1/apps/commands"
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_healthy(base, proc=None, seconds=30):
-    deadline = time.time() + seconds
-    while time.time() < deadline:
-        if proc is not None and proc.poll() is not None:
-            raise RuntimeError(f"node exited with {proc.returncode}: " + proc.stderr.read().decode()[-2000:])
-        try:
-            if requests.get(base + "/healthz", timeout=1).ok:
-                return
-        except requests.RequestException:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{base} did not become healthy")
 
 
 class Node:

@@ -4,19 +4,14 @@ MERCATO_BIN names the binary (scripts/test passes the debug build).
 """
 import os
 import secrets
-import socket
-import subprocess
+import sys
 import tempfile
-import time
 
 import pytest
 import requests
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from mercato_process import free_port, serve, stop  # noqa: E402
 
 
 class Server:
@@ -40,17 +35,6 @@ def server():
     env = dict(os.environ, MERCATO_DATA_DIR=data, MERCATO_PORT=str(port), MERCATO_OPERATOR_TOKEN=operator,
                MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning")
     env.pop("DATABASE_URL", None)
-    proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if requests.get(base + "/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, base = serve(binary, env)
     yield Server(base, operator)
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+    stop(proc)

@@ -5,21 +5,16 @@ MERCATO_BIN names the binary; MERCATO_INTEROP_DATABASE_URL, when set, runs it on
 import base64
 import os
 import secrets
-import socket
-import subprocess
+import sys
 import tempfile
-import time
 
 import pytest
 import requests
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "support"))
+from mercato_process import free_port, serve, stop, wait_healthy  # noqa: E402,F401 (free_port, wait_healthy: for the tests)
 
 
 class Server:
@@ -61,17 +56,6 @@ def server():
                MERCATO_SSO_PUBLIC_KEY=base64.b64encode(sso_public).decode())
     if os.environ.get("MERCATO_INTEROP_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["MERCATO_INTEROP_DATABASE_URL"]
-    proc = subprocess.Popen([binary, "serve"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            if requests.get(base + "/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, base = serve(binary, env)
     yield Server(base, operator, sso_key, sso_ed_key)
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+    stop(proc)

@@ -12,7 +12,7 @@ import time
 import pytest
 import requests
 
-from conftest import Server, free_port
+from conftest import Server, free_port, stop, wait_healthy
 
 PEERS = os.path.join(os.path.dirname(__file__), "peers")
 
@@ -34,18 +34,10 @@ class Mercato:
 
     def start(self):
         self.proc = subprocess.Popen([os.environ["MERCATO_BIN"], "serve"], env=self.env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        for _ in range(200):
-            try:
-                if requests.get(self.api.base + "/healthz", timeout=1).ok:
-                    return
-            except requests.ConnectionError:
-                time.sleep(0.05)
-        self.proc.kill()
-        raise RuntimeError("mercato did not start: " + self.proc.stderr.read().decode()[-2000:])
+        wait_healthy(self.api.base, self.proc)
 
     def stop(self):
-        self.proc.terminate()
-        assert self.proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+        stop(self.proc)
 
 
 @pytest.fixture()
