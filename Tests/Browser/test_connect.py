@@ -69,6 +69,18 @@ def stats(provider):
     return requests.get(provider["base"] + "/_stats", timeout=5).json()
 
 
+def badge_at_390(d, folder):
+    """The badge itself at 390 px (below the fold of the page's own screenshot): it fits."""
+    d.set_window_size(390, 844)
+    try:
+        d.execute_script("document.querySelector('.connection').scrollIntoView()")
+        right = d.execute_script("return document.querySelector('.connection').getBoundingClientRect().right")
+        assert right <= 390, f"the badge ends at {right}px"
+        d.save_screenshot(os.path.join(folder, "connect-badge-390.png"))
+    finally:
+        d.set_window_size(1280, 900)
+
+
 def test_admin_connects_an_account_sees_the_badge_disconnects_and_uninstalls(server, provider, connected_app, browser, shots):
     d, p = browser, Pages(browser, shots, "connect")
     org = server.call("POST", "/api/v1/orgs", server.operator, {"name": "Connect Customer", "plan": "pro"}).json()["id"]
@@ -113,6 +125,7 @@ def test_admin_connects_an_account_sees_the_badge_disconnects_and_uninstalls(ser
         for value in issued["access_tokens"] + issued["refresh_tokens"] + [provider["client_secret"]]:
             assert value not in d.page_source, "a token or the client secret on the page"
         p.check("app-connected")
+        badge_at_390(d, shots)
 
         # Disconnect: the badge says so, the provider saw the grant revoked.
         before = stats(provider)
