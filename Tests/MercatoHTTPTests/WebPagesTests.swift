@@ -415,6 +415,7 @@ struct WebPagesTests {
                 #expect(after.text.contains("id=\"connection-status\">Connected</span>"))
                 #expect(after.text.contains("id=\"connection-account\">"))
                 #expect(after.text.contains("id=\"connection-account-id\">"))
+                #expect(after.text.contains("with Authlib test server"), "the provider's name, not its key")
                 #expect(after.text.contains(">Reconnect</a>") && after.text.contains(">Disconnect</button>"))
                 let disconnected = try await admin.post("/marketplace/peer-app/disconnect", [:], csrfFrom: "/marketplace/peer-app")
                 #expect(disconnected.status == .seeOther)

@@ -199,7 +199,9 @@ struct MarketplacePages {
     /// The connected-account badge: provider, account, status, token expiry (never a token).
     func connectionModel(install: InstallRecord, provider: String, session: BrowserSession) async throws -> [String: Any] {
         let view = try await runtime.connectFlow.connection(install.id, by: session.principal)
-        var model: [String: Any] = ["provider": view.provider, "statusClass": view.status]
+        // The provider's display name as the operator set it (its key when it is not defined).
+        let providerName = try await runtime.providers.list(by: session.principal).first { $0.definition.key == view.provider }?.definition.name
+        var model: [String: Any] = ["provider": providerName ?? view.provider, "statusClass": view.status]
         switch view.status {
         case "connected": model["status"] = "Connected"; model["connected"] = true
         case "needs_reconnect": model["status"] = "Needs to be connected again"; model["connected"] = true
