@@ -16,7 +16,7 @@ public func buildRouter(runtime: MercatoRuntime, metrics: PrometheusCollectorReg
     system.register(on: router)
     let commands = CommandRoutes(runtime: runtime)
     commands.registerGateway(on: router)
-    let oauth = ConnectionRoutes(providers: runtime.providers, flow: runtime.connectFlow)
+    let oauth = ConnectionRoutes(providers: runtime.providers, flow: runtime.connectFlow, pagesLanding: pages != nil)
     oauth.registerPublic(on: router)
     let pluginRoutes = PluginRoutes(runtime: runtime)
     pluginRoutes.registerPublic(on: router)

@@ -400,14 +400,43 @@ struct WebPagesTests {
                 #expect(back.status == .found)
                 #expect(back.headers[.location]?.contains("result=connected") == true, "\(back.headers)")
 
+                // The end of the flow brings the signed-in admin back to the app page, which says
+                // so; a browser without a session keeps the plain landing page.
+                let landing = String(try #require(back.headers[.location]).dropFirst("http://127.0.0.1:8080".count))
+                let onward = try await admin.get(landing)
+                #expect(onward.status == .seeOther && onward.headers[.location] == "/installs/\(f.installID)/connected?result=connected")
+                let toApp = try await admin.get(try #require(onward.headers[.location]))
+                #expect(toApp.status == .seeOther && toApp.headers[.location] == "/marketplace/peer-app?done=connected")
+                #expect(try await admin.get("/marketplace/peer-app?done=connected").text.contains("The account is connected."))
+                let plain = try await PageBrowser(app).get(landing)
+                #expect(plain.status == .ok && plain.text.contains("Account connected"))
+
                 let after = try await admin.get("/marketplace/peer-app")
                 #expect(after.text.contains("id=\"connection-status\">Connected</span>"))
                 #expect(after.text.contains("id=\"connection-account\">"))
+                #expect(after.text.contains("id=\"connection-account-id\">"))
+                #expect(after.text.contains("with Authlib test server"), "the provider's name, not its key")
                 #expect(after.text.contains(">Reconnect</a>") && after.text.contains(">Disconnect</button>"))
                 let disconnected = try await admin.post("/marketplace/peer-app/disconnect", [:], csrfFrom: "/marketplace/peer-app")
                 #expect(disconnected.status == .seeOther)
                 #expect(try await f.connection()["status"] as? String == "not_connected")
                 #expect(try await admin.get("/marketplace/peer-app").text.contains("Not connected"))
+
+                // A failed flow: the known code's sentence as an error flash; an unknown code is
+                // told as server_error (nothing from the query reaches the page otherwise).
+                let denied = try await admin.get("/oauth/complete?error=access_denied&install_id=\(f.installID)")
+                #expect(denied.headers[.location] == "/installs/\(f.installID)/connected?error=access_denied")
+                let deniedApp = try await admin.get(try #require(denied.headers[.location]))
+                #expect(deniedApp.headers[.location] == "/marketplace/peer-app?connect_error=access_denied")
+                #expect(try await admin.get("/marketplace/peer-app?connect_error=access_denied").text.contains("Access was declined at the provider."))
+                let odd = try await admin.get("/oauth/complete?error=%3Cb%3Eodd&install_id=\(f.installID)")
+                #expect(odd.headers[.location] == "/installs/\(f.installID)/connected?error=server_error")
+                #expect(!(try await admin.get("/marketplace/peer-app?connect_error=%3Cb%3Eodd").text.contains("odd")))
+                // A malformed install id keeps the plain page; another org's install is a 404 page.
+                #expect(try await admin.get("/oauth/complete?result=connected&install_id=..%2Fx").status == .ok)
+                let (otherOrg, otherOwner) = try await app.makeOrg(name: "Other")
+                let stranger = try await app.signedIn(org: otherOrg, role: "admin", by: otherOwner, email: "os@example.com")
+                #expect(try await stranger.get("/installs/\(f.installID)/connected?result=connected").status == .notFound)
             }
         }
     }

@@ -10,6 +10,9 @@ import MercatoStorage
 struct ConnectionRoutes {
     let providers: ProviderService
     let flow: ConnectFlow
+    /// With the browser pages: a signed-in browser that lands on `/oauth/complete` goes on to
+    /// the install's app page (`/installs/{id}/connected`, MercatoWeb), which shows the result.
+    var pagesLanding = false
 
     struct ProviderBody: ResponseEncodable {
         let key: String
@@ -161,8 +164,16 @@ struct ConnectionRoutes {
             headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
             return Response(status: .found, headers: headers)
         }
-        router.get("oauth/complete") { request, _ in
+        router.get("oauth/complete") { [pagesLanding] request, _ in
             let query = request.uri.queryParameters
+            if pagesLanding, let next = Self.pagesLocation(installID: query["install_id"].map(String.init), result: query["result"].map(String.init),
+                                                           error: query["error"].map(String.init), signedIn: request.cookies["mercato_session"] != nil) {
+                var headers = HTTPFields()
+                headers[.location] = next
+                headers[.cacheControl] = "no-store"
+                headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
+                return Response(status: .seeOther, headers: headers)
+            }
             let page = Self.landingPage(result: query["result"].map(String.init), error: query["error"].map(String.init))
             var headers = HTTPFields()
             headers[.contentType] = "text/html; charset=utf-8"
@@ -171,6 +182,17 @@ struct ConnectionRoutes {
             headers[HTTPField.Name("Referrer-Policy")!] = "no-referrer"
             return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: page)))
         }
+    }
+
+    /// Where a signed-in browser (it holds the pages' session cookie, CONTRACT §8) goes from
+    /// the end of a connect flow: the install's page, with the result as a known code only.
+    /// `nil` (the plain landing page) for a browser without a session or a malformed install id.
+    static func pagesLocation(installID: String?, result: String?, error: String?, signedIn: Bool) -> String? {
+        guard signedIn, let installID, RecordID.isValid(installID, prefix: "ins") else { return nil }
+        if result == "connected" { return "/installs/\(installID)/connected?result=connected" }
+        guard let error else { return nil }
+        let code = ConnectFlow.flowErrors[error] == nil ? "server_error" : error
+        return "/installs/\(installID)/connected?error=\(code)"
     }
 
     /// The default end of a connect flow. Only fixed sentences are shown: nothing from the

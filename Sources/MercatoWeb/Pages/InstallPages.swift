@@ -44,6 +44,19 @@ struct InstallPages {
             return response
         }
 
+        // The end of a connect flow started here (`/oauth/complete` sends a signed-in browser
+        // on): the app page of the install, with the result as a flash. Another org's install
+        // is a 404 page.
+        pages.get("installs/{id}/connected") { request, context in
+            let session = try kit.requireSession(context, request: request)
+            let view = try await runtime.installs.get(try context.parameters.require("id"), by: session.principal)
+            let query = request.uri.queryParameters
+            let path = "/marketplace/\(MarketplacePages.pathSegment(view.install.appKey))"
+            if query["result"] == "connected" { return kit.redirect(path + "?done=connected") }
+            let code = query["error"].map(String.init).flatMap { ConnectFlow.flowErrors[$0] == nil ? nil : $0 } ?? "server_error"
+            return kit.redirect(path + "?connect_error=" + code)
+        }
+
         pages.post("marketplace/{key}/disconnect") { request, context in
             let session = try kit.requireSession(context, request: request)
             let key = try context.parameters.require("key")

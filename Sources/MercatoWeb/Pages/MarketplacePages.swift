@@ -25,6 +25,8 @@ struct MarketplacePages {
         "enabled": "The app is enabled again.",
         "uninstalled": "The app is uninstalled; its configuration was deleted.",
         "disconnected": "The account is disconnected; the app waits until you connect one again.",
+        "connected": "The account is connected.",
+        "installed-connect": "The app is installed. Connect an account to start using it.",
         "configured": "Settings saved.",
         "upgraded": "The app is upgraded to its latest version.",
     ]
@@ -71,6 +73,8 @@ struct MarketplacePages {
             var model = try await appModel(key: key, session: session)
             if let done = request.uri.queryParameters["done"].map(String.init), let text = Self.flashes[done] {
                 model["flash"] = ["kind": "ok", "text": text]
+            } else if let code = request.uri.queryParameters["connect_error"].map(String.init), let text = ConnectFlow.flowErrors[code] {
+                model["flash"] = ["kind": "error", "text": text]
             }
             return kit.page("app", title: model["name"] as? String ?? key, context: context, nav: "marketplace", model)
         }
@@ -84,9 +88,10 @@ struct MarketplacePages {
             let (config, problems) = Self.config(from: form, schema: entry.manifest.config, patch: false)
             do {
                 if !problems.isEmpty { throw APIError.fieldProblems(problems) }
-                _ = try await runtime.installs.install(appKey: key, version: nil, config: config,
-                                                       by: .init(session.principal, requestID: context.requestID))
-                return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=installed")
+                let made = try await runtime.installs.install(appKey: key, version: nil, config: config,
+                                                              by: .init(session.principal, requestID: context.requestID))
+                let done = made.install.status == .pendingOAuth ? "installed-connect" : "installed"
+                return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=\(done)")
             } catch let error as APIError where !error.errors.isEmpty || error.status == 409 || error.status == 403 && error.code != "forbidden" {
                 var model = try await appModel(key: key, session: session, entered: form, problems: error.errors)
                 if error.errors.isEmpty { model["flash"] = ["kind": "error", "text": error.detail] }
@@ -197,7 +202,9 @@ struct MarketplacePages {
     /// The connected-account badge: provider, account, status, token expiry (never a token).
     func connectionModel(install: InstallRecord, provider: String, session: BrowserSession) async throws -> [String: Any] {
         let view = try await runtime.connectFlow.connection(install.id, by: session.principal)
-        var model: [String: Any] = ["provider": view.provider, "statusClass": view.status]
+        // The provider's display name as the operator set it (its key when it is not defined).
+        let providerName = try await runtime.providers.list(by: session.principal).first { $0.definition.key == view.provider }?.definition.name
+        var model: [String: Any] = ["provider": providerName ?? view.provider, "statusClass": view.status]
         switch view.status {
         case "connected": model["status"] = "Connected"; model["connected"] = true
         case "needs_reconnect": model["status"] = "Needs to be connected again"; model["connected"] = true
@@ -205,6 +212,7 @@ struct MarketplacePages {
         }
         if let record = view.record {
             model["account"] = record.accountName ?? record.accountId ?? "an account"
+            if record.accountName != nil, let id = record.accountId { model["accountID"] = id }
             if let expires = record.expiresAt { model["expires"] = Self.time(expires) }
             if let error = record.lastError { model["lastError"] = error }
         }
