@@ -22,6 +22,7 @@ struct PageMatrixTests {
     /// What a page's path parameter names in the seed.
     enum Names: Sendable {
         case publishedApp   // org A's published app, installed by org A
+        case install        // org A's install of it
         case draftApp       // org A's draft app: only org A sees it
         case notification   // org A's notification
         case token          // a spare API token of org A
@@ -85,6 +86,7 @@ struct PageMatrixTests {
         get("/marketplace/{key}/uninstall", "admin", published),
         post("/marketplace/{key}/uninstall", "admin", published),
         get("/installs", "member"),
+        get("/installs/{id}/connected", "member", ["id": .install]),
         get("/notifications", "member"),
         post("/notifications/{id}/dismiss", "member", ["id": .notification]),
 
@@ -146,6 +148,7 @@ struct PageMatrixTests {
         func value(_ names: Names) -> String {
             switch names {
             case .publishedApp: api.appKey
+            case .install: api.installID
             case .draftApp: api.draftKey
             case .notification: api.notificationID
             case .token: api.spareTokenID
