@@ -10,10 +10,9 @@ import base64
 import os
 import re
 import secrets
-import socket
 import subprocess
+import sys
 import tempfile
-import time
 
 import pytest
 import requests
@@ -21,12 +20,8 @@ from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+sys.path.insert(0, os.path.join(ROOT, "Tests", "support"))
+from mercato_process import free_port, serve, stop, wait_healthy  # noqa: E402,F401 (wait_healthy: for the tests)
 
 
 class Server:
@@ -58,23 +53,12 @@ def server():
     if os.environ.get("MERCATO_BROWSER_DATABASE_URL"):
         env["DATABASE_URL"] = os.environ["MERCATO_BROWSER_DATABASE_URL"]
     out = open(os.path.join(data, "out.log"), "w+")
-    proc = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(base + "/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, base = serve(binary, env, stdout=out)
     printed = open(os.path.join(data, "out.log")).read()
     operator = re.search(r"mct_[A-Za-z0-9_-]{43}", printed).group(0)
     link = re.search(r"http://\S+/invite/[A-Za-z0-9_-]+", printed).group(0)
     yield Server(base, operator, link, sso_key, host_port)
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+    stop(proc)
 
 
 @pytest.fixture(scope="session")

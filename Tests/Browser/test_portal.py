@@ -21,7 +21,7 @@ import pytest
 import requests
 from selenium.webdriver.common.by import By
 
-from conftest import ROOT, free_port
+from conftest import ROOT, free_port, serve, stop
 from test_journeys import PASSWORD, Pages
 
 
@@ -39,21 +39,10 @@ def portal_server():
         subprocess.run(["psql", admin + "/postgres", "-qc", f"CREATE DATABASE {name}_portal"], check=True)
         env["DATABASE_URL"] = os.environ["MERCATO_BROWSER_DATABASE_URL"] + "_portal"
     out = open(os.path.join(data, "out.log"), "w+")
-    proc = subprocess.Popen([binary, "serve"], env=env, stdout=out, stderr=subprocess.PIPE)
-    base = f"http://127.0.0.1:{port}"
-    for _ in range(300):
-        try:
-            if requests.get(base + "/healthz", timeout=1).ok:
-                break
-        except requests.ConnectionError:
-            time.sleep(0.05)
-    else:
-        proc.kill()
-        raise RuntimeError("mercato did not start: " + proc.stderr.read().decode()[-2000:])
+    proc, base = serve(binary, env, stdout=out)
     link = re.search(r"http://\S+/invite/[A-Za-z0-9_-]+", open(os.path.join(data, "out.log")).read()).group(0)
     yield base, link
-    proc.terminate()
-    assert proc.wait(timeout=30) == 0, "SIGTERM must drain and exit 0"
+    stop(proc)
 
 
 @pytest.fixture(scope="module")
