@@ -22,14 +22,6 @@ struct RouteMatrixTests {
         "GET /api/v1/oauth/callback": "the provider's redirect, bound to a state and a browser cookie, not a token (OAuthTests)",
     ]
 
-    /// Bodies for operations whose document has no example yet (the tokens work adds them).
-    static func bodyWithoutExample(_ operation: String) -> Any? {
-        switch operation {
-        case "POST /api/v1/orgs/{org_id}/tokens": ["name": "matrix", "role": "member"]
-        default: nil
-        }
-    }
-
     /// Roles from least to most; the operator is above every org role.
     static let ranks = ["member", "developer", "admin", "owner", "operator"]
 
@@ -132,7 +124,6 @@ struct RouteMatrixTests {
                 let role = try #require(operation["x-mercato-role"] as? String, "\(key) has no x-mercato-role")
                 let (path, orgOwned) = Self.concrete(template, seed)
                 let body = (((operation["requestBody"] as? [String: Any])?["content"] as? [String: Any])?["application/json"] as? [String: Any])?["example"]
-                    ?? Self.bodyWithoutExample("\(key.split(separator: " ")[0]) \(template)")
                 operations.append(Operation(method: HTTPRequest.Method(key.split(separator: " ")[0].uppercased())!, template: template, role: role,
                                             scope: operation["x-mercato-scope"] as? String, path: path, orgOwned: orgOwned, body: body))
             }
