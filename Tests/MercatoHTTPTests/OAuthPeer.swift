@@ -2,6 +2,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import Synchronization
 import Testing
 
 /// The Authlib authorization server of `Tests/Interop/peers/oauth_server.py`, started as a
@@ -30,6 +31,9 @@ final class OAuthPeer: Sendable {
 
     var base: String { "http://127.0.0.1:\(port)" }
 
+    /// Serialises `Process.run()` across the tests that start peers concurrently.
+    static let launching = Mutex(())
+
     /// Starts the peer for a server whose redirect URI is `redirectURI`, runs `body`, stops it.
     static func with<R>(redirectURI: String, accessTokenTTL: Int = 3600, _ body: (OAuthPeer) async throws -> R) async throws -> R {
         let secret = "peer-secret-" + UUID().uuidString
@@ -39,7 +43,9 @@ final class OAuthPeer: Sendable {
                              "--redirect-uri", redirectURI, "--access-token-ttl", String(accessTokenTTL)]
         let output = Pipe()
         process.standardOutput = output
-        try process.run()
+        // One launch at a time: Foundation's Process.run crashed (a bad memcpy inside it) when
+        // tests running in parallel started peers at the same moment.
+        try Self.launching.withLock { _ in try process.run() }
         let line = await Task.detached { () -> String in
             var data = Data()
             while !data.contains(UInt8(ascii: "\n")) {
