@@ -97,6 +97,12 @@ public struct CommandCheck: Sendable, Equatable {
             self.appLatestVersion = appLatestVersion
             self.newestSecretID = newestSecretID
         }
+
+        init(_ row: CommandStore.StampStatement.Row) {
+            let (status, version, scopes, updatedAt, removedAt, latest, newestSecret) = row
+            self.init(status: status, version: version, scopes: scopes, updatedAt: updatedAt, removedAt: removedAt,
+                      appLatestVersion: latest, newestSecretID: newestSecret)
+        }
     }
     public var stamp: Stamp
     public var ratePerSecond: Double?
@@ -232,12 +238,18 @@ public enum CommandStore {
         return !rows.isEmpty
     }
 
+    /// The columns of a ``CommandCheck/Stamp``, in its initializer's order: read alone by
+    /// ``stamp(install:on:)`` and within ``check(install:webhookID:on:)``.
+    private static let stampColumns = """
+        i.status, i.version, i.scopes, i.updated_at, i.removed_at, a.latest_version,
+               (SELECT COUNT(*) || ':' || COALESCE(MAX(s.id), '') FROM app_secrets s WHERE s.app_id = i.app_id) AS newest_secret
+        """
+
     /// The stamp of `install` (see ``CommandCheck``), its rate override and the stored answer of
     /// (the install's app, `webhookID`): one indexed statement; nil when the install does not exist.
     /// The columns ``check(install:webhookID:on:)`` reads, in its select list's order.
     private static let checkSelect = """
-        SELECT i.app_id, i.status, i.version, i.scopes, i.updated_at, i.removed_at, a.latest_version,
-               (SELECT COUNT(*) || ':' || COALESCE(MAX(s.id), '') FROM app_secrets s WHERE s.app_id = i.app_id) AS newest_secret,
+        SELECT i.app_id, \(stampColumns),
                r.per_second, r.burst,
                c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
         FROM installs i
@@ -293,6 +305,58 @@ public enum CommandStore {
             var bindings = PostgresBindings(capacity: 2)
             bindings.append(install)
             bindings.append(webhookID)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
+    }
+
+    /// The stamp of `install` alone, for comparing with a cached target's when no key is looked
+    /// up (loading a target, or a signature that failed on a cached one): one indexed statement;
+    /// nil when the install does not exist.
+    public static func stamp(install: String, on db: any SQLDatabase) async throws -> CommandCheck.Stamp? {
+        guard let row = try await db.raw("""
+            SELECT \(unsafeRaw: stampColumns)
+            FROM installs i JOIN apps a ON a.id = i.app_id
+            WHERE i.id = \(bind: install)
+            """).first() else { return nil }
+        return CommandCheck.Stamp(
+            StampStatement.Row(try row.decode(column: "status", as: String.self), try row.decode(column: "version", as: String.self),
+                               try row.decode(column: "scopes", as: String.self), try row.decode(column: "updated_at", as: Int64.self),
+                               try row.decode(column: "removed_at", as: Int64?.self), try row.decode(column: "latest_version", as: String.self),
+                               try row.decode(column: "newest_secret", as: String?.self)))
+    }
+
+    /// The same stamp on the command path: on PostgreSQL a named prepared statement (as
+    /// ``check(install:webhookID:in:)``); on SQLite the statement above on a reader.
+    public static func stamp(install: String, in database: Database) async throws -> CommandCheck.Stamp? {
+        if let found = try await database.withPostgres({ connection -> CommandCheck.Stamp? in
+            var found: CommandCheck.Stamp?
+            // Read to the end (at most one row: `i.id` is the key), so the connection goes back clean.
+            for try await row in try await connection.execute(StampStatement(install: install), logger: database.logger) {
+                found = CommandCheck.Stamp(row)
+            }
+            return found
+        }) {
+            return found
+        }
+        return try await database.read { try await stamp(install: install, on: $0) }
+    }
+
+    struct StampStatement: PostgresPreparedStatement {
+        static let sql = "SELECT " + stampColumns + """
+
+            FROM installs i JOIN apps a ON a.id = i.app_id
+            WHERE i.id = $1
+            """
+        typealias Row = (String, String, String, Int64, Int64?, String, String?)
+        var install: String
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 1)
+            bindings.append(install)
             return bindings
         }
 
