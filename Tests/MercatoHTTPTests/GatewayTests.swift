@@ -244,6 +244,52 @@ struct GatewayTests {
         }
     }
 
+    /// Bodies with fields of the wrong kind are judged at the stage the contract's order says:
+    /// not an object 400 (unauthenticated), an install_id that is not a string 401 (names no
+    /// credential), a command that is not a string 404 naming no command, args not an object
+    /// 422, args null as if absent.
+    @Test(arguments: TestEngines.all)
+    func oddBodiesAreJudgedAtTheirStage(engine: StorageEngine) async throws {
+        try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
+            let s = try await app.commandSender()
+            let install = s.installID
+            func send(_ text: String) async throws -> Answer {
+                try await app.send(s.headers(id: "msg_" + UUID().uuidString, timestamp: Int(Date().timeIntervalSince1970), body: text, secret: s.secret), text)
+            }
+            for text in ["[]", "\"\(install)\"", "null", "42", "{\"install_id\": \"\(install)\", \"command\": \"ping\"} {}"] {
+                let answer = try await send(text)
+                expectProblem(answer, .badRequest, "malformed_json")
+                #expect(answer.json["detail"] as? String == "The body must be a JSON object with install_id, command and args.")
+            }
+            for text in [#"{"install_id": 5, "command": "ping"}"#, "{\"install_id\": [\"\(install)\"], \"command\": \"ping\"}", #"{"install_id": null}"#] {
+                let answer = try await send(text)
+                expectProblem(answer, .unauthorized, "invalid_signature")
+                #expect((answer.json["detail"] as? String)?.contains("names no install") == true, "\(answer.text)")
+            }
+            for command in ["5", "null", "{\"name\": \"ping\"}"] {
+                let answer = try await send("{\"install_id\": \"\(install)\", \"command\": \(command)}")
+                expectProblem(answer, .notFound, "unknown_command")
+                #expect(answer.json["detail"] as? String == "The body names no `command`.")
+            }
+            for args in ["[1]", "\"x\"", "true"] {
+                let answer = try await send("{\"install_id\": \"\(install)\", \"command\": \"ping\", \"args\": \(args)}")
+                expectProblem(answer, .unprocessableContent, "invalid_args")
+                #expect(answer.json["detail"] as? String == "`args` must be an object")
+            }
+            let ping = try await send("{\"install_id\": \"\(install)\", \"command\": \"ping\", \"args\": null}")
+            #expect(ping.status == .ok && (ping.json["result"] as? [String: Any])?["pong"] as? Bool == true, "\(ping.text)")
+            // The authenticated ones are logged; a command that is not a string as an empty name.
+            let rows = try await app.runtime.database.read { db in
+                try await db.raw("SELECT command, outcome FROM command_log WHERE install_id = \(bind: install)").all()
+                    .map { (try $0.decode(column: "command", as: String.self), try $0.decode(column: "outcome", as: String.self)) }
+            }
+            #expect(rows.filter { $0 == ("", "unknown_command") }.count == 3)
+            #expect(rows.filter { $0 == ("ping", "invalid_args") }.count == 3)
+            #expect(rows.filter { $0 == ("ping", "succeeded") }.count == 1)
+            #expect(rows.count == 7)
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func idempotentReplaysAndFiftyConcurrentDuplicates(engine: StorageEngine) async throws {
         try await withApp(engine, mode: .live, plugins: Self.plugins) { app in
