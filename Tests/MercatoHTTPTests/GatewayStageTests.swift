@@ -88,6 +88,11 @@ struct GatewayStageTests {
                 == CommandBody(installID: "ins_x", command: nil, args: .array([.number(1)])))
         #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "args": null}"#.utf8)) == CommandBody(installID: "ins_x", command: nil, args: .null))
         #expect(CommandBody.decode(Array(#"{"command": "ping", "args": {"k": "v"}}"#.utf8)) == CommandBody(installID: nil, command: "ping", args: .object(["k": .string("v")])))
+        // A member the gateway does not read must still decode, as it had to before.
+        #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "note": 1e400}"#.utf8)) == nil)
+        #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "note": "\ud800"}"#.utf8)) == nil)
+        // A repeated member keeps its first value.
+        #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "command": "teleport"}"#.utf8))?.command == "ping")
     }
 
     /// Credential first, then the timestamp; each refusal unauthenticated (no log row).
