@@ -36,6 +36,7 @@ int sqlite3_reset(mercato_sqlite3_stmt *statement);
 int sqlite3_clear_bindings(mercato_sqlite3_stmt *statement);
 int sqlite3_step(mercato_sqlite3_stmt *statement);
 int sqlite3_stmt_status(mercato_sqlite3_stmt *statement, int counter, int reset);
+int sqlite3_get_autocommit(mercato_sqlite3 *db);
 
 int sqlite3_bind_int64(mercato_sqlite3_stmt *statement, int index, long long value);
 int sqlite3_bind_double(mercato_sqlite3_stmt *statement, int index, double value);

@@ -58,9 +58,11 @@ public struct StorageDeadlines: Sendable {
 /// One storage API over both engines.
 ///
 /// Reads run on any connection. Writes run in ``transaction(_:)``: on PostgreSQL a pooled
-/// connection in `BEGIN ... COMMIT`; on SQLite the single writer connection behind an async
-/// FIFO lock with `BEGIN IMMEDIATE`, so writers never meet `SQLITE_BUSY`. SQLite's statements
-/// are prepared once per connection and run on the calling thread (``SQLiteStorage``).
+/// connection in `BEGIN ... COMMIT`; on SQLite the single writer connection, where the
+/// transactions waiting together share one `BEGIN IMMEDIATE ... COMMIT`, each in a savepoint of
+/// its own (``SQLiteWriteQueue``), so writers never meet `SQLITE_BUSY` and share an fsync.
+/// SQLite's statements are prepared once per connection and run on the calling thread
+/// (``SQLiteStorage``).
 public final class Database: Sendable {
     public let engine: StorageEngine
     let logger: Logger
@@ -280,23 +282,14 @@ public final class Database: Sendable {
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
-    public func transaction<R: Sendable>(_ body: @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+    public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
         case .sqlite(let storage):
-            // The transaction's code runs on the writer's own thread: between two statements it
-            // does not queue behind request work on the shared executor, and the commit's fsync
-            // blocks no thread of that executor.
-            let writer = SQLiteSQLDatabase(target: .connection(storage.writer), logger: logger, eventLoop: storage.writerLoop)
-            return try await withTaskExecutorPreference(storage.executor) {
-                try await storage.lock.withLock {
-                    try await Self.inTransaction(writer, begin: "BEGIN IMMEDIATE", body)
-                }
-            }
+            // Committed with the other transactions waiting for the writer (SQLiteWriteQueue).
+            return try await storage.transaction(logger: logger) { try await body($0) }
         case .postgres(let client, _):
-            return try await withoutActuallyEscaping(body) { body in
-                try await leased(client) { connection in
-                    try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
-                }
+            return try await leased(client) { connection in
+                try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
             }
         }
     }

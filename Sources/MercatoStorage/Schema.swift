@@ -523,5 +523,71 @@ public enum Schema {
                 "CREATE INDEX sign_in_failures_at ON sign_in_failures (at)",
             ]
         },
+        Migration(id: 42, name: "plugin namespaces' bytes kept as a count") { engine in
+            // What each (plugin, namespace) stores, kept by triggers on every change of
+            // `plugin_kv` (writes, deletes, the expiry sweep, an install's removal): the quota
+            // check reads one row instead of summing the namespace's keys, which grew with
+            // every key (an inbound install keeps up to ~95,000 event records).
+            let table = """
+                CREATE TABLE plugin_usage (
+                    plugin_id TEXT NOT NULL,
+                    install_id TEXT NOT NULL,
+                    bytes BIGINT NOT NULL,
+                    PRIMARY KEY (plugin_id, install_id)
+                )
+                """
+            let backfill = "INSERT INTO plugin_usage (plugin_id, install_id, bytes) SELECT plugin_id, install_id, SUM(size) FROM plugin_kv GROUP BY plugin_id, install_id"
+            switch engine {
+            case .sqlite:
+                // Row triggers: in-process, one small upsert per changed key.
+                return [
+                    table,
+                    """
+                    CREATE TRIGGER plugin_usage_inserted AFTER INSERT ON plugin_kv BEGIN
+                        INSERT INTO plugin_usage (plugin_id, install_id, bytes) VALUES (NEW.plugin_id, NEW.install_id, NEW.size)
+                        ON CONFLICT (plugin_id, install_id) DO UPDATE SET bytes = plugin_usage.bytes + excluded.bytes;
+                    END
+                    """,
+                    """
+                    CREATE TRIGGER plugin_usage_updated AFTER UPDATE OF size ON plugin_kv BEGIN
+                        UPDATE plugin_usage SET bytes = bytes + NEW.size - OLD.size WHERE plugin_id = NEW.plugin_id AND install_id = NEW.install_id;
+                    END
+                    """,
+                    """
+                    CREATE TRIGGER plugin_usage_deleted AFTER DELETE ON plugin_kv BEGIN
+                        UPDATE plugin_usage SET bytes = bytes - OLD.size WHERE plugin_id = OLD.plugin_id AND install_id = OLD.install_id;
+                    END
+                    """,
+                    backfill,
+                ]
+            case .postgres:
+                // Statement triggers over the changed rows: one upsert per namespace per
+                // statement (a batch's multi-row upsert), in key order so nodes never deadlock;
+                // the sizes are the rows' own, so concurrent writers on several nodes stay exact.
+                func function(_ name: String, _ rows: String) -> String {
+                    """
+                    CREATE FUNCTION \(name)() RETURNS trigger LANGUAGE plpgsql AS $$
+                    BEGIN
+                        INSERT INTO plugin_usage (plugin_id, install_id, bytes)
+                        SELECT plugin_id, install_id, SUM(size) FROM (\(rows)) AS changed
+                        GROUP BY plugin_id, install_id ORDER BY plugin_id, install_id
+                        ON CONFLICT (plugin_id, install_id) DO UPDATE SET bytes = plugin_usage.bytes + EXCLUDED.bytes;
+                        RETURN NULL;
+                    END
+                    $$
+                    """
+                }
+                return [
+                    table,
+                    function("plugin_usage_inserted", "SELECT plugin_id, install_id, size FROM added"),
+                    function("plugin_usage_updated", "SELECT plugin_id, install_id, size FROM after UNION ALL SELECT plugin_id, install_id, -size FROM before"),
+                    function("plugin_usage_deleted", "SELECT plugin_id, install_id, -size AS size FROM removed"),
+                    "CREATE TRIGGER plugin_usage_inserted AFTER INSERT ON plugin_kv REFERENCING NEW TABLE AS added FOR EACH STATEMENT EXECUTE FUNCTION plugin_usage_inserted()",
+                    "CREATE TRIGGER plugin_usage_updated AFTER UPDATE ON plugin_kv REFERENCING OLD TABLE AS before NEW TABLE AS after FOR EACH STATEMENT EXECUTE FUNCTION plugin_usage_updated()",
+                    "CREATE TRIGGER plugin_usage_deleted AFTER DELETE ON plugin_kv REFERENCING OLD TABLE AS removed FOR EACH STATEMENT EXECUTE FUNCTION plugin_usage_deleted()",
+                    backfill,
+                ]
+            }
+        },
     ])
 }

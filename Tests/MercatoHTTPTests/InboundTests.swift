@@ -117,6 +117,13 @@ struct InboundTests {
                 #expect(data["payload"] is [String: Any])
             }
             #expect(try await Self.events(app, install: other.installID).isEmpty)
+            // No plugin hook takes `inbound.received`: its rows are written with their hooks done,
+            // so the hook dispatcher never claims, reads and completes them one by one.
+            let doneAtOnce = try await app.runtime.database.read { db in
+                try await db.raw("SELECT COUNT(*) AS n FROM outbox_events WHERE type = 'inbound.received' AND hooks_done_at = created_at").first()!
+                    .decode(column: "n", as: Int.self)
+            }
+            #expect(doneAtOnce == providers.count)
             // No secret in any event or log line.
             let everything = try await app.runtime.database.read { db in
                 try await db.raw("SELECT payload FROM outbox_events").all().map { try $0.decode(column: "payload", as: String.self) }
@@ -174,6 +181,15 @@ struct InboundTests {
             expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body), .notFound, "not_found")
             #expect(try await app.call(.post, "/api/v1/installs/\(r.installID)/enable", token: r.adminToken).status == .ok)
             #expect(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body).status == .ok)
+            // The admin pastes a new secret: the next request is checked against it (the opened
+            // secret kept between requests follows the install's change at once).
+            let rotated = InboundSigner.secret(for: "github", seed: "rotated")
+            #expect(try await app.call(.patch, "/api/v1/installs/\(r.installID)/config", token: r.adminToken, json: ["github_secret": rotated]).status == .ok)
+            let next = InboundSigner.body(provider: "github", eventID: "d3")
+            let old = InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: next, eventID: "d3", timestamp: now)
+            expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: old, body: next), .unauthorized, "invalid_signature")
+            let new = InboundSigner.headers(provider: "github", secret: rotated, body: next, eventID: "d3", timestamp: now)
+            #expect(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: new, body: next).status == .ok)
             // Uninstalled: 404, and the plugin's records go with the install.
             #expect(try await app.call(.delete, "/api/v1/installs/\(r.installID)", token: r.adminToken).status == .ok)
             expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body), .notFound, "not_found")

@@ -182,6 +182,54 @@ struct PluginKeyExpiryTests {
     }
 }
 
+@Suite("Plugin namespaces' byte count, on both engines")
+struct PluginUsageTests {
+    /// `plugin_usage` (what the quota reads) equals the sum of the namespace's key and value
+    /// sizes after every kind of change: batched puts and overwrites, deletes, the expiry sweep,
+    /// a namespace's removal; other namespaces are not touched.
+    @Test(arguments: TestEngines.all)
+    func theCountFollowsEveryChange(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            let clock = ManualClock()
+            let a = HostPluginStorage(database: test.database, plugin: "kv", install: "ins_u", org: "org_u", quotaBytes: 10_000, clock: clock.wallClock)
+            let b = HostPluginStorage(database: test.database, plugin: "tasks", install: "ins_u", org: "org_u", quotaBytes: 10_000, clock: clock.wallClock)
+            func check(_ plugin: String, _ expected: Int, sourceLocation: SourceLocation = #_sourceLocation) async throws {
+                let (stored, summed) = try await test.database.read { db in
+                    (try await PluginDataStore.storedBytes(plugin: plugin, install: "ins_u", on: db),
+                     try await db.raw("SELECT COALESCE(SUM(size), 0) AS n FROM plugin_kv WHERE plugin_id = \(bind: plugin) AND install_id = 'ins_u'")
+                        .first()!.decode(column: "n", as: Int.self))
+                }
+                #expect(stored == summed, sourceLocation: sourceLocation)
+                #expect(stored == expected, sourceLocation: sourceLocation)
+            }
+            try await check("kv", 0)
+            // Concurrent puts (one group-commit batch or several): "k0".."k9" with 7-byte values.
+            try await withThrowingTaskGroup(of: Void.self) { group in
+                for i in 0 ..< 10 { group.addTask { _ = try await a.set("k\(i)", .string("xxxxx")) } }
+                try await group.waitForAll()
+            }
+            try await check("kv", 10 * 9)
+            _ = try await a.set("k0", .string(String(repeating: "y", count: 50)))      // 9 → 54
+            try await check("kv", 9 * 9 + 54)
+            #expect(try await a.delete("k1"))
+            #expect(try await !a.delete("nope"))
+            try await check("kv", 8 * 9 + 54)
+            _ = try await b.set("t", .bool(true))
+            try await check("tasks", 5)
+            _ = try await a.set("gone", .string("soon"), expiresAt: clock.wallClock.now().addingTimeInterval(1))
+            #expect(try await !a.create("gone", .string("again"), expiresAt: nil, emitting: []))
+            try await check("kv", 8 * 9 + 54 + 10)
+            clock.advance(by: 2)
+            let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
+            try await service.sweep()
+            try await check("kv", 8 * 9 + 54)
+            try await a.deleteAll()
+            try await check("kv", 0)
+            try await check("tasks", 5)
+        }
+    }
+}
+
 @Suite("Plugin storage: create with its events in one transaction, on both engines")
 struct PluginCreateTests {
     @Test(arguments: TestEngines.all)

@@ -69,6 +69,55 @@ struct DatabaseTests {
         }
     }
 
+    /// Transactions that wait for the writer together (on SQLite they share one commit, each in
+    /// a savepoint) still succeed or fail alone: one that throws after writing, or whose
+    /// statement breaks a constraint, leaves nothing and tells only its caller; a transaction
+    /// sees its own writes; every other one commits.
+    @Test(arguments: TestEngines.all)
+    func concurrentTransactionsFailAlone(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            try await test.database.transaction { db in
+                try await OrgStore.insert(OrgRecord(id: "org_taken", name: "taken", plan: "free", createdAt: 1), on: db)
+            }
+            enum Outcome: Equatable { case committed(Int), boom, constraint }
+            let outcomes = try await withThrowingTaskGroup(of: (Int, Outcome).self) { group in
+                for i in 0 ..< 80 {
+                    group.addTask {
+                        do {
+                            let seen = try await test.database.transaction { db -> Int in
+                                try await OrgStore.insert(OrgRecord(id: "org_tx_\(i)_a", name: "a", plan: "free", createdAt: 1), on: db)
+                                try await OrgStore.insert(OrgRecord(id: "org_tx_\(i)_b", name: "b", plan: "free", createdAt: 1), on: db)
+                                if i % 7 == 3 { throw Boom() }
+                                if i % 11 == 5 {
+                                    try await OrgStore.insert(OrgRecord(id: "org_taken", name: "again", plan: "free", createdAt: 1), on: db)
+                                }
+                                return try await db.raw("SELECT COUNT(*) AS n FROM orgs WHERE id LIKE \(bind: "org_tx_\(i)_%")").first()!.decode(column: "n", as: Int.self)
+                            }
+                            return (i, .committed(seen))
+                        } catch is Boom {
+                            return (i, .boom)
+                        } catch {
+                            return (i, .constraint)
+                        }
+                    }
+                }
+                return try await group.reduce(into: [Int: Outcome]()) { $0[$1.0] = $1.1 }
+            }
+            let failing = Set((0 ..< 80).filter { $0 % 7 == 3 || $0 % 11 == 5 })
+            for i in 0 ..< 80 {
+                let expected: Outcome = i % 7 == 3 ? .boom : i % 11 == 5 ? .constraint : .committed(2)
+                #expect(outcomes[i] == expected, "transaction \(i)")
+            }
+            let stored = try await test.database.read { db in
+                try await db.raw("SELECT id FROM orgs WHERE id LIKE 'org_tx_%'").all().map { try $0.decode(column: "id", as: String.self) }
+            }
+            let expected = (0 ..< 80).filter { !failing.contains($0) }.flatMap { ["org_tx_\($0)_a", "org_tx_\($0)_b"] }
+            #expect(Set(stored) == Set(expected))
+            #expect(stored.count == expected.count)
+            #expect(try await test.database.read { try await OrgStore.find(id: "org_taken", on: $0)?.name } == "taken")
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func groupCommitsAnswerEachCallerAndFailAlone(engine: StorageEngine) async throws {
         try await withTestDatabase(engine) { test async throws in

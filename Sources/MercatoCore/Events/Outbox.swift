@@ -9,7 +9,9 @@ import SQLKit
 /// is the `webhook-id` every delivery of it will carry.
 enum Outbox {
     /// Writes `type` with `data` as it will be delivered: `{"type", "timestamp", "data"}`;
-    /// answers the event's id.
+    /// answers the event's id. A type no plugin hook takes (``PluginHost/Hook``), e.g.
+    /// `inbound.received` or a plugin's own events, is written with its hooks done, so the
+    /// hook dispatcher never claims, reads and completes it (a transaction per event).
     @discardableResult
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
                       on db: any SQLDatabase) async throws -> String {
@@ -19,7 +21,8 @@ enum Outbox {
         let id = RecordID.make("msg", millis: now)
         try await OutboxStore.insert(
             OutboxEventRecord(id: id, orgId: org, installId: install, appId: app, type: type,
-                              payload: try JSONCoding.text(payload), createdAt: now),
+                              payload: try JSONCoding.text(payload), createdAt: now,
+                              hooksDoneAt: PluginHost.Hook(eventType: type) == nil ? now : nil),
             on: db
         )
         return id

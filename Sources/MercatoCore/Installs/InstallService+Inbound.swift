@@ -13,23 +13,37 @@ extension InstallService {
     }
 
     /// The install `id` when it exists and is active, as plugins see installs; `nil` otherwise
-    /// (uninstalled, disabled, waiting for OAuth, or never there).
+    /// (uninstalled, disabled, waiting for OAuth, or never there). One read of the install's
+    /// row; the org's name comes from ``InboundTargets`` while the row is unchanged.
     public func activeInstallInfo(_ id: String) async throws -> InstallInfo? {
         guard RecordID.isValid(id, prefix: "ins") else { return nil }
-        return try await database.read { db in
-            guard let install = try await InstallStore.live(id: id, on: db), install.status == .active,
-                  let org = try await OrgStore.find(id: install.orgId, on: db) else { return nil }
-            return InstallInfo(installID: install.id, orgID: install.orgId, orgName: org.name, appKey: install.appKey, appVersion: install.version,
-                               grantedScopes: install.scopes, status: install.status.rawValue)
+        guard let install = try await database.read({ try await InstallStore.live(id: id, on: $0) }), install.status == .active else {
+            inboundTargets.remove(id)
+            return nil
         }
+        let orgName: String
+        if let entry = inboundTargets.get(install) {
+            orgName = entry.orgName
+        } else {
+            guard let org = try await database.read({ try await OrgStore.find(id: install.orgId, on: $0) }) else { return nil }
+            orgName = org.name
+            inboundTargets.put(InboundTargets.Entry(install: install, orgName: orgName, loadedAt: .now))
+        }
+        return InstallInfo(installID: install.id, orgID: install.orgId, orgName: orgName, appKey: install.appKey, appVersion: install.version,
+                           grantedScopes: install.scopes, status: install.status.rawValue)
     }
 
     /// The value of the secret config field the install's app declares for `provider` in its
-    /// manifest's `inbound`, `nil` when it declares none or the field is empty.
+    /// manifest's `inbound`, `nil` when it declares none or the field is empty. One read of the
+    /// install's row; the opened value comes from ``InboundTargets`` while the row is unchanged.
     public func inboundSecret(_ id: String, provider: String) async throws -> String? {
-        try await database.read { db in
-            guard let install = try await InstallStore.live(id: id, on: db),
-                  let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db),
+        guard let install = try await database.read({ try await InstallStore.live(id: id, on: $0) }) else {
+            inboundTargets.remove(id)
+            return nil
+        }
+        if let kept = inboundTargets.get(install)?.secrets[provider] { return kept }
+        let secret = try await database.read { db -> String? in
+            guard let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db),
                   let declaration = manifest.inbound?.first(where: { $0.provider == provider }),
                   manifest.config.contains(where: { $0.key == declaration.secretField && $0.isSecret }) else { return nil }
             guard install.configKeys.contains(declaration.secretField) else { return nil }
@@ -38,5 +52,7 @@ extension InstallService {
             let value = try JSONCoding.value(JSONValue.self, from: text).stringValue
             return value.flatMap { $0.isEmpty ? nil : $0 }
         }
+        inboundTargets.keep(secret: secret, provider: provider, for: install)
+        return secret
     }
 }

@@ -29,6 +29,8 @@ public struct InstallService: Sendable {
     let manifests: Manifests
     let revoker: ConnectionRevoker
     public var limits = PlanLimits()
+    /// The inbound routes' installs, org names and opened secrets (``InboundTargets``).
+    let inboundTargets = InboundTargets()
     /// Test seam: called inside the transaction after every write of a change, with the action
     /// name; throwing rolls the whole change back.
     public var faultInjection: (@Sendable (String) throws -> Void)?
@@ -113,6 +115,9 @@ public struct InstallService: Sendable {
             let resolution = try ConfigResolver.resolve(fields: manifest.config, current: current, patch: patch)
             if !resolution.changed.isEmpty {
                 install.configKeys = try await writeConfig(install, values: resolution.values, previous: current, on: db)
+                // A new value under the same keys moves the row too: whoever keeps what the row
+                // stood for (the inbound routes' opened secrets) sees the change at its next read.
+                install.updatedAt = max(clock.millis, install.updatedAt + 1)
                 let changed: JSONValue = .array(resolution.changed.map(JSONValue.string))
                 try await record("install.config_updated", install, extra: ["changed_fields": changed], actor: actor,
                                  details: ["changed_fields": changed], on: db)
@@ -265,7 +270,7 @@ public struct InstallService: Sendable {
     /// Loads a live install of the caller's org for change (admin+), runs `body`, saves, and
     /// runs the fault seam, all in one transaction.
     private func change(_ id: String, by actor: Actor,
-                        _ body: @Sendable (any SQLDatabase, inout InstallRecord, inout AppManifest) async throws -> Changed) async throws
+                        _ body: @escaping @Sendable (any SQLDatabase, inout InstallRecord, inout AppManifest) async throws -> Changed) async throws
         -> (view: View, leftBehind: ConnectionRevoker.Grant?) {
         let org = try adminOrg(of: actor.principal)
         return try await database.transaction { db in
@@ -278,7 +283,7 @@ public struct InstallService: Sendable {
             let before = install
             let changed = try await body(db, &install, &manifest)
             if install != before {
-                install.updatedAt = clock.millis
+                install.updatedAt = max(clock.millis, install.updatedAt)
                 try await InstallStore.update(install, on: db)
             }
             return (View(install: install, config: ConfigResolver.masked(changed.config, fields: manifest.config), manifest: manifest), changed.leftBehind)

@@ -57,7 +57,7 @@ public final class ConnectFlow: Sendable {
                                       startedBy: caller.actorID, createdAt: now, expiresAt: now + Self.stateLifetime)
         try await oauth.database.transaction { db in
             try await OAuthStateStore.insert(record, on: db)
-            if let verifier { try await oauth.secrets.put(verifier, for: ConnectionTokens.verifier(record), on: db) }
+            if let verifier { try await self.oauth.secrets.put(verifier, for: ConnectionTokens.verifier(record), on: db) }
         }
         let scopes = requirement.scopes.isEmpty ? provider.definition.scopes : requirement.scopes
         var query = [("response_type", "code"), ("client_id", provider.clientID), ("redirect_uri", redirectURI), ("state", state)]
@@ -172,8 +172,8 @@ public final class ConnectFlow: Sendable {
         else { throw FlowFailure("browser_mismatch") }
         return try await oauth.database.transaction { db in
             guard try await OAuthStateStore.consume(id: record.id, at: now, on: db) else { throw FlowFailure("state_replayed") }
-            let verifier = try await oauth.secrets.get(ConnectionTokens.verifier(record), on: db)
-            try await oauth.secrets.deleteAll(owner: record.id, on: db)
+            let verifier = try await self.oauth.secrets.get(ConnectionTokens.verifier(record), on: db)
+            try await self.oauth.secrets.deleteAll(owner: record.id, on: db)
             return (record, verifier)
         }
     }
@@ -186,8 +186,8 @@ public final class ConnectFlow: Sendable {
                   install.status != .disabled
             else { throw FlowFailure("install_unavailable") }
             let previous = try await ConnectionStore.find(install: install.id, on: db)
-            let previousRefresh = previous == nil ? nil : try await oauth.secrets.get(ConnectionTokens.refresh(install), on: db)
-            let now = oauth.clock.millis
+            let previousRefresh = previous == nil ? nil : try await self.oauth.secrets.get(ConnectionTokens.refresh(install), on: db)
+            let now = self.oauth.clock.millis
             let scopes = tokens.scopes ?? provider.definition.scopes
             let record = ConnectionRecord(
                 id: previous?.id ?? RecordID.make("con", millis: now), installId: install.id, orgId: install.orgId, providerKey: provider.definition.key,
@@ -196,13 +196,13 @@ public final class ConnectFlow: Sendable {
                 connectedBy: state.startedBy, connectedAt: now, updatedAt: now
             )
             try await ConnectionStore.upsert(record, on: db)
-            try await oauth.secrets.put(tokens.accessToken, for: ConnectionTokens.access(install), on: db)
+            try await self.oauth.secrets.put(tokens.accessToken, for: ConnectionTokens.access(install), on: db)
             if let refresh = tokens.refreshToken {
-                try await oauth.secrets.put(refresh, for: ConnectionTokens.refresh(install), on: db)
+                try await self.oauth.secrets.put(refresh, for: ConnectionTokens.refresh(install), on: db)
             } else {
                 try await SealedValueStore.delete(owner: install.id, purpose: ConnectionTokens.refresh(install).purpose, on: db)
             }
-            try await oauth.installs.connected(&install, connection: record, account: account, scopes: scopes, by: state.startedBy, requestID: requestID, on: db)
+            try await self.oauth.installs.connected(&install, connection: record, account: account, scopes: scopes, by: state.startedBy, requestID: requestID, on: db)
             return previousRefresh
         }
     }
@@ -234,7 +234,7 @@ public final class ConnectFlow: Sendable {
             guard var install = try await InstallStore.live(id: install.id, on: db, forUpdate: true),
                   let record = try await ConnectionStore.find(install: install.id, on: db) else { return nil }
             try await ConnectionStore.delete(install: install.id, on: db)
-            return try await oauth.installs.connectionLost("connection.disconnected", &install, record, reason: nil, actorID: actor.principal.actorID,
+            return try await self.oauth.installs.connectionLost("connection.disconnected", &install, record, reason: nil, actorID: actor.principal.actorID,
                                                      requestID: actor.requestID, on: db)
         }
         guard let taken else {

@@ -74,7 +74,7 @@ public final class TokenRefresher: Sendable {
             }
             try await oauth.database.transaction { db in
                 for id in try await OAuthStateStore.pruneExpired(before: now - 60 * 60 * 1000, limit: 500, on: db) {
-                    try await oauth.secrets.deleteAll(owner: id, on: db)
+                    try await self.oauth.secrets.deleteAll(owner: id, on: db)
                 }
             }
         } catch {
@@ -109,7 +109,7 @@ public final class TokenRefresher: Sendable {
             if !isDue(current.record, now: now) { return current.token }
             let owner = node + "." + ConnectFlow.randomText().prefix(8)
             let leased = try await oauth.database.transaction { db in
-                try await ConnectionStore.takeLease(install: installID, owner: owner, until: now + leaseMillis, now: now, on: db)
+                try await ConnectionStore.takeLease(install: installID, owner: owner, until: now + self.leaseMillis, now: now, on: db)
             }
             if leased {
                 let fresh = try await snapshot(installID)
@@ -183,8 +183,8 @@ public final class TokenRefresher: Sendable {
                 stored = try await oauth.database.transaction { db -> Bool in
                     guard try await ConnectionStore.storeRefreshed(install: install, owner: owner, expiresAt: expiresAt, scopes: scopes,
                                                                    at: now, on: db) else { return false }
-                    try await oauth.secrets.put(tokens.accessToken, for: context.access, on: db)
-                    if let rotated = tokens.refreshToken { try await oauth.secrets.put(rotated, for: context.refresh, on: db) }
+                    try await self.oauth.secrets.put(tokens.accessToken, for: context.access, on: db)
+                    if let rotated = tokens.refreshToken { try await self.oauth.secrets.put(rotated, for: context.refresh, on: db) }
                     return true
                 }
                 break
@@ -219,7 +219,7 @@ public final class TokenRefresher: Sendable {
         try await oauth.database.transaction { db in
             guard try await ConnectionStore.markNeedsReconnect(install: record.installId, owner: owner, error: reason, at: now, on: db),
                   var install = try await InstallStore.live(id: record.installId, on: db, forUpdate: true) else { return }
-            _ = try await oauth.installs.connectionLost("connection.refresh_failed", &install, record, reason: reason, actorID: "system", requestID: nil, on: db)
+            _ = try await self.oauth.installs.connectionLost("connection.refresh_failed", &install, record, reason: reason, actorID: "system", requestID: nil, on: db)
         }
         Counter(label: "mercato_oauth_refresh_total", dimensions: [("provider", record.providerKey), ("outcome", "needs_reconnect")]).increment()
         oauth.logger.warning("oauth grant refused; the connection needs a reconnect", metadata: ["install_id": "\(record.installId)", "provider": "\(record.providerKey)",

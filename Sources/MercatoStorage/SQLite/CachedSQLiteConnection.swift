@@ -69,6 +69,12 @@ final class CachedSQLiteConnection: @unchecked Sendable {
         handle = nil
     }
 
+    /// Whether a transaction is open (SQLite leaves autocommit at `BEGIN` and returns to it at
+    /// `COMMIT`, `ROLLBACK`, or when an error such as a full disk rolled the transaction back).
+    var inTransaction: Bool {
+        lock.withLock { _ in handle.map { sqlite3_get_autocommit($0) == 0 } ?? false }
+    }
+
     /// Runs `sql` (one statement) with `binds`, handing each result row to `onRow` as it is read.
     func run(_ sql: String, binds: [SQLiteData], onRow: (SQLiteResultRow) throws -> Void) throws {
         try lock.withLock { _ in

@@ -15,7 +15,10 @@ import Synchronization
 final class SQLiteStorage: Sendable {
     let writer: CachedSQLiteConnection
     let readers: SQLiteReaderPool
+    /// Held by each batch of the writer (and by `close`).
     let lock = AsyncLock()
+    /// Transactions waiting for the writer (``SQLiteWriteQueue``).
+    let writes = SQLiteWriteQueue()
     private let writerGroup: MultiThreadedEventLoopGroup
     let writerLoop: any EventLoop
     let executor: EventLoopTaskExecutor

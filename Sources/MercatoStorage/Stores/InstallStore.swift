@@ -128,8 +128,12 @@ public struct OutboxEventRecord: Sendable, Codable, Equatable {
     public var payload: String
     public var createdAt: Int64
     public var dispatchedAt: Int64?
+    /// When every plugin's "has been" hook ran for it; set at once for a type no hook takes, so
+    /// the hook dispatcher never claims it.
+    public var hooksDoneAt: Int64?
 
-    public init(id: String, orgId: String, installId: String?, appId: String?, type: String, payload: String, createdAt: Int64, dispatchedAt: Int64? = nil) {
+    public init(id: String, orgId: String, installId: String?, appId: String?, type: String, payload: String, createdAt: Int64,
+                dispatchedAt: Int64? = nil, hooksDoneAt: Int64? = nil) {
         self.id = id
         self.orgId = orgId
         self.installId = installId
@@ -138,6 +142,7 @@ public struct OutboxEventRecord: Sendable, Codable, Equatable {
         self.payload = payload
         self.createdAt = createdAt
         self.dispatchedAt = dispatchedAt
+        self.hooksDoneAt = hooksDoneAt
     }
 }
 
@@ -145,8 +150,9 @@ public struct OutboxEventRecord: Sendable, Codable, Equatable {
 public enum OutboxStore {
     public static func insert(_ e: OutboxEventRecord, on db: any SQLDatabase) async throws {
         try await db.raw("""
-            INSERT INTO outbox_events (id, org_id, install_id, app_id, type, payload, created_at, dispatched_at)
-            VALUES (\(bind: e.id), \(bind: e.orgId), \(bind: e.installId), \(bind: e.appId), \(bind: e.type), \(bind: e.payload), \(bind: e.createdAt), \(bind: e.dispatchedAt))
+            INSERT INTO outbox_events (id, org_id, install_id, app_id, type, payload, created_at, dispatched_at, hooks_done_at)
+            VALUES (\(bind: e.id), \(bind: e.orgId), \(bind: e.installId), \(bind: e.appId), \(bind: e.type), \(bind: e.payload), \(bind: e.createdAt), \(bind: e.dispatchedAt),
+                    \(bind: e.hooksDoneAt))
             """).run()
     }
 

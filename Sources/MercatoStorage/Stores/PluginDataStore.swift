@@ -141,9 +141,16 @@ public enum PluginDataStore {
         }
     }
 
-    /// Bytes stored in each of `namespaces`.
+    /// The bytes `plugin` stores for `install` (keys and values), as the quota counts them.
+    public static func storedBytes(plugin: String, install: String, on db: any SQLDatabase) async throws -> Int {
+        try await db.raw("SELECT bytes FROM plugin_usage WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install)")
+            .first()?.decode(column: "bytes", as: Int.self) ?? 0
+    }
+
+    /// Bytes stored in each of `namespaces`, as `plugin_usage` counts them (kept by triggers on
+    /// `plugin_kv`: one row read per namespace, whatever it holds).
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
-        var q = SQLQueryString("SELECT plugin_id, install_id, COALESCE(SUM(size), 0) AS used FROM plugin_kv WHERE ")
+        var q = SQLQueryString("SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE ")
         if db.dialect.name == "postgresql" {
             // Arrays, not an OR chain: the same statement text for any batch.
             let all = Array(namespaces)
@@ -154,7 +161,6 @@ public enum PluginDataStore {
                 q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
             }
         }
-        q.appendInterpolation(unsafeRaw: " GROUP BY plugin_id, install_id")
         var used: [Namespace: Int] = [:]
         for row in try await db.raw(q).all() {
             used[Namespace(plugin: try row.decode(column: "plugin_id", as: String.self), install: try row.decode(column: "install_id", as: String.self))] =

@@ -1,0 +1,155 @@
+import Logging
+import SQLKit
+import Synchronization
+
+/// The transactions waiting for SQLite's one writer, committed together.
+///
+/// Every write of the process is a transaction on the one writer connection, and each commit
+/// costs an fsync (`synchronous=FULL`). Under load, transactions from independent callers (the
+/// command log's group commit, a plugin's storage writes, the outbox fan-out, the delivery
+/// records) queue for the writer; this queue takes all that wait when the writer is free (up to
+/// ``maxJobs``) and runs them in one `BEGIN IMMEDIATE ... COMMIT`, each inside its own
+/// savepoint. A transaction that throws is rolled back to its savepoint alone and its caller
+/// gets its error; the others commit. Every caller resumes only after the shared `COMMIT`, so
+/// nothing is answered before it is durable, and a failed `COMMIT` fails every caller of the
+/// batch. Should SQLite roll the whole transaction back on its own (a full disk, an I/O error),
+/// the callers that already ran are told so and the ones still waiting run in the next batch.
+final class SQLiteWriteQueue: Sendable {
+    /// A caller's transaction: `run` applies its body on the writer inside its savepoint and
+    /// answers what to tell the caller once the batch's outcome is known (`nil`: committed);
+    /// `fail` tells the caller it did not run.
+    struct Job: Sendable {
+        let run: @Sendable (SQLiteSQLDatabase) async -> Finish
+        let fail: @Sendable (any Error) -> Void
+    }
+    typealias Finish = @Sendable ((any Error)?) -> Void
+
+    /// The most transactions in one commit: enough to share an fsync among every group commit
+    /// of the request path, few enough that one batch never holds the writer long.
+    static let maxJobs = 32
+
+    private struct State {
+        var pending: [Job] = []
+        var draining = false
+    }
+
+    private let state = Mutex(State())
+
+    /// Queues `job`; answers whether the caller must start a drain (none was running).
+    func enqueue(_ job: Job) -> Bool {
+        state.withLock { state in
+            state.pending.append(job)
+            if state.draining { return false }
+            state.draining = true
+            return true
+        }
+    }
+
+    /// Puts jobs back at the front, in order (their batch was rolled back before they ran).
+    func requeue(_ jobs: some Collection<Job>) {
+        state.withLock { $0.pending.insert(contentsOf: jobs, at: 0) }
+    }
+
+    /// The next batch; empty (and the drain over) when nothing waits.
+    func next() -> [Job] {
+        state.withLock { state in
+            if state.pending.isEmpty {
+                state.draining = false
+                return []
+            }
+            let n = min(Self.maxJobs, state.pending.count)
+            defer { state.pending.removeFirst(n) }
+            return Array(state.pending.prefix(n))
+        }
+    }
+
+    /// A caller's transaction as a job: `body` inside a savepoint, its result or error handed to
+    /// `continuation` once the batch's commit is known.
+    static func job<R: Sendable>(_ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R,
+                                 _ continuation: CheckedContinuation<R, any Error>) -> Job {
+        Job(run: { db in
+            do {
+                try await db.raw("SAVEPOINT mercato_tx").run()
+            } catch {
+                return { _ in continuation.resume(throwing: error) }
+            }
+            do {
+                let result = try await body(db)
+                try await db.raw("RELEASE mercato_tx").run()
+                return { failure in
+                    if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: result) }
+                }
+            } catch {
+                // Undo this transaction's statements only (when SQLite already rolled the whole
+                // transaction back, there is no savepoint left: the drain sees that).
+                try? await db.raw("ROLLBACK TO mercato_tx").run()
+                try? await db.raw("RELEASE mercato_tx").run()
+                return { _ in continuation.resume(throwing: error) }
+            }
+        }, fail: { continuation.resume(throwing: $0) })
+    }
+}
+
+/// The writer's transaction lost to SQLite itself (it rolled back on an error such as a full
+/// disk): a transaction that had run in it did not commit.
+struct SQLiteBatchRolledBack: Error, CustomStringConvertible {
+    var description: String { "SQLite rolled the writer's transaction back (an I/O error or a full disk); nothing of it was committed" }
+}
+
+extension SQLiteStorage {
+    /// Runs `body` as one transaction of the writer, committed with whatever other transactions
+    /// wait at the same time (``SQLiteWriteQueue``); answers once that commit is done.
+    func transaction<R: Sendable>(logger: Logger, _ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R) async throws -> R {
+        try await withCheckedThrowingContinuation { continuation in
+            if writes.enqueue(SQLiteWriteQueue.job(body, continuation)) {
+                // The transactions run on the writer's own thread: between two statements they do
+                // not queue behind request work on the shared executor, and the fsync blocks no
+                // thread of that executor.
+                Task(executorPreference: executor) { await self.drain(logger: logger) }
+            }
+        }
+    }
+
+    private func drain(logger: Logger) async {
+        while true {
+            let jobs = writes.next()
+            if jobs.isEmpty { return }
+            do {
+                try await lock.withLock { await runBatch(jobs, logger: logger) }
+            } catch {
+                // The lock refuses only a cancelled task, which this one is not; fail the batch all the same.
+                for job in jobs { job.fail(error) }
+            }
+        }
+    }
+
+    private func runBatch(_ jobs: [SQLiteWriteQueue.Job], logger: Logger) async {
+        let db = SQLiteSQLDatabase(target: .connection(writer), logger: logger, eventLoop: writerLoop)
+        do {
+            try await db.raw("BEGIN IMMEDIATE").run()
+        } catch {
+            // Nothing ran: every caller is told.
+            for job in jobs { job.fail(error) }
+            return
+        }
+        var finishes: [SQLiteWriteQueue.Finish] = []
+        finishes.reserveCapacity(jobs.count)
+        for (index, job) in jobs.enumerated() {
+            finishes.append(await job.run(db))
+            if !writer.inTransaction {
+                // SQLite ended the transaction itself: what ran is gone, what waits runs next.
+                for finish in finishes { finish(SQLiteBatchRolledBack()) }
+                writes.requeue(jobs[(index + 1)...])
+                return
+            }
+        }
+        do {
+            try await db.raw("COMMIT").run()
+        } catch {
+            try? await db.raw("ROLLBACK").run()
+            for finish in finishes { finish(error) }
+            return
+        }
+        for finish in finishes { finish(nil) }
+    }
+}
