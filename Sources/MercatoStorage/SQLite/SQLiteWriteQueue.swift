@@ -15,14 +15,19 @@ import Synchronization
 /// batch. Should SQLite roll the whole transaction back on its own (a full disk, an I/O error),
 /// the callers that already ran are told so and the ones still waiting run in the next batch.
 final class SQLiteWriteQueue: Sendable {
-    /// A caller's transaction: `run` applies its body on the writer inside its savepoint and
-    /// answers what to tell the caller once the batch's outcome is known (`nil`: committed);
-    /// `fail` tells the caller it did not run.
+    /// A caller's transaction: `run` applies its body on the writer (inside its savepoint when
+    /// the batch holds others) and answers what to tell the caller once the batch's outcome is
+    /// known (`nil`: committed); `fail` tells the caller it did not run.
     struct Job: Sendable {
-        let run: @Sendable (SQLiteSQLDatabase) async -> Finish
+        let run: @Sendable (SQLiteSQLDatabase, _ alone: Bool) async -> Ran
         let fail: @Sendable (any Error) -> Void
     }
     typealias Finish = @Sendable ((any Error)?) -> Void
+    /// What running a job left: how to tell its caller, and whether its body threw.
+    struct Ran: Sendable {
+        let finish: Finish
+        let threw: Bool
+    }
 
     /// The most transactions in one commit: enough to share an fsync among every group commit
     /// of the request path, few enough that one batch never holds the writer long.
@@ -63,28 +68,36 @@ final class SQLiteWriteQueue: Sendable {
         }
     }
 
-    /// A caller's transaction as a job: `body` inside a savepoint, its result or error handed to
-    /// `continuation` once the batch's commit is known.
+    /// A caller's transaction as a job: `body` inside a savepoint (none when it is alone in its
+    /// batch: the batch's own rollback undoes it), its result or error handed to `continuation`
+    /// once the batch's commit is known.
     static func job<R: Sendable>(_ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R,
                                  _ continuation: CheckedContinuation<R, any Error>) -> Job {
-        Job(run: { db in
+        Job(run: { db, alone in
+            func failed(_ error: any Error) -> Ran { Ran(finish: { _ in continuation.resume(throwing: error) }, threw: true) }
+            func succeeded(_ result: R) -> Ran {
+                Ran(finish: { failure in
+                    if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: result) }
+                }, threw: false)
+            }
+            if alone {
+                do { return succeeded(try await body(db)) } catch { return failed(error) }
+            }
             do {
                 try await db.raw("SAVEPOINT mercato_tx").run()
             } catch {
-                return { _ in continuation.resume(throwing: error) }
+                return failed(error)
             }
             do {
                 let result = try await body(db)
                 try await db.raw("RELEASE mercato_tx").run()
-                return { failure in
-                    if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: result) }
-                }
+                return succeeded(result)
             } catch {
                 // Undo this transaction's statements only (when SQLite already rolled the whole
                 // transaction back, there is no savepoint left: the drain sees that).
                 try? await db.raw("ROLLBACK TO mercato_tx").run()
                 try? await db.raw("RELEASE mercato_tx").run()
-                return { _ in continuation.resume(throwing: error) }
+                return failed(error)
             }
         }, fail: { continuation.resume(throwing: $0) })
     }
@@ -134,8 +147,25 @@ extension SQLiteStorage {
         }
         var finishes: [SQLiteWriteQueue.Finish] = []
         finishes.reserveCapacity(jobs.count)
+        if jobs.count == 1 {
+            // Alone: no savepoint; if it throws, the batch is rolled back (nothing else is in it).
+            let ran = await jobs[0].run(db, true)
+            if ran.threw {
+                try? await db.raw("ROLLBACK").run()
+                ran.finish(nil)
+                return
+            }
+            do {
+                try await db.raw("COMMIT").run()
+                ran.finish(nil)
+            } catch {
+                try? await db.raw("ROLLBACK").run()
+                ran.finish(error)
+            }
+            return
+        }
         for (index, job) in jobs.enumerated() {
-            finishes.append(await job.run(db))
+            finishes.append(await job.run(db, false).finish)
             if !writer.inTransaction {
                 // SQLite ended the transaction itself: what ran is gone, what waits runs next.
                 for finish in finishes { finish(SQLiteBatchRolledBack()) }
