@@ -17,13 +17,22 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
 
     /// Decodes any JSON value.
     public init(from decoder: any Decoder) throws {
+        // A decoder tells a value's kind only by throwing for the wrong ones, and each throw
+        // builds an error with its coding path: the commonest kinds (strings, then objects) are
+        // tried first, so most values cost one throw or none. An error from inside an object
+        // (its path is longer) is the object's own and is passed on.
         let c = try decoder.singleValueContainer()
-        if c.decodeNil() { self = .null }
+        if c.decodeNil() { self = .null; return }
+        if let s = try? c.decode(String.self) { self = .string(s); return }
+        do {
+            self = .object(try c.decode([String: JSONValue].self))
+            return
+        } catch DecodingError.typeMismatch(_, let context) where context.codingPath.count == decoder.codingPath.count {
+            // Not an object.
+        }
+        if let n = try? c.decode(Double.self) { self = .number(n) }
         else if let b = try? c.decode(Bool.self) { self = .bool(b) }
-        else if let n = try? c.decode(Double.self) { self = .number(n) }
-        else if let s = try? c.decode(String.self) { self = .string(s) }
-        else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
-        else { self = .object(try c.decode([String: JSONValue].self)) }
+        else { self = .array(try c.decode([JSONValue].self)) }
     }
 
     /// Encodes the value, a whole number as an integer.

@@ -7,8 +7,7 @@ import MercatoHooks
 /// The body must be a JSON object, or it is refused (400 `malformed_json`) exactly as decoding
 /// it into a ``JSONValue`` would: every member is decoded, not only these three, so a value
 /// ``JSONValue`` cannot hold (a number beyond `Double`, a lone surrogate) is refused wherever it
-/// is. What changes is the cost: a string or object member is decoded as such at once, where
-/// ``JSONValue`` tries (and throws for) the other kinds first.
+/// is.
 struct CommandBody: Decodable, Sendable, Equatable {
     /// `install_id` when it is a string; any other kind names no install.
     var installID: String?
@@ -26,30 +25,12 @@ struct CommandBody: Decodable, Sendable, Equatable {
     init(from decoder: any Decoder) throws {
         // A dictionary of all members, as ``JSONValue`` decodes an object (a repeated key keeps
         // its first value, and every value is decoded).
-        let members = try decoder.singleValueContainer().decode([String: Member].self)
-        self.init(installID: members["install_id"]?.value.stringValue, command: members["command"]?.value.stringValue,
-                  args: members["args"]?.value)
+        let members = try decoder.singleValueContainer().decode([String: JSONValue].self)
+        self.init(installID: members["install_id"]?.stringValue, command: members["command"]?.stringValue, args: members["args"])
     }
 
     /// Decodes the raw body; `nil` when it is not a JSON object.
     static func decode(_ bytes: [UInt8]) -> CommandBody? {
         try? JSONDecoder().decode(CommandBody.self, from: Data(bytes))
-    }
-
-    /// One member's value: the same ``JSONValue`` as its own decoding gives, the common kinds
-    /// (string, object) tried first.
-    struct Member: Decodable, Sendable, Equatable {
-        var value: JSONValue
-
-        init(from decoder: any Decoder) throws {
-            let c = try decoder.singleValueContainer()
-            if let s = try? c.decode(String.self) {
-                value = .string(s)
-            } else if let o = try? c.decode([String: JSONValue].self) {
-                value = .object(o)
-            } else {
-                value = try c.decode(JSONValue.self)
-            }
-        }
     }
 }
