@@ -15,14 +15,28 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     /// An object.
     case object([String: JSONValue])
 
+    /// Set (to `true`) in a decoder's `userInfo` when it reads every scalar as text too (YAML):
+    /// booleans and numbers are then tried before strings, so `true` stays a boolean.
+    public static let scalarsReadAsText = CodingUserInfoKey(rawValue: "mercato.jsonvalue.scalars-read-as-text")!
+
     /// Decodes any JSON value.
     public init(from decoder: any Decoder) throws {
         // A decoder tells a value's kind only by throwing for the wrong ones, and each throw
-        // builds an error with its coding path: the commonest kinds (strings, then objects) are
-        // tried first, so most values cost one throw or none. An error from inside an object
-        // (its path is longer) is the object's own and is passed on.
+        // builds an error with its coding path: for JSON, whose decoder never reads a number or
+        // a boolean as text, the commonest kinds (strings, then objects) are tried first, so most
+        // values cost one throw or none. An error from inside an object (its path is longer) is
+        // the object's own and is passed on.
         let c = try decoder.singleValueContainer()
         if c.decodeNil() { self = .null; return }
+        if decoder.userInfo[Self.scalarsReadAsText] as? Bool == true {
+            // Typed scalars before text, as a YAML reader needs.
+            if let b = try? c.decode(Bool.self) { self = .bool(b) }
+            else if let n = try? c.decode(Double.self) { self = .number(n) }
+            else if let s = try? c.decode(String.self) { self = .string(s) }
+            else if let a = try? c.decode([JSONValue].self) { self = .array(a) }
+            else { self = .object(try c.decode([String: JSONValue].self)) }
+            return
+        }
         if let s = try? c.decode(String.self) { self = .string(s); return }
         do {
             self = .object(try c.decode([String: JSONValue].self))

@@ -40,7 +40,7 @@ public enum ManifestDocument {
                 throw APIError(status: 400, code: "malformed_yaml", title: "Malformed YAML", detail: "The manifest is not UTF-8 text.")
             }
             do {
-                return try YAMLDecoder().decode(JSONValue.self, from: text)
+                return try YAMLDecoder().decode(JSONValue.self, from: text, userInfo: [JSONValue.scalarsReadAsText: true])
             } catch let error as YamlError {
                 throw APIError(status: 400, code: "malformed_yaml", title: "Malformed YAML", detail: "The manifest is not valid YAML: \(Self.reason(error))")
             } catch {
