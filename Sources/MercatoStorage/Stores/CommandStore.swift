@@ -424,11 +424,21 @@ public enum CommandStore {
     /// moves back: a batch whose `now` is older than another node's already committed one (its
     /// requests waited longer) starts from the stored time, so late batches cannot lower it and
     /// let more through. PostgreSQL only: on SQLite one process serves and keeps the state.
-    public static func takeRates(_ claims: [RateClaim], on db: any SQLDatabase, again: Bool = true) async throws -> [String: (base: Double, taken: Int)] {
+    ///
+    /// The rows are locked until the caller's transaction ends, and every node's batch for the
+    /// same install waits for them: the transaction commits without waiting for its WAL flush
+    /// (`synchronous_commit = off`; a rate update lost to a PostgreSQL crash only lets a burst
+    /// through again), and a key's row is created only when it has none (an insert of an existing
+    /// row would wait for the transaction that last updated it).
+    public static func takeRates(_ claims: [RateClaim], on db: any SQLDatabase, creating: Bool = false) async throws -> [String: (base: Double, taken: Int)] {
         precondition(db.dialect.name == "postgresql", "the shared rate state is for several nodes on PostgreSQL")
         precondition(Set(claims.map(\.key)).count == claims.count, "one claim per key")
         let keys = claims.map(\.key)
-        try await db.raw("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(bind: keys)) AS t(k) ON CONFLICT DO NOTHING").run()
+        if creating {
+            try await db.raw("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(bind: keys)) AS t(k) ON CONFLICT DO NOTHING").run()
+        } else {
+            try await db.raw("SET LOCAL synchronous_commit = off").run()
+        }
         let rows = try await db.raw("""
             WITH claim AS (
                 SELECT * FROM unnest(\(bind: keys), \(bind: claims.map { Int64($0.count) }), \(bind: claims.map(\.interval)),
@@ -449,11 +459,11 @@ public enum CommandStore {
             result[try row.decode(column: "install_id", as: String.self)] = (try row.decode(column: "base", as: Double.self),
                                                                              Int(try row.decode(column: "taken", as: Int64.self)))
         }
-        // A row the retention sweep removed between the two statements (it owed nothing) is
-        // made again.
+        // A key with no row yet (its first request, or the retention sweep removed it: it owed
+        // nothing) gets one, and its claim is taken again.
         let missing = claims.filter { result[$0.key] == nil }
-        if again && !missing.isEmpty {
-            result.merge(try await takeRates(missing, on: db, again: false)) { first, _ in first }
+        if !creating && !missing.isEmpty {
+            result.merge(try await takeRates(missing, on: db, creating: true)) { first, _ in first }
         }
         return result
     }
