@@ -1,3 +1,5 @@
+import Foundation
+import Synchronization
 @testable import MercatoCore
 import MercatoStorage
 import MercatoTestSupport
@@ -70,4 +72,81 @@ struct SharedRateLimiterTests {
             #expect(after.map(\.allowed) == [true])
         }
     }
+
+    /// A node spends a lease without a statement per request: a busy key costs a claim per
+    /// lease (which grows to the node's rate, up to a quarter of the burst), not per request.
+    @Test func aLeaseServesManyRequestsWithFewClaims() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let limiter = SharedRateLimiter(database: test.database, batchTime: { 0 })
+            let limit = RateLimiter.Limit(perSecond: 1000, burst: 2000)
+            var allowed = 0
+            for n in 0..<300 {   // 2,000 a second
+                if try await limiter.take("ins_busy", limit: limit, now: 100 + Double(n) * 0.0005).allowed { allowed += 1 }
+            }
+            #expect(allowed == 300)
+            // One token first, then leases of up to 100 (1,000/s over 0.1 s): a handful of claims.
+            #expect(limiter.claims >= 3 && limiter.claims <= 12, "\(limiter.claims) claims")
+        }
+    }
+
+    /// A claim that finds the window full lets the node refuse locally until the shared time
+    /// allows one more, without asking again.
+    @Test func aFullWindowIsRefusedLocallyUntilItOpens() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let limiter = SharedRateLimiter(database: test.database, batchTime: { 0 })
+            let limit = RateLimiter.Limit(perSecond: 1, burst: 3)   // leases of one token
+            let now = 100.0
+            var decisions: [RateLimiter.Decision] = []
+            for n in 0..<50 { decisions.append(try await limiter.take("ins_full", limit: limit, now: now + Double(n) * 0.001)) }
+            #expect(decisions.prefix(3).allSatisfy { $0.allowed })
+            #expect(decisions.dropFirst(3).allSatisfy { !$0.allowed && $0.retryAfterSeconds == 1 })
+            #expect(limiter.claims == 4, "three tokens and the claim that found none")
+        }
+    }
+
+    /// Several nodes (limiters) on one key never spend more together than the shared state
+    /// counted: at most the burst plus the rate for the time they ran.
+    @Test func nodesTogetherStayWithinTheLimit() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let nodes = (0..<3).map { _ in SharedRateLimiter(database: test.database, batchTime: { 0 }) }
+            let limit = RateLimiter.Limit(perSecond: 200, burst: 40)
+            // 1,200 requests, 1,000 a second offered (a tick each, in the order they are made).
+            let clock = Ticks(start: 100, step: 0.001)
+            let (allowed, offered) = try await withThrowingTaskGroup(of: (Int, Int).self) { group in
+                for node in nodes {
+                    for _ in 0..<4 {
+                        group.addTask {
+                            var allowed = 0
+                            for _ in 0..<100 {
+                                if try await node.take("ins_shared", limit: limit, now: clock.next()).allowed { allowed += 1 }
+                            }
+                            return (allowed, 100)
+                        }
+                    }
+                }
+                return try await group.reduce((0, 0)) { ($0.0 + $1.0, $0.1 + $1.1) }
+            }
+            let elapsed = clock.next() - 100
+            let most = Double(limit.burst) + limit.perSecond * elapsed
+            #expect(Double(allowed) <= most + 1, "\(allowed) allowed in \(elapsed) s")
+            // Under a load well above the limit, nodes spend most of it (tokens dropped unspent are few).
+            #expect(Double(allowed) >= 0.6 * most, "\(allowed) allowed in \(elapsed) s")
+            // Claims follow what the limit lets through (a node refuses locally while the window
+            // is full), not the load offered.
+            let claims = nodes.map(\.claims).reduce(0, +)
+            #expect(claims * 5 < offered, "\(claims) claims, \(offered) offered")
+        }
+    }
+}
+
+/// A time that moves on by `step` each time it is read.
+private final class Ticks: Sendable {
+    private let count = Mutex(0)
+    private let start: Double
+    private let step: Double
+    init(start: Double, step: Double) {
+        self.start = start
+        self.step = step
+    }
+    func next() -> Double { start + Double(count.withLock { $0 += 1; return $0 }) * step }
 }

@@ -1,39 +1,193 @@
 import Foundation
 import MercatoStorage
 import SQLKit
+import Synchronization
 
 /// The command rate of each install across every node on one PostgreSQL (CONTRACT §12): the
-/// same GCRA as ``RateLimiter``, with its state in `install_rate_state`. Requests gather in a
-/// group commit; a batch takes each install's requests in one locked update, so N nodes give an
-/// install its limit, not N times it, at one statement per batch rather than per request.
+/// same GCRA as ``RateLimiter``, with its state in `install_rate_state`, spent through leases.
+///
+/// A node claims a few of a key's tokens at once (a *lease*: the shared arrival time moves on
+/// by all of them in one locked update) and spends them here without a statement; when they
+/// are gone (or older than ``leaseSeconds`` × 2, when unspent ones are dropped) it claims
+/// again. A lease is sized to what this node spent of the key lately (its rate over
+/// ``leaseSeconds``), starts at one token and is capped at a quarter of the burst, so nodes
+/// share a tight limit fairly and a busy install costs a claim per lease rather than per
+/// request. A claim that found the window full tells the node when a lease can be had again,
+/// and it refuses locally until then: a key held at its limit costs each node a claim per
+/// lease too, not one per request refused. Claims of all keys
+/// gather in a group commit; one claim per key is in flight on a node, and the requests that
+/// arrive meanwhile wait for it and spend what it brought.
+///
+/// What nodes spend together stays within the limit: every token spent was counted in the
+/// shared state first. A lease spent late (up to its age limit) can make one burst a little
+/// larger than `burst`, by at most the nodes' leases; tokens dropped unspent are lost to the
+/// key, which the sizing keeps to about one per claim.
 final class SharedRateLimiter: Sendable {
+    /// Requests of one key (a claim of `count` tokens at `now`).
     struct Take: Sendable {
         var key: String
         var limit: RateLimiter.Limit
         var now: Double
+        var count: Int = 1
     }
 
-    private let commit: GroupCommit<Take, RateLimiter.Decision>
+    /// What one take got: `taken` of its tokens, the shared arrival time after them, and the
+    /// time it was decided at.
+    struct Grant: Sendable, Equatable {
+        var taken: Int
+        var tat: Double
+        var now: Double
+    }
 
-    init(database: Database) {
+    /// How long a lease is meant to last at the rate the node spends; unspent tokens are
+    /// dropped after twice that.
+    static let leaseSeconds = 0.1
+
+    private struct Lease {
+        var limit: RateLimiter.Limit
+        /// Tokens claimed and not yet spent, valid until `expires`.
+        var tokens = 0
+        var expires = 0.0
+        /// The shared arrival time the last claim left.
+        var tat = 0.0
+        /// Before this time the shared window is known to be full.
+        var refusedUntil = -Double.infinity
+        var claiming = false
+        var waiters: [CheckedContinuation<Void, Never>] = []
+        /// Requests spent since `lastClaim` (for the lease's size).
+        var spent = 0
+        var lastClaim: Double?
+    }
+
+    private enum Step {
+        case decided(RateLimiter.Decision)
+        case wait
+        case claim(Int)
+    }
+
+    private struct Leases {
+        var byKey: [String: Lease] = [:]
+        /// The key count at which leases that hold nothing are next dropped.
+        var pruneAt = 10_000
+    }
+
+    private let commit: GroupCommit<Take, Grant>
+    private let leases = Mutex(Leases())
+    private let claimed = Atomic<Int>(0)
+
+    /// How many claims storage answered (for tests).
+    var claims: Int { claimed.load(ordering: .relaxed) }
+
+    /// `batchTime` is the time a batch of claims is decided at when later than its requests'
+    /// (tests give 0: their requests' own times count).
+    init(database: Database, batchTime: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
         commit = GroupCommit(database: database, maxBatch: 512) { takes, db in
-            try await Self.apply(takes, at: Date().timeIntervalSince1970, on: db)
+            try await Self.claim(takes, at: batchTime(), on: db)
         }
     }
 
     /// Takes one request from `key`'s allowance at `now` (seconds), or refuses; throws when
     /// storage could not decide.
     func take(_ key: String, limit: RateLimiter.Limit, now: Double) async throws -> RateLimiter.Decision {
-        try await commit.submit(Take(key: key, limit: limit, now: now))
+        while true {
+            switch leases.withLock({ step(&$0, key: key, limit: limit, now: now) }) {
+            case .decided(let decision):
+                return decision
+            case .wait:
+                await withCheckedContinuation { (waiter: CheckedContinuation<Void, Never>) in
+                    let waiting = leases.withLock { leases -> Bool in
+                        guard leases.byKey[key]?.claiming == true else { return false }
+                        leases.byKey[key]!.waiters.append(waiter)
+                        return true
+                    }
+                    if !waiting { waiter.resume() }
+                }
+            case .claim(let count):
+                let grant: Grant
+                do {
+                    grant = try await commit.submit(Take(key: key, limit: limit, now: now, count: count))
+                } catch {
+                    for waiter in leases.withLock({ settle(&$0, key: key, grant: nil, wanted: count, limit: limit) }) { waiter.resume() }
+                    throw error
+                }
+                claimed.add(1, ordering: .relaxed)
+                let waiters = leases.withLock { settle(&$0, key: key, grant: grant, wanted: count, limit: limit) }
+                for waiter in waiters { waiter.resume() }
+                // The first of the lease's tokens is this request's.
+                return grant.taken > 0
+                    ? .allowed(at: grant.tat - Double(grant.taken - 1) * limit.interval, limit: limit, now: grant.now)
+                    : .refused(at: grant.tat, limit: limit, now: grant.now)
+            }
+        }
     }
 
-    /// One claim per key (its requests in arrival order, under the latest limit and time), then
-    /// the first `taken` of each key's requests are allowed and the rest refused.
+    private func step(_ leases: inout Leases, key: String, limit: RateLimiter.Limit, now: Double) -> Step {
+        if leases.byKey[key] == nil && leases.byKey.count >= leases.pruneAt {
+            // A lease with nothing in hand and no refusal pending changes no answer when forgotten.
+            leases.byKey = leases.byKey.filter { $0.value.claiming || ($0.value.tokens > 0 && $0.value.expires > now) || $0.value.refusedUntil > now }
+            leases.pruneAt = max(10_000, leases.byKey.count * 2)
+        }
+        var lease = leases.byKey[key] ?? Lease(limit: limit)
+        defer { leases.byKey[key] = lease }
+        if lease.claiming { return .wait }
+        if lease.limit != limit { lease = Lease(limit: limit) }
+        if lease.tokens > 0 && now < lease.expires {
+            lease.tokens -= 1
+            lease.spent += 1
+            // Tokens this node holds still count as the key's remaining allowance.
+            return .decided(.allowed(at: lease.tat - Double(lease.tokens) * limit.interval, limit: limit, now: now))
+        }
+        if now < lease.refusedUntil {
+            return .decided(.refused(at: lease.tat, limit: limit, now: now))
+        }
+        var count = 1
+        if let last = lease.lastClaim {
+            let rate = Double(lease.spent + 1) / max(now - last, 0.001)
+            let cap = max(1, min(Int(limit.perSecond * Self.leaseSeconds), limit.burst / 4))
+            count = min(cap, max(1, Int((rate * Self.leaseSeconds).rounded(.up))))
+        }
+        lease.tokens = 0
+        lease.spent = 0
+        lease.lastClaim = now
+        lease.claiming = true
+        return .claim(count)
+    }
+
+    /// Ends `key`'s claim with what it got (nothing when it failed); answers who waited for it.
+    private func settle(_ leases: inout Leases, key: String, grant: Grant?, wanted: Int, limit: RateLimiter.Limit) -> [CheckedContinuation<Void, Never>] {
+        guard var lease = leases.byKey[key] else { return [] }
+        let waiters = lease.waiters
+        lease.waiters = []
+        lease.claiming = false
+        if let grant {
+            lease.spent += min(grant.taken, 1)
+            lease.tat = grant.tat
+            lease.tokens = max(0, grant.taken - 1)
+            lease.expires = grant.now + 2 * Self.leaseSeconds
+            // Nothing left in the window: the node refuses locally until the shared time has room
+            // for the lease it asked for (at least one token; the shared time never moves back),
+            // so nodes of a full key claim a lease each now and then rather than race per token.
+            lease.refusedUntil = grant.taken == 0 ? grant.tat + Double(max(wanted, 1)) * limit.interval - limit.window : -.infinity
+        }
+        leases.byKey[key] = lease
+        return waiters
+    }
+
+    /// Decides single requests (a take of one token each) as ``claim(_:at:on:)`` does; for tests.
+    static func apply(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [RateLimiter.Decision] {
+        let grants = try await claim(takes, at: time, on: db)
+        return zip(takes, grants).map { take, grant in
+            grant.taken > 0 ? .allowed(at: grant.tat, limit: take.limit, now: grant.now) : .refused(at: grant.tat, limit: take.limit, now: grant.now)
+        }
+    }
+
+    /// One claim per key (its takes in arrival order, under the latest limit and time), then
+    /// each take gets of the tokens taken what is left, in order, up to its count.
     ///
     /// Decided at `time` (when the batch runs) when that is later than the requests' own: a
     /// request that waited (for a connection, behind a slow batch) is judged when it is
     /// admitted, not refused because other requests were admitted while it waited.
-    static func apply(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [RateLimiter.Decision] {
+    static func claim(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [Grant] {
         var order: [String] = []
         var positions: [String: [Int]] = [:]
         for (index, take) in takes.enumerated() {
@@ -42,20 +196,21 @@ final class SharedRateLimiter: Sendable {
         }
         let claims = order.map { key -> CommandStore.RateClaim in
             let last = takes[positions[key]!.last!]
-            return CommandStore.RateClaim(key: key, count: positions[key]!.count, interval: last.limit.interval, window: last.limit.window,
+            return CommandStore.RateClaim(key: key, count: positions[key]!.map { takes[$0].count }.reduce(0, +),
+                                          interval: last.limit.interval, window: last.limit.window,
                                           now: max(time, positions[key]!.map { takes[$0].now }.max()!))
         }
         let outcome = try await CommandStore.takeRates(claims, on: db)
-        var decisions = [RateLimiter.Decision?](repeating: nil, count: takes.count)
+        var grants = [Grant?](repeating: nil, count: takes.count)
         for claim in claims {
             let (base, taken) = outcome[claim.key] ?? (claim.now, 0)
-            let limit = takes[positions[claim.key]!.last!].limit
-            for (n, index) in positions[claim.key]!.enumerated() {
-                decisions[index] = n < taken
-                    ? .allowed(at: base + Double(n + 1) * claim.interval, limit: limit, now: claim.now)
-                    : .refused(at: base + Double(taken) * claim.interval, limit: limit, now: claim.now)
+            var spent = 0
+            for index in positions[claim.key]! {
+                let mine = min(takes[index].count, taken - spent)
+                spent += mine
+                grants[index] = Grant(taken: mine, tat: base + Double(spent) * claim.interval, now: claim.now)
             }
         }
-        return decisions.map { $0! }
+        return grants.map { $0! }
     }
 }
