@@ -179,12 +179,22 @@ public final class Database: Sendable {
 
     /// `body` on a leased connection, answered within `timeout`: past it the caller is
     /// told storage is unavailable and the read goes on alone until it ends (its answer unused).
-    private func bounded<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    ///
+    /// `since`: when the caller started waiting, if earlier than now (a group commit's oldest
+    /// operation): both deadlines count from then, so waiting behind a stuck batch and then for
+    /// one's own never adds up to more than one deadline.
+    private func bounded<R: Sendable>(_ client: PostgresClient, since: ContinuousClock.Instant? = nil,
+                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         // One timer for both deadlines (the lease, then the whole statement) and one task for
         // the work: the caller resumes with whichever ends first.
         let once = ResumeOnce<R>()
         let lease = LeaseFlag()
-        let (leaseDeadline, statementDeadline, location) = (deadlines.lease, deadlines.statement, self.location)
+        let waited = since.map { max(.zero, ContinuousClock.now - $0) } ?? .zero
+        let (statementDeadline, location) = (deadlines.statement, self.location)
+        let leaseDeadline = min(deadlines.lease, statementDeadline - waited)
+        guard leaseDeadline > .zero else {
+            throw StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")
+        }
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
             let work = Task {
@@ -208,7 +218,7 @@ public final class Database: Sendable {
                     return
                 }
                 guard once.isWaiting else { return }
-                try? await Task.sleep(for: statementDeadline - leaseDeadline)
+                try? await Task.sleep(for: statementDeadline - waited - leaseDeadline)
                 once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
             }
         }
@@ -300,9 +310,12 @@ public final class Database: Sendable {
     /// the restart drill). Past the deadline the callers are told storage is unavailable (503,
     /// retry with the same key); the abandoned transaction either fails or commits on its own,
     /// which a retry then finds. Long jobs (migrations, sweeps) use ``transaction(_:)``.
-    public func boundedTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+    ///
+    /// `since`: when its callers started waiting, if earlier (the deadline counts from then).
+    public func boundedTransaction<R: Sendable>(since: ContinuousClock.Instant? = nil,
+                                                _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         guard case .postgres(let client, _) = backend else { return try await transaction(body) }
-        return try await bounded(client) { connection in
+        return try await bounded(client, since: since) { connection in
             try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
         }
     }

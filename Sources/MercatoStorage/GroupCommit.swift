@@ -18,6 +18,9 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private struct Waiter {
         let operation: Operation
         let continuation: CheckedContinuation<Output, any Error>
+        /// When it was handed in: on PostgreSQL the storage deadline counts from the oldest
+        /// waiter's, so one queued behind a stuck batch is not then given a deadline of its own.
+        let since: ContinuousClock.Instant
     }
 
     private struct State {
@@ -43,7 +46,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public func submit(_ operation: Operation) async throws -> Output {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
             let startDrainer = state.withLock { s -> Bool in
-                s.pending.append(Waiter(operation: operation, continuation: continuation))
+                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now))
                 if s.draining { return false }
                 s.draining = true
                 return true
@@ -62,7 +65,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             }
             if batch.isEmpty { return }
             do {
-                let outputs = try await run(batch.map(\.operation))
+                let outputs = try await run(batch.map(\.operation), since: batch[0].since)
                 committed?(batch.count)
                 for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
                 continue
@@ -81,7 +84,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                     continue
                 }
                 do {
-                    let output = try await run([waiter.operation])
+                    let output = try await run([waiter.operation], since: waiter.since)
                     committed?(1)
                     waiter.continuation.resume(returning: output[0])
                 } catch {
@@ -92,9 +95,9 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         }
     }
 
-    private func run(_ operations: [Operation]) async throws -> [Output] {
+    private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
         let apply = self.apply
-        let outputs = try await database.boundedTransaction { try await apply(operations, $0) }
+        let outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
         guard outputs.count == operations.count else {
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }

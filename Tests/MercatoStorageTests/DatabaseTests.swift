@@ -154,6 +154,32 @@ struct DatabaseTests {
         }
     }
 
+    /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
+    /// one statement deadline of being handed in, not after the stuck batch's deadline and then
+    /// one of its own (the restart drill's requests must not hang past the deadline).
+    @Test func aGroupCommitCountsTheDeadlineFromWhenTheCallerStartedWaiting() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let database = try await Database.open(test.location, logger: TestDatabase.logger,
+                                                   deadlines: StorageDeadlines(lease: .seconds(1), statement: .seconds(2)))
+            // Each batch takes 1.5 s: the second operation, queued behind the first, would be
+            // answered after about 3 s if its deadline started with its own batch.
+            let commit = GroupCommit<Int, Int>(database: database, maxBatch: 1) { ops, db in
+                try await db.raw("SELECT pg_sleep(1.5)").run()
+                return ops
+            }
+            let start = ContinuousClock.now
+            async let first = commit.submit(1)
+            try await Task.sleep(for: .milliseconds(100))
+            let second: Result<Int, any Error>
+            do { second = .success(try await commit.submit(2)) } catch { second = .failure(error) }
+            let waited = ContinuousClock.now - start
+            #expect(try await first == 1)
+            #expect(throws: StorageUnavailable.self) { try second.get() }
+            #expect(waited < .milliseconds(2_600), "answered after \(waited)")
+            await database.close()
+        }
+    }
+
     @Test func recordIDsAreTypedSortableAndUnique() async throws {
         let a = RecordID.make("org", millis: 1_000)
         let b = RecordID.make("org", millis: 2_000)
