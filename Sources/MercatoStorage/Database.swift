@@ -195,6 +195,7 @@ public final class Database: Sendable {
         guard leaseDeadline > .zero else {
             throw StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")
         }
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
             let work = Task {
@@ -210,16 +211,21 @@ public final class Database: Sendable {
                 }
                 once.resume(with: result)
             }
-            Task {
-                try? await Task.sleep(for: leaseDeadline)
-                if lease.abandon() {
-                    work.cancel()   // takes the waiting request out of the pool's queue
-                    once.resume(with: .failure(StorageUnavailable("no PostgreSQL connection within \(leaseDeadline) (\(location) unreachable?)")))
-                    return
+            // The deadlines are event-loop timers, cancelled when the work answers first: no
+            // task and no wake-up per statement for a deadline that did not come.
+            once.arm {
+                loop.scheduleTask(in: TimeAmount(leaseDeadline)) {
+                    if lease.abandon() {
+                        work.cancel()   // takes the waiting request out of the pool's queue
+                        once.resume(with: .failure(StorageUnavailable("no PostgreSQL connection within \(leaseDeadline) (\(location) unreachable?)")))
+                        return
+                    }
+                    once.arm {
+                        loop.scheduleTask(in: TimeAmount(statementDeadline - waited - leaseDeadline)) {
+                            once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
+                        }
+                    }
                 }
-                guard once.isWaiting else { return }
-                try? await Task.sleep(for: statementDeadline - waited - leaseDeadline)
-                once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
             }
         }
     }
@@ -363,21 +369,33 @@ private final class LeaseFlag: Sendable {
     }
 }
 
-/// A continuation resumed by whichever of two tasks ends first (see `Database.bounded`).
+/// A continuation resumed by whichever ends first, the work or its deadline's timer (see
+/// `Database.bounded`); resuming cancels the timer still pending.
 private final class ResumeOnce<R: Sendable>: Sendable {
-    private let continuation = Mutex<CheckedContinuation<R, any Error>?>(nil)
+    private struct State {
+        var continuation: CheckedContinuation<R, any Error>?
+        var timer: Scheduled<Void>?
+    }
+    private let state = Mutex(State())
 
     func set(_ continuation: CheckedContinuation<R, any Error>) {
-        self.continuation.withLock { $0 = continuation }
+        state.withLock { $0.continuation = continuation }
     }
 
-    var isWaiting: Bool { continuation.withLock { $0 != nil } }
+    /// Makes `schedule`'s timer the pending one, unless the caller was already resumed.
+    func arm(_ schedule: () -> Scheduled<Void>) {
+        state.withLock { s in
+            guard s.continuation != nil else { return }
+            s.timer = schedule()
+        }
+    }
 
     func resume(with result: Result<R, any Error>) {
-        let waiting = continuation.withLock { stored -> CheckedContinuation<R, any Error>? in
-            defer { stored = nil }
-            return stored
+        let (waiting, timer) = state.withLock { s in
+            defer { s.continuation = nil; s.timer = nil }
+            return (s.continuation, s.timer)
         }
+        timer?.cancel()
         waiting?.resume(with: result)
     }
 }

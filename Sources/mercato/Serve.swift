@@ -7,6 +7,8 @@ import MercatoHTTP
 import MercatoWeb
 import MercatoStorage
 import Metrics
+import NIOCore
+import NIOPosix
 import Prometheus
 import ServiceLifecycle
 import UnixSignals
@@ -16,8 +18,14 @@ struct Serve: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Run the server (the default command).")
 
     func run() async throws {
+        // Swift concurrency's jobs run on NIO's event loops rather than on a pool of their own:
+        // a request's task, its PostgreSQL round trips and its answer's write stay on one
+        // thread instead of hopping between the two pools (a futex wake and a context switch
+        // each way). Before anything else starts; blocking work (Argon2id) is offloaded.
+        let takenOver = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
         let settings = Bootstrap.settings()
         let logger = Bootstrap.logging(settings: settings)
+        if !takenOver { logger.notice("Swift concurrency keeps its own thread pool (NIO could not take it over)") }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         try await Server.build(settings: settings, metrics: registry, logger: logger).run()
