@@ -50,7 +50,7 @@ extension CommandGateway {
         switch await host.run(request, requestID: command.requestID, logger: hookLogger, api: api) {
         case .result(let result):
             let json: JSONValue = .object(["id": .string(command.id), "command": .string(command.name), "status": .string("succeeded"), "result": result])
-            answer = Answer(status: 200, body: (try? JSONCoding.verbatim.encode(json)) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
+            answer = Answer(status: 200, body: (try? Data(json.jsonBytes())) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")
         case .failed(let error) where error.status >= 500:
             // The plugin says "not now" (e.g. a provider is down): not kept, so a retry with the
             // same webhook-id runs again.

@@ -185,15 +185,23 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
     public convenience init(database: Database, clock: WallClock) {
         self.init(database: database, maxBatch: 256) { operations, db in
             let results = try await PluginDataStore.apply(operations.map(\.write), on: db)
+            // Each install's org and app read once per batch, in the batch's transaction: one
+            // uninstalled meanwhile fails this write alone (the batch is retried without it).
+            var owners: [String: (orgID: String, appID: String)] = [:]
             for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
                 guard case .stored = result, case .put(_, let installID, _, _, _, _, let at, _, _) = operation.write else { continue }
-                // The install is read in the batch's transaction: one uninstalled meanwhile fails
-                // this write alone (the batch is retried without it).
-                guard let install = try await InstallStore.live(id: installID, on: db) else {
-                    throw CommandError.notFound("Install \(installID) is gone.")
+                let owner: (orgID: String, appID: String)
+                if let known = owners[installID] {
+                    owner = known
+                } else {
+                    guard let found = try await InstallStore.liveOwner(id: installID, on: db) else {
+                        throw CommandError.notFound("Install \(installID) is gone.")
+                    }
+                    owners[installID] = found
+                    owner = found
                 }
                 for event in operation.events {
-                    try await Outbox.write(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: at, on: db)
+                    try await Outbox.write(event.type, data: event.data, org: owner.orgID, install: installID, app: owner.appID, at: at, on: db)
                 }
             }
             return results

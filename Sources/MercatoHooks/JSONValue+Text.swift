@@ -1,0 +1,84 @@
+/// JSON text of a value written directly, without `JSONEncoder`'s generic containers: the
+/// same bytes `JSONEncoder` writes with `.sortedKeys` and `.withoutEscapingSlashes` (keys in
+/// the order of their UTF-8 bytes, whole numbers below 9×10¹⁵ as integers, other numbers as Swift prints
+/// them, `"`, `\`, and control characters escaped, everything else as it is), at a fraction of
+/// the cost: answers, stored values and event payloads are written on the hot paths.
+extension JSONValue {
+    /// Thrown for a number JSON cannot hold (infinite or not a number), as `JSONEncoder` refuses it.
+    public struct NotRepresentable: Error, Equatable {
+        public let value: Double
+    }
+
+    /// The value as UTF-8 JSON text.
+    public func jsonBytes() throws -> [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(128)
+        try write(into: &out)
+        return out
+    }
+
+    /// The value as JSON text.
+    public func jsonText() throws -> String {
+        String(decoding: try jsonBytes(), as: UTF8.self)
+    }
+
+    /// Appends the value's JSON text to `out`.
+    public func write(into out: inout [UInt8]) throws {
+        switch self {
+        case .null:
+            out.append(contentsOf: "null".utf8)
+        case .bool(let b):
+            out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .number(let n):
+            guard n.isFinite else { throw NotRepresentable(value: n) }
+            if n.rounded() == n, abs(n) < 9.0e15 {
+                out.append(contentsOf: String(Int64(n)).utf8)
+            } else {
+                // As JSONEncoder writes a Double: Swift's shortest form, a whole number without `.0`.
+                let text = n.description
+                out.append(contentsOf: text.hasSuffix(".0") ? text.utf8.dropLast(2) : text.utf8[...])
+            }
+        case .string(let s):
+            Self.writeString(s, into: &out)
+        case .array(let a):
+            out.append(UInt8(ascii: "["))
+            for (i, element) in a.enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                try element.write(into: &out)
+            }
+            out.append(UInt8(ascii: "]"))
+        case .object(let o):
+            out.append(UInt8(ascii: "{"))
+            for (i, key) in o.keys.sorted(by: { $0.utf8.lexicographicallyPrecedes($1.utf8) }).enumerated() {
+                if i > 0 { out.append(UInt8(ascii: ",")) }
+                Self.writeString(key, into: &out)
+                out.append(UInt8(ascii: ":"))
+                try o[key]!.write(into: &out)
+            }
+            out.append(UInt8(ascii: "}"))
+        }
+    }
+
+    private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
+
+    /// A JSON string literal of `s`.
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        for byte in s.utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case 0x0A: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case 0x0D: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case 0x09: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case 0x08: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "b")])
+            case 0x0C: out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "f")])
+            case 0x00 ..< 0x20:
+                out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u"), UInt8(ascii: "0"), UInt8(ascii: "0"), hex[Int(byte >> 4)], hex[Int(byte & 0xF)]])
+            default:
+                out.append(byte)
+            }
+        }
+        out.append(UInt8(ascii: "\""))
+    }
+}
