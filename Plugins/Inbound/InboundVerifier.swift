@@ -138,7 +138,7 @@ public struct InboundVerifier: Sendable {
     }
 
     static func json(_ body: [UInt8]) -> JSONValue? {
-        try? JSONDecoder().decode(JSONValue.self, from: Data(body))
+        try? JSONValue(parsing: body)
     }
 
     /// The provider's event id and type, where each provider puts them.

@@ -68,7 +68,6 @@ struct GatewayStageTests {
             #"{"install_id": "ins_x", "command": "ping", "command": "teleport"}"#,
             #"{"install_id": "ins_x", "command": "ping", "note": 1e400}"#,
             #"{"install_id": "ins_x", "command": "ping", "note": "\ud800"}"#,
-            #"{"install_id": "ins_x", "command": "ping", "x": 1, "x": 1e400}"#,
             #"{"install_id": "ins_x", "command": "ping", "args": {"n": 1e400}}"#,
             #"{"install_id": 1e400, "command": "ping"}"#,
         ]
@@ -88,6 +87,11 @@ struct GatewayStageTests {
                 == CommandBody(installID: "ins_x", command: nil, args: .array([.number(1)])))
         #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "args": null}"#.utf8)) == CommandBody(installID: "ins_x", command: nil, args: .null))
         #expect(CommandBody.decode(Array(#"{"command": "ping", "args": {"k": "v"}}"#.utf8)) == CommandBody(installID: nil, command: "ping", args: .object(["k": .string("v")])))
+        // A repeated member's later value is read too (JSONDecoder only scanned it), so one no
+        // JSONValue holds refuses the body: stricter than before, on purpose.
+        #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "x": 1, "x": 1e400}"#.utf8)) == nil)
+        #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "command": "teleport"}"#.utf8))
+                == CommandBody(installID: "ins_x", command: "ping", args: nil))
         // A member the gateway does not read must still decode, as it had to before.
         #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "note": 1e400}"#.utf8)) == nil)
         #expect(CommandBody.decode(Array(#"{"install_id": "ins_x", "command": "ping", "note": "\ud800"}"#.utf8)) == nil)

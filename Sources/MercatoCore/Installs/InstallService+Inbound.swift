@@ -12,10 +12,15 @@ extension InstallService {
         (view.manifest.inbound ?? []).map { ($0.provider, "\(publicURL)/api/v1/inbound/\(view.install.id)/\($0.provider)") }
     }
 
-    /// The install `id` when it exists and is active, as plugins see installs; `nil` otherwise
-    /// (uninstalled, disabled, waiting for OAuth, or never there). One read of the install's
-    /// row; the org's name comes from ``InboundTargets`` while the row is unchanged.
-    public func activeInstallInfo(_ id: String) async throws -> InstallInfo? {
+    /// The install row read for the public request being served (``servingActiveInstall(_:_:)``),
+    /// so a later question about the same install in that request does not read it again.
+    @TaskLocal static var servedInstall: InstallRecord?
+
+    /// Runs `body` with the install `id` when it exists and is active, as plugins see installs;
+    /// `nil` without running it otherwise (uninstalled, disabled, waiting for OAuth, or never
+    /// there). One read of the install's row, which ``inboundSecret(_:provider:)`` reuses
+    /// within `body`; the org's name comes from ``InboundTargets`` while the row is unchanged.
+    public func servingActiveInstall<R: Sendable>(_ id: String, _ body: (InstallInfo) async throws -> R) async throws -> R? {
         guard RecordID.isValid(id, prefix: "ins") else { return nil }
         guard let install = try await database.read({ try await InstallStore.live(id: id, on: $0) }), install.status == .active else {
             inboundTargets.remove(id)
@@ -29,15 +34,23 @@ extension InstallService {
             orgName = org.name
             inboundTargets.put(InboundTargets.Entry(install: install, orgName: orgName, loadedAt: .now))
         }
-        return InstallInfo(installID: install.id, orgID: install.orgId, orgName: orgName, appKey: install.appKey, appVersion: install.version,
-                           grantedScopes: install.scopes, status: install.status.rawValue)
+        let info = InstallInfo(installID: install.id, orgID: install.orgId, orgName: orgName, appKey: install.appKey, appVersion: install.version,
+                               grantedScopes: install.scopes, status: install.status.rawValue)
+        return try await Self.$servedInstall.withValue(install) { try await body(info) }
     }
 
     /// The value of the secret config field the install's app declares for `provider` in its
     /// manifest's `inbound`, `nil` when it declares none or the field is empty. One read of the
-    /// install's row; the opened value comes from ``InboundTargets`` while the row is unchanged.
+    /// install's row (none while serving a request for it); the opened value comes from
+    /// ``InboundTargets`` while the row is unchanged.
     public func inboundSecret(_ id: String, provider: String) async throws -> String? {
-        guard let install = try await database.read({ try await InstallStore.live(id: id, on: $0) }) else {
+        let install: InstallRecord?
+        if let served = Self.servedInstall, served.id == id {
+            install = served
+        } else {
+            install = try await database.read { try await InstallStore.live(id: id, on: $0) }
+        }
+        guard let install else {
             inboundTargets.remove(id)
             return nil
         }

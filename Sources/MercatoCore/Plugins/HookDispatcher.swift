@@ -72,7 +72,7 @@ public struct HookDispatcher: Service {
             guard let row = try await database.read({ try await AuditStore.find(id: claim.id, on: $0) }),
                   let org = try await database.read({ try await OrgStore.find(id: row.orgId, on: $0) }) else { return PluginHost.Round() }
             let activity = Activity(id: row.id, action: row.action, actor: row.actor, target: row.target, requestID: row.requestId,
-                                    details: (try? JSONDecoder().decode(JSONValue.self, from: Data(row.details.utf8))) ?? .object([:]),
+                                    details: (try? JSONValue(parsing: row.details)) ?? .object([:]),
                                     occurredAt: Timestamp.date(millis: row.createdAt))
             return await host.dispatch(activity, org: OrgInfo(id: org.id, name: org.name, plan: org.plan), only: claim.pending, api: api)
         }

@@ -33,7 +33,7 @@ public struct HostPluginStorage: PluginStorage {
 
     public func get(_ key: String) async throws -> StoredValue? {
         guard let row = try await database.read({ try await PluginDataStore.get(plugin: plugin, install: install, key: key, now: clock.millis, on: $0) }) else { return nil }
-        return StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version)
+        return StoredValue(value: try JSONValue(parsing: row.value), version: row.version)
     }
 
     public func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int {
@@ -118,7 +118,7 @@ public struct HostOrgStorage: OrgStorage {
 
     private func entry(_ row: PluginDataStore.OrgRow) throws -> StoredEntry {
         StoredEntry(installID: row.install == org ? nil : row.install, key: row.key,
-                    value: StoredValue(value: try JSONDecoder().decode(JSONValue.self, from: Data(row.value.utf8)), version: row.version))
+                    value: StoredValue(value: try JSONValue(parsing: row.value), version: row.version))
     }
 }
 

@@ -44,6 +44,11 @@ public enum JSONCoding {
         try value.jsonText()
     }
 
+    /// A JSON value from its text, read directly (``JSONValue/init(parsing:)-(String)``).
+    public static func value(_ type: JSONValue.Type, from text: String) throws -> JSONValue {
+        try JSONValue(parsing: text)
+    }
+
     /// A value of `type` from JSON text with keys as they are.
     public static func value<T: Decodable>(_ type: T.Type, from text: String) throws -> T {
         try JSONDecoder().decode(type, from: Data(text.utf8))

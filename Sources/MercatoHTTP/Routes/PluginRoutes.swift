@@ -89,7 +89,19 @@ struct PluginRoutes {
         var parameters: [String: String] = [:]
         for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
         let installID = parameters[definition.installParameter] ?? ""
-        guard let install = try await runtime.installs.activeInstallInfo(installID) else { throw APIError.notFound("Install \(installID.prefix(64))") }
+        let served = try await runtime.installs.servingActiveInstall(installID) { install in
+            try await servePublic(plugin: plugin, definition, install: install, parameters: parameters, limiter: limiter, request, context)
+        }
+        guard let served else {
+            // No token here: say only that there is no active install at this address.
+            throw APIError(status: 404, code: "not_found", title: "Not found",
+                           detail: "No active install `\(installID.prefix(64))` receives at this address.")
+        }
+        return served
+    }
+
+    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, install: InstallInfo, parameters: [String: String],
+                             limiter: RateAllowance, _ request: Request, _ context: AppRequestContext) async throws -> Response {
         let decision = try await limiter.take("inbound:" + install.installID, limit: publicLimit, now: Double(runtime.clock.millis) / 1000)
         guard decision.allowed else {
             throw APIError(status: 429, code: "rate_limited", title: "Too many requests",

@@ -35,16 +35,25 @@ enum JSONBody {
             throw APIError(status: 415, code: "unsupported_media_type", title: "Unsupported media type",
                            detail: "Send the body as `Content-Type: application/json`\(contentType.map { " (got `\($0)`)" } ?? "").")
         }
-        let data = Data(buffer.readableBytesView)
-        guard !data.isEmpty else { throw APIError.malformedJSON("The request body is empty; a JSON object is expected.") }
-        // Storage refuses NUL in text; say so here instead of failing in the database.
-        if let value = try? JSONDecoder().decode(JSONValue.self, from: data), let path = value.pathOfNUL() {
-            throw APIError.invalidRequest("Text must not contain the NUL character (\\u0000); found in `\(path)`.",
-                                          errors: [.init(field: path, message: "contains NUL")])
+        guard buffer.readableBytes > 0 else { throw APIError.malformedJSON("The request body is empty; a JSON object is expected.") }
+        // Read once directly: the NUL check, and the answer itself when a JSON value is asked for.
+        // Text the reader refuses goes to JSONDecoder as before, which names the field whose value
+        // it cannot hold; its reason for text that is not JSON at all is the reader's.
+        let parsed = Result { () throws(JSONValue.ParseError) in try JSONValue(parsing: buffer.readableBytesView) }
+        if case .success(let value) = parsed {
+            // Storage refuses NUL in text; say so here instead of failing in the database.
+            if let path = value.pathOfNUL() {
+                throw APIError.invalidRequest("Text must not contain the NUL character (\\u0000); found in `\(path)`.",
+                                              errors: [.init(field: path, message: "contains NUL")])
+            }
+            if let value = value as? T { return value }
         }
         do {
-            return try JSONCoding.decoder.decode(T.self, from: data)
+            return try JSONCoding.decoder.decode(T.self, from: Data(buffer.readableBytesView))
         } catch let error as DecodingError {
+            if case .failure(let reason) = parsed, case .dataCorrupted(let context) = error, context.codingPath.isEmpty {
+                throw APIError.malformedJSON("The body is not valid JSON: \(reason).")
+            }
             throw problem(for: error)
         }
     }
