@@ -28,10 +28,20 @@ public struct JSONLogHandler: LogHandler {
     public func log(event: LogEvent) {
         var fields: [(String, Logger.Metadata.Value)] = []
         fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0) + 4)
-        var merged = metadata
-        if let extra = event.metadata { merged.merge(extra) { _, new in new } }
-        for (key, value) in merged where key != "ts" && key != "level" && key != "msg" && key != "label" {
-            fields.append((key, Self.isSecret(key) ? .string("[redacted]") : value))
+        // The handler's own metadata is usually empty: the event's is then taken as it is.
+        var merged: Logger.Metadata
+        switch (metadata.isEmpty, event.metadata) {
+        case (_, nil): merged = metadata
+        case (true, let extra?): merged = extra
+        case (false, let extra?): merged = metadata.merging(extra) { _, new in new }
+        }
+        merged["ts"] = nil
+        merged["level"] = nil
+        merged["msg"] = nil
+        merged["label"] = nil
+        let secret = Self.isSecret(Array(merged.keys))
+        for ((key, value), secret) in zip(merged, secret) {
+            fields.append((key, secret ? .string("[redacted]") : value))
         }
         fields.append(("ts", .string(Self.timestamp())))
         fields.append(("level", .string(event.level.rawValue)))
@@ -53,14 +63,21 @@ public struct JSONLogHandler: LogHandler {
         sink(line)
     }
 
-    static func isSecret(_ key: String) -> Bool {
-        // Metadata keys are a small, fixed set: remember the answer (Foundation's substring
-        // search per key and word was a visible share of every request's CPU).
-        if let known = secretKeys.withLock({ $0[key] }) { return known }
-        let lowered = key.lowercased()
-        let secret = secretWords.contains { lowered.contains($0) }
-        secretKeys.withLock { if $0.count < 1024 { $0[key] = secret } }
-        return secret
+    static func isSecret(_ key: String) -> Bool { isSecret([key])[0] }
+
+    /// Whether each key names a secret, in order. Metadata keys are a small, fixed set: the
+    /// answers are remembered (Foundation's substring search per key and word was a visible share
+    /// of every request's CPU), and a line's keys take the lock once.
+    static func isSecret(_ keys: [String]) -> [Bool] {
+        secretKeys.withLock { known in
+            keys.map { key in
+                if let answer = known[key] { return answer }
+                let lowered = key.lowercased()
+                let secret = secretWords.contains { lowered.contains($0) }
+                if known.count < 1024 { known[key] = secret }
+                return secret
+            }
+        }
     }
 
     private static let secretKeys = Mutex<[String: Bool]>([:])
@@ -123,21 +140,34 @@ public struct JSONLogHandler: LogHandler {
         line.append("\"")
     }
 
-    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T20:44:01.123Z`.
+    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T20:44:01.123Z`: digits written into one
+    /// 24-byte buffer (no string per part).
     static func timestamp(_ date: Date = Date()) -> String {
         let interval = date.timeIntervalSince1970
         var seconds = time_t(interval.rounded(.down))
-        var millis = Int(((interval - Double(seconds)) * 1000).rounded(.down))
-        if millis > 999 { millis = 999 }
-        if millis < 0 { millis = 0 }
+        let millis = min(999, max(0, Int(((interval - Double(seconds)) * 1000).rounded(.down))))
         var parts = tm()
         gmtime_r(&seconds, &parts)
-        func pad(_ n: Int32, _ width: Int) -> String {
-            let text = String(n)
-            return text.count >= width ? text : String(repeating: "0", count: width - text.count) + text
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var at = 0
+            func digits(_ n: Int, _ width: Int, then separator: UInt8) {
+                var n = n
+                for i in stride(from: width - 1, through: 0, by: -1) {
+                    out[at + i] = UInt8(ascii: "0") + UInt8(n % 10)
+                    n /= 10
+                }
+                out[at + width] = separator
+                at += width + 1
+            }
+            digits(min(9999, max(0, Int(parts.tm_year) + 1900)), 4, then: UInt8(ascii: "-"))
+            digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+            digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
+            digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
+            digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
+            digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
+            digits(millis, 3, then: UInt8(ascii: "Z"))
+            return at
         }
-        return pad(parts.tm_year + 1900, 4) + "-" + pad(parts.tm_mon + 1, 2) + "-" + pad(parts.tm_mday, 2) + "T"
-            + pad(parts.tm_hour, 2) + ":" + pad(parts.tm_min, 2) + ":" + pad(parts.tm_sec, 2) + "." + pad(Int32(millis), 3) + "Z"
     }
 
     private static let outputLock = Mutex(())

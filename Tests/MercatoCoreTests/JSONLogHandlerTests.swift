@@ -1,0 +1,69 @@
+import Foundation
+import Logging
+@testable import MercatoCore
+import Synchronization
+import Testing
+
+/// The server's log line: one JSON object, keys sorted, secrets redacted whoever passes them.
+@Suite("The JSON log line")
+struct JSONLogHandlerTests {
+    final class Lines: Sendable {
+        let all = Mutex<[String]>([])
+    }
+
+    func logger(_ lines: Lines, metadata: Logger.Metadata = [:]) -> Logger {
+        var logger = Logger(label: "mercato.test") { label in
+            JSONLogHandler(label: label, level: .debug) { line in lines.all.withLock { $0.append(line) } }
+        }
+        for (key, value) in metadata { logger[metadataKey: key] = value }
+        return logger
+    }
+
+    func object(_ line: String) throws -> [String: Any] {
+        try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+
+    @Test func theTimestampIsRFC3339WithMillisecondsInUTC() throws {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        // Whole milliseconds (a binary fraction rounds differently in the formatter), across a
+        // leap day, the turn of a year and a year's first millisecond.
+        var times: [Double] = [0, 951_782_400_000, 1_703_980_799_999, 1_704_067_200_000, 1_796_000_000_123]
+        var random = SystemRandomNumberGenerator()
+        for _ in 0..<500 { times.append(Double(Int64.random(in: 0...4_102_444_800_000, using: &random))) }
+        for millis in times {
+            let date = Date(timeIntervalSince1970: millis / 1000 + 0.0001)
+            #expect(JSONLogHandler.timestamp(date) == formatter.string(from: date), "at \(millis) ms")
+        }
+        #expect(JSONLogHandler.timestamp(Date(timeIntervalSince1970: 1_796_000_000.5)) == "2026-11-30T00:53:20.500Z")
+    }
+
+    @Test func aLineIsOneSortedObjectWithEverySecretKeyRedacted() throws {
+        let lines = Lines()
+        let log = logger(lines, metadata: ["request_id": "req_1", "api_token": "mt_live_abc"])
+        log.info("served \"x\"\n", metadata: ["status": "200", "Authorization": "Bearer abc", "request_id": "req_2",
+                                            "nested": .dictionary(["client_secret": "s3cr3t", "n": .array(["1", "2"])]),
+                                            "msg": "overridden?"])
+        let line = try #require(lines.all.withLock { $0.first })
+        #expect(!line.contains("mt_live_abc") && !line.contains("Bearer abc") && !line.contains("s3cr3t"))
+        #expect(!line.contains("\n"))
+        let fields = try object(line)
+        #expect(fields["msg"] as? String == "served \"x\"\n")
+        #expect(fields["level"] as? String == "info")
+        #expect(fields["label"] as? String == "mercato.test")
+        #expect(fields["request_id"] as? String == "req_2")
+        #expect(fields["status"] as? String == "200")
+        #expect(fields["api_token"] as? String == "[redacted]")
+        #expect(fields["Authorization"] as? String == "[redacted]")
+        #expect((fields["nested"] as? [String: Any])?["client_secret"] as? String == "[redacted]")
+        #expect((fields["nested"] as? [String: Any])?["n"] as? [String] == ["1", "2"])
+        // Without the handler's own metadata the event's is written as it is.
+        let plain = Lines()
+        logger(plain).warning("w", metadata: ["password": "hunter2", "path": "/x"])
+        // Keys sorted; `/` not escaped.
+        let line2 = try #require(plain.all.withLock { $0.first })
+        #expect(line2.wholeMatch(of: /\{"label":"mercato\.test","level":"warning","msg":"w","password":"\[redacted\]","path":"\/x","ts":"[0-9T:.\-]{23}Z"\}/) != nil,
+                "\(line2)")
+    }
+}
