@@ -326,6 +326,16 @@ public final class Database: Sendable {
         }
     }
 
+    /// ``boundedTransaction(since:_:)`` for a `body` that runs exactly one statement: on
+    /// PostgreSQL the statement runs alone, its own transaction (a single statement, data-modifying
+    /// common table expressions included, commits or fails whole), which saves the `BEGIN` and
+    /// `COMMIT` round trips; on SQLite it is the writer's transaction as before.
+    public func boundedStatement<R: Sendable>(since: ContinuousClock.Instant? = nil,
+                                              _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        guard case .postgres(let client, _) = backend else { return try await transaction(body) }
+        return try await bounded(client, since: since) { try await body($0.sql()) }
+    }
+
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await db.raw(SQLQueryString(begin)).run()
         let result: R

@@ -32,12 +32,17 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private let database: Database
     private let apply: Apply
     private let committed: (@Sendable (Int) -> Void)?
+    private let oneStatement: Bool
     public let maxBatch: Int
 
-    /// `committed` is told the size of each batch that committed.
-    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
+    /// `committed` is told the size of each batch that committed. `oneStatement`: `apply` runs
+    /// exactly one statement, so on PostgreSQL it needs no transaction around it
+    /// (``Database/boundedStatement(since:_:)``: two round trips fewer a batch).
+    public init(database: Database, maxBatch: Int = 256, oneStatement: Bool = false,
+                committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
+        self.oneStatement = oneStatement
         self.committed = committed
         self.apply = apply
     }
@@ -97,7 +102,9 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
 
     private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
         let apply = self.apply
-        let outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
+        let outputs = oneStatement
+            ? try await database.boundedStatement(since: since) { try await apply(operations, $0) }
+            : try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
         guard outputs.count == operations.count else {
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }

@@ -16,10 +16,10 @@ typealias CommandBatcher = GroupCommit<CommandLogEntry, Void>
 extension GroupCommit where Operation == CommandLogEntry, Output == Void {
     convenience init(commandLogOn database: Database) {
         let metrics = MetricHandles()
-        self.init(database: database, maxBatch: 512, committed: { metrics.recorder("mercato_command_batch_size").record($0) }) { entries, db in
-            try await CommandStore.insert(entries.map(\.log), on: db)
-            let stored = entries.compactMap(\.idempotency)
-            if !stored.isEmpty { try await CommandStore.insertIdempotency(stored, on: db) }
+        // On PostgreSQL the batch is one statement (``CommandStore/insertAnswered(_:_:on:)``).
+        self.init(database: database, maxBatch: 512, oneStatement: database.engine == .postgres,
+                  committed: { metrics.recorder("mercato_command_batch_size").record($0) }) { entries, db in
+            try await CommandStore.insertAnswered(entries.map(\.log), entries.compactMap(\.idempotency), on: db)
             return entries.map { _ in () }
         }
     }
@@ -32,7 +32,7 @@ typealias ReservationBatcher = GroupCommit<CommandStore.Reservation, Bool>
 
 extension GroupCommit where Operation == CommandStore.Reservation, Output == Bool {
     convenience init(reservationsOn database: Database) {
-        self.init(database: database, maxBatch: 512) { reservations, db in
+        self.init(database: database, maxBatch: 512, oneStatement: true) { reservations, db in
             try await CommandStore.reserve(reservations, on: db)
         }
     }

@@ -138,18 +138,47 @@ public enum CommandStore {
     /// so the server's parse work does not grow with the batch.
     public static func insert(_ records: [CommandLogRecord], on db: any SQLDatabase) async throws {
         if db.dialect.name == "postgresql" {
-            try await db.raw("""
-                INSERT INTO command_log (\(unsafeRaw: logColumns))
-                SELECT * FROM unnest(\(bind: records.map(\.id)), \(bind: records.map(\.installId)), \(bind: records.map(\.appId)),
-                    \(bind: records.map(\.orgId)), \(bind: records.map(\.command)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
-                    \(bind: records.map(\.outcome)), \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.durationUs)),
-                    \(bind: records.map(\.createdAt)))
-                """).run()
+            try await db.raw(logRows(records)).run()
             return
         }
         try await MultiRowInsert.run(into: "command_log", columns: logColumns, rows: records.map { r in
             [r.id, r.installId, r.appId, r.orgId, r.command, r.webhookId, r.bodySha256, r.outcome, r.httpStatus, r.durationUs, r.createdAt]
         }, on: db)
+    }
+
+    /// A command batch's log rows and the answers kept for idempotency. On PostgreSQL one
+    /// statement (the log rows' INSERT as a data-modifying WITH of the answers' INSERT), which
+    /// commits or fails whole without a transaction around it; on SQLite the two multi-row
+    /// INSERTs, in the caller's transaction.
+    public static func insertAnswered(_ logs: [CommandLogRecord], _ answers: [IdempotencyRecord], on db: any SQLDatabase) async throws {
+        guard db.dialect.name == "postgresql", !logs.isEmpty, !answers.isEmpty else {
+            if !logs.isEmpty { try await insert(logs, on: db) }
+            if !answers.isEmpty { try await insertIdempotency(answers, on: db) }
+            return
+        }
+        try await db.raw("WITH logged AS (" + logRows(logs) + ") " + answerRows(answers)).run()
+    }
+
+    /// PostgreSQL: the INSERT of `records` into `command_log`, one array per column.
+    private static func logRows(_ records: [CommandLogRecord]) -> SQLQueryString {
+        """
+        INSERT INTO command_log (\(unsafeRaw: logColumns))
+        SELECT * FROM unnest(\(bind: records.map(\.id)), \(bind: records.map(\.installId)), \(bind: records.map(\.appId)),
+            \(bind: records.map(\.orgId)), \(bind: records.map(\.command)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
+            \(bind: records.map(\.outcome)), \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.durationUs)),
+            \(bind: records.map(\.createdAt)))
+        """
+    }
+
+    /// PostgreSQL: the INSERT of `records` into `command_idempotency`, one array per column; a
+    /// key that already has an answer keeps it.
+    private static func answerRows(_ records: [IdempotencyRecord]) -> SQLQueryString {
+        """
+        INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
+        SELECT * FROM unnest(\(bind: records.map(\.appId)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
+            \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.response)), \(bind: records.map(\.createdAt)))
+        \(unsafeRaw: keepFirstAnswer)
+        """
     }
 
     /// What a key's stored row becomes when another batch brings it again: an answer replaces
@@ -214,12 +243,7 @@ public enum CommandStore {
     /// already has an answer keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
         if db.dialect.name == "postgresql" {
-            try await db.raw("""
-                INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
-                SELECT * FROM unnest(\(bind: records.map(\.appId)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
-                    \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.response)), \(bind: records.map(\.createdAt)))
-                \(unsafeRaw: keepFirstAnswer)
-                """).run()
+            try await db.raw(answerRows(records)).run()
             return
         }
         try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
