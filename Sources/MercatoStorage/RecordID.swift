@@ -2,7 +2,9 @@ import Synchronization
 /// Opaque, time-ordered ids with a type prefix (`org_01JD...`): 48 bits of milliseconds and
 /// 80 random bits in Crockford base32, so ids sort by creation time and serve as list cursors.
 public enum RecordID {
-    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz")
+    private static let alphabet = Array("0123456789abcdefghjkmnpqrstvwxyz".utf8)
+    /// Per ASCII byte: whether it is one of ``alphabet``'s.
+    private static let inAlphabet: [Bool] = (0 ..< 128).map { byte in alphabet.contains(UInt8(byte)) }
 
     /// A new id such as `ins_01jd3m...`.
     private static let lastMade = Mutex<UInt128>(0)
@@ -18,18 +20,25 @@ public enum RecordID {
             last = value
             return value
         }
-        var chars = [Character](repeating: "0", count: 26)
-        for i in stride(from: 25, through: 0, by: -1) {
-            chars[i] = alphabet[Int(value & 31)]
-            value >>= 5
+        // The prefix, `_` and 26 base32 digits written as bytes into the string's own storage.
+        let prefixBytes = prefix.utf8
+        return String(unsafeUninitializedCapacity: prefixBytes.count + 27) { out in
+            var at = 0
+            for byte in prefixBytes { out[at] = byte; at += 1 }
+            out[at] = UInt8(ascii: "_")
+            for i in stride(from: at + 26, through: at + 1, by: -1) {
+                out[i] = alphabet[Int(value & 31)]
+                value >>= 5
+            }
+            return at + 27
         }
-        return prefix + "_" + String(chars)
     }
 
     /// `true` when `text` has the shape of an id with `prefix`.
     public static func isValid(_ text: String, prefix: String) -> Bool {
-        guard text.hasPrefix(prefix + "_") else { return false }
-        let body = text.dropFirst(prefix.count + 1)
-        return body.count == 26 && body.allSatisfy { alphabet.contains($0) }
+        let bytes = text.utf8, head = prefix.utf8
+        guard bytes.count == head.count + 27, bytes.starts(with: head),
+              bytes[bytes.index(bytes.startIndex, offsetBy: head.count)] == UInt8(ascii: "_") else { return false }
+        return bytes.dropFirst(head.count + 1).allSatisfy { $0 < 128 && inAlphabet[Int($0)] }
     }
 }

@@ -50,13 +50,28 @@ struct SQLiteSQLDatabase: SQLDatabase {
     private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
         let (sql, rawBinds) = serialize(query)
         logger.trace("sqlite statement", metadata: ["sql": .string(sql)])
-        let binds = try rawBinds.map { try Self.encoder.encode($0) }
+        let binds = try rawBinds.map(Self.bind)
         let decoder = Self.decoder
         switch target {
         case .readers(let pool):
             try pool.withConnection { try $0.run(sql, binds: binds) { onRow(SQLiteSQLRow(row: $0, decoder: decoder)) } }
         case .connection(let connection):
             try connection.run(sql, binds: binds) { onRow(SQLiteSQLRow(row: $0, decoder: decoder)) }
+        }
+    }
+}
+
+extension SQLiteSQLDatabase {
+    /// A bound value as SQLiteKit's encoder makes it; the stores' common types without its
+    /// search for a conformance per value (a visible share of a command's CPU).
+    static func bind(_ value: any Encodable & Sendable) throws -> SQLiteData {
+        switch value {
+        case let text as String: return .text(text)
+        case let number as Int64: return .integer(Int(number))
+        case let number as Int: return .integer(number)
+        case let number as Double: return .float(number)
+        case let flag as Bool: return .integer(flag ? 1 : 0)
+        default: return try encoder.encode(value)
         }
     }
 }
@@ -77,6 +92,15 @@ struct SQLiteSQLRow: SQLRow {
 
     func decode<D: Decodable>(column: String, as type: D.Type) throws -> D {
         guard let value = row[column] else { throw SQLiteFailure(code: 0, message: "no column named \(column) in the result") }
-        return try decoder.decode(D.self, from: value)
+        // The stores' common types as SQLiteKit's decoder reads them, without its search for a
+        // conformance per value; anything else through it.
+        switch value {
+        case .text(let text) where D.self == String.self: return text as! D
+        case .integer(let number) where D.self == Int64.self: return Int64(number) as! D
+        case .integer(let number) where D.self == Int.self: return number as! D
+        case .float(let number) where D.self == Double.self: return number as! D
+        case .integer(let number) where D.self == Double.self: return Double(number) as! D
+        default: return try decoder.decode(D.self, from: value)
+        }
     }
 }
