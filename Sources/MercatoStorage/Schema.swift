@@ -589,5 +589,11 @@ public enum Schema {
                 ]
             }
         },
+        Migration(id: 43, name: "the covering index for summing a plugin namespace dropped") { _ in
+            // Migration 9's index served the quota check's sum, which migration 42 replaced by
+            // a count: since then it was only written, one more page in a random place (keys
+            // such as an inbound event's hash) for every key a plugin stores.
+            ["DROP INDEX IF EXISTS plugin_kv_usage"]
+        },
     ])
 }
