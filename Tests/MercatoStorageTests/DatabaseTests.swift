@@ -191,4 +191,52 @@ struct DatabaseTests {
         #expect(!RecordID.isValid(a, prefix: "ins"))
         #expect(Set((0 ..< 1000).map { _ in RecordID.make("x") }).count == 1000)
     }
+
+    /// Closing while writes queue (a test's or a server's last moments): the queued ones end,
+    /// and one that comes after the writer's thread stopped is refused at once, instead of
+    /// waiting forever for a thread that is gone.
+    @Test func aClosingSQLiteDatabaseAnswersEveryTransaction() async throws {
+        try await withTestDatabase(.sqlite) { test async throws in
+            let db = test.database
+            let writes = (0 ..< 50).map { i in
+                Task {
+                    try await db.transaction {
+                        try await OrgStore.insert(OrgRecord(id: RecordID.make("org"), name: "org \(i)", plan: "free", createdAt: 1), on: $0)
+                    }
+                }
+            }
+            await db.close()
+            // Committed, or refused because the database closed first: never left waiting (a
+            // write sent to the stopped thread used to wait forever; bounded here so a
+            // regression fails instead of hanging the run).
+            let answered = await Self.within(seconds: 20) {
+                for write in writes { _ = await write.result }
+                return await (try? db.transaction { try await $0.raw("SELECT 1").run() }) == nil
+            }
+            #expect(answered == true, "every transaction answered, the one after the close refused")
+        }
+    }
+
+    /// `body`'s value, or nil when it has not answered within `seconds` (it is left running).
+    static func within<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async -> T) async -> T? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
+            let once = AnswerOnce(continuation)
+            Task { once.finish(await body()) }
+            Task {
+                try? await Task.sleep(for: .seconds(seconds))
+                once.finish(nil)
+            }
+        }
+    }
+
+    final class AnswerOnce<T: Sendable>: Sendable {
+        private let continuation: Mutex<CheckedContinuation<T?, Never>?>
+        init(_ continuation: CheckedContinuation<T?, Never>) { self.continuation = Mutex(continuation) }
+        func finish(_ value: T?) {
+            continuation.withLock { waiting in
+                waiting?.resume(returning: value)
+                waiting = nil
+            }
+        }
+    }
 }

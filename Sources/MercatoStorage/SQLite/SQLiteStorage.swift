@@ -48,7 +48,12 @@ final class SQLiteStorage: Sendable {
     }
 
     func close() async {
-        // The writer lock: a transaction still running finishes first.
+        // No transaction is taken from now on; the queued ones commit first, then the writer
+        // lock lets a transaction still running finish. Only then does the writer's thread stop
+        // (a transaction sent to it after that would never run).
+        while writes.close() {
+            do { try await Task.sleep(for: .milliseconds(2)) } catch { await Task.yield() }
+        }
         try? await lock.withLock { writer.close() }
         readers.close()
         try? await writerGroup.shutdownGracefully()

@@ -36,17 +36,36 @@ final class SQLiteWriteQueue: Sendable {
     private struct State {
         var pending: [Job] = []
         var draining = false
+        /// The database is closing: no job is taken any more.
+        var closed = false
     }
 
     private let state = Mutex(State())
 
-    /// Queues `job`; answers whether the caller must start a drain (none was running).
-    func enqueue(_ job: Job) -> Bool {
+    enum Admission {
+        /// Queued; no drain was running, so the caller starts one.
+        case startDrain
+        /// Queued behind a running drain.
+        case queued
+        /// Refused: the database is closing.
+        case closed
+    }
+
+    func enqueue(_ job: Job) -> Admission {
         state.withLock { state in
+            if state.closed { return .closed }
             state.pending.append(job)
-            if state.draining { return false }
+            if state.draining { return .queued }
             state.draining = true
-            return true
+            return .startDrain
+        }
+    }
+
+    /// Takes no job from now on; answers whether a drain still runs (the jobs it holds commit).
+    func close() -> Bool {
+        state.withLock { state in
+            state.closed = true
+            return state.draining
         }
     }
 
@@ -114,11 +133,17 @@ extension SQLiteStorage {
     /// wait at the same time (``SQLiteWriteQueue``); answers once that commit is done.
     func transaction<R: Sendable>(logger: Logger, _ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R) async throws -> R {
         try await withCheckedThrowingContinuation { continuation in
-            if writes.enqueue(SQLiteWriteQueue.job(body, continuation)) {
+            switch writes.enqueue(SQLiteWriteQueue.job(body, continuation)) {
+            case .startDrain:
                 // The transactions run on the writer's own thread: between two statements they do
                 // not queue behind request work on the shared executor, and the fsync blocks no
                 // thread of that executor.
                 Task(executorPreference: executor) { await self.drain(logger: logger) }
+            case .queued:
+                break
+            case .closed:
+                // Its thread is being shut down: a task sent there would never run (and never answer).
+                continuation.resume(throwing: SQLiteFailure(code: 21, message: "the database is closed"))
             }
         }
     }
