@@ -23,6 +23,26 @@ struct DatabaseTests {
         }
     }
 
+    /// Migration 43: a database migrated to 42 has migration 9's covering index on plugin keys;
+    /// the next migration removes it, and the namespace reads still answer.
+    @Test(arguments: TestEngines.all)
+    func theUnreadPluginUsageIndexIsDropped(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine, migrate: false) { test async throws in
+            let db = test.database
+            func hasIndex() async throws -> Bool {
+                let sql: SQLQueryString = engine == .sqlite
+                    ? "SELECT name FROM sqlite_master WHERE type = 'index' AND name = 'plugin_kv_usage'"
+                    : "SELECT indexname AS name FROM pg_indexes WHERE indexname = 'plugin_kv_usage'"
+                return try await !db.read { try await $0.raw(sql).all() }.isEmpty
+            }
+            let upTo42 = MigrationRunner(migrations: Schema.runner.migrations.filter { $0.id <= 42 })
+            _ = try await upTo42.migrate(db, logger: TestDatabase.logger)
+            #expect(try await hasIndex())
+            #expect(try await Schema.runner.migrate(db, logger: TestDatabase.logger) == [43])
+            #expect(try await !hasIndex())
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func concurrentMigratorsApplyEachStepOnce(engine: StorageEngine) async throws {
         try await withTestDatabase(engine, migrate: false) { test async throws in
