@@ -22,7 +22,14 @@ pg_start() {
 }
 
 pg_stop() {
+  local status=$?
   [ -n "${PG_DIR:-}" ] || return 0
+  # After a failure (pg_stop runs from an EXIT trap), the server's own complaints: connections
+  # refused or ended, which a failing test reports only as "unreachable".
+  if [ "$status" -ne 0 ] && [ -f "$PG_DIR/log" ]; then
+    echo "postgres: FATAL and PANIC lines of the server's log (last 20):"
+    grep -E "FATAL|PANIC" "$PG_DIR/log" | tail -n 20 || true
+  fi
   "${PG_AS[@]}" "$PG_BIN/pg_ctl" -D "$PG_DIR/data" -m fast stop >/dev/null 2>&1 || true
   rm -rf "$PG_DIR"
   PG_DIR=""

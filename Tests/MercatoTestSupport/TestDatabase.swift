@@ -43,20 +43,36 @@ public struct TestDatabase: Sendable {
             guard let admin = TestEngines.postgresAdminURL else {
                 throw StorageError("MERCATO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL for the tests")
             }
-            let name = "mercato_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
-            let adminDB = try await Database.open(.postgres(url: admin), logger: logger, poolSize: 1)
-            try await adminDB.read { try await $0.raw("CREATE DATABASE \(unsafeRaw: name)").run() }
-            await adminDB.close()
-            location = .postgres(url: Self.replacingDatabase(in: admin, with: String(name)))
-            cleanup = {
-                guard let adminDB = try? await Database.open(.postgres(url: admin), logger: logger, poolSize: 1) else { return }
-                try? await adminDB.read { try await $0.raw("DROP DATABASE IF EXISTS \(unsafeRaw: name) WITH (FORCE)").run() }
-                await adminDB.close()
+            let server = PostgresTestServer.shared
+            let name = try await server.createDatabase(admin: admin, migrated: migrate)
+            location = .postgres(url: Self.replacingDatabase(in: admin, with: name))
+            cleanup = { await server.dropDatabase(admin: admin, name: name) }
+            let database: Database
+            do {
+                database = try await open(location)
+            } catch {
+                await cleanup()
+                throw error
             }
+            return TestDatabase(database: database, location: location, cleanup: cleanup)
         }
-        let database = try await Database.open(location, logger: logger)
+        let database = try await open(location)
         if migrate { try await Schema.runner.migrate(database, logger: logger) }
         return TestDatabase(database: database, location: location, cleanup: cleanup)
+    }
+
+    /// The deadlines of the tests' databases: generous, because all suites run at once on a
+    /// machine that may be loaded, and the deadlines are not what they test (DatabaseTests opens
+    /// its own database with short ones where they are).
+    public static let deadlines = StorageDeadlines(lease: .seconds(30), statement: .seconds(60))
+
+    /// Another connection pool on a test database (another node).
+    public static func open(_ location: DatabaseLocation, logger: Logger = TestDatabase.logger) async throws -> Database {
+        try await Database.open(location, logger: logger, deadlines: deadlines)
+    }
+
+    static func newName() -> String {
+        "mercato_test_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased().prefix(16)
     }
 
     /// Closes the connections and removes the file or database.
@@ -120,7 +136,7 @@ public func withTestNodes<R>(_ engine: StorageEngine, count: Int, operatorToken:
         func closeOthers() async { for database in others { await database.close() } }
         do {
             for _ in 1 ..< count {
-                let database = try await Database.open(db.location, logger: logger)
+                let database = try await TestDatabase.open(db.location, logger: logger)
                 others.append(database)
                 runtimes.append(try MercatoRuntime(settings: settings, database: database, vault: try KeyringSource(settings: settings).makeVault(),
                                                    plugins: plugins, commandTimeout: commandTimeout, logger: logger))
