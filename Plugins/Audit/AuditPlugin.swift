@@ -18,7 +18,9 @@ public struct AuditPlugin: MercatoPlugin {
         routes: [
             RouteDefinition(.get, "audit", minimumRole: .admin, summary: "The org's audit trail, newest first."),
             RouteDefinition(.get, "audit/export", minimumRole: .admin, summary: "The audit trail as CSV (enterprise plan)."),
-        ]
+        ],
+        // The trail is read across the org's namespaces.
+        orgWideReads: true
     )
 
     public func activityRecorded(_ activity: Activity, _ context: OrgContext) async throws {

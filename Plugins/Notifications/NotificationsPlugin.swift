@@ -25,7 +25,9 @@ public struct NotificationsPlugin: MercatoPlugin {
         routes: [
             RouteDefinition(.get, "notifications", minimumRole: .member, summary: "The org's inbox, newest first."),
             RouteDefinition(.post, "notifications/{id}/dismiss", minimumRole: .member, summary: "Dismiss a notification for the whole org."),
-        ]
+        ],
+        // The inbox is read across the org's installs.
+        orgWideReads: true
     )
 
     public func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {

@@ -42,6 +42,8 @@ public final class MercatoRuntime: Sendable {
     public let tokens: TokenRefresher
     /// Webhook delivery's schedule, timeout and limits, from the settings.
     public let deliveryPolicy: DeliveryPolicy
+    /// The plugins' key-value storage.
+    public let pluginStorage: HostStorageProvider
     /// What plugins are offered (outbox, config).
     public let pluginAPI: any PluginAPI
     public let logger: Logger
@@ -52,8 +54,11 @@ public final class MercatoRuntime: Sendable {
         self.settings = settings
         self.database = database
         self.vault = vault
+        let pluginStorage = HostStorageProvider(database: database, clock: clock,
+                                                orgWideReads: Set(plugins.map { type(of: $0).manifest }.filter(\.orgWideReads).map(\.id)))
+        self.pluginStorage = pluginStorage
         let host = try PluginHost(plugins: plugins, logger: logger, clock: clock, commandTimeout: commandTimeout, hookTimeout: hookTimeout,
-                                  crashLoop: crashLoop, storage: HostStorageProvider(database: database, clock: clock))
+                                  crashLoop: crashLoop, storage: pluginStorage)
         self.plugins = host
         self.capabilities = host.capabilities
         self.clock = clock

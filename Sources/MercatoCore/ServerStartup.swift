@@ -3,8 +3,9 @@ public import MercatoStorage
 public import ServiceLifecycle
 
 /// What a server does between storage starting and serving, as one service of the group:
-/// migrations, the first operator token (shown once through `announceOperatorToken`, never
-/// logged), the plugins' activation and the catalog import; then ``ready`` opens, and the
+/// migrations and the plugins' org index (``HostStorageProvider/reconcileOrgIndex(logger:)``),
+/// the first operator token (shown once through `announceOperatorToken`, never logged), the
+/// plugins' activation and the catalog import; then ``ready`` opens, and the
 /// workers and the HTTP server (waiting on it) start. At shutdown it deactivates the plugins
 /// (bounded), after the services placed behind it in the group have stopped.
 public struct ServerStartup: Service {
@@ -28,6 +29,7 @@ public struct ServerStartup: Service {
     public func run() async throws {
         try await runtime.database.waitUntilRunning()
         try await Schema.runner.migrate(runtime.database, logger: logger)
+        try await runtime.pluginStorage.reconcileOrgIndex(logger: logger)
         if let token = try await runtime.tenancy.bootstrapOperatorToken() { announceOperatorToken(token) }
         if let announceFirstOwner, let link = try await runtime.people.bootstrapFirstOwner() { announceFirstOwner(link) }
         await runtime.plugins.activate(runtime.pluginAPI)

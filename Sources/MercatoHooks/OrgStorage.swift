@@ -13,6 +13,23 @@ public protocol OrgStorage: Sendable {
     var own: any PluginStorage { get }
 }
 
+/// Thrown by ``OrgStorage/entries(prefix:after:limit:newestFirst:)`` and ``OrgStorage/find(_:)``
+/// for a plugin whose manifest does not declare ``PluginManifest/orgWideReads``: its keys are
+/// not indexed by org, so they cannot be read across one.
+public struct OrgWideReadsNotDeclared: Error, CustomStringConvertible {
+    /// The plugin's id.
+    public let plugin: String
+
+    /// The error for `plugin`.
+    public init(plugin: String) {
+        self.plugin = plugin
+    }
+
+    public var description: String {
+        "plugin `\(plugin)` reads across an org's installs but its manifest does not declare `orgWideReads: true`"
+    }
+}
+
 /// One stored key of a plugin, with the install it belongs to (`nil` for the org's own namespace).
 public struct StoredEntry: Sendable, Equatable {
     /// The install whose namespace holds the key, `nil` for the org's own namespace.

@@ -17,10 +17,17 @@ public struct PluginManifest: Sendable {
     public var routes: [RouteDefinition]
     /// Unauthenticated routes it adds under `/api/v1/`, answered by ``MercatoPlugin/handlePublicRoute(_:_:)``.
     public var publicRoutes: [PublicRouteDefinition]
+    /// `true` when the plugin reads its keys across an org's installs
+    /// (``OrgStorage/entries(prefix:after:limit:newestFirst:)`` and ``OrgStorage/find(_:)``).
+    /// The host then keeps the plugin's keys in an index by org, which costs each new key one
+    /// more page written; a plugin that reads only one namespace at a time leaves it `false`,
+    /// and its org-wide reads fail. Turned on in a later release, the keys already stored are
+    /// indexed at the next start.
+    public var orgWideReads: Bool
 
     /// A manifest; every list but the id and version may be left out.
     public init(id: String, version: String, scopes: [ScopeDefinition] = [], commands: [CommandDefinition] = [], emits: [String] = [],
-                routes: [RouteDefinition] = [], publicRoutes: [PublicRouteDefinition] = []) {
+                routes: [RouteDefinition] = [], publicRoutes: [PublicRouteDefinition] = [], orgWideReads: Bool = false) {
         self.id = id
         self.version = version
         self.scopes = scopes
@@ -28,5 +35,6 @@ public struct PluginManifest: Sendable {
         self.emits = emits
         self.routes = routes
         self.publicRoutes = publicRoutes
+        self.orgWideReads = orgWideReads
     }
 }

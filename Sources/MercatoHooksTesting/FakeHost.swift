@@ -64,9 +64,13 @@ public final class FakeHost: Sendable {
         HookContext(requestID: "req_test", logger: logger, api: api, storage: storage(namespace: install.installID, org: install.orgID))
     }
 
-    /// The context a route or activity hook of `org` gets.
-    public func orgContext(_ org: OrgInfo) -> OrgContext {
-        OrgContext(requestID: "req_test", logger: logger, api: api, org: org, storage: FakeOrgStorage(host: self, org: org.id))
+    /// The context a route or activity hook of `plugin` gets in `org`. As on the host, its
+    /// org-wide reads throw ``OrgWideReadsNotDeclared`` unless the plugin's manifest declares
+    /// ``PluginManifest/orgWideReads``.
+    public func orgContext(_ org: OrgInfo, for plugin: any MercatoPlugin) -> OrgContext {
+        let manifest = type(of: plugin).manifest
+        return OrgContext(requestID: "req_test", logger: logger, api: api, org: org,
+                          storage: FakeOrgStorage(host: self, org: org.id, plugin: manifest.id, orgWideReads: manifest.orgWideReads))
     }
 
     public var api: any PluginAPI { FakePluginAPI(host: self) }
@@ -206,8 +210,11 @@ struct FakeStorage: PluginStorage {
 struct FakeOrgStorage: OrgStorage {
     let host: FakeHost
     let org: String
+    let plugin: String
+    let orgWideReads: Bool
 
     func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
+        guard orgWideReads else { throw OrgWideReadsNotDeclared(plugin: plugin) }
         let all = host.state.withLock { state -> [StoredEntry] in
             state.data.flatMap { namespace, values -> [StoredEntry] in
                 guard state.orgOf[namespace] == org else { return [] }

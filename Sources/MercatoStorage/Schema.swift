@@ -595,5 +595,18 @@ public enum Schema {
             // such as an inbound event's hash) for every key a plugin stores.
             ["DROP INDEX IF EXISTS plugin_kv_usage"]
         },
+        Migration(id: 44, name: "plugin keys indexed by org only for the plugins that read across an org") { _ in
+            // Only the plugins whose manifest declares `orgWideReads` (the audit trail, the
+            // inbox) read by org: the keys of the others (kv, an inbound event's hash) are
+            // stored with org_id NULL and stay out of the index, one random page fewer a key.
+            // `plugin_org_index` names the plugins whose keys carry their org; every plugin with
+            // keys so far wrote it (the start-up reconciles it with the manifests).
+            [
+                "DROP INDEX IF EXISTS plugin_kv_org",
+                "CREATE INDEX plugin_kv_org ON plugin_kv (plugin_id, org_id, key) WHERE org_id IS NOT NULL",
+                "CREATE TABLE plugin_org_index (plugin_id TEXT PRIMARY KEY, indexed_at BIGINT NOT NULL)",
+                "INSERT INTO plugin_org_index (plugin_id, indexed_at) SELECT DISTINCT plugin_id, 0 FROM plugin_kv",
+            ]
+        },
     ])
 }

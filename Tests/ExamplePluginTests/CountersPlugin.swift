@@ -14,7 +14,9 @@ struct CountersPlugin: MercatoPlugin {
                               args: [ArgField("name", .string(maxLength: 64), required: true), ArgField("by", .number)]),
         ],
         emits: ["counter.milestone"],
-        routes: [RouteDefinition(.get, "counters/milestones", minimumRole: .member, summary: "The org's counter milestones, newest first.")]
+        routes: [RouteDefinition(.get, "counters/milestones", minimumRole: .member, summary: "The org's counter milestones, newest first.")],
+        // The milestones route reads across the org's installs.
+        orgWideReads: true
     )
 
     func handle(_ command: CommandRequest, _ context: HookContext) async throws -> JSONValue {

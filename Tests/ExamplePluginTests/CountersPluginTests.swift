@@ -47,7 +47,7 @@ import Testing
             var query = ["limit": "1"]
             query["after"] = after
             let request = RouteRequest(method: .get, route: "counters/milestones", query: query, org: org, callerID: "usr_test", callerRole: .member)
-            guard case .json(let page, status: 200) = try await plugin.handleRoute(request, host.orgContext(org)) else {
+            guard case .json(let page, status: 200) = try await plugin.handleRoute(request, host.orgContext(org, for: plugin)) else {
                 Issue.record("not a JSON page")
                 return
             }

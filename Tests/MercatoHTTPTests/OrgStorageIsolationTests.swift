@@ -15,7 +15,7 @@ struct OrgStorageIsolationTests {
             let f = try await app.installFixture()
             let installID = try #require(try await app.install("acme-crm", token: f.owner).json["id"] as? String)
             let (otherOrg, _) = try await app.makeOrg(plan: "pro", name: "Intruder")
-            let provider = HostStorageProvider(database: app.runtime.database, clock: .system)
+            let provider = HostStorageProvider(database: app.runtime.database, clock: .system, orgWideReads: ["audit"])
 
             let mine = provider.orgStorage(plugin: "audit", org: f.org).install(installID)
             #expect(try await mine.set("note", .string("kept")) == 1)

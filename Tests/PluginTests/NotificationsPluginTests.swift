@@ -20,15 +20,15 @@ import Testing
                                                             host.context(install))["id"]))
             try await Task.sleep(for: .milliseconds(2))   // distinct creation times
         }
-        guard case .json(let inbox, 200) = try await plugin.handleRoute(route(.get, "notifications"), host.orgContext(org)) else { Issue.record(); return }
+        guard case .json(let inbox, 200) = try await plugin.handleRoute(route(.get, "notifications"), host.orgContext(org, for: plugin)) else { Issue.record(); return }
         #expect(inbox["data"]?.arrayValue?.compactMap { $0["id"] } == ids.reversed())
 
-        let dismissed = try await plugin.handleRoute(route(.post, "notifications/{id}/dismiss", ["id": ids[1].stringValue!]), host.orgContext(org))
+        let dismissed = try await plugin.handleRoute(route(.post, "notifications/{id}/dismiss", ["id": ids[1].stringValue!]), host.orgContext(org, for: plugin))
         guard case .json(let one, _) = dismissed else { Issue.record(); return }
         #expect(one["dismissed_by"] == .string("usr_admin"))
-        guard case .json(let unread, _) = try await plugin.handleRoute(route(.get, "notifications"), host.orgContext(org)) else { Issue.record(); return }
+        guard case .json(let unread, _) = try await plugin.handleRoute(route(.get, "notifications"), host.orgContext(org, for: plugin)) else { Issue.record(); return }
         #expect(unread["data"]?.arrayValue?.count == 2)
-        guard case .json(let gone, _) = try await plugin.handleRoute(route(.get, "notifications", query: ["status": "dismissed"]), host.orgContext(org)) else { Issue.record(); return }
+        guard case .json(let gone, _) = try await plugin.handleRoute(route(.get, "notifications", query: ["status": "dismissed"]), host.orgContext(org, for: plugin)) else { Issue.record(); return }
         #expect(gone["data"]?.arrayValue?.compactMap { $0["id"] } == [ids[1]])
     }
 
@@ -37,7 +37,7 @@ import Testing
         let other = host.install(org: OrgInfo(id: "org_other", name: "O", plan: "free"))
         let id = try await NotificationsPlugin().handle(host.command("notifications.create", ["title": "x"], other), host.context(other))["id"]!
         await #expect(throws: CommandError.self) {
-            try await NotificationsPlugin().handleRoute(route(.post, "notifications/{id}/dismiss", ["id": id.stringValue!]), host.orgContext(org))
+            try await NotificationsPlugin().handleRoute(route(.post, "notifications/{id}/dismiss", ["id": id.stringValue!]), host.orgContext(org, for: NotificationsPlugin()))
         }
     }
 
@@ -55,7 +55,7 @@ import Testing
             }
         }
         await #expect(throws: CommandError.self) {
-            try await NotificationsPlugin().handleRoute(route(.get, "notifications", query: ["status": "maybe"]), host.orgContext(org))
+            try await NotificationsPlugin().handleRoute(route(.get, "notifications", query: ["status": "maybe"]), host.orgContext(org, for: NotificationsPlugin()))
         }
     }
 

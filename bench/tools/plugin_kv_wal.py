@@ -2,11 +2,13 @@
 """WAL pages a plugin key costs on SQLite: random keys (as an inbound event's hash) written in
 commits of 30, as the writer's group commit writes them, into a copy of a migrated database.
 
-    bench/tools/plugin_kv_wal.py DATA_DIR/mercato.sqlite [--keys 90000] [--index "CREATE INDEX ..."]
+    bench/tools/plugin_kv_wal.py DATA_DIR/mercato.sqlite [--keys 90000] [--index "CREATE INDEX ..."] [--org-id ORG]
 
 DATA_DIR is a data directory `mercato serve` created (so the schema is the current one); the
 file is copied, never written. --index adds an index first, to price one (for example migration
-9's `plugin_kv_usage`, dropped by migration 43). Prints WAL frames per commit and bytes per key:
+9's `plugin_kv_usage`, dropped by migration 43). The keys are written without an org, as for
+a plugin that does not declare `orgWideReads` (migration 44); --org-id writes them with one, as
+for the audit trail, to price the org index. Prints WAL frames per commit and bytes per key:
 on these machines the WAL's writes and their fdatasync are most of an inbound event's CPU.
 """
 import argparse
@@ -22,6 +24,7 @@ parser.add_argument("database")
 parser.add_argument("--keys", type=int, default=90_000)
 parser.add_argument("--per-commit", type=int, default=30)
 parser.add_argument("--index", action="append", default=[])
+parser.add_argument("--org-id", default=None)
 args = parser.parse_args()
 
 work = tempfile.mkdtemp(prefix="plugin-kv-wal.")
@@ -52,8 +55,8 @@ for commit in range(commits):
     for i in range(args.per_commit):
         key = "evt:stripe:" + hashlib.sha256(f"{commit}-{i}".encode()).hexdigest()
         db.execute("""INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at)
-                      VALUES ('inbound', 'ins_bench', 'org_bench', ?, '{"id":"inb_bench"}', 110, 1, ?, ?)""",
-                   (key, commit, commit + 1_000_000))
+                      VALUES ('inbound', 'ins_bench', ?, ?, '{"id":"inb_bench"}', 110, 1, ?, ?)""",
+                   (args.org_id, key, commit, commit + 1_000_000))
     db.execute("COMMIT")
     if commit % 500 == 499:
         frames += checkpoint()

@@ -1,4 +1,5 @@
 public import Foundation
+public import Logging
 public import MercatoHooks
 public import MercatoStorage
 
@@ -10,6 +11,9 @@ public struct HostPluginStorage: PluginStorage {
     /// The namespace: an install id, or the org id for the org's own namespace.
     let install: String
     let org: String
+    /// Whether keys are written with their org, for the plugin's reads across an org
+    /// (``PluginManifest/orgWideReads``).
+    let indexedByOrg: Bool
     let quotaBytes: Int
     let clock: WallClock
     /// Group commit of plugin writes, shared by every namespace (see ``PluginWrites``).
@@ -20,12 +24,13 @@ public struct HostPluginStorage: PluginStorage {
     /// The quota of an org's own namespace (audit trails and the like): 256 MiB per plugin.
     public static let orgQuota = 256 * 1024 * 1024
 
-    public init(database: Database, plugin: String, install: String, org: String, quotaBytes: Int = defaultQuota, clock: WallClock,
-                writes: PluginWrites? = nil) {
+    public init(database: Database, plugin: String, install: String, org: String, indexedByOrg: Bool = false, quotaBytes: Int = defaultQuota,
+                clock: WallClock, writes: PluginWrites? = nil) {
         self.database = database
         self.plugin = plugin
         self.install = install
         self.org = org
+        self.indexedByOrg = indexedByOrg
         self.quotaBytes = quotaBytes
         self.clock = clock
         self.writes = writes ?? PluginWrites(database: database, clock: clock)
@@ -39,8 +44,8 @@ public struct HostPluginStorage: PluginStorage {
     public func set(_ key: String, _ value: JSONValue, expiresAt: Date?) async throws -> Int {
         let text = try JSONCoding.text(value)
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
-        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes,
-                                                        at: clock.millis, expiresAt: expiry))) {
+        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
+                                                        quota: quotaBytes, at: clock.millis, expiresAt: expiry))) {
         case .stored(let version): return version
         case .overQuota: throw overQuota
         case .deleted, .present: throw StorageError("a key-value write was answered as a delete")
@@ -53,8 +58,8 @@ public struct HostPluginStorage: PluginStorage {
         }
         let text = try JSONCoding.text(value)
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
-        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: org, key: key, value: text, quota: quotaBytes,
-                                                        at: clock.millis, expiresAt: expiry, onlyIfAbsent: true), events: events)) {
+        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
+                                                        quota: quotaBytes, at: clock.millis, expiresAt: expiry, onlyIfAbsent: true), events: events)) {
         case .stored: return true
         case .present: return false
         case .overQuota: throw overQuota
@@ -79,41 +84,48 @@ public struct HostPluginStorage: PluginStorage {
     }
 }
 
-/// ``OrgStorage`` over `plugin_kv`: one plugin's namespaces across one org.
+/// ``OrgStorage`` over `plugin_kv`: one plugin's namespaces across one org. Reads across the
+/// org need the plugin's keys indexed by org (`orgWideReads`, ``PluginManifest/orgWideReads``).
 public struct HostOrgStorage: OrgStorage {
     let database: Database
     let plugin: String
     let org: String
+    let orgWideReads: Bool
     let clock: WallClock
     let writes: PluginWrites
 
-    public init(database: Database, plugin: String, org: String, clock: WallClock, writes: PluginWrites? = nil) {
+    public init(database: Database, plugin: String, org: String, orgWideReads: Bool, clock: WallClock, writes: PluginWrites? = nil) {
         self.database = database
         self.plugin = plugin
         self.org = org
+        self.orgWideReads = orgWideReads
         self.clock = clock
         self.writes = writes ?? PluginWrites(database: database, clock: clock)
     }
 
     public func entries(prefix: String, after: String?, limit: Int, newestFirst: Bool) async throws -> [StoredEntry] {
-        try await database.read { db in
+        guard orgWideReads else { throw OrgWideReadsNotDeclared(plugin: plugin) }
+        return try await database.read { db in
             try await PluginDataStore.orgEntries(plugin: plugin, org: org, prefix: prefix, after: after, limit: limit, descending: newestFirst, now: clock.millis, on: db)
         }.map(entry)
     }
 
     public func find(_ key: String) async throws -> StoredEntry? {
-        try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, now: clock.millis, on: $0) }.map(entry)
+        guard orgWideReads else { throw OrgWideReadsNotDeclared(plugin: plugin) }
+        return try await database.read { try await PluginDataStore.orgFind(plugin: plugin, org: org, key: key, now: clock.millis, on: $0) }.map(entry)
     }
 
     /// The namespace of `installID`, which must be an install of this org: the id can come from
     /// a request, so every call checks it (another org's install, or none, is 404 `not_found`
     /// and touches nothing).
     public func install(_ installID: String) -> any PluginStorage {
-        OrgInstallStorage(base: HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, clock: clock, writes: writes))
+        OrgInstallStorage(base: HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, indexedByOrg: orgWideReads,
+                                                  clock: clock, writes: writes))
     }
 
     public var own: any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: org, org: org, quotaBytes: HostPluginStorage.orgQuota, clock: clock, writes: writes)
+        HostPluginStorage(database: database, plugin: plugin, install: org, org: org, indexedByOrg: orgWideReads, quotaBytes: HostPluginStorage.orgQuota,
+                          clock: clock, writes: writes)
     }
 
     private func entry(_ row: PluginDataStore.OrgRow) throws -> StoredEntry {
@@ -143,24 +155,40 @@ struct OrgInstallStorage: PluginStorage {
     func deleteAll() async throws { try await checked().deleteAll() }
 }
 
-/// Plugins' storage over `plugin_kv`.
+/// Plugins' storage over `plugin_kv`. The keys of the plugins in `orgWideReads` (those whose
+/// manifest declares ``PluginManifest/orgWideReads``) are indexed by org; the others' are not,
+/// and their org-wide reads throw ``OrgWideReadsNotDeclared``.
 public struct HostStorageProvider: PluginStorageProvider {
     let database: Database
     let clock: WallClock
     let writes: PluginWrites
+    let orgWideReads: Set<String>
 
-    public init(database: Database, clock: WallClock) {
+    public init(database: Database, clock: WallClock, orgWideReads: Set<String>) {
         self.database = database
         self.clock = clock
         self.writes = PluginWrites(database: database, clock: clock)
+        self.orgWideReads = orgWideReads
     }
 
     public func storage(plugin: String, install: String, org: String) -> any PluginStorage {
-        HostPluginStorage(database: database, plugin: plugin, install: install, org: org, clock: clock, writes: writes)
+        HostPluginStorage(database: database, plugin: plugin, install: install, org: org, indexedByOrg: orgWideReads.contains(plugin),
+                          clock: clock, writes: writes)
     }
 
     public func orgStorage(plugin: String, org: String) -> any OrgStorage {
-        HostOrgStorage(database: database, plugin: plugin, org: org, clock: clock, writes: writes)
+        HostOrgStorage(database: database, plugin: plugin, org: org, orgWideReads: orgWideReads.contains(plugin), clock: clock, writes: writes)
+    }
+
+    /// Brings the org index in line with the manifests (``PluginDataStore/indexByOrg(_:at:on:)``):
+    /// run at start, before the plugins are called.
+    public func reconcileOrgIndex(logger: Logger) async throws {
+        let filled = try await database.transaction { [orgWideReads, clock] in
+            try await PluginDataStore.indexByOrg(orgWideReads, at: clock.millis, on: $0)
+        }
+        for plugin in filled {
+            logger.info("plugin keys indexed by org", metadata: ["plugin": "\(plugin)"])
+        }
     }
 }
 

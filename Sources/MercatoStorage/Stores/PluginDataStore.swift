@@ -14,12 +14,13 @@ public enum PluginDataStore {
     /// One write of a batch (see ``apply(_:on:)``).
     public enum Write: Sendable {
         /// Insert or replace, unless the namespace's bytes would then pass `quota`. `org` is the
-        /// org the namespace belongs to (for reads across an org's installs). `expiresAt` (Unix
+        /// org the namespace belongs to, for a plugin that reads across an org's installs; nil
+        /// keeps the key out of the org index (``indexByOrg(_:at:on:)``). `expiresAt` (Unix
         /// milliseconds, or nil for never) is when the key stops reading; a put over a key that
         /// had expired starts it again at version 1. With `onlyIfAbsent`, a key that holds a
         /// value that has not expired (stored, or put earlier in the batch) is left as it is
         /// and the write answers ``WriteResult/present``.
-        case put(plugin: String, install: String, org: String, key: String, value: String, quota: Int, at: Int64, expiresAt: Int64? = nil,
+        case put(plugin: String, install: String, org: String?, key: String, value: String, quota: Int, at: Int64, expiresAt: Int64? = nil,
                  onlyIfAbsent: Bool = false)
         case delete(plugin: String, install: String, key: String)
     }
@@ -63,7 +64,7 @@ public enum PluginDataStore {
         var sizes = try await sizes(slots, on: db)
         var results = [WriteResult?](repeating: nil, count: writes.count)
         // The puts not yet sent: per key, its last value and the writes (by index) it stands for.
-        var pending: [Slot: (org: String, value: String, size: Int, at: Int64, expiresAt: Int64?, writes: [Int])] = [:]
+        var pending: [Slot: (org: String?, value: String, size: Int, at: Int64, expiresAt: Int64?, writes: [Int])] = [:]
         var order: [Slot] = []
 
         func flush() async throws {
@@ -230,6 +231,29 @@ public enum PluginDataStore {
 
     public static func count(install: String, on db: any SQLDatabase) async throws -> Int {
         try await db.raw("SELECT COUNT(*) AS n FROM plugin_kv WHERE install_id = \(bind: install)").first()?.decode(column: "n", as: Int.self) ?? 0
+    }
+
+    /// Makes the org index follow `plugins`, the plugins that read across an org: the keys of
+    /// one that was not indexed get their org (its own namespace's keys, the org they are
+    /// named by), and one no longer listed is forgotten (its keys written from now on stay out
+    /// of the index). Answers the plugins whose keys were filled in. Run at start; cheap when
+    /// nothing changed (one read of a small table).
+    @discardableResult
+    public static func indexByOrg(_ plugins: Set<String>, at now: Int64, on db: any SQLDatabase) async throws -> [String] {
+        let indexed = Set(try await db.raw("SELECT plugin_id FROM plugin_org_index").all().map { try $0.decode(column: "plugin_id", as: String.self) })
+        for gone in indexed.subtracting(plugins).sorted() {
+            try await db.raw("DELETE FROM plugin_org_index WHERE plugin_id = \(bind: gone)").run()
+        }
+        let added = plugins.subtracting(indexed).sorted()
+        for plugin in added {
+            try await db.raw("""
+                UPDATE plugin_kv SET org_id = COALESCE((SELECT org_id FROM installs WHERE installs.id = plugin_kv.install_id),
+                                                       (SELECT id FROM orgs WHERE orgs.id = plugin_kv.install_id))
+                WHERE plugin_id = \(bind: plugin) AND org_id IS NULL
+                """).run()
+            try await db.raw("INSERT INTO plugin_org_index (plugin_id, indexed_at) VALUES (\(bind: plugin), \(bind: now)) ON CONFLICT (plugin_id) DO NOTHING").run()
+        }
+        return added
     }
 
     /// A row of `plugin_kv` read across an org.
