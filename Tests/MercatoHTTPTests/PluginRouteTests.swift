@@ -30,6 +30,9 @@ struct PluginRouteTests {
             let member = try await app.makeToken(org: orgID, role: "member", by: s.adminToken)
             let inbox = try await app.call(.get, "/api/v1/notifications", token: member)
             #expect(inbox.status == .ok, "\(inbox.text)")
+            // The plugin's JSON as written: keys as the plugin named them, `/` not escaped.
+            #expect(inbox.text.contains("\"url\":\"https://crm.example/deals/1\""), "\(inbox.text)")
+            #expect(inbox.text.contains("\"dismissed_at\":null"), "\(inbox.text)")
             let first = try #require((inbox.json["data"] as? [[String: Any]])?.first)
             #expect(first["id"] as? String == id)
             #expect(first["title"] as? String == "Deal won")

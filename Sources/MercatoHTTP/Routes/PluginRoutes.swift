@@ -124,7 +124,8 @@ struct PluginRoutes {
         case .success(.json(let value, let status)):
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try JSONCoding.encoder.encode(value))))
+            // The plugin's own JSON, written directly (the bytes JSONCoding.verbatim writes).
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try value.jsonBytes())))
         case .success(.file):
             throw APIError(status: 500, code: "handler_failed", title: "Handler failed", detail: "The route's plugin answered a file, which a public route cannot.")
         case .failure(.failed(let error)):
@@ -159,8 +160,7 @@ struct PluginRoutes {
         case .json(let value, let status):
             var headers = HTTPFields()
             headers[.contentType] = "application/json"
-            let data = try JSONCoding.encoder.encode(value)
-            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: data)))
+            return Response(status: .init(code: status), headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try value.jsonBytes())))
         case .file(let data, let contentType, let filename):
             var headers = HTTPFields()
             headers[.contentType] = contentType
