@@ -39,12 +39,18 @@ def record(path, wrk_output, meta):
     r["server_cores"] = round(r["cpu_s"] / seconds, 2) if seconds else None
     # CPU a request cost the server (with PostgreSQL: Mercato's nodes and the database's backends).
     r["cpu_us_per_request"] = round(r["cpu_s"] * 1e6 / w["requests"], 1) if w["requests"] else None
+    # Of which PostgreSQL's backends (0 on SQLite).
+    r["db_cpu_us_per_request"] = round(r.get("cpu_s_db", 0) * 1e6 / w["requests"], 1) if w["requests"] else None
     with open(path, "a") as f:
         f.write(json.dumps(r) + "\n")
     note = f" (ran out of prepared commands after {seconds:.1f} s)" if w["exhausted_threads"] else ""
     print(f"   {r['system']:8} {r['variant']:14} c={r['connections']:<3} {r['rps']:>10,.0f} rps  p50 {r['p50_ms']:.2f} ms  "
-          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores, {r['cpu_us_per_request']} CPU µs/request  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
+          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores, {r['cpu_us_per_request']} CPU µs/request{db_part(r)}  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
           f"{fmt_outcomes(r)}{note}")
+
+
+def db_part(r):
+    return f" (PostgreSQL {r['db_cpu_us_per_request']})" if r.get("db_cpu_us_per_request") else ""
 
 
 def append(path, obj):
