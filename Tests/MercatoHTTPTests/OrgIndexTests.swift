@@ -17,28 +17,34 @@ struct OrgIndexTests {
         }.reduce(into: [:]) { $0[try $1.decode(column: "key", as: String.self)] = try $1.decode(column: "org_id", as: String?.self) }
     }
 
-    @Test(arguments: TestEngines.all)
-    func onlyDeclaringPluginsIndexTheirKeysByOrg(engine: StorageEngine) async throws {
+    /// An app on a fresh server, an org and one install of it.
+    static func withInstall(_ engine: StorageEngine, _ body: @escaping @Sendable (_ database: Database, _ org: String, _ installID: String) async throws -> Void) async throws {
         try await withApp(engine) { app in
             let f = try await app.installFixture()
             let installID = try #require(try await app.install("acme-crm", token: f.owner).json["id"] as? String)
-            let database = app.runtime.database
+            try await body(app.runtime.database, f.org, installID)
+        }
+    }
+
+    @Test(arguments: TestEngines.all)
+    func onlyDeclaringPluginsIndexTheirKeysByOrg(engine: StorageEngine) async throws {
+        try await Self.withInstall(engine) { database, org, installID in
             let provider = HostStorageProvider(database: database, clock: .system, orgWideReads: ["audit"])
 
-            _ = try await provider.storage(plugin: "kv", install: installID, org: f.org).set("plain", .string("v"))
-            _ = try await provider.orgStorage(plugin: "kv", org: f.org).own.set("plain-own", .string("v"))
-            _ = try await provider.storage(plugin: "audit", install: installID, org: f.org).set("entry_1", .string("a"))
-            _ = try await provider.orgStorage(plugin: "audit", org: f.org).own.set("entry_2", .string("b"))
+            _ = try await provider.storage(plugin: "kv", install: installID, org: org).set("plain", .string("v"))
+            _ = try await provider.orgStorage(plugin: "kv", org: org).own.set("plain-own", .string("v"))
+            _ = try await provider.storage(plugin: "audit", install: installID, org: org).set("entry_1", .string("a"))
+            _ = try await provider.orgStorage(plugin: "audit", org: org).own.set("entry_2", .string("b"))
 
             #expect(try await Self.orgs(of: "kv", on: database) == ["plain": nil, "plain-own": nil])
-            #expect(try await Self.orgs(of: "audit", on: database) == ["entry_1": f.org, "entry_2": f.org])
+            #expect(try await Self.orgs(of: "audit", on: database) == ["entry_1": org, "entry_2": org])
 
-            let audit = provider.orgStorage(plugin: "audit", org: f.org)
+            let audit = provider.orgStorage(plugin: "audit", org: org)
             #expect(try await audit.entries(prefix: "entry_", after: nil, limit: 10, newestFirst: false).map(\.installID) == [installID, nil])
             #expect(try await audit.find("entry_2")?.value.value == .string("b"))
 
             // A plugin that did not declare it cannot read across the org (its keys are not there).
-            let kv = provider.orgStorage(plugin: "kv", org: f.org)
+            let kv = provider.orgStorage(plugin: "kv", org: org)
             await #expect(throws: OrgWideReadsNotDeclared.self) { _ = try await kv.entries(prefix: "", after: nil, limit: 10, newestFirst: false) }
             await #expect(throws: OrgWideReadsNotDeclared.self) { _ = try await kv.find("plain") }
             // Its own namespaces still read and write as before.
@@ -48,7 +54,7 @@ struct OrgIndexTests {
             let plan = try await database.transaction { db -> String in
                 let query: SQLQueryString = """
                     SELECT install_id, key, value, version FROM plugin_kv
-                    WHERE plugin_id = \(bind: "audit") AND org_id = \(bind: f.org) AND key LIKE \(bind: "entry_%") ESCAPE '\\'
+                    WHERE plugin_id = \(bind: "audit") AND org_id = \(bind: org) AND key LIKE \(bind: "entry_%") ESCAPE '\\'
                     ORDER BY key DESC LIMIT \(bind: 10)
                     """
                 if engine == .sqlite {
@@ -65,20 +71,17 @@ struct OrgIndexTests {
     /// the org's views after the next start; one that stops is forgotten by the index.
     @Test(arguments: TestEngines.all)
     func aPluginThatStartsReadingAcrossAnOrgHasItsKeysIndexedAtStart(engine: StorageEngine) async throws {
-        try await withApp(engine) { app in
-            let f = try await app.installFixture()
-            let installID = try #require(try await app.install("acme-crm", token: f.owner).json["id"] as? String)
-            let database = app.runtime.database
+        try await Self.withInstall(engine) { database, org, installID in
             let before = HostStorageProvider(database: database, clock: .system, orgWideReads: [])
             try await before.reconcileOrgIndex(logger: TestDatabase.logger)
-            _ = try await before.storage(plugin: "notes", install: installID, org: f.org).set("note_1", .string("in the install"))
-            _ = try await before.orgStorage(plugin: "notes", org: f.org).own.set("note_2", .string("the org's own"))
+            _ = try await before.storage(plugin: "notes", install: installID, org: org).set("note_1", .string("in the install"))
+            _ = try await before.orgStorage(plugin: "notes", org: org).own.set("note_2", .string("the org's own"))
             #expect(try await Self.orgs(of: "notes", on: database) == ["note_1": nil, "note_2": nil])
 
             let after = HostStorageProvider(database: database, clock: .system, orgWideReads: ["notes"])
             try await after.reconcileOrgIndex(logger: TestDatabase.logger)
-            #expect(try await Self.orgs(of: "notes", on: database) == ["note_1": f.org, "note_2": f.org])
-            let entries = try await after.orgStorage(plugin: "notes", org: f.org).entries(prefix: "note_", after: nil, limit: 10, newestFirst: false)
+            #expect(try await Self.orgs(of: "notes", on: database) == ["note_1": org, "note_2": org])
+            let entries = try await after.orgStorage(plugin: "notes", org: org).entries(prefix: "note_", after: nil, limit: 10, newestFirst: false)
             #expect(entries.map(\.key) == ["note_1", "note_2"])
             #expect(entries.map(\.installID) == [installID, nil])
             // Nothing to do at the next start.
@@ -92,9 +95,9 @@ struct OrgIndexTests {
             // Stopping: forgotten, so a later release that declares it again fills its new keys in.
             try await before.reconcileOrgIndex(logger: TestDatabase.logger)
             #expect(try await !indexed().contains("notes"))
-            _ = try await before.storage(plugin: "notes", install: installID, org: f.org).set("note_3", .string("later"))
+            _ = try await before.storage(plugin: "notes", install: installID, org: org).set("note_3", .string("later"))
             try await after.reconcileOrgIndex(logger: TestDatabase.logger)
-            #expect(try await Self.orgs(of: "notes", on: database)["note_3"] == f.org)
+            #expect(try await Self.orgs(of: "notes", on: database)["note_3"] == org)
         }
     }
 
