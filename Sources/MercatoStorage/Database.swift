@@ -245,9 +245,10 @@ public final class Database: Sendable {
 
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
     /// paths); `nil` on SQLite, where the caller takes its generic path.
-    func withPostgres<R: Sendable>(_ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
+    func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil,
+                                   _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         guard case .postgres(let client, _) = backend else { return nil }
-        return try await bounded(client, body)
+        return try await bounded(client, since: since, body)
     }
 
     /// Runs `body` on a pooled connection, leased within the lease deadline; the statement itself

@@ -1,3 +1,4 @@
+public import PostgresNIO
 public import SQLKit
 import Synchronization
 
@@ -14,6 +15,13 @@ import Synchronization
 public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable {
     /// Applies a batch in order; answers one output per operation, in the same order.
     public typealias Apply = @Sendable ([Operation], any SQLDatabase) async throws -> [Output]
+    /// Applies a batch with one statement on a PostgreSQL connection (a named prepared statement).
+    public typealias ApplyOnPostgres = @Sendable ([Operation], PostgresConnection) async throws -> [Output]
+
+    private enum Runner {
+        case sql(Apply, oneStatement: Bool)
+        case postgres(ApplyOnPostgres)
+    }
 
     private struct Waiter {
         let operation: Operation
@@ -30,9 +38,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
 
     private let state = Mutex(State())
     private let database: Database
-    private let apply: Apply
+    private let runner: Runner
     private let committed: (@Sendable (Int) -> Void)?
-    private let oneStatement: Bool
     public let maxBatch: Int
 
     /// `committed` is told the size of each batch that committed. `oneStatement`: `apply` runs
@@ -42,9 +49,19 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                 committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
-        self.oneStatement = oneStatement
+        self.runner = .sql(apply, oneStatement: oneStatement)
         self.committed = committed
-        self.apply = apply
+    }
+
+    /// Batches of one statement that `apply` runs on a PostgreSQL connection, without a
+    /// transaction around it: for a named prepared statement (planned once per connection),
+    /// such as a read many callers make at once. `database` must be on PostgreSQL.
+    public init(postgres database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping ApplyOnPostgres) {
+        precondition(database.engine == .postgres, "a PostgreSQL group needs a PostgreSQL database")
+        self.database = database
+        self.maxBatch = maxBatch
+        self.runner = .postgres(apply)
+        self.committed = committed
     }
 
     /// Returns `operation`'s output once its batch committed; throws when it could not be.
@@ -101,10 +118,18 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     }
 
     private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
-        let apply = self.apply
-        let outputs = oneStatement
-            ? try await database.boundedStatement(since: since) { try await apply(operations, $0) }
-            : try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
+        let outputs: [Output]
+        switch runner {
+        case .sql(let apply, oneStatement: true):
+            outputs = try await database.boundedStatement(since: since) { try await apply(operations, $0) }
+        case .sql(let apply, oneStatement: false):
+            outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
+        case .postgres(let apply):
+            guard let answered = try await database.withPostgres(since: since, { try await apply(operations, $0) }) else {
+                throw StorageError("a PostgreSQL group ran on another engine")
+            }
+            outputs = answered
+        }
         guard outputs.count == operations.count else {
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }

@@ -68,4 +68,36 @@ struct CommandStampTests {
             #expect(try await stamps(db, install: "ins_none") == [nil, nil, nil, nil])
         }
     }
+
+    /// The batched check answers, key by key and in order, what the single check answers: the
+    /// same install twice with different keys, a key with a stored answer, a rate override, an
+    /// unknown install, and a key repeated.
+    @Test(arguments: TestEngines.all)
+    func aBatchOfChecksAnswersAsEachCheckAlone(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let db = test.database
+            try await insertInstall(db)
+            try await db.transaction { db in
+                try await CommandStore.insertIdempotency([IdempotencyRecord(appId: "app_1", webhookId: "answered", bodySha256: "h", httpStatus: 201,
+                                                                            response: "{\"ok\":true}", createdAt: 9)], on: db)
+                try await db.raw("INSERT INTO install_rate_limits (install_id, per_second, burst, updated_at) VALUES ('ins_1', 2.5, 7, 1)").run()
+            }
+            let keys = [("ins_1", "new"), ("ins_none", "answered"), ("ins_1", "answered"), ("ins_1", "new"), ("ins_1", "other")]
+                .map { CommandStore.CheckKey(install: $0.0, webhookID: $0.1) }
+            var alone: [CommandCheck?] = []
+            for key in keys { alone.append(try await CommandStore.check(install: key.install, webhookID: key.webhookID, in: db)) }
+            #expect(alone[1] == nil)
+            #expect(alone[2]?.idempotency?.httpStatus == 201)
+            #expect(alone[0]?.idempotency == nil)
+            #expect(alone[0]?.ratePerSecond == 2.5 && alone[0]?.rateBurst == 7)
+            // Twice: the prepared statement reused on the same connections.
+            #expect(try await CommandStore.checks(keys, in: db) == alone)
+            #expect(try await CommandStore.checks(keys, in: db) == alone)
+            #expect(try await CommandStore.checks([], in: db).isEmpty)
+            // More keys than one statement's slots: answered in order across executions.
+            let many = (0..<19).map { n in keys[n % keys.count] }
+            #expect(many.count > 2 * CommandStore.checkSlots)
+            #expect(try await CommandStore.checks(many, in: db) == many.indices.map { alone[$0 % keys.count] })
+        }
+    }
 }

@@ -5,6 +5,7 @@
 --                                             stops when they run out (see request()); to PATH,
 --                                             /api/v1/apps/commands unless given
 --   wrk ... -s load.lua URL -- get PATH TOKEN   the same GET with a bearer token, again and again
+-- With WRK_DELAY_MS set (bench/run --rate), each connection waits that long before each request.
 -- done() prints one JSON line (prefixed "WRK_RESULT ") with the counts and latency percentiles.
 
 local threads = {}
@@ -32,6 +33,13 @@ function init(args)
     done_marker = args[2] .. ".done." .. thread_number
   else
     fixed = wrk.format("GET", args[2], { ["Authorization"] = "Bearer " .. args[3] })
+  end
+end
+
+local pause = tonumber(os.getenv("WRK_DELAY_MS") or "")
+if pause then
+  function delay()
+    return pause
   end
 end
 

@@ -1,3 +1,4 @@
+import Logging
 import MercatoStorage
 import Metrics
 
@@ -34,6 +35,21 @@ extension GroupCommit where Operation == CommandStore.Reservation, Output == Boo
     convenience init(reservationsOn database: Database) {
         self.init(database: database, maxBatch: 512, oneStatement: true) { reservations, db in
             try await CommandStore.reserve(reservations, on: db)
+        }
+    }
+}
+
+/// The gateway's read of each command's stored state (``CommandStore/check(install:webhookID:in:)``)
+/// on PostgreSQL, batched: the commands waiting at once are checked by one prepared statement
+/// over arrays of their keys. Each check still starts after its request arrived, so a change
+/// committed on any node before then is seen (CONTRACT §12), with one round trip and one
+/// statement a batch instead of a command.
+typealias CheckBatcher = GroupCommit<CommandStore.CheckKey, CommandCheck?>
+
+extension GroupCommit where Operation == CommandStore.CheckKey, Output == CommandCheck? {
+    convenience init(checksOn database: Database, logger: Logger) {
+        self.init(postgres: database, maxBatch: 256) { keys, connection in
+            try await CommandStore.checks(keys, on: connection, logger: logger)
         }
     }
 }

@@ -32,6 +32,8 @@ public final class CommandGateway: Sendable {
     let batcher: CommandBatcher
     /// Reservations of keys across nodes, on PostgreSQL (`nil` on SQLite: one process serves).
     let reservations: ReservationBatcher?
+    /// The per-command check batched (PostgreSQL; on SQLite a reader answers each at once).
+    let checks: CheckBatcher?
     /// Install rates across nodes, on PostgreSQL (`nil` on SQLite: ``limiter`` is exact there).
     let sharedLimiter: SharedRateLimiter?
     /// How long a reservation holds a key if its node dies: well past any handler's timeout.
@@ -53,6 +55,7 @@ public final class CommandGateway: Sendable {
         self.logger = logger
         self.batcher = CommandBatcher(commandLogOn: database)
         self.reservations = database.engine == .postgres ? ReservationBatcher(reservationsOn: database) : nil
+        self.checks = database.engine == .postgres ? CheckBatcher(checksOn: database, logger: logger) : nil
         self.sharedLimiter = database.engine == .postgres ? SharedRateLimiter(database: database) : nil
         self.reservationLease = (host.commandTimeout * 2 + .seconds(5)).millis
     }

@@ -40,7 +40,11 @@ extension CommandGateway {
         let check: CommandCheck
         var entry = request.entry
         do {
-            guard let found = try await CommandStore.check(install: request.installID, webhookID: request.webhookID, in: database) else {
+            let key = CommandStore.CheckKey(install: request.installID, webhookID: request.webhookID)
+            let checked = if let checks { try await checks.submit(key) } else {
+                try await CommandStore.check(install: key.install, webhookID: key.webhookID, in: database)
+            }
+            guard let found = checked else {
                 cache.remove(request.installID)
                 return reject(Self.unverifiable)
             }

@@ -1,4 +1,5 @@
-import PostgresNIO
+public import Logging
+public import PostgresNIO
 public import SQLKit
 
 /// One authenticated command request, as logged (CONTRACT §4). Never the body, only its hash.
@@ -272,10 +273,13 @@ public enum CommandStore {
     /// The stamp of `install` (see ``CommandCheck``), its rate override and the stored answer of
     /// (the install's app, `webhookID`): one indexed statement; nil when the install does not exist.
     /// The columns ``check(install:webhookID:on:)`` reads, in its select list's order.
-    private static let checkSelect = """
-        SELECT i.app_id, \(stampColumns),
+    private static let checkColumns = """
+        i.app_id, \(stampColumns),
                r.per_second, r.burst,
                c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
+        """
+    private static let checkSelect = """
+        SELECT \(checkColumns)
         FROM installs i
         JOIN apps a ON a.id = i.app_id
         LEFT JOIN install_rate_limits r ON r.install_id = i.id
@@ -329,6 +333,94 @@ public enum CommandStore {
             var bindings = PostgresBindings(capacity: 2)
             bindings.append(install)
             bindings.append(webhookID)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row {
+            try row.decode(Row.self)
+        }
+    }
+
+    /// A key of a command check: the install the command names and its webhook-id.
+    public struct CheckKey: Sendable, Hashable {
+        public var install: String
+        public var webhookID: String
+        public init(install: String, webhookID: String) {
+            self.install = install
+            self.webhookID = webhookID
+        }
+    }
+
+    /// The checks of several commands, in `keys`' order (nil: no such install): on PostgreSQL one
+    /// named prepared statement over arrays of the keys, for the commands that wait together
+    /// (the gateway's batch, ``CheckBatcher``); on SQLite each on a reader, as
+    /// ``check(install:webhookID:in:)``.
+    public static func checks(_ keys: [CheckKey], in database: Database) async throws -> [CommandCheck?] {
+        if let found = try await database.withPostgres({ try await checks(keys, on: $0, logger: database.logger) }) {
+            return found
+        }
+        var found: [CommandCheck?] = []
+        for key in keys { found.append(try await check(install: key.install, webhookID: key.webhookID, in: database)) }
+        return found
+    }
+
+    /// How many keys one execution of the batched check on PostgreSQL takes.
+    public static var checkSlots: Int { ChecksStatement.slots }
+
+    /// ``checks(_:in:)`` on a PostgreSQL connection: ``checkSlots`` keys an execution.
+    public static func checks(_ keys: [CheckKey], on connection: PostgresConnection, logger: Logger) async throws -> [CommandCheck?] {
+        var found = [CommandCheck?](repeating: nil, count: keys.count)
+        var offset = 0
+        while offset < keys.count {
+            let part = keys[offset..<min(keys.count, offset + ChecksStatement.slots)]
+            // Read to the end (a row per key at most), so the connection goes back clean.
+            for try await row in try await connection.execute(ChecksStatement(keys: Array(part)), logger: logger) {
+                let (slot, appID, status, version, scopes, updatedAt, removedAt, latest, newestSecret, perSecond, burst, hash, httpStatus, response, storedAt) = row
+                let index = offset + Int(slot)
+                guard part.indices.contains(index) else { throw StorageError("a batched command check answered an unknown slot \(slot)") }
+                found[index] = try CommandCheck((appID, status, version, scopes, updatedAt, removedAt, latest, newestSecret, perSecond, burst,
+                                                 hash, httpStatus, response, storedAt), webhookID: keys[index].webhookID)
+            }
+            offset += part.count
+        }
+        return found
+    }
+
+    /// Up to ``slots`` checks in one statement of scalar parameters (unused slots NULL, which
+    /// match no install). A fixed number of rows lets PostgreSQL plan it once: the generic plan
+    /// sees the same row count as a custom one, so after its first executions the connection
+    /// keeps the generic plan, where arrays of keys had it planned again at every execution.
+    /// The stored answer is a lateral lookup by its whole key: joined plainly, a plan made
+    /// while `command_idempotency` was nearly empty looked keys up by app alone, then
+    /// filtered every row of the app (13 ms a call once the table had grown; a cached
+    /// generic plan keeps such a choice until the table is analyzed again).
+    struct ChecksStatement: PostgresPreparedStatement {
+        static let slots = 8
+        static let sql = """
+            SELECT k.n, \(checkColumns)
+            FROM (VALUES \((0..<slots).map { "($\(2 * $0 + 1)::text, $\(2 * $0 + 2)::text, \($0))" }.joined(separator: ", "))) AS k(install, webhook, n)
+            JOIN installs i ON i.id = k.install
+            JOIN apps a ON a.id = i.app_id
+            LEFT JOIN install_rate_limits r ON r.install_id = i.id
+            LEFT JOIN LATERAL (
+                SELECT body_sha256, http_status, response, created_at FROM command_idempotency
+                WHERE app_id = i.app_id AND webhook_id = k.webhook LIMIT 1
+            ) c ON true
+            """
+        typealias Row = (Int32, String, String, String, String, Int64, Int64?, String, String?, Double?, Int?, String?, Int?, String?, Int64?)
+        var keys: [CheckKey]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2 * Self.slots)
+            for slot in 0..<Self.slots {
+                if slot < keys.count {
+                    bindings.append(keys[slot].install)
+                    bindings.append(keys[slot].webhookID)
+                } else {
+                    bindings.appendNull()
+                    bindings.appendNull()
+                }
+            }
             return bindings
         }
 
