@@ -3,7 +3,7 @@ public import Logging
 import NIOCore
 import NIOPosix
 import PostgresKit
-import PostgresNIO
+public import PostgresNIO
 import Synchronization
 public import SQLKit
 
@@ -65,7 +65,7 @@ public struct StorageDeadlines: Sendable {
 /// (``SQLiteStorage``).
 public final class Database: Sendable {
     public let engine: StorageEngine
-    let logger: Logger
+    public let logger: Logger
     let backend: Backend
     /// Open once statements can run: at once on SQLite and for a standalone PostgreSQL
     /// client; when ``run()`` starts the client for a service group.
@@ -245,7 +245,7 @@ public final class Database: Sendable {
 
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
     /// paths); `nil` on SQLite, where the caller takes its generic path.
-    func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil,
+    public func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil,
                                    _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         guard case .postgres(let client, _) = backend else { return nil }
         return try await bounded(client, since: since, body)

@@ -24,7 +24,7 @@ struct SharedRateLimiterTests {
             var allowed = 0
             for batch in batches {
                 let takes = batch.map { SharedRateLimiter.Take(key: $0.0, limit: limits[$0.0]!, now: $0.1) }
-                let shared = try await test.database.transaction { try await SharedRateLimiter.apply(takes, on: $0) }
+                let shared = try await SharedRateLimiter.apply(takes, in: test.database)
                 // Within a batch the shared side decides at the batch's latest time, as the
                 // local limiter does when it is given that time.
                 let expected = takes.map { take in
@@ -45,7 +45,7 @@ struct SharedRateLimiterTests {
             let limit = RateLimiter.Limit(perSecond: 50, burst: 5)
             func take(_ count: Int, at now: Double) async throws -> Int {
                 let takes = Array(repeating: SharedRateLimiter.Take(key: "ins_late", limit: limit, now: now), count: count)
-                return try await test.database.transaction { try await SharedRateLimiter.apply(takes, on: $0) }.filter(\.allowed).count
+                return try await SharedRateLimiter.apply(takes, in: test.database).filter(\.allowed).count
             }
             let burst = try await take(10, at: 100.10)
             #expect(burst == 5)   // the burst, up to 100.20
@@ -63,12 +63,10 @@ struct SharedRateLimiterTests {
         try await withTestDatabase(.postgres) { test async throws in
             let slow = RateLimiter.Limit(perSecond: 1, burst: 10)
             let takes = Array(repeating: SharedRateLimiter.Take(key: "ins_raise", limit: slow, now: 100), count: 10)
-            _ = try await test.database.transaction { try await SharedRateLimiter.apply(takes, on: $0) }   // state at 110
+            _ = try await SharedRateLimiter.apply(takes, in: test.database)   // state at 110
             try await test.database.transaction { try await CommandStore.setRateLimit(install: "ins_raise", perSecond: 100, burst: 5, at: 100_000, on: $0) }
             let fast = RateLimiter.Limit(perSecond: 100, burst: 5)
-            let after = try await test.database.transaction {
-                try await SharedRateLimiter.apply([SharedRateLimiter.Take(key: "ins_raise", limit: fast, now: 100.05)], on: $0)
-            }
+            let after = try await SharedRateLimiter.apply([SharedRateLimiter.Take(key: "ins_raise", limit: fast, now: 100.05)], in: test.database)
             #expect(after.map(\.allowed) == [true])
         }
     }

@@ -28,7 +28,7 @@ struct AnsweredBatchTests {
 
     /// What the group commit runs for one batch.
     func commit(_ db: Database, _ logs: [CommandLogRecord], _ answers: [IdempotencyRecord]) async throws {
-        try await db.boundedStatement { try await CommandStore.insertAnswered(logs, answers, on: $0) }
+        try await CommandStore.insertAnswered(logs, answers, in: db)
     }
 
     @Test(arguments: TestEngines.all)

@@ -15,7 +15,7 @@ struct ReservationTests {
         try await withTestDatabase(.postgres) { test async throws in
             let db = test.database
             func reserve(_ batch: [CommandStore.Reservation]) async throws -> [Bool] {
-                try await db.transaction { try await CommandStore.reserve(batch, on: $0) }
+                try await CommandStore.reserve(batch, in: db)
             }
             // New keys are taken; a second claim of a key in the same batch is not.
             #expect(try await reserve([claim("w1", now: 100), claim("w2", now: 100), claim("w1", now: 100)]) == [true, true, false])

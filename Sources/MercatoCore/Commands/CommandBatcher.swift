@@ -17,10 +17,17 @@ typealias CommandBatcher = GroupCommit<CommandLogEntry, Void>
 extension GroupCommit where Operation == CommandLogEntry, Output == Void {
     convenience init(commandLogOn database: Database) {
         let metrics = MetricHandles()
-        // On PostgreSQL the batch is one statement (``CommandStore/insertAnswered(_:_:on:)``).
-        self.init(database: database, maxBatch: 512, oneStatement: database.engine == .postgres,
-                  committed: { metrics.recorder("mercato_command_batch_size").record($0) }) { entries, db in
-            try await CommandStore.insertAnswered(entries.map(\.log), entries.compactMap(\.idempotency), on: db)
+        let committed: @Sendable (Int) -> Void = { metrics.recorder("mercato_command_batch_size").record($0) }
+        guard database.engine == .postgres else {
+            self.init(database: database, maxBatch: 512, committed: committed) { entries, db in
+                try await CommandStore.insertAnswered(entries.map(\.log), entries.compactMap(\.idempotency), on: db)
+                return entries.map { _ in () }
+            }
+            return
+        }
+        // One prepared statement a batch, committed alone (``CommandStore/insertAnswered(_:_:on:logger:)``).
+        self.init(postgres: database, maxBatch: 512, committed: committed) { entries, connection in
+            try await CommandStore.insertAnswered(entries.map(\.log), entries.compactMap(\.idempotency), on: connection, logger: database.logger)
             return entries.map { _ in () }
         }
     }
@@ -33,8 +40,8 @@ typealias ReservationBatcher = GroupCommit<CommandStore.Reservation, Bool>
 
 extension GroupCommit where Operation == CommandStore.Reservation, Output == Bool {
     convenience init(reservationsOn database: Database) {
-        self.init(database: database, maxBatch: 512, oneStatement: true) { reservations, db in
-            try await CommandStore.reserve(reservations, on: db)
+        self.init(postgres: database, maxBatch: 512) { reservations, connection in
+            try await CommandStore.reserve(reservations, on: connection, logger: database.logger)
         }
     }
 }

@@ -1,5 +1,7 @@
 import Foundation
+import Logging
 import MercatoStorage
+import PostgresNIO
 import SQLKit
 import Synchronization
 
@@ -81,8 +83,8 @@ final class SharedRateLimiter: Sendable {
     /// `batchTime` is the time a batch of claims is decided at when later than its requests'
     /// (tests give 0: their requests' own times count).
     init(database: Database, batchTime: @escaping @Sendable () -> Double = { Date().timeIntervalSince1970 }) {
-        commit = GroupCommit(database: database, maxBatch: 512) { takes, db in
-            try await Self.claim(takes, at: batchTime(), on: db)
+        commit = GroupCommit(postgres: database, maxBatch: 512) { takes, connection in
+            try await Self.claim(takes, at: batchTime(), on: connection, logger: database.logger)
         }
     }
 
@@ -174,8 +176,10 @@ final class SharedRateLimiter: Sendable {
     }
 
     /// Decides single requests (a take of one token each) as ``claim(_:at:on:)`` does; for tests.
-    static func apply(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [RateLimiter.Decision] {
-        let grants = try await claim(takes, at: time, on: db)
+    static func apply(_ takes: [Take], at time: Double = 0, in database: Database) async throws -> [RateLimiter.Decision] {
+        guard let grants = try await database.withPostgres({ try await claim(takes, at: time, on: $0, logger: database.logger) }) else {
+            preconditionFailure("the shared rate state is for several nodes on PostgreSQL")
+        }
         return zip(takes, grants).map { take, grant in
             grant.taken > 0 ? .allowed(at: grant.tat, limit: take.limit, now: grant.now) : .refused(at: grant.tat, limit: take.limit, now: grant.now)
         }
@@ -187,7 +191,7 @@ final class SharedRateLimiter: Sendable {
     /// Decided at `time` (when the batch runs) when that is later than the requests' own: a
     /// request that waited (for a connection, behind a slow batch) is judged when it is
     /// admitted, not refused because other requests were admitted while it waited.
-    static func claim(_ takes: [Take], at time: Double = 0, on db: any SQLDatabase) async throws -> [Grant] {
+    static func claim(_ takes: [Take], at time: Double = 0, on connection: PostgresConnection, logger: Logger) async throws -> [Grant] {
         var order: [String] = []
         var positions: [String: [Int]] = [:]
         for (index, take) in takes.enumerated() {
@@ -200,7 +204,7 @@ final class SharedRateLimiter: Sendable {
                                           interval: last.limit.interval, window: last.limit.window,
                                           now: max(time, positions[key]!.map { takes[$0].now }.max()!))
         }
-        let outcome = try await CommandStore.takeRates(claims, on: db)
+        let outcome = try await CommandStore.takeRates(claims, on: connection, logger: logger)
         var grants = [Grant?](repeating: nil, count: takes.count)
         for claim in claims {
             let (base, taken) = outcome[claim.key] ?? (claim.now, 0)

@@ -147,17 +147,19 @@ public enum CommandStore {
         }, on: db)
     }
 
-    /// A command batch's log rows and the answers kept for idempotency. On PostgreSQL one
-    /// statement (the log rows' INSERT as a data-modifying WITH of the answers' INSERT), which
-    /// commits or fails whole without a transaction around it; on SQLite the two multi-row
-    /// INSERTs, in the caller's transaction.
+    /// A command batch's log rows and the answers kept for idempotency: on SQLite the two
+    /// multi-row INSERTs in the caller's transaction. On PostgreSQL the group commit runs
+    /// ``insertAnswered(_:_:on:logger:)``: one prepared statement, which commits or fails whole
+    /// without a transaction around it (``insertAnswered(_:_:in:)`` picks for the engine).
     public static func insertAnswered(_ logs: [CommandLogRecord], _ answers: [IdempotencyRecord], on db: any SQLDatabase) async throws {
-        guard db.dialect.name == "postgresql", !logs.isEmpty, !answers.isEmpty else {
-            if !logs.isEmpty { try await insert(logs, on: db) }
-            if !answers.isEmpty { try await insertIdempotency(answers, on: db) }
-            return
-        }
-        try await db.raw("WITH logged AS (" + logRows(logs) + ") " + answerRows(answers)).run()
+        if !logs.isEmpty { try await insert(logs, on: db) }
+        if !answers.isEmpty { try await insertIdempotency(answers, on: db) }
+    }
+
+    /// ``insertAnswered(_:_:on:)`` as the group commit runs it on either engine.
+    public static func insertAnswered(_ logs: [CommandLogRecord], _ answers: [IdempotencyRecord], in database: Database) async throws {
+        if try await database.withPostgres({ try await insertAnswered(logs, answers, on: $0, logger: database.logger) }) != nil { return }
+        try await database.transaction { try await insertAnswered(logs, answers, on: $0) }
     }
 
     /// PostgreSQL: the INSERT of `records` into `command_log`, one array per column.
@@ -210,35 +212,26 @@ public enum CommandStore {
     /// Takes the reservations of a batch in one statement (one array per column); answers, in
     /// order, whether each was taken. A key is taken when it is new, or unanswered with the same
     /// body and no live reservation; an answered key, another body, or a reservation another node
-    /// still holds is not. PostgreSQL only: on SQLite one process serves, and its in-process
-    /// guard is exact.
-    public static func reserve(_ batch: [Reservation], on db: any SQLDatabase) async throws -> [Bool] {
-        precondition(db.dialect.name == "postgresql", "reservations are for several nodes on PostgreSQL")
-        // One row per key in the statement (PostgreSQL refuses to update a row twice in one
-        // statement); a second claim of a key in the same batch is not taken.
+    /// still holds is not. PostgreSQL only (``reserve(_:on:logger:)``): on SQLite one process
+    /// serves, and its in-process guard is exact.
+    ///
+    /// `take` runs the statement for the batch with each key once (PostgreSQL refuses to update a
+    /// row twice in one statement; a second claim of a key in the same batch is not taken) and
+    /// answers the keys taken, as app id, NUL, webhook id.
+    static func reserved(_ batch: [Reservation], take: ([Reservation]) async throws -> Set<String>) async throws -> [Bool] {
         var seen = Set<String>()
         let firsts = batch.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
-        let batch = zip(batch, firsts).filter(\.1).map(\.0)
-        let rows = try await db.raw("""
-            INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
-            SELECT a, w, b, 0, '', c, u FROM unnest(\(bind: batch.map(\.appId)), \(bind: batch.map(\.webhookId)), \(bind: batch.map(\.bodySha256)),
-                \(bind: batch.map(\.now)), \(bind: batch.map(\.until))) AS t(a, w, b, c, u)
-            ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
+        let unique = zip(batch, firsts).filter(\.1).map(\.0)
+        let taken = try await take(unique)
+        return zip(batch, firsts).map { claim, first in first && taken.contains(claim.appId + "\u{0}" + claim.webhookId) }
+    }
+
+    /// The reservation's rule when its key has a row already (see ``reserved(_:take:)``).
+    static let reservationConflict = """
+        ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
             WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
                 AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
-            RETURNING app_id, webhook_id
-            """).all()
-        var taken = Set<String>()
-        for row in rows { taken.insert(try row.decode(column: "app_id", as: String.self) + "\u{0}" + row.decode(column: "webhook_id", as: String.self)) }
-        var result: [Bool] = []
-        result.reserveCapacity(firsts.count)
-        var next = batch.makeIterator()
-        for first in firsts {
-            guard first, let claim = next.next() else { result.append(false); continue }
-            result.append(taken.contains(claim.appId + "\u{0}" + claim.webhookId))
-        }
-        return result
-    }
+        """
 
     /// Stores answers with multi-row statements (`unnest` on PostgreSQL, as above); a key that
     /// already has an answer keeps it.
@@ -534,54 +527,22 @@ public enum CommandStore {
         }
     }
 
-    /// Takes what each key's state allows of its claim, in one transaction with the keys' rows
-    /// locked in key order (so batches of several nodes never deadlock); answers, per key, the
-    /// arrival time the claim started from and how many requests were taken. The state never
-    /// moves back: a batch whose `now` is older than another node's already committed one (its
-    /// requests waited longer) starts from the stored time, so late batches cannot lower it and
-    /// let more through. PostgreSQL only: on SQLite one process serves and keeps the state.
-    ///
-    /// The rows are locked until the caller's transaction ends, and every node's batch for the
-    /// same install waits for them: the transaction commits without waiting for its WAL flush
-    /// (`synchronous_commit = off`; a rate update lost to a PostgreSQL crash only lets a burst
-    /// through again), and a key's row is created only when it has none (an insert of an existing
-    /// row would wait for the transaction that last updated it).
-    public static func takeRates(_ claims: [RateClaim], on db: any SQLDatabase, creating: Bool = false) async throws -> [String: (base: Double, taken: Int)] {
-        precondition(db.dialect.name == "postgresql", "the shared rate state is for several nodes on PostgreSQL")
-        precondition(Set(claims.map(\.key)).count == claims.count, "one claim per key")
-        let keys = claims.map(\.key)
-        if creating {
-            try await db.raw("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(bind: keys)) AS t(k) ON CONFLICT DO NOTHING").run()
-        } else {
-            try await db.raw("SET LOCAL synchronous_commit = off").run()
-        }
-        let rows = try await db.raw("""
-            WITH claim AS (
-                SELECT * FROM unnest(\(bind: keys), \(bind: claims.map { Int64($0.count) }), \(bind: claims.map(\.interval)),
-                                     \(bind: claims.map(\.window)), \(bind: claims.map(\.now))) AS t(k, n, i, w, c)
-            ), current AS (
-                SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
-                FROM install_rate_state s JOIN claim ON claim.k = s.install_id
-                ORDER BY s.install_id FOR UPDATE OF s
-            ), decided AS (
-                SELECT install_id, base, i, LEAST(n, GREATEST(0, floor((w - (base - c)) / i + 0.000001)))::BIGINT AS taken FROM current
-            )
-            UPDATE install_rate_state s SET tat = decided.base + decided.taken * decided.i FROM decided
-            WHERE s.install_id = decided.install_id
-            RETURNING s.install_id, decided.base, decided.taken
-            """).all()
-        var result: [String: (base: Double, taken: Int)] = [:]
-        for row in rows {
-            result[try row.decode(column: "install_id", as: String.self)] = (try row.decode(column: "base", as: Double.self),
-                                                                             Int(try row.decode(column: "taken", as: Int64.self)))
-        }
-        // A key with no row yet (its first request, or the retention sweep removed it: it owed
-        // nothing) gets one, and its claim is taken again.
-        let missing = claims.filter { result[$0.key] == nil }
-        if !creating && !missing.isEmpty {
-            result.merge(try await takeRates(missing, on: db, creating: true)) { first, _ in first }
-        }
-        return result
+    /// The text of the rate claim (see ``takeRates(_:on:logger:)``), over the given arrays.
+    static func rateClaim(keys: String, counts: String, intervals: String, windows: String, nows: String) -> String {
+        """
+        WITH claim AS (
+            SELECT * FROM unnest(\(keys), \(counts), \(intervals), \(windows), \(nows)) AS t(k, n, i, w, c)
+        ), current AS (
+            SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
+            FROM install_rate_state s JOIN claim ON claim.k = s.install_id
+            ORDER BY s.install_id FOR UPDATE OF s
+        ), decided AS (
+            SELECT install_id, base, i, LEAST(n, GREATEST(0, floor((w - (base - c)) / i + 0.000001)))::BIGINT AS taken FROM current
+        )
+        UPDATE install_rate_state s SET tat = decided.base + decided.taken * decided.i FROM decided
+        WHERE s.install_id = decided.install_id
+        RETURNING s.install_id, decided.base, decided.taken
+        """
     }
 
     /// Forgets rate state that owes nothing at `now` (seconds); answers how many rows went.
