@@ -173,7 +173,7 @@ public final class Database: Sendable {
         case .sqlite(let storage):
             return try await body(SQLiteSQLDatabase(target: .readers(storage.readers), logger: logger, eventLoop: storage.writerLoop))
         case .postgres(let client, _):
-            return try await bounded(client) { try await body($0.sql()) }
+            return try await bounded(client) { try await body(PostgresConnectionSQL($0)) }
         }
     }
 
@@ -306,7 +306,7 @@ public final class Database: Sendable {
             return try await storage.transaction(logger: logger) { try await body($0) }
         case .postgres(let client, _):
             return try await leased(client) { connection in
-                try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+                try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
             }
         }
     }
@@ -323,7 +323,7 @@ public final class Database: Sendable {
                                                 _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         guard case .postgres(let client, _) = backend else { return try await transaction(body) }
         return try await bounded(client, since: since) { connection in
-            try await Self.inTransaction(connection.sql(), begin: "BEGIN", body)
+            try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
         }
     }
 
@@ -334,7 +334,7 @@ public final class Database: Sendable {
     public func boundedStatement<R: Sendable>(since: ContinuousClock.Instant? = nil,
                                               _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         guard case .postgres(let client, _) = backend else { return try await transaction(body) }
-        return try await bounded(client, since: since) { try await body($0.sql()) }
+        return try await bounded(client, since: since) { try await body(PostgresConnectionSQL($0)) }
     }
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {

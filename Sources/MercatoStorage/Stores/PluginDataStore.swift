@@ -37,12 +37,12 @@ public enum PluginDataStore {
         case present
     }
 
-    private struct Namespace: Hashable {
+    struct Namespace: Hashable {
         var plugin: String
         var install: String
     }
 
-    private struct Slot: Hashable {
+    struct Slot: Hashable {
         var namespace: Namespace
         var key: String
     }
@@ -69,6 +69,17 @@ public enum PluginDataStore {
 
         func flush() async throws {
             guard !order.isEmpty else { return }
+            if let pg = db as? PostgresConnectionSQL {
+                let puts = order.map { PreparedPut(slot: $0, org: pending[$0]!.org, value: pending[$0]!.value, size: pending[$0]!.size,
+                                                   writes: pending[$0]!.writes.count, at: pending[$0]!.at, expiresAt: pending[$0]!.expiresAt) }
+                for (slot, last) in try await upsert(puts, on: pg) {
+                    guard let p = pending[slot] else { continue }
+                    for (n, index) in p.writes.enumerated() { results[index] = .stored(version: last - p.writes.count + 1 + n) }
+                }
+                pending.removeAll(keepingCapacity: true)
+                order.removeAll(keepingCapacity: true)
+                return
+            }
             var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) ")
             let puts = order.map { ($0, pending[$0]!) }
             if db.dialect.name == "postgresql" {
@@ -85,13 +96,7 @@ public enum PluginDataStore {
                     q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at), \(bind: p.expiresAt))" as SQLQueryString
                 }
             }
-            q.appendInterpolation(unsafeRaw: """
-                 ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
-                    version = CASE WHEN plugin_kv.expires_at <= excluded.updated_at THEN excluded.version
-                                   ELSE plugin_kv.version + excluded.version END,
-                    updated_at = excluded.updated_at, expires_at = excluded.expires_at
-                RETURNING plugin_id, install_id, key, version
-                """)
+            q.appendInterpolation(unsafeRaw: " " + upsertConflict)
             for row in try await db.raw(q).all() {
                 let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
                                                      install: try row.decode(column: "install_id", as: String.self)),
@@ -142,6 +147,16 @@ public enum PluginDataStore {
         }
     }
 
+    /// A put's row when its key exists: the new value, its version moved by the batch's writes
+    /// of the key (or started again over an expired key); answers each key's last version.
+    static let upsertConflict = """
+        ON CONFLICT (plugin_id, install_id, key) DO UPDATE SET value = excluded.value, size = excluded.size,
+            version = CASE WHEN plugin_kv.expires_at <= excluded.updated_at THEN excluded.version
+                           ELSE plugin_kv.version + excluded.version END,
+            updated_at = excluded.updated_at, expires_at = excluded.expires_at
+        RETURNING plugin_id, install_id, key, version
+        """
+
     /// The bytes `plugin` stores for `install` (keys and values), as the quota counts them.
     public static func storedBytes(plugin: String, install: String, on db: any SQLDatabase) async throws -> Int {
         try await db.raw("SELECT bytes FROM plugin_usage WHERE plugin_id = \(bind: plugin) AND install_id = \(bind: install)")
@@ -151,6 +166,7 @@ public enum PluginDataStore {
     /// Bytes stored in each of `namespaces`, as `plugin_usage` counts them (kept by triggers on
     /// `plugin_kv`: one row read per namespace, whatever it holds).
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
+        if let pg = db as? PostgresConnectionSQL { return try await usedBytes(namespaces, on: pg) }
         var q = SQLQueryString("SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE ")
         if db.dialect.name == "postgresql" {
             // Arrays, not an OR chain: the same statement text for any batch.
@@ -172,6 +188,7 @@ public enum PluginDataStore {
 
     /// The stored size and expiry of each of `slots` that exists.
     private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
+        if let pg = db as? PostgresConnectionSQL { return try await sizes(slots, on: pg) }
         var q = SQLQueryString("SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE ")
         if db.dialect.name == "postgresql" {
             let all = Array(slots)

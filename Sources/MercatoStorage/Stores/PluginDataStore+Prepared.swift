@@ -1,0 +1,118 @@
+import PostgresNIO
+
+/// A plugin write batch's statements on PostgreSQL as named prepared statements (as the command
+/// path's, ``CommandStore``): parsed once per connection and kept at their generic plans. Each
+/// key is looked up by its whole primary key in a lateral subquery, so a plan made while the
+/// table was nearly empty still reads by index once it has grown.
+extension PluginDataStore {
+    /// One key of a batch's upsert: its last value in the batch and how many writes it stands for.
+    struct PreparedPut {
+        var slot: Slot
+        var org: String?
+        var value: String
+        var size: Int
+        var writes: Int
+        var at: Int64
+        var expiresAt: Int64?
+    }
+
+    static func usedBytes(_ namespaces: Set<Namespace>, on db: PostgresConnectionSQL) async throws -> [Namespace: Int] {
+        let all = Array(namespaces)
+        var used: [Namespace: Int] = [:]
+        for try await (plugin, install, bytes) in try await db.connection.execute(UsedStatement(plugins: all.map(\.plugin), installs: all.map(\.install)),
+                                                                                  logger: db.logger) {
+            used[Namespace(plugin: plugin, install: install)] = Int(bytes)
+        }
+        return used
+    }
+
+    static func sizes(_ slots: Set<Slot>, on db: PostgresConnectionSQL) async throws -> [Slot: (size: Int, until: Int64?)] {
+        let all = Array(slots)
+        var sizes: [Slot: (size: Int, until: Int64?)] = [:]
+        let statement = SizesStatement(plugins: all.map(\.namespace.plugin), installs: all.map(\.namespace.install), keys: all.map(\.key))
+        for try await (plugin, install, key, size, until) in try await db.connection.execute(statement, logger: db.logger) {
+            sizes[Slot(namespace: Namespace(plugin: plugin, install: install), key: key)] = (Int(size), until)
+        }
+        return sizes
+    }
+
+    /// Upserts `puts` (one per key); answers each key's version after it.
+    static func upsert(_ puts: [PreparedPut], on db: PostgresConnectionSQL) async throws -> [(Slot, Int)] {
+        var versions: [(Slot, Int)] = []
+        for try await (plugin, install, key, version) in try await db.connection.execute(UpsertStatement(puts: puts), logger: db.logger) {
+            versions.append((Slot(namespace: Namespace(plugin: plugin, install: install), key: key), Int(version)))
+        }
+        return versions
+    }
+
+    struct UsedStatement: PostgresPreparedStatement {
+        static let sql = """
+            SELECT u.plugin_id, u.install_id, u.bytes FROM unnest($1::text[], $2::text[]) AS t(p, i)
+            JOIN LATERAL (SELECT plugin_id, install_id, bytes FROM plugin_usage WHERE plugin_id = t.p AND install_id = t.i LIMIT 1) u ON true
+            """
+        typealias Row = (String, String, Int64)
+        var plugins: [String]
+        var installs: [String]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 2)
+            bindings.append(plugins)
+            bindings.append(installs)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    struct SizesStatement: PostgresPreparedStatement {
+        static let sql = """
+            SELECT kv.plugin_id, kv.install_id, kv.key, kv.size, kv.expires_at FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, i, k)
+            JOIN LATERAL (
+                SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE plugin_id = t.p AND install_id = t.i AND key = t.k LIMIT 1
+            ) kv ON true
+            """
+        typealias Row = (String, String, String, Int64, Int64?)
+        var plugins: [String]
+        var installs: [String]
+        var keys: [String]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 3)
+            bindings.append(plugins)
+            bindings.append(installs)
+            bindings.append(keys)
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+
+    /// No org and no expiry travel as '' and -1 (arrays of optionals do not bind): NULL in the row.
+    struct UpsertStatement: PostgresPreparedStatement {
+        static let sql = """
+            INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at)
+            SELECT p, i, NULLIF(o, ''), k, v, s, n, u, NULLIF(e, -1)
+            FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[])
+                AS t(p, i, o, k, v, s, n, u, e)
+            \(upsertConflict)
+            """
+        typealias Row = (String, String, String, Int64)
+        var puts: [PreparedPut]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 9)
+            bindings.append(puts.map(\.slot.namespace.plugin))
+            bindings.append(puts.map(\.slot.namespace.install))
+            bindings.append(puts.map { $0.org ?? "" })
+            bindings.append(puts.map(\.slot.key))
+            bindings.append(puts.map(\.value))
+            bindings.append(puts.map { Int64($0.size) })
+            bindings.append(puts.map { Int64($0.writes) })
+            bindings.append(puts.map(\.at))
+            bindings.append(puts.map { $0.expiresAt ?? -1 })
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
+    }
+}
