@@ -115,6 +115,10 @@ def table(path, machine_path):
                 target = f"p99 <= {GET_P99_MS} ms: " + verdict([(f"p99 {r['p99_ms']:.2f} ms", r["p99_ms"] <= GET_P99_MS)])
             if r["variant"] == "get-seeded" and r["connections"] < 32:
                 target = f"(p99 <= {GET_P99_MS} ms at 1 connection: {'yes' if r['p99_ms'] <= GET_P99_MS else 'no'})"
+            bad = sum(r["errors"][k] for k in ("status", "timeout", "connect", "read", "write"))
+            if bad and r["scenario"] in ("installs",):
+                # A GET load's answers are all 200 or it measured something else (e.g. 429s).
+                target = f"NOT A RESULT: {bad:,} answers were errors or not 2xx"
             if r["scenario"] == "inbound" and r["variant"] == "empty":
                 # Issue 21: verified provider events at least as fast as signed commands.
                 ping = find("ping", "mercato", "empty")
