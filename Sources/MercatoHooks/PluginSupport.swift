@@ -12,9 +12,36 @@ public enum PluginSupport {
             + String(repeating: "0", count: max(0, 13 - random.count)) + random
     }
 
-    /// An RFC 3339 UTC time with milliseconds, as the API writes times.
+    /// An RFC 3339 UTC time with milliseconds, as the API writes times (e.g.
+    /// `2026-11-21T20:44:01.123Z`; the text `ISO8601FormatStyle(includingFractionalSeconds: true)`
+    /// writes, at a fraction of its cost: the digits go into one 24-byte buffer). The one
+    /// formatter of the host's answers, events and log lines too.
     public static func timestamp(_ date: Date = Date()) -> String {
-        date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true))
+        let interval = date.timeIntervalSince1970
+        var seconds = time_t(interval.rounded(.down))
+        let millis = min(999, max(0, Int(((interval - Double(seconds)) * 1000).rounded(.down))))
+        var parts = tm()
+        gmtime_r(&seconds, &parts)
+        return String(unsafeUninitializedCapacity: 24) { out in
+            var at = 0
+            func digits(_ n: Int, _ width: Int, then separator: UInt8) {
+                var n = n
+                for i in stride(from: width - 1, through: 0, by: -1) {
+                    out[at + i] = UInt8(ascii: "0") + UInt8(n % 10)
+                    n /= 10
+                }
+                out[at + width] = separator
+                at += width + 1
+            }
+            digits(min(9999, max(0, Int(parts.tm_year) + 1900)), 4, then: UInt8(ascii: "-"))
+            digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
+            digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
+            digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
+            digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
+            digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
+            digits(millis, 3, then: UInt8(ascii: "Z"))
+            return at
+        }
     }
 
     /// The time a ``timestamp(_:)`` text stands for; `nil` when it is not one.

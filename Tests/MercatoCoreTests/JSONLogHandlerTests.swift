@@ -1,6 +1,7 @@
 import Foundation
 import Logging
 @testable import MercatoCore
+import MercatoHooks
 import Synchronization
 import Testing
 
@@ -23,6 +24,7 @@ struct JSONLogHandlerTests {
         try #require(JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
     }
 
+    /// The log line's `ts`, and every time the API, events and plugins write (`PluginSupport.timestamp`).
     @Test func theTimestampIsRFC3339WithMillisecondsInUTC() throws {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
@@ -34,9 +36,15 @@ struct JSONLogHandlerTests {
         for _ in 0..<500 { times.append(Double(Int64.random(in: 0...4_102_444_800_000, using: &random))) }
         for millis in times {
             let date = Date(timeIntervalSince1970: millis / 1000 + 0.0001)
-            #expect(JSONLogHandler.timestamp(date) == formatter.string(from: date), "at \(millis) ms")
+            #expect(PluginSupport.timestamp(date) == formatter.string(from: date), "at \(millis) ms")
         }
-        #expect(JSONLogHandler.timestamp(Date(timeIntervalSince1970: 1_796_000_000.5)) == "2026-11-30T00:53:20.500Z")
+        #expect(PluginSupport.timestamp(Date(timeIntervalSince1970: 1_796_000_000.5)) == "2026-11-30T00:53:20.500Z")
+        // The same text as Foundation's format style, which the API's times were written with
+        // before (any fraction of a second, not only whole milliseconds).
+        for _ in 0..<500 {
+            let date = Date(timeIntervalSince1970: Double.random(in: 0...4_102_444_800, using: &random))
+            #expect(PluginSupport.timestamp(date) == date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)), "at \(date.timeIntervalSince1970)")
+        }
     }
 
     @Test func aLineIsOneSortedObjectWithEverySecretKeyRedacted() throws {

@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import MercatoCore
+import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
 import SQLKit
@@ -153,7 +154,7 @@ struct RegistryTests {
             #expect(new != old && new.hasPrefix("whsec_"))
             #expect(rotated.json["kind"] as? String == "command")
             let until = try #require(rotated.json["previous_valid_until"] as? String)
-            #expect(until == Timestamp.rfc3339(clock.wallClock.now().addingTimeInterval(24 * 3600)))
+            #expect(until == PluginSupport.timestamp(clock.wallClock.now().addingTimeInterval(24 * 3600)))
 
             #expect(try await app.runtime.registry.verificationSecrets(appID: appID, kind: .command) == [new, old])
             clock.advance(by: 24 * 3600 - 1)

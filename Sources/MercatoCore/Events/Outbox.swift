@@ -16,7 +16,7 @@ enum Outbox {
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
                       on db: any SQLDatabase) async throws -> String {
         let payload: JSONValue = .object([
-            "type": .string(type), "timestamp": .string(Timestamp.rfc3339(Timestamp.date(millis: now))), "data": data,
+            "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
         ])
         let id = RecordID.make("msg", millis: now)
         try await OutboxStore.insert(

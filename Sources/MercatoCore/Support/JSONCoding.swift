@@ -14,7 +14,7 @@ public enum JSONCoding {
         e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         e.dateEncodingStrategy = .custom { date, encoder in
             var c = encoder.singleValueContainer()
-            try c.encode(date.formatted(Date.ISO8601FormatStyle(includingFractionalSeconds: true)))
+            try c.encode(PluginSupport.timestamp(date))
         }
         return e
     }()

@@ -1,4 +1,5 @@
 import Foundation
+import MercatoHooks
 public import Logging
 import Synchronization
 
@@ -43,7 +44,7 @@ public struct JSONLogHandler: LogHandler {
         for ((key, value), secret) in zip(merged, secret) {
             fields.append((key, secret ? .string("[redacted]") : value))
         }
-        fields.append(("ts", .string(Self.timestamp())))
+        fields.append(("ts", .string(PluginSupport.timestamp())))
         fields.append(("level", .string(event.level.rawValue)))
         fields.append(("msg", .string(event.message.description)))
         fields.append(("label", .string(label)))
@@ -138,36 +139,6 @@ public struct JSONLogHandler: LogHandler {
             }
         }
         line.append("\"")
-    }
-
-    /// RFC 3339 UTC with milliseconds, e.g. `2026-11-21T20:44:01.123Z`: digits written into one
-    /// 24-byte buffer (no string per part).
-    static func timestamp(_ date: Date = Date()) -> String {
-        let interval = date.timeIntervalSince1970
-        var seconds = time_t(interval.rounded(.down))
-        let millis = min(999, max(0, Int(((interval - Double(seconds)) * 1000).rounded(.down))))
-        var parts = tm()
-        gmtime_r(&seconds, &parts)
-        return String(unsafeUninitializedCapacity: 24) { out in
-            var at = 0
-            func digits(_ n: Int, _ width: Int, then separator: UInt8) {
-                var n = n
-                for i in stride(from: width - 1, through: 0, by: -1) {
-                    out[at + i] = UInt8(ascii: "0") + UInt8(n % 10)
-                    n /= 10
-                }
-                out[at + width] = separator
-                at += width + 1
-            }
-            digits(min(9999, max(0, Int(parts.tm_year) + 1900)), 4, then: UInt8(ascii: "-"))
-            digits(Int(parts.tm_mon) + 1, 2, then: UInt8(ascii: "-"))
-            digits(Int(parts.tm_mday), 2, then: UInt8(ascii: "T"))
-            digits(Int(parts.tm_hour), 2, then: UInt8(ascii: ":"))
-            digits(Int(parts.tm_min), 2, then: UInt8(ascii: ":"))
-            digits(Int(parts.tm_sec), 2, then: UInt8(ascii: "."))
-            digits(millis, 3, then: UInt8(ascii: "Z"))
-            return at
-        }
     }
 
     private static let outputLock = Mutex(())
