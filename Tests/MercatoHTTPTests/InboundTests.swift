@@ -179,7 +179,13 @@ struct InboundTests {
             // A disabled install receives nothing; enabled again, it does.
             #expect(try await app.call(.post, "/api/v1/installs/\(r.installID)/disable", token: r.adminToken).status == .ok)
             expectProblem(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body), .notFound, "not_found")
-            #expect(try await app.call(.post, "/api/v1/installs/\(r.installID)/enable", token: r.adminToken).status == .ok)
+            let enabled = try await app.call(.post, "/api/v1/installs/\(r.installID)/enable", token: r.adminToken)
+            #expect(enabled.status == .ok)
+            // The install's read writes its answer itself: the same bytes and type as the
+            // encoder's answer to the enable just before (config, scopes, times, inbound URLs).
+            let read = try await app.call(.get, "/api/v1/installs/\(r.installID)", token: r.adminToken)
+            #expect(read.text == enabled.text)
+            #expect(read.headers[.contentType] == enabled.headers[.contentType])
             #expect(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: headers, body: body).status == .ok)
             // The admin pastes a new secret: the next request is checked against it (the opened
             // secret kept between requests follows the install's change at once).

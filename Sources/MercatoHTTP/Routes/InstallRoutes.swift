@@ -40,6 +40,28 @@ struct InstallRoutes {
             let url: String
         }
 
+        /// The answer as a JSON value: the same bytes `JSONCoding.encoder` writes for this body
+        /// (snake_case keys, sorted; RFC 3339 times; `inbound` absent when nil), written by
+        /// ``JSONValue``'s own writer for the install's read, the org admin's hottest GET.
+        var json: JSONValue {
+            var object: [String: JSONValue] = [
+                "id": .string(id), "org_id": .string(orgId), "app": .string(app), "version": .string(version), "status": .string(status),
+                "scopes": .array(scopes.map(JSONValue.string)), "config": .object(config),
+                "created_at": .string(PluginSupport.timestamp(createdAt)), "updated_at": .string(PluginSupport.timestamp(updatedAt)),
+            ]
+            if let inbound {
+                object["inbound"] = .array(inbound.map { .object(["provider": .string($0.provider), "url": .string($0.url)]) })
+            }
+            return .object(object)
+        }
+
+        /// ``json`` as a 200 answer, with the content type the encoder's answers carry.
+        func response() throws -> Response {
+            var headers = HTTPFields()
+            headers[.contentType] = "application/json; charset=utf-8"
+            return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: try json.jsonBytes())))
+        }
+
         init(_ view: InstallService.View, publicURL: String) {
             id = view.install.id
             orgId = view.install.orgId
@@ -75,7 +97,7 @@ struct InstallRoutes {
             return Page(data: views.map { InstallBody($0, publicURL: publicURL) }, nextCursor: next)
         }
         api.get("installs/{id}") { _, context in
-            InstallBody(try await installs.get(try context.parameters.require("id"), by: try context.requirePrincipal()), publicURL: publicURL)
+            try InstallBody(try await installs.get(try context.parameters.require("id"), by: try context.requirePrincipal()), publicURL: publicURL).response()
         }
         api.patch("installs/{id}/config") { request, context in
             let actor = try Self.actor(context)
