@@ -246,7 +246,7 @@ public final class Database: Sendable {
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
     /// paths); `nil` on SQLite, where the caller takes its generic path.
     public func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil,
-                                   _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
+                                          _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         guard case .postgres(let client, _) = backend else { return nil }
         return try await bounded(client, since: since, body)
     }
@@ -325,16 +325,6 @@ public final class Database: Sendable {
         return try await bounded(client, since: since) { connection in
             try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
         }
-    }
-
-    /// ``boundedTransaction(since:_:)`` for a `body` that runs exactly one statement: on
-    /// PostgreSQL the statement runs alone, its own transaction (a single statement, data-modifying
-    /// common table expressions included, commits or fails whole), which saves the `BEGIN` and
-    /// `COMMIT` round trips; on SQLite it is the writer's transaction as before.
-    public func boundedStatement<R: Sendable>(since: ContinuousClock.Instant? = nil,
-                                              _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        guard case .postgres(let client, _) = backend else { return try await transaction(body) }
-        return try await bounded(client, since: since) { try await body(PostgresConnectionSQL($0)) }
     }
 
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {

@@ -19,7 +19,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public typealias ApplyOnPostgres = @Sendable ([Operation], PostgresConnection) async throws -> [Output]
 
     private enum Runner {
-        case sql(Apply, oneStatement: Bool)
+        case transaction(Apply)
         case postgres(ApplyOnPostgres)
     }
 
@@ -42,20 +42,19 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private let committed: (@Sendable (Int) -> Void)?
     public let maxBatch: Int
 
-    /// `committed` is told the size of each batch that committed. `oneStatement`: `apply` runs
-    /// exactly one statement, so on PostgreSQL it needs no transaction around it
-    /// (``Database/boundedStatement(since:_:)``: two round trips fewer a batch).
-    public init(database: Database, maxBatch: Int = 256, oneStatement: Bool = false,
-                committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
+    /// Batches applied in one transaction (``Database/boundedTransaction(since:_:)``).
+    /// `committed` is told the size of each batch that committed.
+    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
-        self.runner = .sql(apply, oneStatement: oneStatement)
+        self.runner = .transaction(apply)
         self.committed = committed
     }
 
-    /// Batches of one statement that `apply` runs on a PostgreSQL connection, without a
-    /// transaction around it: for a named prepared statement (planned once per connection),
-    /// such as a read many callers make at once. `database` must be on PostgreSQL.
+    /// Batches that `apply` runs on a PostgreSQL connection as it needs, with no transaction
+    /// around them: one named prepared statement (planned once per connection; a single
+    /// statement commits or fails whole), or a transaction of its own. `database` must be on
+    /// PostgreSQL.
     public init(postgres database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping ApplyOnPostgres) {
         precondition(database.engine == .postgres, "a PostgreSQL group needs a PostgreSQL database")
         self.database = database
@@ -120,9 +119,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
         let outputs: [Output]
         switch runner {
-        case .sql(let apply, oneStatement: true):
-            outputs = try await database.boundedStatement(since: since) { try await apply(operations, $0) }
-        case .sql(let apply, oneStatement: false):
+        case .transaction(let apply):
             outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
         case .postgres(let apply):
             guard let answered = try await database.withPostgres(since: since, { try await apply(operations, $0) }) else {

@@ -46,11 +46,11 @@ extension GroupCommit where Operation == CommandStore.Reservation, Output == Boo
     }
 }
 
-/// The gateway's read of each command's stored state (``CommandStore/check(install:webhookID:in:)``)
-/// on PostgreSQL, batched: the commands waiting at once are checked by one prepared statement
-/// over arrays of their keys. Each check still starts after its request arrived, so a change
-/// committed on any node before then is seen (CONTRACT §12), with one round trip and one
-/// statement a batch instead of a command.
+/// The gateway's read of each command's stored state on PostgreSQL, batched: the commands
+/// waiting at once are checked together (``CommandStore/checks(_:on:logger:)``: one execution of
+/// a prepared statement per 8 keys). Each check still starts after its request arrived, so a
+/// change committed on any node before then is seen (CONTRACT §12), with one round trip a batch
+/// instead of a command.
 typealias CheckBatcher = GroupCommit<CommandStore.CheckKey, CommandCheck?>
 
 extension GroupCommit where Operation == CommandStore.CheckKey, Output == CommandCheck? {

@@ -7,15 +7,20 @@ public import PostgresNIO
 /// execution: 0.3-0.7 ms against 0.15 ms, `log_min_duration_statement` on an idle server).
 /// Arrays (one per column) keep one text for any batch size.
 extension CommandStore {
-    /// Takes a batch's reservations (``reserved(_:take:)``) with one named prepared statement.
+    /// Takes the reservations of a batch in one statement; answers, in order, whether each was
+    /// taken. A key is taken when it is new, or unanswered with the same body and no live
+    /// reservation; an answered key, another body, or a reservation another node still holds is
+    /// not. A second claim of a key in the same batch is not taken (PostgreSQL refuses to update
+    /// a row twice in one statement). PostgreSQL only: on SQLite one process serves, and the
+    /// gateway's in-process guard is exact.
     public static func reserve(_ batch: [Reservation], on connection: PostgresConnection, logger: Logger) async throws -> [Bool] {
-        try await reserved(batch) { firsts in
-            var taken = Set<String>()
-            for try await (app, webhook) in try await connection.execute(ReserveStatement(batch: firsts), logger: logger) {
-                taken.insert(app + "\u{0}" + webhook)
-            }
-            return taken
+        var seen = Set<String>()
+        let firsts = batch.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
+        var taken = Set<String>()
+        for try await (app, webhook) in try await connection.execute(ReserveStatement(batch: zip(batch, firsts).filter(\.1).map(\.0)), logger: logger) {
+            taken.insert(app + "\u{0}" + webhook)
         }
+        return zip(batch, firsts).map { claim, first in first && taken.contains(claim.appId + "\u{0}" + claim.webhookId) }
     }
 
     /// ``reserve(_:on:logger:)`` through `database` (PostgreSQL only), for callers without a batcher.
@@ -30,7 +35,9 @@ extension CommandStore {
         static let sql = """
             INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
             SELECT a, w, b, 0, '', c, u FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(a, w, b, c, u)
-            \(reservationConflict)
+            ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
+                WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
+                    AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
             RETURNING app_id, webhook_id
             """
         typealias Row = (String, String)
@@ -141,7 +148,20 @@ extension CommandStore {
     }
 
     struct RateClaimStatement: PostgresPreparedStatement {
-        static let sql = rateClaim(keys: "$1::text[]", counts: "$2::bigint[]", intervals: "$3::float8[]", windows: "$4::float8[]", nows: "$5::float8[]")
+        static let sql = """
+            WITH claim AS (
+                SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[]) AS t(k, n, i, w, c)
+            ), current AS (
+                SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
+                FROM install_rate_state s JOIN claim ON claim.k = s.install_id
+                ORDER BY s.install_id FOR UPDATE OF s
+            ), decided AS (
+                SELECT install_id, base, i, LEAST(n, GREATEST(0, floor((w - (base - c)) / i + 0.000001)))::BIGINT AS taken FROM current
+            )
+            UPDATE install_rate_state s SET tat = decided.base + decided.taken * decided.i FROM decided
+            WHERE s.install_id = decided.install_id
+            RETURNING s.install_id, decided.base, decided.taken
+            """
         typealias Row = (String, Double, Int64)
         var claims: [RateClaim]
 

@@ -110,7 +110,7 @@ public struct CommandCheck: Sendable, Equatable {
     public var rateBurst: Int?
     public var idempotency: IdempotencyRecord?
 
-    init(_ row: CommandStore.CheckStatement.Row, webhookID: String) throws {
+    init(_ row: CommandStore.CheckRow, webhookID: String) throws {
         let (appID, status, version, scopes, updatedAt, removedAt, latest, newestSecret, perSecond, burst, hash, httpStatus, response, storedAt) = row
         stamp = Stamp(status: status, version: version, scopes: scopes, updatedAt: updatedAt, removedAt: removedAt,
                       appLatestVersion: latest, newestSecretID: newestSecret)
@@ -134,14 +134,8 @@ public enum CommandStore {
             """).run()
     }
 
-    /// Inserts `records` with multi-row statements (group commit). On PostgreSQL one statement
-    /// of one array per column (`unnest`): its text has the same shape for any number of rows,
-    /// so the server's parse work does not grow with the batch.
+    /// Inserts `records` with multi-row statements.
     public static func insert(_ records: [CommandLogRecord], on db: any SQLDatabase) async throws {
-        if db.dialect.name == "postgresql" {
-            try await db.raw(logRows(records)).run()
-            return
-        }
         try await MultiRowInsert.run(into: "command_log", columns: logColumns, rows: records.map { r in
             [r.id, r.installId, r.appId, r.orgId, r.command, r.webhookId, r.bodySha256, r.outcome, r.httpStatus, r.durationUs, r.createdAt]
         }, on: db)
@@ -160,28 +154,6 @@ public enum CommandStore {
     public static func insertAnswered(_ logs: [CommandLogRecord], _ answers: [IdempotencyRecord], in database: Database) async throws {
         if try await database.withPostgres({ try await insertAnswered(logs, answers, on: $0, logger: database.logger) }) != nil { return }
         try await database.transaction { try await insertAnswered(logs, answers, on: $0) }
-    }
-
-    /// PostgreSQL: the INSERT of `records` into `command_log`, one array per column.
-    private static func logRows(_ records: [CommandLogRecord]) -> SQLQueryString {
-        """
-        INSERT INTO command_log (\(unsafeRaw: logColumns))
-        SELECT * FROM unnest(\(bind: records.map(\.id)), \(bind: records.map(\.installId)), \(bind: records.map(\.appId)),
-            \(bind: records.map(\.orgId)), \(bind: records.map(\.command)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
-            \(bind: records.map(\.outcome)), \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.durationUs)),
-            \(bind: records.map(\.createdAt)))
-        """
-    }
-
-    /// PostgreSQL: the INSERT of `records` into `command_idempotency`, one array per column; a
-    /// key that already has an answer keeps it.
-    private static func answerRows(_ records: [IdempotencyRecord]) -> SQLQueryString {
-        """
-        INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at)
-        SELECT * FROM unnest(\(bind: records.map(\.appId)), \(bind: records.map(\.webhookId)), \(bind: records.map(\.bodySha256)),
-            \(bind: records.map { Int64($0.httpStatus) }), \(bind: records.map(\.response)), \(bind: records.map(\.createdAt)))
-        \(unsafeRaw: keepFirstAnswer)
-        """
     }
 
     /// What a key's stored row becomes when another batch brings it again: an answer replaces
@@ -209,37 +181,8 @@ public enum CommandStore {
         }
     }
 
-    /// Takes the reservations of a batch in one statement (one array per column); answers, in
-    /// order, whether each was taken. A key is taken when it is new, or unanswered with the same
-    /// body and no live reservation; an answered key, another body, or a reservation another node
-    /// still holds is not. PostgreSQL only (``reserve(_:on:logger:)``): on SQLite one process
-    /// serves, and its in-process guard is exact.
-    ///
-    /// `take` runs the statement for the batch with each key once (PostgreSQL refuses to update a
-    /// row twice in one statement; a second claim of a key in the same batch is not taken) and
-    /// answers the keys taken, as app id, NUL, webhook id.
-    static func reserved(_ batch: [Reservation], take: ([Reservation]) async throws -> Set<String>) async throws -> [Bool] {
-        var seen = Set<String>()
-        let firsts = batch.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
-        let unique = zip(batch, firsts).filter(\.1).map(\.0)
-        let taken = try await take(unique)
-        return zip(batch, firsts).map { claim, first in first && taken.contains(claim.appId + "\u{0}" + claim.webhookId) }
-    }
-
-    /// The reservation's rule when its key has a row already (see ``reserved(_:take:)``).
-    static let reservationConflict = """
-        ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
-            WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
-                AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
-        """
-
-    /// Stores answers with multi-row statements (`unnest` on PostgreSQL, as above); a key that
-    /// already has an answer keeps it.
+    /// Stores answers with multi-row statements; a key that already has an answer keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
-        if db.dialect.name == "postgresql" {
-            try await db.raw(answerRows(records)).run()
-            return
-        }
         try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
                                      rows: records.map { r in [r.appId, r.webhookId, r.bodySha256, r.httpStatus, r.response, r.createdAt] },
                                      suffix: keepFirstAnswer, on: db)
@@ -285,54 +228,28 @@ public enum CommandStore {
             WHERE i.id = \(bind: install)
             """).first() else { return nil }
         return try CommandCheck(
-            CheckStatement.Row(try row.decode(column: "app_id", as: String.self), try row.decode(column: "status", as: String.self),
-                               try row.decode(column: "version", as: String.self), try row.decode(column: "scopes", as: String.self),
-                               try row.decode(column: "updated_at", as: Int64.self), try row.decode(column: "removed_at", as: Int64?.self),
-                               try row.decode(column: "latest_version", as: String.self), try row.decode(column: "newest_secret", as: String?.self),
-                               try row.decode(column: "per_second", as: Double?.self), try row.decode(column: "burst", as: Int?.self),
-                               try row.decode(column: "body_sha256", as: String?.self), try row.decode(column: "http_status", as: Int?.self),
-                               try row.decode(column: "response", as: String?.self), try row.decode(column: "stored_at", as: Int64?.self)),
+            CheckRow(try row.decode(column: "app_id", as: String.self), try row.decode(column: "status", as: String.self),
+                     try row.decode(column: "version", as: String.self), try row.decode(column: "scopes", as: String.self),
+                     try row.decode(column: "updated_at", as: Int64.self), try row.decode(column: "removed_at", as: Int64?.self),
+                     try row.decode(column: "latest_version", as: String.self), try row.decode(column: "newest_secret", as: String?.self),
+                     try row.decode(column: "per_second", as: Double?.self), try row.decode(column: "burst", as: Int?.self),
+                     try row.decode(column: "body_sha256", as: String?.self), try row.decode(column: "http_status", as: Int?.self),
+                     try row.decode(column: "response", as: String?.self), try row.decode(column: "stored_at", as: Int64?.self)),
             webhookID: webhookID)
     }
 
-    /// The same check on the command path: on PostgreSQL a named prepared statement, parsed
-    /// and planned once per connection (planning this join cost PostgreSQL about ten times its
-    /// execution); on SQLite the statement above on a reader.
+    /// The same check on either engine: on PostgreSQL the prepared statement of
+    /// ``checks(_:on:logger:)`` for one key; on SQLite the statement above on a reader.
     public static func check(install: String, webhookID: String, in database: Database) async throws -> CommandCheck? {
-        if let found = try await database.withPostgres({ connection -> CommandCheck? in
-            var found: CommandCheck?
-            // Read to the end (at most one row: `i.id` is the key), so the connection goes back clean.
-            for try await row in try await connection.execute(CheckStatement(install: install, webhookID: webhookID), logger: database.logger) {
-                found = try CommandCheck(row, webhookID: webhookID)
-            }
-            return found
-        }) {
-            return found
+        let key = CheckKey(install: install, webhookID: webhookID)
+        if let found = try await database.withPostgres({ try await checks([key], on: $0, logger: database.logger) }) {
+            return found[0]
         }
         return try await database.read { try await check(install: install, webhookID: webhookID, on: $0) }
     }
 
-    struct CheckStatement: PostgresPreparedStatement {
-        static let sql = checkSelect + """
-
-            LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = $2
-            WHERE i.id = $1
-            """
-        typealias Row = (String, String, String, String, Int64, Int64?, String, String?, Double?, Int?, String?, Int?, String?, Int64?)
-        var install: String
-        var webhookID: String
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
-            bindings.append(install)
-            bindings.append(webhookID)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row {
-            try row.decode(Row.self)
-        }
-    }
+    /// A check's columns, in ``checkColumns``' order.
+    typealias CheckRow = (String, String, String, String, Int64, Int64?, String, String?, Double?, Int?, String?, Int?, String?, Int64?)
 
     /// A key of a command check: the install the command names and its webhook-id.
     public struct CheckKey: Sendable, Hashable {
@@ -344,23 +261,22 @@ public enum CommandStore {
         }
     }
 
-    /// The checks of several commands, in `keys`' order (nil: no such install): on PostgreSQL one
-    /// named prepared statement over arrays of the keys, for the commands that wait together
-    /// (the gateway's batch, ``CheckBatcher``); on SQLite each on a reader, as
-    /// ``check(install:webhookID:in:)``.
+    /// The checks of several commands, in `keys`' order (nil: no such install): on PostgreSQL
+    /// ``checks(_:on:logger:)`` (the gateway's batch); on SQLite each on a reader.
     public static func checks(_ keys: [CheckKey], in database: Database) async throws -> [CommandCheck?] {
         if let found = try await database.withPostgres({ try await checks(keys, on: $0, logger: database.logger) }) {
             return found
         }
         var found: [CommandCheck?] = []
-        for key in keys { found.append(try await check(install: key.install, webhookID: key.webhookID, in: database)) }
+        for key in keys { found.append(try await database.read { try await check(install: key.install, webhookID: key.webhookID, on: $0) }) }
         return found
     }
 
     /// How many keys one execution of the batched check on PostgreSQL takes.
     public static var checkSlots: Int { ChecksStatement.slots }
 
-    /// ``checks(_:in:)`` on a PostgreSQL connection: ``checkSlots`` keys an execution.
+    /// The checks of `keys` on a PostgreSQL connection: ``checkSlots`` keys an execution of one
+    /// named prepared statement.
     public static func checks(_ keys: [CheckKey], on connection: PostgresConnection, logger: Logger) async throws -> [CommandCheck?] {
         var found = [CommandCheck?](repeating: nil, count: keys.count)
         var offset = 0
@@ -433,9 +349,9 @@ public enum CommandStore {
             """).first() else { return nil }
         return CommandCheck.Stamp(
             StampStatement.Row(try row.decode(column: "status", as: String.self), try row.decode(column: "version", as: String.self),
-                               try row.decode(column: "scopes", as: String.self), try row.decode(column: "updated_at", as: Int64.self),
-                               try row.decode(column: "removed_at", as: Int64?.self), try row.decode(column: "latest_version", as: String.self),
-                               try row.decode(column: "newest_secret", as: String?.self)))
+                     try row.decode(column: "scopes", as: String.self), try row.decode(column: "updated_at", as: Int64.self),
+                     try row.decode(column: "removed_at", as: Int64?.self), try row.decode(column: "latest_version", as: String.self),
+                     try row.decode(column: "newest_secret", as: String?.self)))
     }
 
     /// The same stamp on the command path: on PostgreSQL a named prepared statement (as
@@ -525,24 +441,6 @@ public enum CommandStore {
             self.window = window
             self.now = now
         }
-    }
-
-    /// The text of the rate claim (see ``takeRates(_:on:logger:)``), over the given arrays.
-    static func rateClaim(keys: String, counts: String, intervals: String, windows: String, nows: String) -> String {
-        """
-        WITH claim AS (
-            SELECT * FROM unnest(\(keys), \(counts), \(intervals), \(windows), \(nows)) AS t(k, n, i, w, c)
-        ), current AS (
-            SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
-            FROM install_rate_state s JOIN claim ON claim.k = s.install_id
-            ORDER BY s.install_id FOR UPDATE OF s
-        ), decided AS (
-            SELECT install_id, base, i, LEAST(n, GREATEST(0, floor((w - (base - c)) / i + 0.000001)))::BIGINT AS taken FROM current
-        )
-        UPDATE install_rate_state s SET tat = decided.base + decided.taken * decided.i FROM decided
-        WHERE s.install_id = decided.install_id
-        RETURNING s.install_id, decided.base, decided.taken
-        """
     }
 
     /// Forgets rate state that owes nothing at `now` (seconds); answers how many rows went.

@@ -5,17 +5,6 @@ import PostgresNIO
 /// key is looked up by its whole primary key in a lateral subquery, so a plan made while the
 /// table was nearly empty still reads by index once it has grown.
 extension PluginDataStore {
-    /// One key of a batch's upsert: its last value in the batch and how many writes it stands for.
-    struct PreparedPut {
-        var slot: Slot
-        var org: String?
-        var value: String
-        var size: Int
-        var writes: Int
-        var at: Int64
-        var expiresAt: Int64?
-    }
-
     static func usedBytes(_ namespaces: Set<Namespace>, on db: PostgresConnectionSQL) async throws -> [Namespace: Int] {
         let all = Array(namespaces)
         var used: [Namespace: Int] = [:]
@@ -37,7 +26,7 @@ extension PluginDataStore {
     }
 
     /// Upserts `puts` (one per key); answers each key's version after it.
-    static func upsert(_ puts: [PreparedPut], on db: PostgresConnectionSQL) async throws -> [(Slot, Int)] {
+    static func upsert(_ puts: [Put], on db: PostgresConnectionSQL) async throws -> [(Slot, Int)] {
         var versions: [(Slot, Int)] = []
         for try await (plugin, install, key, version) in try await db.connection.execute(UpsertStatement(puts: puts), logger: db.logger) {
             versions.append((Slot(namespace: Namespace(plugin: plugin, install: install), key: key), Int(version)))
@@ -97,7 +86,7 @@ extension PluginDataStore {
             \(upsertConflict)
             """
         typealias Row = (String, String, String, Int64)
-        var puts: [PreparedPut]
+        var puts: [Put]
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 9)

@@ -69,40 +69,13 @@ public enum PluginDataStore {
 
         func flush() async throws {
             guard !order.isEmpty else { return }
-            if let pg = db as? PostgresConnectionSQL {
-                let puts = order.map { PreparedPut(slot: $0, org: pending[$0]!.org, value: pending[$0]!.value, size: pending[$0]!.size,
-                                                   writes: pending[$0]!.writes.count, at: pending[$0]!.at, expiresAt: pending[$0]!.expiresAt) }
-                for (slot, last) in try await upsert(puts, on: pg) {
-                    guard let p = pending[slot] else { continue }
-                    for (n, index) in p.writes.enumerated() { results[index] = .stored(version: last - p.writes.count + 1 + n) }
-                }
-                pending.removeAll(keepingCapacity: true)
-                order.removeAll(keepingCapacity: true)
-                return
+            let puts = order.map { slot in
+                let p = pending[slot]!
+                return Put(slot: slot, org: p.org, value: p.value, size: p.size, writes: p.writes.count, at: p.at, expiresAt: p.expiresAt)
             }
-            var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) ")
-            let puts = order.map { ($0, pending[$0]!) }
-            if db.dialect.name == "postgresql" {
-                // One array per column: the same statement text for any batch size.
-                q += """
-                    SELECT * FROM unnest(\(bind: puts.map(\.0.namespace.plugin)), \(bind: puts.map(\.0.namespace.install)), \(bind: puts.map(\.1.org)),
-                        \(bind: puts.map(\.0.key)), \(bind: puts.map(\.1.value)), \(bind: puts.map { Int64($0.1.size) }),
-                        \(bind: puts.map { Int64($0.1.writes.count) }), \(bind: puts.map(\.1.at)), \(bind: puts.map(\.1.expiresAt)))
-                    """ as SQLQueryString
-            } else {
-                q.appendInterpolation(unsafeRaw: "VALUES ")
-                for (n, (slot, p)) in puts.enumerated() {
-                    q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                    q += "\(bind: slot.namespace.plugin), \(bind: slot.namespace.install), \(bind: p.org), \(bind: slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes.count), \(bind: p.at), \(bind: p.expiresAt))" as SQLQueryString
-                }
-            }
-            q.appendInterpolation(unsafeRaw: " " + upsertConflict)
-            for row in try await db.raw(q).all() {
-                let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
-                                                     install: try row.decode(column: "install_id", as: String.self)),
-                                key: try row.decode(column: "key", as: String.self))
+            let versions = if let pg = db as? PostgresConnectionSQL { try await upsert(puts, on: pg) } else { try await upsert(puts, on: db) }
+            for (slot, last) in versions {
                 guard let p = pending[slot] else { continue }
-                let last = try row.decode(column: "version", as: Int.self)
                 for (n, index) in p.writes.enumerated() { results[index] = .stored(version: last - p.writes.count + 1 + n) }
             }
             pending.removeAll(keepingCapacity: true)
@@ -147,6 +120,33 @@ public enum PluginDataStore {
         }
     }
 
+    /// One key of a batch's upsert: its last value in the batch and how many writes it stands for.
+    struct Put {
+        var slot: Slot
+        var org: String?
+        var value: String
+        var size: Int
+        var writes: Int
+        var at: Int64
+        var expiresAt: Int64?
+    }
+
+    /// Upserts `puts` (one per key) as one multi-row statement (SQLite; PostgreSQL runs the
+    /// prepared one); answers each key's version after it.
+    private static func upsert(_ puts: [Put], on db: any SQLDatabase) async throws -> [(Slot, Int)] {
+        var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) VALUES ")
+        for (n, p) in puts.enumerated() {
+            q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
+            q += "\(bind: p.slot.namespace.plugin), \(bind: p.slot.namespace.install), \(bind: p.org), \(bind: p.slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes), \(bind: p.at), \(bind: p.expiresAt))" as SQLQueryString
+        }
+        q.appendInterpolation(unsafeRaw: " " + upsertConflict)
+        return try await db.raw(q).all().map { row in
+            (Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self), install: try row.decode(column: "install_id", as: String.self)),
+                  key: try row.decode(column: "key", as: String.self)),
+             try row.decode(column: "version", as: Int.self))
+        }
+    }
+
     /// A put's row when its key exists: the new value, its version moved by the batch's writes
     /// of the key (or started again over an expired key); answers each key's last version.
     static let upsertConflict = """
@@ -168,15 +168,9 @@ public enum PluginDataStore {
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
         if let pg = db as? PostgresConnectionSQL { return try await usedBytes(namespaces, on: pg) }
         var q = SQLQueryString("SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE ")
-        if db.dialect.name == "postgresql" {
-            // Arrays, not an OR chain: the same statement text for any batch.
-            let all = Array(namespaces)
-            q += "(plugin_id, install_id) IN (SELECT * FROM unnest(\(bind: all.map(\.plugin)), \(bind: all.map(\.install))))" as SQLQueryString
-        } else {
-            for (n, ns) in namespaces.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-                q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
-            }
+        for (n, ns) in namespaces.enumerated() {
+            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+            q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
         }
         var used: [Namespace: Int] = [:]
         for row in try await db.raw(q).all() {
@@ -190,17 +184,9 @@ public enum PluginDataStore {
     private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
         if let pg = db as? PostgresConnectionSQL { return try await sizes(slots, on: pg) }
         var q = SQLQueryString("SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE ")
-        if db.dialect.name == "postgresql" {
-            let all = Array(slots)
-            q += """
-                (plugin_id, install_id, key) IN (SELECT * FROM unnest(\(bind: all.map(\.namespace.plugin)), \(bind: all.map(\.namespace.install)),
-                                                                    \(bind: all.map(\.key))))
-                """ as SQLQueryString
-        } else {
-            for (n, slot) in slots.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-                q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
-            }
+        for (n, slot) in slots.enumerated() {
+            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
+            q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
         }
         var sizes: [Slot: (size: Int, until: Int64?)] = [:]
         for row in try await db.raw(q).all() {
