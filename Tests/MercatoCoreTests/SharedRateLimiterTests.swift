@@ -102,6 +102,32 @@ struct SharedRateLimiterTests {
         }
     }
 
+    /// Requests that arrive while a node's claim is on its way wait for it; the next claim asks
+    /// for all of them, so a slow claim still lets the key's allowance through (one token per
+    /// claim would cap a node at one request per round trip).
+    @Test func requestsThatWaitedOnASlowClaimAreClaimedTogether() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let slowFirst = Mutex(true)
+            // The first claim takes 300 ms to be decided, as on a loaded PostgreSQL.
+            let limiter = SharedRateLimiter(database: test.database, batchTime: {
+                if slowFirst.withLock({ first in let was = first; first = false; return was }) { Thread.sleep(forTimeInterval: 0.3) }
+                return 0
+            })
+            let limit = RateLimiter.Limit(perSecond: 50, burst: 5)   // leases of one token
+            let first = Task { try await limiter.take("ins_slow", limit: limit, now: 100) }
+            try await Task.sleep(for: .milliseconds(100))
+            let waiting = try await withThrowingTaskGroup(of: Bool.self) { group in
+                for _ in 0..<6 { group.addTask { try await limiter.take("ins_slow", limit: limit, now: 100.001).allowed } }
+                return try await group.reduce(into: [Bool]()) { $0.append($1) }
+            }
+            #expect(try await first.value.allowed)
+            // The burst of five: the first request's token, then four of the six who waited, in
+            // one claim; the sixth is refused (locally: the second claim found the window full).
+            #expect(waiting.filter { $0 }.count == 4)
+            #expect(limiter.claims == 2, "\(limiter.claims) claims")
+        }
+    }
+
     /// Several nodes (limiters) on one key never spend more together than the shared state
     /// counted: at most the burst plus the rate for the time they ran.
     @Test func nodesTogetherStayWithinTheLimit() async throws {

@@ -14,7 +14,10 @@ import Synchronization
 /// again. A lease is sized to what this node spent of the key lately (its rate over
 /// ``leaseSeconds``), starts at one token and is capped at a quarter of the burst, so nodes
 /// share a tight limit fairly and a busy install costs a claim per lease rather than per
-/// request. A claim that found the window full tells the node when a lease can be had again,
+/// request. A claim also asks for the requests that waited on the node's previous one (up to
+/// the burst): those are there to spend them at once, and without them a node would get one
+/// token per claim's round trip, however slow, and a key's limit would shrink to the nodes'
+/// claims a second. A claim that found the window full tells the node when a lease can be had again,
 /// and it refuses locally until then: a key held at its limit costs each node a claim per
 /// lease too, not one per request refused. Claims of all keys
 /// gather in a group commit; one claim per key is in flight on a node, and the requests that
@@ -59,12 +62,16 @@ final class SharedRateLimiter: Sendable {
         /// Requests spent since `lastClaim` (for the lease's size).
         var spent = 0
         var lastClaim: Double?
+        /// Requests that waited for the last claim when it brought tokens: the next claim asks
+        /// for them too, so a node whose claims are slow still spends what the key allows.
+        var waited = 0
     }
 
     private enum Step {
         case decided(RateLimiter.Decision)
         case wait
-        case claim(Int)
+        /// Claim `wanted` tokens; `lease` of them is what the node's own rate asks for.
+        case claim(wanted: Int, lease: Int)
     }
 
     private struct Leases {
@@ -104,16 +111,16 @@ final class SharedRateLimiter: Sendable {
                     }
                     if !waiting { waiter.resume() }
                 }
-            case .claim(let count):
+            case .claim(let wanted, let count):
                 let grant: Grant
                 do {
-                    grant = try await commit.submit(Take(key: key, limit: limit, now: now, count: count))
+                    grant = try await commit.submit(Take(key: key, limit: limit, now: now, count: wanted))
                 } catch {
-                    for waiter in leases.withLock({ settle(&$0, key: key, grant: nil, wanted: count, limit: limit) }) { waiter.resume() }
+                    for waiter in leases.withLock({ settle(&$0, key: key, grant: nil, asked: wanted, lease: count, limit: limit) }) { waiter.resume() }
                     throw error
                 }
                 claimed.add(1, ordering: .relaxed)
-                let waiters = leases.withLock { settle(&$0, key: key, grant: grant, wanted: count, limit: limit) }
+                let waiters = leases.withLock { settle(&$0, key: key, grant: grant, asked: wanted, lease: count, limit: limit) }
                 for waiter in waiters { waiter.resume() }
                 // The first of the lease's tokens is this request's.
                 return grant.taken > 0
@@ -148,28 +155,32 @@ final class SharedRateLimiter: Sendable {
             let cap = max(1, min(Int(limit.perSecond * Self.leaseSeconds), limit.burst / 4))
             count = min(cap, max(1, Int((rate * Self.leaseSeconds).rounded(.up))))
         }
+        let wanted = max(count, min(lease.waited, limit.burst))
+        lease.waited = 0
         lease.tokens = 0
         lease.spent = 0
         lease.lastClaim = now
         lease.claiming = true
-        return .claim(count)
+        return .claim(wanted: wanted, lease: count)
     }
 
     /// Ends `key`'s claim with what it got (nothing when it failed); answers who waited for it.
-    private func settle(_ leases: inout Leases, key: String, grant: Grant?, wanted: Int, limit: RateLimiter.Limit) -> [CheckedContinuation<Void, Never>] {
+    private func settle(_ leases: inout Leases, key: String, grant: Grant?, asked: Int, lease wanted: Int, limit: RateLimiter.Limit) -> [CheckedContinuation<Void, Never>] {
         guard var lease = leases.byKey[key] else { return [] }
         let waiters = lease.waiters
         lease.waiters = []
         lease.claiming = false
         if let grant {
+            lease.waited = grant.taken > 0 ? waiters.count : 0
             lease.spent += min(grant.taken, 1)
             lease.tat = grant.tat
             lease.tokens = max(0, grant.taken - 1)
             lease.expires = grant.now + 2 * Self.leaseSeconds
-            // Nothing left in the window: the node refuses locally until the shared time has room
-            // for the lease it asked for (at least one token; the shared time never moves back),
-            // so nodes of a full key claim a lease each now and then rather than race per token.
-            lease.refusedUntil = grant.taken == 0 ? grant.tat + Double(max(wanted, 1)) * limit.interval - limit.window : -.infinity
+            // Less than asked: the window is full. Once what the claim brought is spent, the node
+            // refuses locally until the shared time has room for its lease (at least one token;
+            // the shared time never moves back), so nodes of a full key claim a lease each now and
+            // then rather than race per token.
+            lease.refusedUntil = grant.taken < asked ? grant.tat + Double(max(wanted, 1)) * limit.interval - limit.window : -.infinity
         }
         leases.byKey[key] = lease
         return waiters
