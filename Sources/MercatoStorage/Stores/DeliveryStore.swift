@@ -83,14 +83,14 @@ extension DeliveryRecord {
     }
 }
 
-extension OutboxEventRecord {
-    /// Decodes a row of `id, org_id, install_id, app_id, type, payload, created_at, dispatched_at` by column name.
-    init(row: any SQLRow) throws {
-        self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
-                  installId: try row.decode(column: "install_id", as: String?.self), appId: try row.decode(column: "app_id", as: String?.self),
-                  type: try row.decode(column: "type", as: String.self), payload: try row.decode(column: "payload", as: String.self),
-                  createdAt: try row.decode(column: "created_at", as: Int64.self), dispatchedAt: try row.decode(column: "dispatched_at", as: Int64?.self))
-    }
+/// What the fan-out needs of an outbox event: whom it is about and its type (not its payload,
+/// which the senders read when they deliver it).
+public struct OutboxEventHeader: Sendable, Equatable {
+    public var id: String
+    public var orgId: String
+    public var installId: String?
+    public var appId: String?
+    public var type: String
 }
 
 /// Rows of `webhook_deliveries`, `webhook_attempts` and `webhook_endpoints`.
@@ -101,12 +101,16 @@ public enum DeliveryStore {
 
     /// Outbox events not fanned out yet, oldest first, locked for this transaction (skipped by
     /// other nodes on PostgreSQL).
-    public static func undispatched(limit: Int, on db: any SQLDatabase) async throws -> [OutboxEventRecord] {
+    public static func undispatched(limit: Int, on db: any SQLDatabase) async throws -> [OutboxEventHeader] {
         let lock = db.dialect.name == "postgresql" ? " FOR UPDATE SKIP LOCKED" : ""
         return try await db.raw("""
-            SELECT id, org_id, install_id, app_id, type, payload, created_at, dispatched_at FROM outbox_events
+            SELECT id, org_id, install_id, app_id, type FROM outbox_events
             WHERE dispatched_at IS NULL ORDER BY id LIMIT \(bind: limit)\(unsafeRaw: lock)
-            """).all().map(OutboxEventRecord.init(row:))
+            """).all().map { row in
+                OutboxEventHeader(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
+                                  installId: try row.decode(column: "install_id", as: String?.self), appId: try row.decode(column: "app_id", as: String?.self),
+                                  type: try row.decode(column: "type", as: String.self))
+            }
     }
 
     public static func markDispatched(_ ids: [String], at millis: Int64, on db: any SQLDatabase) async throws {
