@@ -27,19 +27,23 @@ public struct InboundPlugin: MercatoPlugin {
     /// How long an event's record (and so its dedupe) is kept: 4 days, longer than any of the
     /// schemes' providers retries one event (Stripe: up to 3 days; Shopify: 48 hours; Razorpay:
     /// 24 hours; Slack: about an hour). The same event id sent later is taken as a new event.
-    /// With records of about 110 bytes, an install's 10 MiB plugin quota holds about 95,000 of
-    /// them: some 24,000 events a day; past that, new events are refused (413) until old
-    /// records expire, and the provider retries them.
     public static let recordRetention: TimeInterval = 4 * 86_400
+
+    /// What an install's records may take: 2 GiB, the records (about 120 bytes each with their
+    /// key) of the host's default allowance of 50 events a second kept up for the whole
+    /// retention (17 million). Past it, new events are refused (413) until old records expire,
+    /// and the provider retries them.
+    public static let storageBytes = 2 * 1024 * 1024 * 1024
 
     public static let manifest = PluginManifest(
         id: "inbound",
-        version: "1.1.0",
+        version: "1.2.0",
         emits: [eventType],
         publicRoutes: [
             PublicRouteDefinition(.post, "inbound/{install_id}/{provider}", installParameter: "install_id",
                                   summary: "A provider's webhook for an install (stripe, github, standard-webhooks, slack, shopify, razorpay, phonepe)."),
-        ]
+        ],
+        installStorageBytes: storageBytes
     )
 
     public func handlePublicRoute(_ request: PublicRouteRequest, _ context: HookContext) async throws -> RouteResponse {

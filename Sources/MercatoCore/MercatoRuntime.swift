@@ -54,8 +54,7 @@ public final class MercatoRuntime: Sendable {
         self.settings = settings
         self.database = database
         self.vault = vault
-        let pluginStorage = HostStorageProvider(database: database, clock: clock,
-                                                orgWideReads: Set(plugins.map { type(of: $0).manifest }.filter(\.orgWideReads).map(\.id)))
+        let pluginStorage = HostStorageProvider(database: database, clock: clock, manifests: plugins.map { type(of: $0).manifest })
         self.pluginStorage = pluginStorage
         let host = try PluginHost(plugins: plugins, logger: logger, clock: clock, commandTimeout: commandTimeout, hookTimeout: hookTimeout,
                                   crashLoop: crashLoop, storage: pluginStorage)

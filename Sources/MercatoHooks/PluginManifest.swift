@@ -24,10 +24,16 @@ public struct PluginManifest: Sendable {
     /// and its org-wide reads fail. Turned on in a later release, the keys already stored are
     /// indexed at the next start.
     public var orgWideReads: Bool
+    /// The bytes (keys and values) the plugin may keep in one install's namespace; `nil` takes
+    /// the host's default of 10 MiB. A write past it is refused with 413 `quota_exceeded`. A
+    /// plugin whose records grow with an install's traffic (one per received event, say)
+    /// declares what that traffic needs.
+    public var installStorageBytes: Int?
 
     /// A manifest; every list but the id and version may be left out.
     public init(id: String, version: String, scopes: [ScopeDefinition] = [], commands: [CommandDefinition] = [], emits: [String] = [],
-                routes: [RouteDefinition] = [], publicRoutes: [PublicRouteDefinition] = [], orgWideReads: Bool = false) {
+                routes: [RouteDefinition] = [], publicRoutes: [PublicRouteDefinition] = [], orgWideReads: Bool = false,
+                installStorageBytes: Int? = nil) {
         self.id = id
         self.version = version
         self.scopes = scopes
@@ -36,5 +42,6 @@ public struct PluginManifest: Sendable {
         self.routes = routes
         self.publicRoutes = publicRoutes
         self.orgWideReads = orgWideReads
+        self.installStorageBytes = installStorageBytes
     }
 }

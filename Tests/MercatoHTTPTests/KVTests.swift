@@ -1,6 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
+import InboundPlugin
 import MercatoCore
 import MercatoHooks
 import MercatoStorage
@@ -140,6 +141,39 @@ struct KVTests {
             // Replacing an existing key with one of the same size still fits.
             let first = try await storage.keys(prefix: "k", after: nil, limit: 1)[0]
             #expect(try await storage.set(first, .string("yyyyy")) == 2)
+        }
+    }
+}
+
+@Suite("An install's storage quota as the plugin's manifest declares it")
+struct PluginInstallQuotaTests {
+    @Test(arguments: TestEngines.all)
+    func eachPluginGetsTheQuotaItDeclares(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let manifests = [PluginManifest(id: "small", version: "1", installStorageBytes: 300),
+                             PluginManifest(id: "large", version: "1", installStorageBytes: 600),
+                             PluginManifest(id: "plain", version: "1")]
+            let provider = HostStorageProvider(database: test.database, clock: .system, manifests: manifests)
+            // 403 bytes: a 3-byte key and a 400-byte JSON string.
+            let value = JSONValue.string(String(repeating: "x", count: 398))
+            await #expect(throws: CommandError.self) {
+                try await provider.storage(plugin: "small", install: "ins_1", org: "org_1").set("big", value)
+            }
+            #expect(try await provider.storage(plugin: "large", install: "ins_1", org: "org_1").set("big", value) == 1)
+            #expect(try await provider.storage(plugin: "plain", install: "ins_1", org: "org_1").set("big", value) == 1)
+            // The declared quota is per install: another install of the large plugin has its own.
+            #expect(try await provider.storage(plugin: "large", install: "ins_2", org: "org_1").set("big", value) == 1)
+            await #expect(throws: CommandError.self) {
+                try await provider.storage(plugin: "large", install: "ins_1", org: "org_1").set("big2", value)
+            }
+            // The receiving plugin declares room for its default allowance's records (CONTRACT §11).
+            #expect((InboundPlugin.manifest.installStorageBytes ?? 0) > HostPluginStorage.defaultQuota)
+        }
+    }
+
+    @Test func aQuotaThatIsNotPositiveStopsTheStart() {
+        #expect(throws: CapabilityConflict.self) {
+            try Capabilities(manifests: [PluginManifest(id: "broken", version: "1", installStorageBytes: 0)])
         }
     }
 }

@@ -24,6 +24,9 @@ public struct Capabilities: Sendable {
         var ids = Set<String>()
         for manifest in manifests {
             guard ids.insert(manifest.id).inserted else { throw CapabilityConflict("plugin id `\(manifest.id)` is registered twice") }
+            if let bytes = manifest.installStorageBytes, bytes <= 0 {
+                throw CapabilityConflict("plugin `\(manifest.id)` declares an install storage of \(bytes) bytes; it must be positive")
+            }
             for scope in manifest.scopes {
                 guard scopes[scope.name] == nil else { throw CapabilityConflict("scope `\(scope.name)` is defined by two plugins") }
                 scopes[scope.name] = scope

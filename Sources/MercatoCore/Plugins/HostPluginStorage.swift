@@ -19,7 +19,8 @@ public struct HostPluginStorage: PluginStorage {
     /// Group commit of plugin writes, shared by every namespace (see ``PluginWrites``).
     let writes: PluginWrites
 
-    /// The default quota: 10 MiB per plugin per install.
+    /// The default quota: 10 MiB per plugin per install (``PluginManifest/installStorageBytes``
+    /// declares another).
     public static let defaultQuota = 10 * 1024 * 1024
     /// The quota of an org's own namespace (audit trails and the like): 256 MiB per plugin.
     public static let orgQuota = 256 * 1024 * 1024
@@ -91,14 +92,18 @@ public struct HostOrgStorage: OrgStorage {
     let plugin: String
     let org: String
     let orgWideReads: Bool
+    /// The quota of each install's namespace reached through ``install(_:)``.
+    let installQuota: Int
     let clock: WallClock
     let writes: PluginWrites
 
-    public init(database: Database, plugin: String, org: String, orgWideReads: Bool, clock: WallClock, writes: PluginWrites? = nil) {
+    public init(database: Database, plugin: String, org: String, orgWideReads: Bool, installQuota: Int = HostPluginStorage.defaultQuota,
+                clock: WallClock, writes: PluginWrites? = nil) {
         self.database = database
         self.plugin = plugin
         self.org = org
         self.orgWideReads = orgWideReads
+        self.installQuota = installQuota
         self.clock = clock
         self.writes = writes ?? PluginWrites(database: database, clock: clock)
     }
@@ -120,7 +125,7 @@ public struct HostOrgStorage: OrgStorage {
     /// and touches nothing).
     public func install(_ installID: String) -> any PluginStorage {
         OrgInstallStorage(base: HostPluginStorage(database: database, plugin: plugin, install: installID, org: org, indexedByOrg: orgWideReads,
-                                                  clock: clock, writes: writes))
+                                                  quotaBytes: installQuota, clock: clock, writes: writes))
     }
 
     public var own: any PluginStorage {
@@ -157,27 +162,41 @@ struct OrgInstallStorage: PluginStorage {
 
 /// Plugins' storage over `plugin_kv`. The keys of the plugins in `orgWideReads` (those whose
 /// manifest declares ``PluginManifest/orgWideReads``) are indexed by org; the others' are not,
-/// and their org-wide reads throw ``OrgWideReadsNotDeclared``.
+/// and their org-wide reads throw ``OrgWideReadsNotDeclared``. An install's namespace holds
+/// what the plugin's manifest declares (``PluginManifest/installStorageBytes``, in
+/// `installQuotas`), else ``HostPluginStorage/defaultQuota``.
 public struct HostStorageProvider: PluginStorageProvider {
     let database: Database
     let clock: WallClock
     let writes: PluginWrites
     let orgWideReads: Set<String>
+    let installQuotas: [String: Int]
 
-    public init(database: Database, clock: WallClock, orgWideReads: Set<String>) {
+    public init(database: Database, clock: WallClock, orgWideReads: Set<String>, installQuotas: [String: Int] = [:]) {
         self.database = database
         self.clock = clock
         self.writes = PluginWrites(database: database, clock: clock)
         self.orgWideReads = orgWideReads
+        self.installQuotas = installQuotas
     }
+
+    /// The provider for these plugins, as their manifests declare.
+    public init(database: Database, clock: WallClock, manifests: [PluginManifest]) {
+        self.init(database: database, clock: clock, orgWideReads: Set(manifests.filter(\.orgWideReads).map(\.id)),
+                  installQuotas: Dictionary(manifests.compactMap { manifest in manifest.installStorageBytes.map { (manifest.id, $0) } },
+                                            uniquingKeysWith: { first, _ in first }))
+    }
+
+    private func installQuota(_ plugin: String) -> Int { installQuotas[plugin] ?? HostPluginStorage.defaultQuota }
 
     public func storage(plugin: String, install: String, org: String) -> any PluginStorage {
         HostPluginStorage(database: database, plugin: plugin, install: install, org: org, indexedByOrg: orgWideReads.contains(plugin),
-                          clock: clock, writes: writes)
+                          quotaBytes: installQuota(plugin), clock: clock, writes: writes)
     }
 
     public func orgStorage(plugin: String, org: String) -> any OrgStorage {
-        HostOrgStorage(database: database, plugin: plugin, org: org, orgWideReads: orgWideReads.contains(plugin), clock: clock, writes: writes)
+        HostOrgStorage(database: database, plugin: plugin, org: org, orgWideReads: orgWideReads.contains(plugin), installQuota: installQuota(plugin),
+                       clock: clock, writes: writes)
     }
 
     /// Brings the org index in line with the manifests (``PluginDataStore/indexByOrg(_:at:on:)``):
