@@ -1,5 +1,6 @@
 public import Foundation
 public import MercatoHooks
+import Synchronization
 
 /// Receives provider webhooks for installs (CONTRACT §11): `POST /api/v1/inbound/{install_id}/{provider}`.
 ///
@@ -7,7 +8,8 @@ public import MercatoHooks
 /// provider's signature with the install's secret, stores the event durably, deduplicates on
 /// the provider's event id and emits `inbound.received` through the outbox.
 ///
-/// Each event is kept under `evt:<provider>:<sha256 of the event id>` in the install's storage
+/// Each event is kept under ``key(provider:eventID:)`` (the provider's own id, so ids a provider
+/// issues in time order are written next to each other) in the install's storage
 /// as `{id}`, written with its `inbound.received`
 /// event in one transaction (``PluginStorage/create(_:_:expiresAt:emitting:)``): an answered
 /// event is in the outbox, a stored record always has its event, and of two requests carrying
@@ -17,6 +19,8 @@ public import MercatoHooks
 public struct InboundPlugin: MercatoPlugin {
     /// The time now (tests move it).
     let now: @Sendable () -> Date
+    /// Which installs were last seen without records of the versions before 1.2.0.
+    let legacy = LegacyRecords()
 
     public init(now: @escaping @Sendable () -> Date = { Date() }) {
         self.now = now
@@ -37,7 +41,7 @@ public struct InboundPlugin: MercatoPlugin {
 
     public static let manifest = PluginManifest(
         id: "inbound",
-        version: "1.2.0",
+        version: "1.3.0",
         emits: [eventType],
         publicRoutes: [
             PublicRouteDefinition(.post, "inbound/{install_id}/{provider}", installParameter: "install_id",
@@ -58,8 +62,19 @@ public struct InboundPlugin: MercatoPlugin {
            let challenge = object["challenge"]?.stringValue {
             return .json(.object(["challenge": .string(challenge)]))
         }
-        let key = "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(verified.eventID.utf8)))
+        let key = Self.key(provider: provider, eventID: verified.eventID)
         let received = request.receivedAt
+        // Versions before 1.3.0 kept records under the id's hash: while the install may still
+        // hold one (up to the retention after an upgrade), the event is looked for there first.
+        if try await legacy.mayHold(install, at: received, context.storage) {
+            let old = Self.legacyKey(provider: provider, eventID: verified.eventID)
+            if let stored = try await context.storage.get(old) {
+                // A record of version 1.0.0, written before its event (`delivered` false: that
+                // node stopped in between, so the provider never had a 200): written anew.
+                guard stored.value.objectValue?["delivered"]?.boolValue == false else { return Self.answer(stored.value, duplicate: true) }
+                _ = try await context.storage.delete(old)
+            }
+        }
         let id = PluginSupport.sortableID("inb", at: received)
         // Only what a duplicate's answer needs: the record is all the quota holds per event
         // (about 110 bytes with its key), and the event itself is in the outbox.
@@ -84,13 +99,23 @@ public struct InboundPlugin: MercatoPlugin {
             // Expired or deleted between the two calls: the event is new again.
             return try await handlePublicRoute(request, context)
         }
-        // A record of version 1.0.0 of this plugin, written before its event (`delivered` false:
-        // that node stopped in between, so the provider never had a 200): written anew.
-        if stored.value.objectValue?["delivered"]?.boolValue == false {
-            _ = try await context.storage.delete(key)
-            return try await handlePublicRoute(request, context)
-        }
         return Self.answer(stored.value, duplicate: true)
+    }
+
+    /// Where an event's record is kept: `in:<provider>:=<event id>` when the id is at most 128
+    /// printable ASCII characters (every scheme's ids are), else `in:<provider>:#<its SHA-256>`.
+    /// Keeping the id itself keeps ids issued in time order (Svix's and Clerk's `msg_` ids begin
+    /// with their time) next to each other in storage's index: a batch of new events then
+    /// writes a few index pages, where hashed ids wrote one page each.
+    static func key(provider: String, eventID: String) -> String {
+        let bytes = eventID.utf8
+        if bytes.count <= 128, bytes.allSatisfy({ $0 > 0x20 && $0 < 0x7F }) { return "in:\(provider):=" + eventID }
+        return "in:\(provider):#" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(bytes)))
+    }
+
+    /// Where versions before 1.3.0 kept it.
+    static func legacyKey(provider: String, eventID: String) -> String {
+        "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(eventID.utf8)))
     }
 
     static func answer(_ record: JSONValue, duplicate: Bool) -> RouteResponse {
@@ -100,5 +125,21 @@ public struct InboundPlugin: MercatoPlugin {
     /// The install is gone: so are its received events' records.
     public func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws {
         try await context.storage.deleteAll()
+    }
+}
+
+/// The installs this process last found without records of the versions before 1.3.0 (keys
+/// `evt:`), and when. Such records are only ever read or expire now, so once an install has
+/// none, looking for them again is needed only while a node of an older version may still be
+/// writing them (a rolling upgrade): each install is looked at again after a minute.
+final class LegacyRecords: Sendable {
+    private let clearAt = Mutex<[String: Date]>([:])
+    static let recheck: TimeInterval = 60
+
+    func mayHold(_ install: String, at now: Date, _ storage: any PluginStorage) async throws -> Bool {
+        if let at = clearAt.withLock({ $0[install] }), now.timeIntervalSince(at) < Self.recheck, now >= at { return false }
+        let holds = try await !storage.keys(prefix: "evt:", after: nil, limit: 1).isEmpty
+        if !holds { clearAt.withLock { $0[install] = now } }
+        return holds
     }
 }

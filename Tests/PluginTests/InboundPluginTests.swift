@@ -191,25 +191,61 @@ struct InboundPluginTests {
         #expect(InboundPlugin.recordRetention == 4 * 86_400)
     }
 
-    @Test func aRecordThatVersion1LeftBeforeItsEventIsWrittenAgainWithItOnTheRetry() async throws {
+    /// Versions before 1.3.0 kept a record under `evt:<provider>:<SHA-256 of the event id>`.
+    static func legacyKey(_ provider: String, _ eventID: String) -> String {
+        "evt:\(provider):" + WebhookCrypto.hex(WebhookCrypto.sha256(Array(eventID.utf8)))
+    }
+
+    @Test func anEventRecordedBeforeTheUpgradeIsStillADuplicate() async throws {
         let (host, install, secret) = setUp("github")
+        let context = host.context(install)
+        // Received by version 1.2.0 a day ago: the provider's retry arrives after the upgrade.
+        _ = try await context.storage.set(Self.legacyKey("github", "d-1"), .object(["id": .string("inb_before")]),
+                                          expiresAt: Self.now.addingTimeInterval(3 * 86_400))
         let body = InboundSigner.body(provider: "github", eventID: "d-1")
         let headers = InboundSigner.headers(provider: "github", secret: secret, body: body, eventID: "d-1", timestamp: timestamp)
-        _ = try await send(host, install, "github", headers: headers, body: body)
+        let answer = try await send(host, install, "github", headers: headers, body: body)
+        #expect(answer == ["id": .string("inb_before"), "duplicate": .bool(true)])
+        #expect(host.emitted.isEmpty)
+        // Another event is new, and is kept under its own id.
+        let other = InboundSigner.body(provider: "github", eventID: "d-2")
+        let otherHeaders = InboundSigner.headers(provider: "github", secret: secret, body: other, eventID: "d-2", timestamp: timestamp)
+        #expect(try await send(host, install, "github", headers: otherHeaders, body: other)["duplicate"] == .bool(false))
         #expect(host.emitted.count == 1)
+        #expect(Set(host.keys(in: install.installID)) == [Self.legacyKey("github", "d-1"), "in:github:=d-2"])
+    }
+
+    @Test func aRecordThatVersion1LeftBeforeItsEventIsWrittenAgainWithItOnTheRetry() async throws {
+        let (host, install, secret) = setUp("github")
+        let context = host.context(install)
         // Version 1.0.0 wrote the record, then the event, then `delivered: true`; a node stopped
         // in between left `delivered: false` and never answered the provider.
-        let context = host.context(install)
-        let key = try #require(host.keys(in: install.installID).first)
-        var record = try #require(try await context.storage.get(key)).value.objectValue!
-        record["delivered"] = .bool(false)
-        _ = try await context.storage.set(key, .object(record))
+        let old = Self.legacyKey("github", "d-1")
+        _ = try await context.storage.set(old, .object(["id": .string("inb_lost"), "delivered": .bool(false)]))
+        let body = InboundSigner.body(provider: "github", eventID: "d-1")
+        let headers = InboundSigner.headers(provider: "github", secret: secret, body: body, eventID: "d-1", timestamp: timestamp)
         let again = try await send(host, install, "github", headers: headers, body: body)
         #expect(again["duplicate"] == .bool(false))
-        #expect(host.emitted.count == 2)
-        #expect(try await context.storage.get(key)?.value.objectValue?["delivered"] == nil)
+        #expect(host.emitted.count == 1)
+        #expect(try await context.storage.get(old) == nil)
         #expect(try await send(host, install, "github", headers: headers, body: body)["duplicate"] == .bool(true))
-        #expect(host.emitted.count == 2)
+        #expect(host.emitted.count == 1)
+    }
+
+    @Test func eventIDsAreKeptAsTheyAreOrHashedWhenLongOrUnprintable() async throws {
+        let (host, install, secret) = setUp("standard-webhooks")
+        let long = String(repeating: "m", count: 129)
+        for id in ["msg_2KWPBgLlAfxdpx2AI54pPJ85f4W", long, "ид-1", "a b"] {
+            let body = InboundSigner.body(provider: "standard-webhooks", eventID: id)
+            let headers = InboundSigner.headers(provider: "standard-webhooks", secret: secret, body: body, eventID: id, timestamp: timestamp)
+            #expect(try await send(host, install, "standard-webhooks", headers: headers, body: body)["duplicate"] == .bool(false))
+            #expect(try await send(host, install, "standard-webhooks", headers: headers, body: body)["duplicate"] == .bool(true))
+        }
+        let keys = host.keys(in: install.installID)
+        #expect(keys.contains("in:standard-webhooks:=msg_2KWPBgLlAfxdpx2AI54pPJ85f4W"))
+        #expect(keys.filter { $0.hasPrefix("in:standard-webhooks:#") }.count == 3)
+        #expect(keys.allSatisfy { $0.count <= 128 + 24 })
+        #expect(host.emitted.count == 4)
     }
 
     @Test func slacksUrlVerificationIsAnsweredWithItsChallengeOnceSigned() async throws {
