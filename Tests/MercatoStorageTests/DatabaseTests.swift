@@ -211,6 +211,10 @@ struct DatabaseTests {
         #expect(RecordID.isValid(a, prefix: "org"))
         #expect(!RecordID.isValid(a, prefix: "ins"))
         #expect(Set((0 ..< 1000).map { _ in RecordID.make("x") }).count == 1000)
+        // The 80 random bits differ from id to id (their last 16 base32 digits), across refills
+        // of the random pool (409 ids a refill).
+        let random = (0 ..< 1500).map { _ in RecordID.make("x").suffix(16) }
+        #expect(Set(random).count == 1500)
     }
 
     /// Closing while writes queue (a test's or a server's last moments): the queued ones end,

@@ -34,8 +34,9 @@ struct PluginRoutes {
     func register(on api: RouterGroup<AppRequestContext>) {
         for (plugin, definition) in runtime.plugins.routes {
             let path = RouterPath(definition.path)
+            let names = Self.parameterNames(definition.path)
             let handler: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
-                try await serve(plugin: plugin, definition, request, context)
+                try await serve(plugin: plugin, definition, names: names, request, context)
             }
             switch definition.method {
             case .get: api.get(path, use: handler)
@@ -72,8 +73,9 @@ struct PluginRoutes {
         let limiter = RateAllowance(database: runtime.database)
         for (plugin, definition) in runtime.plugins.publicRoutes {
             let path = RouterPath("api/v1/" + definition.path)
+            let names = Self.parameterNames(definition.path)
             let handler: @Sendable (Request, AppRequestContext) async throws -> Response = { request, context in
-                try await servePublic(plugin: plugin, definition, limiter: limiter, request, context)
+                try await servePublic(plugin: plugin, definition, names: names, limiter: limiter, request, context)
             }
             switch definition.method {
             case .get: router.get(path, use: handler)
@@ -84,10 +86,10 @@ struct PluginRoutes {
         }
     }
 
-    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, limiter: RateAllowance, _ request: Request,
+    private func servePublic(plugin: String, _ definition: PublicRouteDefinition, names: [String], limiter: RateAllowance, _ request: Request,
                              _ context: AppRequestContext) async throws -> Response {
         var parameters: [String: String] = [:]
-        for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
+        for name in names { parameters[name] = context.parameters.get(name) }
         let installID = parameters[definition.installParameter] ?? ""
         let served = try await runtime.installs.servingActiveInstall(installID) { install in
             try await servePublic(plugin: plugin, definition, install: install, parameters: parameters, limiter: limiter, request, context)
@@ -141,10 +143,10 @@ struct PluginRoutes {
         guard try context.requirePrincipal().isOperator else { throw APIError.forbidden("Only the operator manages plugins.") }
     }
 
-    private func serve(plugin: String, _ definition: RouteDefinition, _ request: Request, _ context: AppRequestContext) async throws -> Response {
+    private func serve(plugin: String, _ definition: RouteDefinition, names: [String], _ request: Request, _ context: AppRequestContext) async throws -> Response {
         let caller = try context.requirePrincipal()
         var parameters: [String: String] = [:]
-        for name in Self.parameterNames(definition.path) { parameters[name] = context.parameters.get(name) }
+        for name in names { parameters[name] = context.parameters.get(name) }
         var query: [String: String] = [:]
         for (key, value) in request.uri.queryParameters where query[String(key)] == nil { query[String(key)] = String(value) }
         // The role is checked before the body is read.
@@ -169,6 +171,7 @@ struct PluginRoutes {
         }
     }
 
+    /// The `{name}` parts of a route's path, in order (found once, when the route is registered).
     static func parameterNames(_ path: String) -> [String] {
         path.split(separator: "/").compactMap { part in
             part.hasPrefix("{") && part.hasSuffix("}") ? String(part.dropFirst().dropLast()) : nil
