@@ -41,11 +41,15 @@ def record(path, wrk_output, meta):
     r["cpu_us_per_request"] = round(r["cpu_s"] * 1e6 / w["requests"], 1) if w["requests"] else None
     # Of which PostgreSQL's backends (0 on SQLite).
     r["db_cpu_us_per_request"] = round(r.get("cpu_s_db", 0) * 1e6 / w["requests"], 1) if w["requests"] else None
+    # Bytes the server process wrote to storage a request (SQLite's WAL and checkpoints; with
+    # PostgreSQL only the node's own, the database's writes are its backends').
+    r["written_bytes_per_request"] = round(r["written_bytes"] / w["requests"]) if w["requests"] and "written_bytes" in r else None
     with open(path, "a") as f:
         f.write(json.dumps(r) + "\n")
+    written = f", {r['written_bytes_per_request']:,} B written/request" if r.get("written_bytes_per_request") is not None else ""
     note = f" (ran out of prepared commands after {seconds:.1f} s)" if w["exhausted_threads"] else ""
     print(f"   {r['system']:8} {r['variant']:14} c={r['connections']:<3} {r['rps']:>10,.0f} rps  p50 {r['p50_ms']:.2f} ms  "
-          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores, {r['cpu_us_per_request']} CPU µs/request{db_part(r)}  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
+          f"p99 {r['p99_ms']:.2f} ms  server {r['server_cores']} cores, {r['cpu_us_per_request']} CPU µs/request{db_part(r)}{written}  (others {r.get('busy_before')} cores, speed {r.get('speed_ms')} ms)  "
           f"{fmt_outcomes(r)}{note}")
 
 
