@@ -108,22 +108,24 @@ struct SharedRateLimiterTests {
     @Test func requestsThatWaitedOnASlowClaimAreClaimedTogether() async throws {
         try await withTestDatabase(.postgres) { test async throws in
             let slowFirst = Mutex(true)
-            // The first claim takes 300 ms to be decided, as on a loaded PostgreSQL.
+            // The first claim takes 100 ms to be decided, as on a loaded PostgreSQL (a blocked
+            // thread: kept short, the suite's other tests share it).
             let limiter = SharedRateLimiter(database: test.database, batchTime: {
-                if slowFirst.withLock({ first in let was = first; first = false; return was }) { Thread.sleep(forTimeInterval: 0.3) }
+                if slowFirst.withLock({ first in let was = first; first = false; return was }) { Thread.sleep(forTimeInterval: 0.1) }
                 return 0
             })
             let limit = RateLimiter.Limit(perSecond: 50, burst: 5)   // leases of one token
             let first = Task { try await limiter.take("ins_slow", limit: limit, now: 100) }
-            try await Task.sleep(for: .milliseconds(100))
+            try await Task.sleep(for: .milliseconds(20))
             let waiting = try await withThrowingTaskGroup(of: Bool.self) { group in
                 for _ in 0..<6 { group.addTask { try await limiter.take("ins_slow", limit: limit, now: 100.001).allowed } }
                 return try await group.reduce(into: [Bool]()) { $0.append($1) }
             }
-            #expect(try await first.value.allowed)
-            // The burst of five: the first request's token, then four of the six who waited, in
-            // one claim; the sixth is refused (locally: the second claim found the window full).
-            #expect(waiting.filter { $0 }.count == 4)
+            let allowed = waiting.filter { $0 }.count + (try await first.value.allowed ? 1 : 0)
+            // The burst of five: one request's token, then four of those who waited, in one
+            // claim; the last is refused (locally: the second claim found the window full). One
+            // token a claim would have taken six claims.
+            #expect(allowed == 5)
             #expect(limiter.claims == 2, "\(limiter.claims) claims")
         }
     }

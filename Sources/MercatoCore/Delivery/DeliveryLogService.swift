@@ -60,11 +60,13 @@ public struct DeliveryLogService: Sendable {
 
     func retry(receiver: String, id: String) async throws -> DeliveryRecord {
         let now = clock.millis
-        return try await database.transaction { db in
+        let delivery = try await database.transaction { db in
             guard try await DeliveryStore.retryNow(id: id, appID: receiver, now: now, on: db),
                   let delivery = try await DeliveryStore.find(id: id, appID: receiver, on: db) else { throw APIError.notFound("Delivery \(id)") }
             return delivery
         }
+        Wakeup.senders.signal()
+        return delivery
     }
 
     /// Sets failed deliveries created since `since` due now, at most ``recoverBatch``.
@@ -74,6 +76,7 @@ public struct DeliveryLogService: Sendable {
         let n = try await database.transaction { db in
             try await DeliveryStore.recover(appID: app.id, since: Int64(since.timeIntervalSince1970 * 1000), now: now, limit: Self.recoverBatch, on: db)
         }
+        if n > 0 { Wakeup.senders.signal() }
         return (n, n == Self.recoverBatch)
     }
 }

@@ -59,10 +59,14 @@ public struct DeliveryService: Service {
     let policy: DeliveryPolicy
     let addressGuard: AddressGuard
     let idleInterval: Duration
+    /// The longest rest of an idle loop (``PeriodicWorker``): how late work another node wrote
+    /// can be found when nothing is written here.
+    let idleRest: Duration
     let metrics = MetricHandles()
 
     public init(database: Database, registry: RegistryService, clients: DeliveryClients, clock: WallClock, logger: Logger,
-                policy: DeliveryPolicy = DeliveryPolicy(), addressGuard: AddressGuard, idleInterval: Duration = .milliseconds(200)) {
+                policy: DeliveryPolicy = DeliveryPolicy(), addressGuard: AddressGuard, idleInterval: Duration = .milliseconds(200),
+                idleRest: Duration = .seconds(2)) {
         self.database = database
         self.registry = registry
         self.clients = clients
@@ -71,6 +75,7 @@ public struct DeliveryService: Service {
         self.policy = policy
         self.addressGuard = addressGuard
         self.idleInterval = idleInterval
+        self.idleRest = idleRest
     }
 
     public func run() async throws {
@@ -79,10 +84,14 @@ public struct DeliveryService: Service {
         // they never overlap), so no batch waits for another's slowest endpoint.
         await withDiscardingTaskGroup { group in
             group.addTask {
-                await PeriodicWorker("webhook fan-out pass", every: idleInterval, logger: logger).run { try await fanOut(limit: max(200, policy.batch * 2)) }
+                await PeriodicWorker("webhook fan-out pass", every: idleInterval, restingUpTo: idleRest, wokenBy: .fanOut, logger: logger)
+                    .run { try await fanOut(limit: max(200, policy.batch * 2)) }
             }
             for _ in 0 ..< policy.batchesInFlight {
-                group.addTask { await PeriodicWorker("webhook delivery pass", every: idleInterval, logger: logger).run { try await deliverDue() } }
+                group.addTask {
+                    await PeriodicWorker("webhook delivery pass", every: idleInterval, restingUpTo: idleRest, wokenBy: .senders, logger: logger)
+                        .run { try await deliverDue() }
+                }
             }
         }
     }
@@ -93,7 +102,8 @@ public struct DeliveryService: Service {
     @discardableResult
     public func fanOut(limit: Int = 200) async throws -> Int {
         let now = clock.millis
-        return try await database.transaction { db in
+        let (events, made) = try await database.transaction { db -> (Int, Int) in
+            var made = 0
             let events = try await DeliveryStore.undispatched(limit: limit, on: db)
             var installs: [String: InstallRecord?] = [:]
             var orgEndpoints: [String: [OrgWebhookRecord]] = [:]
@@ -107,17 +117,21 @@ public struct DeliveryService: Service {
                        let manifest = try await registry.manifests.manifest(appID: appID, version: install.version, on: db),
                        let url = manifest.webhookURL, manifest.events.contains(event.type) {
                         try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
+                        made += 1
                     }
                 }
                 // The org's own endpoints (CONTRACT §10) that take the type: the same rows, keyed by the `whe_` id.
                 if orgEndpoints[event.orgId] == nil { orgEndpoints[event.orgId] = try await OrgWebhookStore.receivers(orgID: event.orgId, on: db) }
                 for endpoint in orgEndpoints[event.orgId] ?? [] where endpoint.subscribes(to: event.type) {
                     try await DeliveryStore.insert(id: event.id, appID: endpoint.id, orgID: event.orgId, installID: installID, type: event.type, url: endpoint.url, at: now, on: db)
+                    made += 1
                 }
             }
             try await DeliveryStore.markDispatched(events.map(\.id), at: now, on: db)
-            return events.count
+            return (events.count, made)
         }
+        if made > 0 { Wakeup.senders.signal() }
+        return events
     }
 
     // MARK: Attempts

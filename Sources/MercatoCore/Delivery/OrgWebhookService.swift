@@ -189,7 +189,7 @@ public struct OrgWebhookService: Sendable {
     public func sendTest(_ id: String, by caller: Principal) async throws -> DeliveryRecord {
         let org = try Self.adminOrg(caller)
         let now = clock.millis
-        return try await database.transaction { db in
+        let delivery = try await database.transaction { db in
             let record = try await Self.owned(id, org: org, on: db)
             let data: JSONValue = [
                 "endpoint_id": .string(id), "org_id": .string(org),
@@ -201,6 +201,8 @@ public struct OrgWebhookService: Sendable {
             guard let delivery = try await DeliveryStore.find(id: eventID, appID: id, on: db) else { throw APIError.internalError() }
             return delivery
         }
+        Wakeup.senders.signal()
+        return delivery
     }
 
     // MARK: The endpoint's delivery log

@@ -19,12 +19,15 @@ enum Outbox {
             "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
         ])
         let id = RecordID.make("msg", millis: now)
+        let hooked = PluginHost.Hook(eventType: type) != nil
         try await OutboxStore.insert(
             OutboxEventRecord(id: id, orgId: org, installId: install, appId: app, type: type,
                               payload: try JSONCoding.text(payload), createdAt: now,
-                              hooksDoneAt: PluginHost.Hook(eventType: type) == nil ? now : nil),
+                              hooksDoneAt: hooked ? nil : now),
             on: db
         )
+        Wakeup.fanOut.signal()
+        if hooked { Wakeup.hooks.signal() }
         return id
     }
 }

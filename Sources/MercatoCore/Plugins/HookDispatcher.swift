@@ -18,6 +18,9 @@ public struct HookDispatcher: Service {
     let clock: WallClock
     let logger: Logger
     let idleInterval: Duration
+    /// The longest rest while idle (``PeriodicWorker``); a hook's retry waits at least this long
+    /// past its due time when nothing is written here.
+    let idleRest: Duration
     /// Waits before the 1st, 2nd, ... retry of a failed hook; after the last, the hook is
     /// abandoned for that plugin (logged and counted).
     let retrySchedule: [Duration]
@@ -27,19 +30,21 @@ public struct HookDispatcher: Service {
     public static let defaultRetrySchedule: [Duration] = [5, 30, 120, 600, 1800, 3600, 7200, 14400].map { .seconds($0) }
 
     public init(database: Database, host: PluginHost, api: any PluginAPI, clock: WallClock, logger: Logger,
-                idleInterval: Duration = .milliseconds(250), retrySchedule: [Duration] = defaultRetrySchedule, lease: Duration = .seconds(600)) {
+                idleInterval: Duration = .milliseconds(250), idleRest: Duration = .seconds(2), retrySchedule: [Duration] = defaultRetrySchedule,
+                lease: Duration = .seconds(600)) {
         self.database = database
         self.host = host
         self.api = api
         self.clock = clock
         self.logger = logger
         self.idleInterval = idleInterval
+        self.idleRest = idleRest
         self.retrySchedule = retrySchedule
         self.lease = lease
     }
 
     public func run() async throws {
-        await PeriodicWorker("hook dispatch", every: idleInterval, logger: logger).run { try await dispatchPending() }
+        await PeriodicWorker("hook dispatch", every: idleInterval, restingUpTo: idleRest, wokenBy: .hooks, logger: logger).run { try await dispatchPending() }
     }
 
     /// Runs the hooks of up to `limit` due rows of each feed; answers how many rows it handled.

@@ -15,6 +15,7 @@ public enum ActivityLog {
                         requestId: requestID, details: try JSONCoding.text(JSONValue.object(details)), createdAt: millis),
             on: db
         )
+        Wakeup.hooks.signal()
     }
 }
 
