@@ -19,7 +19,7 @@ import Synchronization
 public struct InboundPlugin: MercatoPlugin {
     /// The time now (tests move it).
     let now: @Sendable () -> Date
-    /// Which installs were last seen without records of the versions before 1.2.0.
+    /// Which installs were last seen without records of the versions before 1.3.0.
     let legacy = LegacyRecords()
 
     public init(now: @escaping @Sendable () -> Date = { Date() }) {
@@ -77,7 +77,7 @@ public struct InboundPlugin: MercatoPlugin {
         }
         let id = PluginSupport.sortableID("inb", at: received)
         // Only what a duplicate's answer needs: the record is all the quota holds per event
-        // (about 110 bytes with its key), and the event itself is in the outbox.
+        // (about 120 bytes with its key), and the event itself is in the outbox.
         let record: JSONValue = .object(["id": .string(id)])
         let event = EventDraft(type: Self.eventType, data: .object([
             "id": .string(id),

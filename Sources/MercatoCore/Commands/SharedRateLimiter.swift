@@ -171,10 +171,11 @@ final class SharedRateLimiter: Sendable {
         lease.waiters = []
         lease.claiming = false
         if let grant {
-            lease.waited = grant.taken > 0 ? waiters.count : 0
             lease.spent += min(grant.taken, 1)
             lease.tat = grant.tat
             lease.tokens = max(0, grant.taken - 1)
+            // Those the tokens brought do not serve will claim again, for all of them at once.
+            lease.waited = grant.taken > 0 ? max(0, waiters.count - lease.tokens) : 0
             lease.expires = grant.now + 2 * Self.leaseSeconds
             // Less than asked: the window is full. Once what the claim brought is spent, the node
             // refuses locally until the shared time has room for its lease (at least one token;
