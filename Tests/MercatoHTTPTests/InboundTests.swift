@@ -132,6 +132,33 @@ struct InboundTests {
         }
     }
 
+    /// A record the plugin kept before version 1.3.0 (under the event id's SHA-256) still makes
+    /// the provider's retry a duplicate after the upgrade; new events are kept under their id.
+    @Test(arguments: TestEngines.all)
+    func anEventRecordedBeforeTheUpgradeStaysADuplicate(engine: StorageEngine) async throws {
+        try await withApp(engine) { app in
+            let r = try await Self.receiver(app, key: "inbound-legacy", providers: ["github"])
+            let legacy = "evt:github:" + WebhookCrypto.hex(WebhookCrypto.sha256(Array("d-legacy".utf8)))
+            let storage = HostPluginStorage(database: app.runtime.database, plugin: "inbound", install: r.installID, org: "org_unused", clock: .system)
+            _ = try await storage.set(legacy, .object(["id": .string("inb_before")]), expiresAt: Date().addingTimeInterval(86_400))
+            let path = "/api/v1/inbound/\(r.installID)/github"
+            func send(_ id: String) async throws -> Answer {
+                let body = InboundSigner.body(provider: "github", eventID: id)
+                return try await Self.post(app, path, headers: InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: body,
+                                                                                     eventID: id, timestamp: Int(Date().timeIntervalSince1970)), body: body)
+            }
+            let retried = try await send("d-legacy")
+            #expect(retried.status == .ok, "\(retried.text)")
+            #expect(retried.json["duplicate"] as? Bool == true && retried.json["id"] as? String == "inb_before")
+            #expect(try await Self.events(app, install: r.installID).isEmpty)
+            let fresh = try await send("d-new")
+            #expect(fresh.json["duplicate"] as? Bool == false)
+            #expect(try await Self.events(app, install: r.installID).count == 1)
+            let keys = try await storage.keys(prefix: "", after: nil, limit: 10)
+            #expect(Set(keys) == [legacy, "in:github:=d-new"])
+        }
+    }
+
     /// The org admin finds the receiving URL and which setting takes the provider's secret on
     /// the app's page; the secret itself is never on it.
     @Test(arguments: TestEngines.all)
