@@ -54,7 +54,11 @@ public final class MercatoRuntime: Sendable {
         self.settings = settings
         self.database = database
         self.vault = vault
-        let pluginStorage = HostStorageProvider(database: database, clock: clock, manifests: plugins.map { type(of: $0).manifest })
+        let manifests = Manifests()
+        self.manifests = manifests
+        // Plugins' events get their deliveries in the transaction that writes them.
+        let fanOut = FanOut(manifests: manifests)
+        let pluginStorage = HostStorageProvider(database: database, clock: clock, manifests: plugins.map { type(of: $0).manifest }, fanOut: fanOut)
         self.pluginStorage = pluginStorage
         let host = try PluginHost(plugins: plugins, logger: logger, clock: clock, commandTimeout: commandTimeout, hookTimeout: hookTimeout,
                                   crashLoop: crashLoop, storage: pluginStorage)
@@ -62,7 +66,6 @@ public final class MercatoRuntime: Sendable {
         self.capabilities = host.capabilities
         self.clock = clock
         self.secrets = SecretStore(vault: vault)
-        self.manifests = Manifests()
         self.tenancy = TenancyService(database: database, operatorToken: settings.operatorToken)
         self.tokenLimits = TokenLimits(database: database, clock: clock)
         self.tokenUsage = TokenUsageLog(database: database, logger: logger)
@@ -76,7 +79,7 @@ public final class MercatoRuntime: Sendable {
                                       settings: settings, clock: clock, logger: logger)
         self.connectFlow = ConnectFlow(oauth)
         self.tokens = TokenRefresher(oauth)
-        let api = HostPluginAPI(database: database, installs: installs, tokens: tokens, clock: clock)
+        let api = HostPluginAPI(database: database, installs: installs, tokens: tokens, clock: clock, fanOut: fanOut)
         self.pluginAPI = api
         self.commandLog = CommandLogService(database: database, clock: clock)
         self.hooks = HookDispatcher(database: database, host: host, api: api, clock: clock, logger: logger, retrySchedule: hookRetrySchedule)

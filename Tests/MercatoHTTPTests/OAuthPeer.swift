@@ -11,7 +11,7 @@ final class OAuthPeer: Sendable {
     let port: Int
     let clientID = "mercato-test-client"
     let secret: String
-    private let process: Process
+    private let pid: pid_t
 
     static let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent()
         .appendingPathComponent("../Interop/peers/oauth_server.py").standardizedFileURL.path
@@ -23,50 +23,72 @@ final class OAuthPeer: Sendable {
         return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }()
 
-    private init(process: Process, port: Int, secret: String) {
-        self.process = process
+    private init(pid: pid_t, port: Int, secret: String) {
+        self.pid = pid
         self.port = port
         self.secret = secret
     }
 
     var base: String { "http://127.0.0.1:\(port)" }
 
-    /// Serialises `Process.run()` across the tests that start peers concurrently.
-    static let launching = Mutex(())
-
     /// Starts the peer for a server whose redirect URI is `redirectURI`, runs `body`, stops it.
     static func with<R>(redirectURI: String, accessTokenTTL: Int = 3600, _ body: (OAuthPeer) async throws -> R) async throws -> R {
         let secret = "peer-secret-" + UUID().uuidString
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", script, "--port", "0", "--client-id", "mercato-test-client", "--client-secret", secret,
-                             "--redirect-uri", redirectURI, "--access-token-ttl", String(accessTokenTTL)]
-        let output = Pipe()
-        process.standardOutput = output
-        // One launch at a time: Foundation's Process.run crashed (a bad memcpy inside it) when
-        // tests running in parallel started peers at the same moment.
-        try Self.launching.withLock { _ in try process.run() }
+        let (pid, output) = try spawn(["python3", script, "--port", "0", "--client-id", "mercato-test-client", "--client-secret", secret,
+                                       "--redirect-uri", redirectURI, "--access-token-ttl", String(accessTokenTTL)])
         let line = await Task.detached { () -> String in
             var data = Data()
             while !data.contains(UInt8(ascii: "\n")) {
-                let chunk = output.fileHandleForReading.availableData
+                let chunk = output.availableData
                 if chunk.isEmpty { break }
                 data += chunk
             }
             return String(decoding: data, as: UTF8.self)
         }.value
         guard line.hasPrefix("LISTENING "), let port = Int(line.dropFirst(10).trimmingCharacters(in: .whitespacesAndNewlines)) else {
-            kill(process.processIdentifier, SIGKILL)
+            stop(pid)
             throw PeerError("the OAuth peer did not start (is Authlib installed? scripts/test installs it): \(line)")
         }
-        let peer = OAuthPeer(process: process, port: port, secret: secret)
-        defer {
-            // SIGKILL: a child inherits ignored signals, and the server under test ignores
-            // SIGTERM (ServiceLifecycle handles it), so the peer would ignore a terminate().
-            kill(process.processIdentifier, SIGKILL)
-            process.waitUntilExit()
-        }
+        let peer = OAuthPeer(pid: pid, port: port, secret: secret)
+        defer { stop(pid) }
         return try await body(peer)
+    }
+
+    /// `/usr/bin/env` with `arguments`, its standard output a pipe, through posix_spawn:
+    /// Foundation's `Process.run()` on Linux (6.3.1) over-reads a `dirent` while it lists
+    /// `/proc/self/fd` and crashed the suite now and then (swift-corelibs-foundation#5472).
+    static func spawn(_ arguments: [String]) throws -> (pid_t, FileHandle) {
+        // One at a time, each pipe close-on-exec before the next child starts: a peer started
+        // by another test must not hold this one's pipe open.
+        try spawning.withLock { _ in
+            var ends: [Int32] = [0, 0]
+            guard pipe(&ends) == 0 else { throw PeerError("pipe() failed: errno \(errno)") }
+            for end in ends { _ = fcntl(end, F_SETFD, FD_CLOEXEC) }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_adddup2(&actions, ends[1], 1)
+            let argv = (["/usr/bin/env"] + arguments).map { strdup($0) } + [nil]
+            defer { for arg in argv { free(arg) } }
+            var pid: pid_t = 0
+            let spawned = posix_spawn(&pid, "/usr/bin/env", &actions, nil, argv, environ)
+            close(ends[1])
+            guard spawned == 0 else {
+                close(ends[0])
+                throw PeerError("posix_spawn failed: \(spawned)")
+            }
+            return (pid, FileHandle(fileDescriptor: ends[0], closeOnDealloc: true))
+        }
+    }
+
+    static let spawning = Mutex(())
+
+    /// SIGKILL, then reaped: a child inherits ignored signals, and the server under test
+    /// ignores SIGTERM (ServiceLifecycle handles it), so the peer would ignore a SIGTERM.
+    static func stop(_ pid: pid_t) {
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        while waitpid(pid, &status, 0) == -1 && errno == EINTR {}
     }
 
     /// The provider definition `PUT /api/v1/providers/{key}` takes for this peer.

@@ -5,6 +5,7 @@ import MercatoCore
 import MercatoCrypto
 import MercatoStorage
 import MercatoTestSupport
+import SQLKit
 import Synchronization
 import Testing
 
@@ -123,6 +124,40 @@ struct OrgWebhookTests {
             let vendorLog = try await app.call(.get, "/api/v1/developer/apps/\(s.appKey)/deliveries", token: s.vendorToken)
             let vendorRows = try #require(vendorLog.json["data"] as? [[String: Any]], "\(vendorLog.text)")
             #expect(vendorRows.map { $0["type"] as? String } == ["app.installed"], "only the app's own subscription: \(vendorLog.text)")
+        }
+    }
+
+    /// A plugin's event gets its deliveries in the transaction that writes it: stored already
+    /// dispatched, one delivery per receiver that takes its type, nothing left for the pass.
+    @Test(arguments: TestEngines.all)
+    func aPluginsEventHasItsDeliveriesWhenItsWriteCommits(engine: StorageEngine) async throws {
+        try await withRig(engine) { app, clock, receiver, port, s, deliveries in
+            let admin = s.adminToken
+            var endpoints: [String] = []
+            for events in [["task.created"], ["app.installed"], ["*"]] {
+                let created = try await app.call(.post, "/api/v1/webhooks", token: admin, json: ["url": "http://127.0.0.1:\(port)/hook", "events": events])
+                #expect(created.status == .created, "\(created.text)")
+                endpoints.append(try #require(created.json["id"] as? String))
+            }
+            // What was written before (the install's events) delivered first.
+            try await deliveries.fanOut()
+            try await deliveries.deliverDue()
+            let earlier = receiver.count
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "tasks.create", "args": ["title": "Call the customer"]])
+            #expect(try await app.send(h, b).status == .ok)
+
+            let (event, dispatched, created, receivers) = try await app.runtime.database.read { db in
+                let row = try #require(try await db.raw("SELECT id, dispatched_at, created_at FROM outbox_events WHERE type = 'task.created'").first())
+                let id = try row.decode(column: "id", as: String.self)
+                let receivers = try await db.raw("SELECT app_id FROM webhook_deliveries WHERE id = \(bind: id)").all().map { try $0.decode(column: "app_id", as: String.self) }
+                return (id, try row.decode(column: "dispatched_at", as: Int64?.self), try row.decode(column: "created_at", as: Int64.self), receivers)
+            }
+            #expect(dispatched == created, "stored dispatched by the write itself")
+            #expect(Set(receivers) == [endpoints[0], endpoints[2]], "the endpoints taking task.created, not the one taking app.installed")
+            #expect(try await deliveries.fanOut() == 0, "nothing left for the fan-out pass")
+            #expect(try await deliveries.deliverDue() == 2)
+            let got = receiver.received.withLock { Array($0.dropFirst(earlier)) }
+            #expect(got.map(\.id) == [event, event] && got.allSatisfy { type($0) == "task.created" })
         }
     }
 

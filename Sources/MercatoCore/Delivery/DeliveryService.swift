@@ -98,34 +98,18 @@ public struct DeliveryService: Service {
 
     // MARK: Fan-out
 
-    /// Turns up to `limit` new outbox events into deliveries; answers how many events it read.
+    /// Turns up to `limit` outbox events written without their deliveries (``FanOut``) into
+    /// deliveries; answers how many events it read.
     @discardableResult
     public func fanOut(limit: Int = 200) async throws -> Int {
         let now = clock.millis
+        let fanOut = FanOut(manifests: registry.manifests)
         let (events, made) = try await database.transaction { db -> (Int, Int) in
             var made = 0
+            var reads = FanOut.Reads()
             let events = try await DeliveryStore.undispatched(limit: limit, on: db)
-            var installs: [String: InstallRecord?] = [:]
-            var orgEndpoints: [String: [OrgWebhookRecord]] = [:]
             for event in events {
-                // Only events about an install are fanned out (a `webhook.test` has its one delivery already).
-                guard let installID = event.installId else { continue }
-                // The app of the install, when it subscribes to the type.
-                if let appID = event.appId {
-                    if installs[installID] == nil { installs[installID] = .some(try await InstallStore.find(id: installID, on: db)) }
-                    if let install = installs[installID] ?? nil,
-                       let manifest = try await registry.manifests.manifest(appID: appID, version: install.version, on: db),
-                       let url = manifest.webhookURL, manifest.events.contains(event.type) {
-                        try await DeliveryStore.insert(id: event.id, appID: appID, orgID: event.orgId, installID: installID, type: event.type, url: url, at: now, on: db)
-                        made += 1
-                    }
-                }
-                // The org's own endpoints (CONTRACT §10) that take the type: the same rows, keyed by the `whe_` id.
-                if orgEndpoints[event.orgId] == nil { orgEndpoints[event.orgId] = try await OrgWebhookStore.receivers(orgID: event.orgId, on: db) }
-                for endpoint in orgEndpoints[event.orgId] ?? [] where endpoint.subscribes(to: event.type) {
-                    try await DeliveryStore.insert(id: event.id, appID: endpoint.id, orgID: event.orgId, installID: installID, type: event.type, url: endpoint.url, at: now, on: db)
-                    made += 1
-                }
+                made += try await fanOut.route(event, at: now, reads: &reads, on: db)
             }
             try await DeliveryStore.markDispatched(events.map(\.id), at: now, on: db)
             return (events.count, made)

@@ -15,6 +15,24 @@ enum Outbox {
     @discardableResult
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
                       on db: any SQLDatabase) async throws -> String {
+        let id = try await insert(type, data: data, org: org, install: install, app: app, at: now, dispatched: false, on: db)
+        Wakeup.fanOut.signal()
+        return id
+    }
+
+    /// ``write(_:data:org:install:app:at:on:)`` with the event's deliveries made at once by
+    /// `fanOut` in the same transaction, the row stored dispatched (the fan-out pass never reads
+    /// it); answers how many deliveries. The caller wakes the senders once its transaction
+    /// committed (``Wakeup/senders``).
+    @discardableResult
+    static func writeRouted(_ type: String, data: JSONValue, org: String, install: String, app: String, at now: Int64,
+                            by fanOut: FanOut, reads: inout FanOut.Reads, on db: any SQLDatabase) async throws -> Int {
+        let id = try await insert(type, data: data, org: org, install: install, app: app, at: now, dispatched: true, on: db)
+        return try await fanOut.route(OutboxEventHeader(id: id, orgId: org, installId: install, appId: app, type: type), at: now, reads: &reads, on: db)
+    }
+
+    private static func insert(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64, dispatched: Bool,
+                               on db: any SQLDatabase) async throws -> String {
         let payload: JSONValue = .object([
             "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
         ])
@@ -22,11 +40,10 @@ enum Outbox {
         let hooked = PluginHost.Hook(eventType: type) != nil
         try await OutboxStore.insert(
             OutboxEventRecord(id: id, orgId: org, installId: install, appId: app, type: type,
-                              payload: try JSONCoding.text(payload), createdAt: now,
+                              payload: try JSONCoding.text(payload), createdAt: now, dispatchedAt: dispatched ? now : nil,
                               hooksDoneAt: hooked ? nil : now),
             on: db
         )
-        Wakeup.fanOut.signal()
         if hooked { Wakeup.hooks.signal() }
         return id
     }

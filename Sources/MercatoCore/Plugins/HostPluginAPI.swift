@@ -9,19 +9,26 @@ public struct HostPluginAPI: PluginAPI {
     let installs: InstallService
     let tokens: TokenRefresher
     let clock: WallClock
+    /// Gives an emitted event its deliveries in the transaction that writes it.
+    let fanOut: FanOut
 
-    public init(database: Database, installs: InstallService, tokens: TokenRefresher, clock: WallClock) {
+    public init(database: Database, installs: InstallService, tokens: TokenRefresher, clock: WallClock, fanOut: FanOut) {
         self.database = database
         self.installs = installs
         self.tokens = tokens
         self.clock = clock
+        self.fanOut = fanOut
     }
 
     public func emit(_ event: EventDraft, for installID: String) async throws {
-        try await database.transaction { db in
+        let made = try await database.transaction { [fanOut, clock] db in
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
-            try await Outbox.write(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: clock.millis, on: db)
+            var reads = FanOut.Reads()
+            reads.know(install)
+            return try await Outbox.writeRouted(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: clock.millis,
+                                                by: fanOut, reads: &reads, on: db)
         }
+        if made > 0 { Wakeup.senders.signal() }
     }
 
     public func config(of installID: String) async throws -> [String: JSONValue] {

@@ -61,7 +61,10 @@ public struct HostPluginStorage: PluginStorage {
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
         switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
                                                         quota: quotaBytes, at: clock.millis, expiresAt: expiry, onlyIfAbsent: true), events: events)) {
-        case .stored: return true
+        case .stored:
+            // Its events' deliveries (if any) committed with it: the senders look now.
+            if !events.isEmpty { Wakeup.senders.signal() }
+            return true
         case .present: return false
         case .overQuota: throw overQuota
         case .deleted: throw StorageError("a key-value write was answered as a delete")
@@ -172,19 +175,20 @@ public struct HostStorageProvider: PluginStorageProvider {
     let orgWideReads: Set<String>
     let installQuotas: [String: Int]
 
-    public init(database: Database, clock: WallClock, orgWideReads: Set<String>, installQuotas: [String: Int] = [:]) {
+    public init(database: Database, clock: WallClock, orgWideReads: Set<String>, installQuotas: [String: Int] = [:], fanOut: FanOut? = nil) {
         self.database = database
         self.clock = clock
-        self.writes = PluginWrites(database: database, clock: clock)
+        self.writes = PluginWrites(database: database, clock: clock, fanOut: fanOut)
         self.orgWideReads = orgWideReads
         self.installQuotas = installQuotas
     }
 
     /// The provider for these plugins, as their manifests declare.
-    public init(database: Database, clock: WallClock, manifests: [PluginManifest]) {
+    public init(database: Database, clock: WallClock, manifests: [PluginManifest], fanOut: FanOut? = nil) {
         self.init(database: database, clock: clock, orgWideReads: Set(manifests.filter(\.orgWideReads).map(\.id)),
                   installQuotas: Dictionary(manifests.compactMap { manifest in manifest.installStorageBytes.map { (manifest.id, $0) } },
-                                            uniquingKeysWith: { first, _ in first }))
+                                            uniquingKeysWith: { first, _ in first }),
+                  fanOut: fanOut)
     }
 
     private func installQuota(_ plugin: String) -> Int { installQuotas[plugin] ?? HostPluginStorage.defaultQuota }
@@ -229,26 +233,36 @@ public struct PluginWrite: Sendable {
 public typealias PluginWrites = GroupCommit<PluginWrite, PluginDataStore.WriteResult>
 
 extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.WriteResult {
-    public convenience init(database: Database, clock: WallClock) {
+    /// With `fanOut`, the events of a batch get their deliveries in the batch's transaction
+    /// (``Outbox/writeRouted(_:data:org:install:app:at:by:reads:on:)``); without it (tests of
+    /// storage alone) the fan-out pass finds them.
+    public convenience init(database: Database, clock: WallClock, fanOut: FanOut? = nil) {
         self.init(database: database, maxBatch: 256) { operations, db in
             let results = try await PluginDataStore.apply(operations.map(\.write), on: db)
-            // Each install's org and app read once per batch, in the batch's transaction: one
-            // uninstalled meanwhile fails this write alone (the batch is retried without it).
-            var owners: [String: (orgID: String, appID: String)] = [:]
+            // Each install read once per batch, in the batch's transaction: one uninstalled
+            // meanwhile fails this write alone (the batch is retried without it).
+            var reads = FanOut.Reads()
+            var owners: [String: InstallRecord] = [:]
             for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
                 guard case .stored = result, case .put(_, let installID, _, _, _, _, let at, _, _) = operation.write else { continue }
-                let owner: (orgID: String, appID: String)
+                let owner: InstallRecord
                 if let known = owners[installID] {
                     owner = known
                 } else {
-                    guard let found = try await InstallStore.liveOwner(id: installID, on: db) else {
+                    guard let found = try await InstallStore.live(id: installID, on: db) else {
                         throw CommandError.notFound("Install \(installID) is gone.")
                     }
                     owners[installID] = found
+                    reads.know(found)
                     owner = found
                 }
                 for event in operation.events {
-                    try await Outbox.write(event.type, data: event.data, org: owner.orgID, install: installID, app: owner.appID, at: at, on: db)
+                    if let fanOut {
+                        try await Outbox.writeRouted(event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at,
+                                                     by: fanOut, reads: &reads, on: db)
+                    } else {
+                        try await Outbox.write(event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at, on: db)
+                    }
                 }
             }
             return results

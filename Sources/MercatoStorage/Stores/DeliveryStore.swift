@@ -91,6 +91,14 @@ public struct OutboxEventHeader: Sendable, Equatable {
     public var installId: String?
     public var appId: String?
     public var type: String
+
+    public init(id: String, orgId: String, installId: String?, appId: String?, type: String) {
+        self.id = id
+        self.orgId = orgId
+        self.installId = installId
+        self.appId = appId
+        self.type = type
+    }
 }
 
 /// Rows of `webhook_deliveries`, `webhook_attempts` and `webhook_endpoints`.

@@ -93,13 +93,6 @@ public enum InstallStore {
             .first().map(InstallRecord.init(row:))
     }
 
-    /// The org and app of a live install, without reading the rest of its row: what an event
-    /// written for it needs (one batched plugin write reads it per event).
-    public static func liveOwner(id: String, on db: any SQLDatabase) async throws -> (orgID: String, appID: String)? {
-        guard let row = try await db.raw("SELECT org_id, app_id FROM installs WHERE id = \(bind: id) AND removed_at IS NULL").first() else { return nil }
-        return (try row.decode(column: "org_id", as: String.self), try row.decode(column: "app_id", as: String.self))
-    }
-
     /// An install in any state, uninstalled included.
     public static func find(id: String, on db: any SQLDatabase) async throws -> InstallRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id)")
