@@ -126,7 +126,11 @@ public struct InboundVerifier: Sendable {
     // MARK: Helpers
 
     static func checkFresh(_ timestamp: String, now: Date) throws {
-        guard let seconds = Int64(timestamp.trimmingCharacters(in: .whitespaces)) else { throw invalid("the timestamp is not a number") }
+        // Spaces around the number are allowed (as trimming them would), nothing else.
+        var digits = Substring(timestamp).utf8
+        while let first = digits.first, first == 0x20 || first == 0x09 { digits.removeFirst() }
+        while let last = digits.last, last == 0x20 || last == 0x09 { digits.removeLast() }
+        guard let seconds = Int64(Substring(digits)) else { throw invalid("the timestamp is not a number") }
         guard abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { throw invalid("the timestamp is more than 300 s away") }
     }
 

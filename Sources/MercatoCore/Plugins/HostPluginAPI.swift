@@ -25,7 +25,8 @@ public struct HostPluginAPI: PluginAPI {
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
             var reads = FanOut.Reads()
             reads.know(install)
-            return try await Outbox.writeRouted(event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId, at: clock.millis,
+            return try await Outbox.writeRouted([Outbox.Draft(type: event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId,
+                                                              at: clock.millis)],
                                                 by: fanOut, reads: &reads, on: db)
         }
         if made > 0 { Wakeup.senders.signal() }

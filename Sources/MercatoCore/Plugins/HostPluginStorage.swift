@@ -234,7 +234,7 @@ public typealias PluginWrites = GroupCommit<PluginWrite, PluginDataStore.WriteRe
 
 extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.WriteResult {
     /// With `fanOut`, the events of a batch get their deliveries in the batch's transaction
-    /// (``Outbox/writeRouted(_:data:org:install:app:at:by:reads:on:)``); without it (tests of
+    /// (``Outbox/writeRouted(_:by:reads:on:)``, one statement a batch); without it (tests of
     /// storage alone) the fan-out pass finds them.
     public convenience init(database: Database, clock: WallClock, fanOut: FanOut? = nil) {
         self.init(database: database, maxBatch: 256) { operations, db in
@@ -243,6 +243,7 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
             // meanwhile fails this write alone (the batch is retried without it).
             var reads = FanOut.Reads()
             var owners: [String: InstallRecord] = [:]
+            var drafts: [Outbox.Draft] = []
             for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
                 guard case .stored = result, case .put(_, let installID, _, _, _, _, let at, _, _) = operation.write else { continue }
                 let owner: InstallRecord
@@ -257,14 +258,14 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
                     owner = found
                 }
                 for event in operation.events {
-                    if let fanOut {
-                        try await Outbox.writeRouted(event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at,
-                                                     by: fanOut, reads: &reads, on: db)
+                    if fanOut != nil {
+                        drafts.append(Outbox.Draft(type: event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at))
                     } else {
                         try await Outbox.write(event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at, on: db)
                     }
                 }
             }
+            if let fanOut { try await Outbox.writeRouted(drafts, by: fanOut, reads: &reads, on: db) }
             return results
         }
     }
