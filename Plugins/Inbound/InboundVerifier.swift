@@ -53,7 +53,7 @@ public struct InboundVerifier: Sendable {
         var timestamp: String?
         var signatures: [[UInt8]] = []
         for item in header.split(separator: ",") {
-            let pair = item.trimmingCharacters(in: .whitespaces).split(separator: "=", maxSplits: 1).map(String.init)
+            let pair = PluginSupport.trimmingBlanks(item).split(separator: "=", maxSplits: 1).map(String.init)
             guard pair.count == 2 else { continue }
             if pair[0] == "t" { timestamp = pair[1] }
             if pair[0] == "v1", let bytes = WebhookCrypto.fromHex(pair[1]) { signatures.append(bytes) }
@@ -77,7 +77,7 @@ public struct InboundVerifier: Sendable {
     /// `X-Shopify-Hmac-Sha256`: base64 HMAC-SHA256 of the body.
     func shopify(_ request: PublicRouteRequest, _ body: [UInt8]) throws {
         guard let header = request.header("X-Shopify-Hmac-Sha256") else { throw Self.invalid("the X-Shopify-Hmac-Sha256 header is missing") }
-        guard let given = WebhookCrypto.fromBase64(header.trimmingCharacters(in: .whitespaces)) else { throw Self.invalid("the signature header is malformed") }
+        guard let given = WebhookCrypto.fromBase64(String(PluginSupport.trimmingBlanks(header))) else { throw Self.invalid("the signature header is malformed") }
         try Self.anyMatches(WebhookCrypto.hmacSHA256(key: secret.utf8, body), [given])
     }
 
@@ -126,11 +126,7 @@ public struct InboundVerifier: Sendable {
     // MARK: Helpers
 
     static func checkFresh(_ timestamp: String, now: Date) throws {
-        // Spaces around the number are allowed (as trimming them would), nothing else.
-        var digits = Substring(timestamp).utf8
-        while let first = digits.first, first == 0x20 || first == 0x09 { digits.removeFirst() }
-        while let last = digits.last, last == 0x20 || last == 0x09 { digits.removeLast() }
-        guard let seconds = Int64(Substring(digits)) else { throw invalid("the timestamp is not a number") }
+        guard let seconds = Int64(PluginSupport.trimmingBlanks(timestamp)) else { throw invalid("the timestamp is not a number") }
         guard abs(now.timeIntervalSince1970 - Double(seconds)) <= tolerance else { throw invalid("the timestamp is more than 300 s away") }
     }
 

@@ -12,6 +12,16 @@ public enum PluginSupport {
             + String(repeating: "0", count: max(0, 13 - random.count)) + random
     }
 
+    /// `text` without the spaces and tabs around it (what `trimmingCharacters(in: .whitespaces)`
+    /// does for header values, without Foundation's bridging to `NSString`, which showed in the
+    /// profile of every API request).
+    public static func trimmingBlanks<S: StringProtocol>(_ text: S) -> Substring {
+        var bytes = Substring(text).utf8
+        while let first = bytes.first, first == 0x20 || first == 0x09 { bytes.removeFirst() }
+        while let last = bytes.last, last == 0x20 || last == 0x09 { bytes.removeLast() }
+        return Substring(bytes)
+    }
+
     /// An RFC 3339 UTC time with milliseconds, as the API writes times (e.g.
     /// `2026-11-21T20:44:01.123Z`; the text `ISO8601FormatStyle(includingFractionalSeconds: true)`
     /// writes, at a fraction of its cost: the digits go into one 24-byte buffer). The one

@@ -47,6 +47,16 @@ struct JSONLogHandlerTests {
         }
     }
 
+    /// Header values lose the spaces and tabs around them as Foundation's trimming of
+    /// `.whitespaces` took them, and nothing else.
+    @Test func blanksAroundAHeaderValueAreTrimmedAsFoundationTrimsThem() {
+        for text in ["", " ", "\t \t", "abc", "  abc", "abc \t", " \ta b\tc  ", "a", "é ü ", " 1796000000 ", "\n1\n", "\u{00A0}x"] {
+            let foundation = text.trimmingCharacters(in: CharacterSet(charactersIn: " \t"))
+            #expect(String(PluginSupport.trimmingBlanks(text)) == foundation, "\(text.debugDescription)")
+            #expect(String(PluginSupport.trimmingBlanks(Substring(text))) == foundation)
+        }
+    }
+
     @Test func aLineIsOneSortedObjectWithEverySecretKeyRedacted() throws {
         let lines = Lines()
         let log = logger(lines, metadata: ["request_id": "req_1", "api_token": "mt_live_abc"])

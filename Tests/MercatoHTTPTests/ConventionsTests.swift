@@ -98,6 +98,9 @@ struct ConventionsTests {
             let bad = try await app.call(.post, "/api/v1/orgs", token: "mct_not-a-real-token", json: ["name": "x", "plan": "free"])
             expectProblem(bad, .unauthorized, "unauthenticated")
             #expect(bad.headers[.wwwAuthenticate]?.contains("invalid_token") == true)
+            // The token's value is taken without the blanks around it; the scheme in any case.
+            let padded = try await app.call(.post, "/api/v1/orgs", json: ["name": "Padded", "plan": "free"], headers: [.authorization: "bearer \t\(app.operatorToken) \t"])
+            #expect(padded.status == .created, "\(padded.text)")
             let basic = try await app.call(.get, "/api/v1/orgs/org_x", headers: [.authorization: "Basic dXNlcjpwYXNz"])
             expectProblem(basic, .unauthorized, "unauthenticated")
             // The OpenAPI document needs no token.

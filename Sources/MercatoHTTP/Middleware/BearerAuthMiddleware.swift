@@ -3,6 +3,7 @@ import HTTPTypes
 import Logging
 import Hummingbird
 import MercatoCore
+import MercatoHooks
 
 /// Turns `Authorization: Bearer <api token>` into the context's ``AppRequestContext/principal``;
 /// anything else answers 401 `unauthenticated` with a `WWW-Authenticate` challenge. Then the
@@ -23,7 +24,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
         guard parts.first?.lowercased() == "bearer" else {
             throw Self.challenge("The Authorization header must use the Bearer scheme.", error: "invalid_request")
         }
-        let token = parts.count == 2 ? parts[1].trimmingCharacters(in: .whitespaces) : ""
+        let token = parts.count == 2 ? String(PluginSupport.trimmingBlanks(parts[1])) : ""
         guard !token.isEmpty else {
             throw Self.challenge("The Bearer token is empty.", error: "invalid_request")
         }

@@ -30,7 +30,7 @@ extension Request {
 
 enum JSONBody {
     static func decode<T: Decodable>(_ type: T.Type, from buffer: ByteBuffer, contentType: String?) throws -> T {
-        let mediaType = contentType?.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }
+        let mediaType = contentType?.split(separator: ";").first.map { PluginSupport.trimmingBlanks($0).lowercased() }
         guard let mediaType, mediaType == "application/json" || (mediaType.hasPrefix("application/") && mediaType.hasSuffix("+json")) else {
             throw APIError(status: 415, code: "unsupported_media_type", title: "Unsupported media type",
                            detail: "Send the body as `Content-Type: application/json`\(contentType.map { " (got `\($0)`)" } ?? "").")
