@@ -17,63 +17,62 @@ enum Outbox {
     @discardableResult
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
                       on db: any SQLDatabase) async throws -> String {
-        let id = try await insert(type, data: data, org: org, install: install, app: app, at: now, on: db)
+        let event = try Encoded(type, data: data, at: now)
+        try await write(event, org: org, install: install, app: app, on: db)
+        return event.id
+    }
+
+    /// ``write(_:data:org:install:app:at:on:)`` of an event encoded before the transaction.
+    static func write(_ event: Encoded, org: String, install: String?, app: String?, on db: any SQLDatabase) async throws {
+        try await OutboxStore.insert(event.record(org: org, install: install, app: app, dispatched: false), on: db)
+        if event.hooked { Wakeup.hooks.signal() }
         Wakeup.fanOut.signal()
-        return id
     }
 
-    /// An event of an install, as a batch of writes emits it.
-    struct Draft: Sendable {
-        var type: String
-        var data: JSONValue
-        var org: String
-        var install: String
-        var app: String
-        var at: Int64
+    /// An event with its id and its payload's text, made before the transaction that writes it
+    /// (a batch of writes holds SQLite's one writer: the JSON is written outside it).
+    struct Encoded: Sendable {
+        let id: String
+        let type: String
+        /// `{"type", "timestamp", "data"}` as it will be delivered.
+        let payload: String
+        let at: Int64
+        /// A plugin hook takes the type (``PluginHost/Hook``).
+        let hooked: Bool
+
+        init(_ type: String, data: JSONValue, at now: Int64) throws {
+            let payload: JSONValue = .object([
+                "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
+            ])
+            self.id = RecordID.make("msg", millis: now)
+            self.type = type
+            self.payload = try JSONCoding.text(payload)
+            self.at = now
+            self.hooked = PluginHost.Hook(eventType: type) != nil
+        }
+
+        func record(org: String, install: String?, app: String?, dispatched: Bool) -> OutboxEventRecord {
+            OutboxEventRecord(id: id, orgId: org, installId: install, appId: app, type: type, payload: payload, createdAt: at,
+                              dispatchedAt: dispatched ? at : nil, hooksDoneAt: hooked ? nil : at)
+        }
     }
 
-    /// ``write(_:data:org:install:app:at:on:)`` for `drafts`, in one statement, with each
-    /// event's deliveries made at once by `fanOut` in the same transaction, the rows stored
+    /// ``write(_:data:org:install:app:at:on:)`` for events of installs, in one statement, with
+    /// each event's deliveries made at once by `fanOut` in the same transaction, the rows stored
     /// dispatched (the fan-out pass never reads them); answers how many deliveries. The caller
     /// wakes the senders once its transaction committed (``Wakeup/senders``).
     @discardableResult
-    static func writeRouted(_ drafts: [Draft], by fanOut: FanOut, reads: inout FanOut.Reads, on db: any SQLDatabase) async throws -> Int {
-        guard !drafts.isEmpty else { return 0 }
-        var records: [OutboxEventRecord] = []
-        records.reserveCapacity(drafts.count)
-        var hooked = false
-        for draft in drafts {
-            let record = try record(draft.type, data: draft.data, org: draft.org, install: draft.install, app: draft.app, at: draft.at, dispatched: true)
-            hooked = hooked || record.hooksDoneAt == nil
-            records.append(record)
-        }
+    static func writeRouted(_ events: [(event: Encoded, install: InstallRecord)], by fanOut: FanOut, reads: inout FanOut.Reads,
+                            on db: any SQLDatabase) async throws -> Int {
+        guard !events.isEmpty else { return 0 }
+        let records = events.map { $0.event.record(org: $0.install.orgId, install: $0.install.id, app: $0.install.appId, dispatched: true) }
         try await OutboxStore.insert(records, on: db)
-        if hooked { Wakeup.hooks.signal() }
+        if events.contains(where: \.event.hooked) { Wakeup.hooks.signal() }
         var made = 0
         for record in records {
             made += try await fanOut.route(OutboxEventHeader(id: record.id, orgId: record.orgId, installId: record.installId, appId: record.appId, type: record.type),
                                            at: record.createdAt, reads: &reads, on: db)
         }
         return made
-    }
-
-    private static func insert(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
-                               on db: any SQLDatabase) async throws -> String {
-        let record = try record(type, data: data, org: org, install: install, app: app, at: now, dispatched: false)
-        try await OutboxStore.insert(record, on: db)
-        if record.hooksDoneAt == nil { Wakeup.hooks.signal() }
-        return record.id
-    }
-
-    /// The row of an event: its payload as it will be delivered, `{"type", "timestamp", "data"}`.
-    private static func record(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
-                               dispatched: Bool) throws -> OutboxEventRecord {
-        let payload: JSONValue = .object([
-            "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
-        ])
-        let hooked = PluginHost.Hook(eventType: type) != nil
-        return OutboxEventRecord(id: RecordID.make("msg", millis: now), orgId: org, installId: install, appId: app, type: type,
-                                 payload: try JSONCoding.text(payload), createdAt: now, dispatchedAt: dispatched ? now : nil,
-                                 hooksDoneAt: hooked ? nil : now)
     }
 }

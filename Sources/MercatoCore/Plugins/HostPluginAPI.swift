@@ -21,13 +21,12 @@ public struct HostPluginAPI: PluginAPI {
     }
 
     public func emit(_ event: EventDraft, for installID: String) async throws {
-        let made = try await database.transaction { [fanOut, clock] db in
+        let encoded = try Outbox.Encoded(event.type, data: event.data, at: clock.millis)
+        let made = try await database.transaction { [fanOut] db in
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
             var reads = FanOut.Reads()
             reads.know(install)
-            return try await Outbox.writeRouted([Outbox.Draft(type: event.type, data: event.data, org: install.orgId, install: install.id, app: install.appId,
-                                                              at: clock.millis)],
-                                                by: fanOut, reads: &reads, on: db)
+            return try await Outbox.writeRouted([(encoded, install)], by: fanOut, reads: &reads, on: db)
         }
         if made > 0 { Wakeup.senders.signal() }
     }

@@ -59,8 +59,11 @@ public struct HostPluginStorage: PluginStorage {
         }
         let text = try JSONCoding.text(value)
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
+        let at = clock.millis
+        // Encoded here, not in the batch: the batch holds SQLite's one writer.
+        let encoded = try events.map { try Outbox.Encoded($0.type, data: $0.data, at: at) }
         switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
-                                                        quota: quotaBytes, at: clock.millis, expiresAt: expiry, onlyIfAbsent: true), events: events)) {
+                                                        quota: quotaBytes, at: at, expiresAt: expiry, onlyIfAbsent: true), events: encoded)) {
         case .stored:
             // Its events' deliveries (if any) committed with it: the senders look now.
             if !events.isEmpty { Wakeup.senders.signal() }
@@ -219,9 +222,10 @@ public struct HostStorageProvider: PluginStorageProvider {
 /// ``PluginStorage/create(_:_:expiresAt:emitting:)`` puts in the outbox when its key is written.
 public struct PluginWrite: Sendable {
     public var write: PluginDataStore.Write
-    public var events: [EventDraft]
+    /// Encoded by the caller (``Outbox/Encoded``), so the batch only inserts them.
+    var events: [Outbox.Encoded]
 
-    public init(_ write: PluginDataStore.Write, events: [EventDraft] = []) {
+    init(_ write: PluginDataStore.Write, events: [Outbox.Encoded] = []) {
         self.write = write
         self.events = events
     }
@@ -243,9 +247,9 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
             // meanwhile fails this write alone (the batch is retried without it).
             var reads = FanOut.Reads()
             var owners: [String: InstallRecord] = [:]
-            var drafts: [Outbox.Draft] = []
+            var routed: [(event: Outbox.Encoded, install: InstallRecord)] = []
             for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
-                guard case .stored = result, case .put(_, let installID, _, _, _, _, let at, _, _) = operation.write else { continue }
+                guard case .stored = result, case .put(_, let installID, _, _, _, _, _, _, _) = operation.write else { continue }
                 let owner: InstallRecord
                 if let known = owners[installID] {
                     owner = known
@@ -259,13 +263,13 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
                 }
                 for event in operation.events {
                     if fanOut != nil {
-                        drafts.append(Outbox.Draft(type: event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at))
+                        routed.append((event, owner))
                     } else {
-                        try await Outbox.write(event.type, data: event.data, org: owner.orgId, install: installID, app: owner.appId, at: at, on: db)
+                        try await Outbox.write(event, org: owner.orgId, install: installID, app: owner.appId, on: db)
                     }
                 }
             }
-            if let fanOut { try await Outbox.writeRouted(drafts, by: fanOut, reads: &reads, on: db) }
+            if let fanOut { try await Outbox.writeRouted(routed, by: fanOut, reads: &reads, on: db) }
             return results
         }
     }
