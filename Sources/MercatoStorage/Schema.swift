@@ -608,5 +608,18 @@ public enum Schema {
                 "INSERT INTO plugin_org_index (plugin_id, indexed_at) SELECT DISTINCT plugin_id, 0 FROM plugin_kv",
             ]
         },
+        Migration(id: 45, name: "the outbox's pending indexes hold only the pending events") { _ in
+            // The fan-out and the hook dispatcher look for events not yet dispatched or hooked,
+            // oldest first. Indexed on (dispatched_at, id) and (hooks_done_at, id), every event
+            // was in both indexes for its whole life; most events are now written dispatched
+            // (a plugin's, routed in their write) and with their hooks done (a type no hook
+            // takes), and would not enter these indexes at all: two index entries fewer an event.
+            [
+                "DROP INDEX IF EXISTS outbox_events_pending",
+                "CREATE INDEX outbox_events_pending ON outbox_events (id) WHERE dispatched_at IS NULL",
+                "DROP INDEX IF EXISTS outbox_events_hooks_pending",
+                "CREATE INDEX outbox_events_hooks_pending ON outbox_events (id) WHERE hooks_done_at IS NULL",
+            ]
+        },
     ])
 }
