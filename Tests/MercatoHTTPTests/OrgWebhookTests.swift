@@ -3,6 +3,7 @@ import HTTPTypes
 import HummingbirdTesting
 import MercatoCore
 import MercatoCrypto
+import MercatoHooks
 import MercatoStorage
 import MercatoTestSupport
 import SQLKit
@@ -158,6 +159,24 @@ struct OrgWebhookTests {
             #expect(try await deliveries.deliverDue() == 2)
             let got = receiver.received.withLock { Array($0.dropFirst(earlier)) }
             #expect(got.map(\.id) == [event, event] && got.allSatisfy { type($0) == "task.created" })
+
+            // The other way a plugin emits: a storage create with its event (as the inbound
+            // plugin writes a provider's event), routed in the plugin writes' batch.
+            let orgID = try #require(try await app.runtime.database.read { try await InstallStore.live(id: s.installID, on: $0) }?.orgId)
+            let storage = app.runtime.pluginStorage.storage(plugin: "inbound", install: s.installID, org: orgID)
+            #expect(try await storage.create("in:test:=evt_1", .object([:]), expiresAt: nil,
+                                             emitting: [EventDraft(type: "inbound.received", data: .object(["event_id": .string("evt_1")]))]))
+            let (received, receivedDispatched, receivedReceivers) = try await app.runtime.database.read { db in
+                let row = try #require(try await db.raw("SELECT id, dispatched_at FROM outbox_events WHERE type = 'inbound.received'").first())
+                let id = try row.decode(column: "id", as: String.self)
+                let receivers = try await db.raw("SELECT app_id FROM webhook_deliveries WHERE id = \(bind: id)").all().map { try $0.decode(column: "app_id", as: String.self) }
+                return (id, try row.decode(column: "dispatched_at", as: Int64?.self), receivers)
+            }
+            #expect(receivedDispatched != nil)
+            #expect(receivedReceivers == [endpoints[2]], "only the endpoint taking every type")
+            #expect(try await deliveries.fanOut() == 0)
+            #expect(try await deliveries.deliverDue() == 1)
+            #expect(receiver.received.withLock { $0.last?.id } == received)
         }
     }
 

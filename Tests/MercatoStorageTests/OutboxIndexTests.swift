@@ -21,8 +21,8 @@ struct OutboxIndexTests {
             _ = try await upTo44.migrate(db, logger: TestDatabase.logger)
             try await db.transaction { db in
                 // Written before the migration: one waiting for the fan-out, one for its hooks.
-                try await OutboxStore.insert(Self.event("msg_1", dispatched: nil, hooksDone: 1), on: db)
-                try await OutboxStore.insert(Self.event("msg_2", dispatched: 1, hooksDone: nil), on: db)
+                try await OutboxStore.insert([Self.event("msg_1", dispatched: nil, hooksDone: 1)], on: db)
+                try await OutboxStore.insert([Self.event("msg_2", dispatched: 1, hooksDone: nil)], on: db)
             }
             #expect(try await Schema.runner.migrate(db, logger: TestDatabase.logger) == [45])
             try await db.transaction { db in

@@ -35,8 +35,8 @@ struct RetentionTests {
                 // pending one of the same age stays, and so does its event.
                 for (i, status) in ["delivered", "pending"].enumerated() {
                     let at = now - 40 * 24 * hour
-                    try await OutboxStore.insert(OutboxEventRecord(id: "msg_old\(i)", orgId: "org_x", installId: "ins_x", appId: "app_x", type: "app.installed",
-                                                                   payload: "{}", createdAt: at, dispatchedAt: at), on: db)
+                    try await OutboxStore.insert([OutboxEventRecord(id: "msg_old\(i)", orgId: "org_x", installId: "ins_x", appId: "app_x", type: "app.installed",
+                                                                    payload: "{}", createdAt: at, dispatchedAt: at)], on: db)
                     try await db.raw("UPDATE outbox_events SET hooks_done_at = \(bind: at) WHERE id = \(bind: "msg_old\(i)")").run()
                     try await DeliveryStore.insert(id: "msg_old\(i)", appID: "app_x", orgID: "org_x", installID: "ins_x", type: "app.installed",
                                                    url: "https://x.example/h", at: at, on: db)

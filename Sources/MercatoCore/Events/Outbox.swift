@@ -18,15 +18,10 @@ enum Outbox {
     static func write(_ type: String, data: JSONValue, org: String, install: String?, app: String?, at now: Int64,
                       on db: any SQLDatabase) async throws -> String {
         let event = try Encoded(type, data: data, at: now)
-        try await write(event, org: org, install: install, app: app, on: db)
-        return event.id
-    }
-
-    /// ``write(_:data:org:install:app:at:on:)`` of an event encoded before the transaction.
-    static func write(_ event: Encoded, org: String, install: String?, app: String?, on db: any SQLDatabase) async throws {
-        try await OutboxStore.insert(event.record(org: org, install: install, app: app, dispatched: false), on: db)
+        try await OutboxStore.insert([event.record(org: org, install: install, app: app, dispatched: false)], on: db)
         if event.hooked { Wakeup.hooks.signal() }
         Wakeup.fanOut.signal()
+        return event.id
     }
 
     /// An event with its id and its payload's text, made before the transaction that writes it
@@ -65,6 +60,7 @@ enum Outbox {
     static func writeRouted(_ events: [(event: Encoded, install: InstallRecord)], by fanOut: FanOut, reads: inout FanOut.Reads,
                             on db: any SQLDatabase) async throws -> Int {
         guard !events.isEmpty else { return 0 }
+        for (_, install) in events { reads.know(install) }
         let records = events.map { $0.event.record(org: $0.install.orgId, install: $0.install.id, app: $0.install.appId, dispatched: true) }
         try await OutboxStore.insert(records, on: db)
         if events.contains(where: \.event.hooked) { Wakeup.hooks.signal() }

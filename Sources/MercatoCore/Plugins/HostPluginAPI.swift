@@ -25,7 +25,6 @@ public struct HostPluginAPI: PluginAPI {
         let made = try await database.transaction { [fanOut] db in
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
             var reads = FanOut.Reads()
-            reads.know(install)
             return try await Outbox.writeRouted([(encoded, install)], by: fanOut, reads: &reads, on: db)
         }
         if made > 0 { Wakeup.senders.signal() }

@@ -178,7 +178,8 @@ public struct HostStorageProvider: PluginStorageProvider {
     let orgWideReads: Set<String>
     let installQuotas: [String: Int]
 
-    public init(database: Database, clock: WallClock, orgWideReads: Set<String>, installQuotas: [String: Int] = [:], fanOut: FanOut? = nil) {
+    public init(database: Database, clock: WallClock, orgWideReads: Set<String>, installQuotas: [String: Int] = [:],
+                fanOut: FanOut = FanOut(manifests: Manifests())) {
         self.database = database
         self.clock = clock
         self.writes = PluginWrites(database: database, clock: clock, fanOut: fanOut)
@@ -187,7 +188,7 @@ public struct HostStorageProvider: PluginStorageProvider {
     }
 
     /// The provider for these plugins, as their manifests declare.
-    public init(database: Database, clock: WallClock, manifests: [PluginManifest], fanOut: FanOut? = nil) {
+    public init(database: Database, clock: WallClock, manifests: [PluginManifest], fanOut: FanOut = FanOut(manifests: Manifests())) {
         self.init(database: database, clock: clock, orgWideReads: Set(manifests.filter(\.orgWideReads).map(\.id)),
                   installQuotas: Dictionary(manifests.compactMap { manifest in manifest.installStorageBytes.map { (manifest.id, $0) } },
                                             uniquingKeysWith: { first, _ in first }),
@@ -237,15 +238,14 @@ public struct PluginWrite: Sendable {
 public typealias PluginWrites = GroupCommit<PluginWrite, PluginDataStore.WriteResult>
 
 extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.WriteResult {
-    /// With `fanOut`, the events of a batch get their deliveries in the batch's transaction
-    /// (``Outbox/writeRouted(_:by:reads:on:)``, one statement a batch); without it (tests of
-    /// storage alone) the fan-out pass finds them.
-    public convenience init(database: Database, clock: WallClock, fanOut: FanOut? = nil) {
+    /// The events of a batch get their deliveries in the batch's transaction
+    /// (``Outbox/writeRouted(_:by:reads:on:)``, one statement a batch). `fanOut` is the
+    /// runtime's (sharing its manifest cache); storage built alone (tests) gets its own.
+    public convenience init(database: Database, clock: WallClock, fanOut: FanOut = FanOut(manifests: Manifests())) {
         self.init(database: database, maxBatch: 256) { operations, db in
             let results = try await PluginDataStore.apply(operations.map(\.write), on: db)
             // Each install read once per batch, in the batch's transaction: one uninstalled
             // meanwhile fails this write alone (the batch is retried without it).
-            var reads = FanOut.Reads()
             var owners: [String: InstallRecord] = [:]
             var routed: [(event: Outbox.Encoded, install: InstallRecord)] = []
             for (operation, result) in zip(operations, results) where !operation.events.isEmpty {
@@ -258,18 +258,12 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
                         throw CommandError.notFound("Install \(installID) is gone.")
                     }
                     owners[installID] = found
-                    reads.know(found)
                     owner = found
                 }
-                for event in operation.events {
-                    if fanOut != nil {
-                        routed.append((event, owner))
-                    } else {
-                        try await Outbox.write(event, org: owner.orgId, install: installID, app: owner.appId, on: db)
-                    }
-                }
+                routed += operation.events.map { ($0, owner) }
             }
-            if let fanOut { try await Outbox.writeRouted(routed, by: fanOut, reads: &reads, on: db) }
+            var reads = FanOut.Reads()
+            try await Outbox.writeRouted(routed, by: fanOut, reads: &reads, on: db)
             return results
         }
     }

@@ -150,19 +150,11 @@ public struct OutboxEventRecord: Sendable, Codable, Equatable {
 public enum OutboxStore {
     static let columns = "id, org_id, install_id, app_id, type, payload, created_at, dispatched_at, hooks_done_at"
 
-    /// Inserts `records` with multi-row statements (a batch of plugin writes' events).
+    /// Inserts `records` with multi-row statements (one event, or a batch of plugin writes' events).
     public static func insert(_ records: [OutboxEventRecord], on db: any SQLDatabase) async throws {
         try await MultiRowInsert.run(into: "outbox_events", columns: columns, rows: records.map { e in
             [e.id, e.orgId, e.installId, e.appId, e.type, e.payload, e.createdAt, e.dispatchedAt, e.hooksDoneAt]
         }, on: db)
-    }
-
-    public static func insert(_ e: OutboxEventRecord, on db: any SQLDatabase) async throws {
-        try await db.raw("""
-            INSERT INTO outbox_events (\(unsafeRaw: columns))
-            VALUES (\(bind: e.id), \(bind: e.orgId), \(bind: e.installId), \(bind: e.appId), \(bind: e.type), \(bind: e.payload), \(bind: e.createdAt), \(bind: e.dispatchedAt),
-                    \(bind: e.hooksDoneAt))
-            """).run()
     }
 
     public static func events(install: String, on db: any SQLDatabase) async throws -> [OutboxEventRecord] {
