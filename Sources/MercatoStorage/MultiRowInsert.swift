@@ -11,17 +11,17 @@ enum MultiRowInsert {
         var start = 0
         while start < rows.count {
             let chunk = rows[start ..< min(start + rowsPerStatement, rows.count)]
-            var q = SQLQueryString("INSERT INTO \(unsafeRaw: table) (\(unsafeRaw: columns)) VALUES ")
+            var text = "INSERT INTO \(table) (\(columns)) VALUES "
+            var binds: [any Encodable & Sendable] = []
+            binds.reserveCapacity(chunk.count * (chunk.first?.count ?? 0))
             for (n, row) in chunk.enumerated() {
-                q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-                for (i, value) in row.enumerated() {
-                    if i > 0 { q.appendInterpolation(unsafeRaw: ", ") }
-                    q.appendInterpolation(bind: value)
-                }
-                q.appendInterpolation(unsafeRaw: ")")
+                text += n == 0 ? "(" : ", ("
+                for i in row.indices { text += i == row.startIndex ? "?" : ", ?" }
+                text += ")"
+                binds += row
             }
-            if !suffix.isEmpty { q.appendInterpolation(unsafeRaw: " " + suffix) }
-            try await db.raw(q).run()
+            if !suffix.isEmpty { text += " " + suffix }
+            try await db.bound(text, binds).run()
             start += chunk.count
         }
     }

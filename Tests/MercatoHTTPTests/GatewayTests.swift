@@ -208,7 +208,10 @@ struct GatewayTests {
             (h, b) = try s.sign(["install_id": install, "command": "probe.fail"])
             expectCode(try await app.send(h, b), .notFound, "not_found")
             // 429
-            #expect(try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: app.operatorToken, json: ["per_second": 1, "burst": 2]).status == .ok)
+            // One command every 20 s after a burst of 2: five in a row meet a 429 however slowly
+            // a loaded machine sends them (at 1 a second, the suite run in parallel once refilled
+            // the bucket between them).
+            #expect(try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: app.operatorToken, json: ["per_second": 0.05, "burst": 2]).status == .ok)
             expectProblem(try await app.call(.put, "/api/v1/installs/\(install)/rate_limit", token: s.adminToken, json: ["per_second": 1, "burst": 2]), .forbidden, "forbidden")
             var limited: Answer?
             for i in 0 ..< 5 {

@@ -1,6 +1,8 @@
 import Foundation
 @testable import MercatoStorage
 import MercatoTestSupport
+import Logging
+import NIOCore
 import SQLKit
 import Testing
 
@@ -66,5 +68,65 @@ struct StatementTests {
         try await db.raw("ALTER TABLE t RENAME COLUMN v TO w").run()
         #expect(try await db.raw("SELECT * FROM t WHERE k = 1").first()?.decode(column: "w", as: String.self) == "v1")
         connection.close()
+    }
+    /// A ``BoundSQL`` binds its values in order on both engines (SQLite takes its text as it is,
+    /// PostgreSQL gets `$n` for each `?`), with several rows, NULLs and text after the last `?`.
+    @Test(arguments: TestEngines.all)
+    func boundStatementsBindInOrder(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            try await test.database.transaction { db in
+                try await db.raw("CREATE TABLE stmt_bound (n BIGINT PRIMARY KEY, t TEXT, i BIGINT)").run()
+                try await MultiRowInsert.run(into: "stmt_bound", columns: "n, t, i",
+                                             rows: [[Int64(1), "one", Int64(10)], [Int64(2), String?.none, Int64(20)], [Int64(3), "three", Int64?.none]],
+                                             suffix: "ON CONFLICT (n) DO NOTHING", on: db)
+                try await MultiRowInsert.run(into: "stmt_bound", columns: "n, t, i", rows: [[Int64(1), "again", Int64(99)]],
+                                             suffix: "ON CONFLICT (n) DO NOTHING", on: db)
+            }
+            let rows = try await test.database.read { db in
+                try await db.bound("SELECT n, t, i FROM stmt_bound WHERE n >= ? AND n <= ? ORDER BY n", [Int64(1), Int64(3)]).all()
+            }
+            #expect(try rows.map { try $0.decode(column: "t", as: String?.self) } == ["one", nil, "three"])
+            #expect(try rows.map { try $0.decode(column: "i", as: Int64?.self) } == [10, 20, nil])
+            let second = try await test.database.read { db in
+                try await db.bound("SELECT t FROM stmt_bound WHERE i = ? AND n = ?", [Int64(20), Int64(2)]).first()
+            }
+            #expect(try second?.decodeNil(column: "t") == true)
+        }
+    }
+
+    /// How PostgreSQL (or any dialect but SQLite's fast path) gets a ``BoundSQL``: each `?` its
+    /// placeholder, in order, and the values bound in that order.
+    @Test func boundStatementsSerializeForPostgres() throws {
+        let db = SQLiteSQLDatabase.on(try CachedSQLiteConnection(path: ":memory:", pragmas: []), logger: TestDatabase.logger)
+        var serializer = SQLSerializer(database: PostgresDialectProbe(base: db))
+        BoundSQL("SELECT a FROM t WHERE x = ? AND y IN (?, ?) LIMIT 1", ["x", Int64(2), "z"]).serialize(to: &serializer)
+        #expect(serializer.sql == "SELECT a FROM t WHERE x = $1 AND y IN ($2, $3) LIMIT 1")
+        #expect(serializer.binds.count == 3)
+        #expect(serializer.binds[0] as? String == "x" && serializer.binds[1] as? Int64 == 2 && serializer.binds[2] as? String == "z")
+        var bare = SQLSerializer(database: PostgresDialectProbe(base: db))
+        BoundSQL("COMMIT").serialize(to: &bare)
+        #expect(bare.sql == "COMMIT" && bare.binds.isEmpty)
+    }
+}
+
+/// A database that serializes as PostgreSQL does (`$n` placeholders); it runs nothing.
+private struct PostgresDialectProbe: SQLDatabase {
+    let base: SQLiteSQLDatabase
+    var logger: Logger { base.logger }
+    var eventLoop: any EventLoop { base.eventLoop }
+    var dialect: any SQLDialect { Dialect() }
+
+    func execute(sql query: any SQLExpression, _ onRow: @escaping @Sendable (any SQLRow) -> Void) -> EventLoopFuture<Void> {
+        eventLoop.makeFailedFuture(StorageError("a probe runs nothing"))
+    }
+
+    struct Dialect: SQLDialect {
+        var name: String { "postgresql" }
+        var identifierQuote: any SQLExpression { SQLRaw("\"") }
+        var literalStringQuote: any SQLExpression { SQLRaw("'") }
+        var supportsAutoIncrement: Bool { false }
+        var autoIncrementClause: any SQLExpression { SQLRaw("") }
+        func bindPlaceholder(at position: Int) -> any SQLExpression { SQLRaw("$\(position)") }
+        func literalBoolean(_ value: Bool) -> any SQLExpression { SQLRaw(value ? "true" : "false") }
     }
 }

@@ -48,7 +48,14 @@ struct SQLiteSQLDatabase: SQLDatabase {
     }
 
     private func run(_ query: any SQLExpression, _ onRow: (any SQLRow) -> Void) throws {
-        let (sql, rawBinds) = serialize(query)
+        let sql: String
+        let rawBinds: [any Encodable & Sendable]
+        if let statement = query as? BoundSQL {
+            // Written for SQLite's placeholders already: nothing to serialize.
+            (sql, rawBinds) = (statement.text, statement.binds)
+        } else {
+            (sql, rawBinds) = serialize(query)
+        }
         logger.trace("sqlite statement", metadata: ["sql": .string(sql)])
         let binds = try rawBinds.map(Self.bind)
         let decoder = Self.decoder

@@ -103,19 +103,19 @@ final class SQLiteWriteQueue: Sendable {
                 do { return succeeded(try await body(db)) } catch { return failed(error) }
             }
             do {
-                try await db.raw("SAVEPOINT mercato_tx").run()
+                try await db.bound("SAVEPOINT mercato_tx").run()
             } catch {
                 return failed(error)
             }
             do {
                 let result = try await body(db)
-                try await db.raw("RELEASE mercato_tx").run()
+                try await db.bound("RELEASE mercato_tx").run()
                 return succeeded(result)
             } catch {
                 // Undo this transaction's statements only (when SQLite already rolled the whole
                 // transaction back, there is no savepoint left: the drain sees that).
-                try? await db.raw("ROLLBACK TO mercato_tx").run()
-                try? await db.raw("RELEASE mercato_tx").run()
+                try? await db.bound("ROLLBACK TO mercato_tx").run()
+                try? await db.bound("RELEASE mercato_tx").run()
                 return failed(error)
             }
         }, fail: { continuation.resume(throwing: $0) })
@@ -164,7 +164,7 @@ extension SQLiteStorage {
     private func runBatch(_ jobs: [SQLiteWriteQueue.Job], logger: Logger) async {
         let db = SQLiteSQLDatabase(target: .connection(writer), logger: logger, eventLoop: writerLoop)
         do {
-            try await db.raw("BEGIN IMMEDIATE").run()
+            try await db.bound("BEGIN IMMEDIATE").run()
         } catch {
             // Nothing ran: every caller is told.
             for job in jobs { job.fail(error) }
@@ -176,15 +176,15 @@ extension SQLiteStorage {
             // Alone: no savepoint; if it throws, the batch is rolled back (nothing else is in it).
             let ran = await jobs[0].run(db, true)
             if ran.threw {
-                try? await db.raw("ROLLBACK").run()
+                try? await db.bound("ROLLBACK").run()
                 ran.finish(nil)
                 return
             }
             do {
-                try await db.raw("COMMIT").run()
+                try await db.bound("COMMIT").run()
                 ran.finish(nil)
             } catch {
-                try? await db.raw("ROLLBACK").run()
+                try? await db.bound("ROLLBACK").run()
                 ran.finish(error)
             }
             return
@@ -199,9 +199,9 @@ extension SQLiteStorage {
             }
         }
         do {
-            try await db.raw("COMMIT").run()
+            try await db.bound("COMMIT").run()
         } catch {
-            try? await db.raw("ROLLBACK").run()
+            try? await db.bound("ROLLBACK").run()
             for finish in finishes { finish(error) }
             return
         }

@@ -89,12 +89,12 @@ public enum AccessStore {
     /// The live (not revoked) token with this digest and its org's plan. Expiry is the
     /// caller's to check (the statement stays the same whatever the time).
     public static func liveToken(hash: String, on db: any SQLDatabase) async throws -> LiveToken? {
-        try await db.raw("""
+        try await db.bound("""
             SELECT t.id, t.org_id, t.principal_id, t.role, t.name, t.token_hash, t.created_at, t.revoked_at, t.scopes, t.expires_at,
                    t.hourly_limit, o.plan
             FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id
-            WHERE t.token_hash = \(bind: hash) AND t.revoked_at IS NULL
-            """).first().map { row in
+            WHERE t.token_hash = ? AND t.revoked_at IS NULL
+            """, [hash]).first().map { row in
                 // By column name: this runs on every authenticated request.
                 LiveToken(
                     token: TokenRecord(

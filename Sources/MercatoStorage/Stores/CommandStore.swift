@@ -221,12 +221,14 @@ public enum CommandStore {
         LEFT JOIN install_rate_limits r ON r.install_id = i.id
         """
 
+    private static let checkStatement = """
+        \(checkSelect)
+        LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = ?
+        WHERE i.id = ?
+        """
+
     public static func check(install: String, webhookID: String, on db: any SQLDatabase) async throws -> CommandCheck? {
-        guard let row = try await db.raw("""
-            \(unsafeRaw: checkSelect)
-            LEFT JOIN command_idempotency c ON c.app_id = i.app_id AND c.webhook_id = \(bind: webhookID)
-            WHERE i.id = \(bind: install)
-            """).first() else { return nil }
+        guard let row = try await db.bound(checkStatement, [webhookID, install]).first() else { return nil }
         return try CommandCheck(
             CheckRow(try row.decode(column: "app_id", as: String.self), try row.decode(column: "status", as: String.self),
                      try row.decode(column: "version", as: String.self), try row.decode(column: "scopes", as: String.self),

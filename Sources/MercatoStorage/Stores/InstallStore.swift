@@ -87,10 +87,11 @@ public enum InstallStore {
     }
 
     /// A live (not uninstalled) install; `forUpdate` locks the row on PostgreSQL.
+    private static let liveStatement = "SELECT \(columns) FROM installs WHERE id = ? AND removed_at IS NULL"
+
     public static func live(id: String, on db: any SQLDatabase, forUpdate: Bool = false) async throws -> InstallRecord? {
         let lock = forUpdate && db.dialect.name == "postgresql" ? " FOR UPDATE" : ""
-        return try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id) AND removed_at IS NULL\(unsafeRaw: lock)")
-            .first().map(InstallRecord.init(row:))
+        return try await db.bound(liveStatement + lock, [id]).first().map(InstallRecord.init(row:))
     }
 
     /// An install in any state, uninstalled included.

@@ -91,11 +91,11 @@ public enum OrgWebhookStore {
 
     /// The org's endpoints that still take deliveries (not disabled), for the fan-out.
     public static func receivers(orgID: String, on db: any SQLDatabase) async throws -> [OrgWebhookRecord] {
-        try await db.raw("""
+        try await db.bound("""
             SELECT o.id, o.org_id, o.url, o.events, o.description, o.created_by, o.created_at, o.updated_at FROM org_webhook_endpoints o
             LEFT JOIN webhook_endpoints w ON w.app_id = o.id
-            WHERE o.org_id = \(bind: orgID) AND w.disabled_at IS NULL ORDER BY o.id
-            """).all(decoding: OrgWebhookRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
+            WHERE o.org_id = ? AND w.disabled_at IS NULL ORDER BY o.id
+            """, [orgID]).all(decoding: OrgWebhookRecord.self, keyDecodingStrategy: .convertFromSnakeCase)
     }
 
     /// Removes the endpoint with its secrets' rows, its deliveries, attempts and breaker state.

@@ -134,13 +134,15 @@ public enum PluginDataStore {
     /// Upserts `puts` (one per key) as one multi-row statement (SQLite; PostgreSQL runs the
     /// prepared one); answers each key's version after it.
     private static func upsert(_ puts: [Put], on db: any SQLDatabase) async throws -> [(Slot, Int)] {
-        var q = SQLQueryString("INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) VALUES ")
+        var text = "INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at) VALUES "
+        var binds: [any Encodable & Sendable] = []
+        binds.reserveCapacity(9 * puts.count)
         for (n, p) in puts.enumerated() {
-            q.appendInterpolation(unsafeRaw: n == 0 ? "(" : ", (")
-            q += "\(bind: p.slot.namespace.plugin), \(bind: p.slot.namespace.install), \(bind: p.org), \(bind: p.slot.key), \(bind: p.value), \(bind: p.size), \(bind: p.writes), \(bind: p.at), \(bind: p.expiresAt))" as SQLQueryString
+            text += n == 0 ? "(?, ?, ?, ?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?, ?, ?, ?)"
+            binds += [p.slot.namespace.plugin, p.slot.namespace.install, p.org, p.slot.key, p.value, p.size, p.writes, p.at, p.expiresAt] as [any Encodable & Sendable]
         }
-        q.appendInterpolation(unsafeRaw: " " + upsertConflict)
-        return try await db.raw(q).all().map { row in
+        text += " " + upsertConflict
+        return try await db.bound(text, binds).all().map { row in
             (Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self), install: try row.decode(column: "install_id", as: String.self)),
                   key: try row.decode(column: "key", as: String.self)),
              try row.decode(column: "version", as: Int.self))
@@ -167,13 +169,14 @@ public enum PluginDataStore {
     /// `plugin_kv`: one row read per namespace, whatever it holds).
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
         if let pg = db as? PostgresConnectionSQL { return try await usedBytes(namespaces, on: pg) }
-        var q = SQLQueryString("SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE ")
+        var text = "SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE "
+        var binds: [any Encodable & Sendable] = []
         for (n, ns) in namespaces.enumerated() {
-            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-            q += "(plugin_id = \(bind: ns.plugin) AND install_id = \(bind: ns.install))" as SQLQueryString
+            text += n == 0 ? "(plugin_id = ? AND install_id = ?)" : " OR (plugin_id = ? AND install_id = ?)"
+            binds += [ns.plugin, ns.install] as [any Encodable & Sendable]
         }
         var used: [Namespace: Int] = [:]
-        for row in try await db.raw(q).all() {
+        for row in try await db.bound(text, binds).all() {
             used[Namespace(plugin: try row.decode(column: "plugin_id", as: String.self), install: try row.decode(column: "install_id", as: String.self))] =
                 try row.decode(column: "used", as: Int.self)
         }
@@ -183,13 +186,14 @@ public enum PluginDataStore {
     /// The stored size and expiry of each of `slots` that exists.
     private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
         if let pg = db as? PostgresConnectionSQL { return try await sizes(slots, on: pg) }
-        var q = SQLQueryString("SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE ")
+        var text = "SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE "
+        var binds: [any Encodable & Sendable] = []
         for (n, slot) in slots.enumerated() {
-            q.appendInterpolation(unsafeRaw: n == 0 ? "" : " OR ")
-            q += "(plugin_id = \(bind: slot.namespace.plugin) AND install_id = \(bind: slot.namespace.install) AND key = \(bind: slot.key))" as SQLQueryString
+            text += n == 0 ? "(plugin_id = ? AND install_id = ? AND key = ?)" : " OR (plugin_id = ? AND install_id = ? AND key = ?)"
+            binds += [slot.namespace.plugin, slot.namespace.install, slot.key] as [any Encodable & Sendable]
         }
         var sizes: [Slot: (size: Int, until: Int64?)] = [:]
-        for row in try await db.raw(q).all() {
+        for row in try await db.bound(text, binds).all() {
             let slot = Slot(namespace: Namespace(plugin: try row.decode(column: "plugin_id", as: String.self),
                                                  install: try row.decode(column: "install_id", as: String.self)),
                             key: try row.decode(column: "key", as: String.self))

@@ -57,12 +57,12 @@ public enum SealedValueStore {
     }
 
     public static func find(owner: String, purpose: String, on db: any SQLDatabase) async throws -> SealedValueRecord? {
-        try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) AND purpose = \(bind: purpose)")
+        try await db.bound("SELECT \(columns) FROM sealed_values WHERE owner_id = ? AND purpose = ?", [owner, purpose])
             .first().map(SealedValueRecord.init(row:))
     }
 
     public static func all(owner: String, on db: any SQLDatabase) async throws -> [SealedValueRecord] {
-        try await db.raw("SELECT \(unsafeRaw: columns) FROM sealed_values WHERE owner_id = \(bind: owner) ORDER BY purpose")
+        try await db.bound("SELECT \(columns) FROM sealed_values WHERE owner_id = ? ORDER BY purpose", [owner])
             .all().map(SealedValueRecord.init(row:))
     }
 
