@@ -1,3 +1,5 @@
+import NIOCore
+import NIOPosix
 public import PostgresNIO
 public import SQLKit
 import Synchronization
@@ -29,6 +31,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         /// When it was handed in: on PostgreSQL the storage deadline counts from the oldest
         /// waiter's, so one queued behind a stuck batch is not then given a deadline of its own.
         let since: ContinuousClock.Instant
+        /// The event loop its caller ran on, where it resumes (``resume(_:)``).
+        let loop: (any EventLoop)?
     }
 
     private struct State {
@@ -67,7 +71,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public func submit(_ operation: Operation) async throws -> Output {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
             let startDrainer = state.withLock { s -> Bool in
-                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now))
+                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now,
+                                        loop: MultiThreadedEventLoopGroup.currentEventLoop))
                 if s.draining { return false }
                 s.draining = true
                 return true
@@ -88,12 +93,12 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             do {
                 let outputs = try await run(batch.map(\.operation), since: batch[0].since)
                 committed?(batch.count)
-                for (waiter, output) in zip(batch, outputs) { waiter.continuation.resume(returning: output) }
+                resume(zip(batch, outputs).map { ($0, .success($1)) })
                 continue
             } catch where batch.count == 1 || error is StorageUnavailable {
                 // Alone, or storage unreachable (applying each again alone would only wait for
                 // a connection once per operation): every caller is told at once.
-                for waiter in batch { waiter.continuation.resume(throwing: error) }
+                resume(batch.map { ($0, .failure(error)) })
                 continue
             } catch {}
             // Whose failure it was is not known (PostgreSQL aborts the whole transaction on an
@@ -112,6 +117,31 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                     if error is StorageUnavailable { unreachable = error }
                     waiter.continuation.resume(throwing: error)
                 }
+            }
+        }
+    }
+
+    /// Resumes each caller on the event loop it submitted from: here when that is this
+    /// thread's loop (or it had none), else in one hand-off per loop. Resumed on whichever loop
+    /// ran the batch, a caller would go on there and then hand its answer back to its own
+    /// connection's loop, a cross-thread wake-up per caller (`bench/ab` in docs/benchmarks.md:
+    /// signed ping -18% CPU per request).
+    private func resume(_ answers: [(Waiter, Result<Output, any Error>)]) {
+        var elsewhere: [(loop: any EventLoop, answers: [(Waiter, Result<Output, any Error>)])] = []
+        for answer in answers {
+            guard let loop = answer.0.loop, !loop.inEventLoop else {
+                answer.0.continuation.resume(with: answer.1)
+                continue
+            }
+            if let index = elsewhere.firstIndex(where: { $0.loop === loop }) {
+                elsewhere[index].answers.append(answer)
+            } else {
+                elsewhere.append((loop, [answer]))
+            }
+        }
+        for (loop, answers) in elsewhere {
+            loop.execute {
+                for (waiter, result) in answers { waiter.continuation.resume(with: result) }
             }
         }
     }
