@@ -71,8 +71,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public func submit(_ operation: Operation) async throws -> Output {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
             let startDrainer = state.withLock { s -> Bool in
-                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now,
-                                        loop: MultiThreadedEventLoopGroup.currentEventLoop))
+                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now, loop: Self.callersLoop()))
                 if s.draining { return false }
                 s.draining = true
                 return true
@@ -121,6 +120,15 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         }
     }
 
+    /// The loop of the shared group (the server's connections and tasks, alive as long as the
+    /// process) this thread runs, if any. A caller on another loop (SQLite's writer thread, a
+    /// test's own group) resumes wherever the batch ends: a task handed to a loop shut down
+    /// meanwhile would never run.
+    private static func callersLoop() -> (any EventLoop)? {
+        guard let loop = MultiThreadedEventLoopGroup.currentEventLoop, SharedLoops.all.contains(where: { $0 === loop }) else { return nil }
+        return loop
+    }
+
     /// Resumes each caller on the event loop it submitted from: here when that is this
     /// thread's loop (or it had none), else in one hand-off per loop. Resumed on whichever loop
     /// ran the batch, a caller would go on there and then hand its answer back to its own
@@ -162,4 +170,9 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         }
         return outputs
     }
+}
+
+/// The shared group's loops, listed once (a generic class has no stored static).
+private enum SharedLoops {
+    static let all: [any EventLoop] = Array(MultiThreadedEventLoopGroup.singleton.makeIterator())
 }
