@@ -79,7 +79,8 @@ public struct InboundPlugin: MercatoPlugin {
         // Only what a duplicate's answer needs: the record is all the quota holds per event
         // (about 120 bytes with its key), and the event itself is in the outbox.
         let record: JSONValue = .object(["id": .string(id)])
-        let event = EventDraft(type: Self.eventType, data: .object([
+        // The payload is the provider's JSON text as sent (its member order and numbers kept).
+        let event = EventDraft(type: Self.eventType, data: [
             "id": .string(id),
             "provider": .string(provider),
             "install_id": .string(install),
@@ -87,7 +88,7 @@ public struct InboundPlugin: MercatoPlugin {
             "event_type": verified.eventType.map(JSONValue.string) ?? .null,
             "received_at": .string(PluginSupport.timestamp(received)),
             "payload": verified.payload,
-        ]))
+        ], verbatim: verified.payloadText.map { ["payload": $0] } ?? [:])
         let expiry = received.addingTimeInterval(Self.recordRetention)
         // Written with its event in one transaction unless the key holds a record already (the
         // provider's retry, or the same event on another request a moment ago): one write for

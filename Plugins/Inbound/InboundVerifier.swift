@@ -15,6 +15,8 @@ public struct InboundVerifier: Sendable {
         public var eventType: String?
         /// The body as JSON (a string when the body is not JSON).
         public var payload: JSONValue
+        /// The body's text when it is JSON (PhonePe: the decoded `response`'s), delivered as it is.
+        public var payloadText: JSONText?
     }
 
     let provider: String
@@ -141,9 +143,14 @@ public struct InboundVerifier: Sendable {
         try? JSONValue(parsing: body)
     }
 
+    static func text(_ body: [UInt8]) -> JSONText? {
+        try? JSONText(reading: body)
+    }
+
     /// The provider's event id and type, where each provider puts them.
     func identify(_ request: PublicRouteRequest, _ body: [UInt8]) -> Verified {
-        var payload = Self.json(body) ?? .string(String(decoding: body, as: UTF8.self))
+        var text = Self.text(body)
+        var payload = text?.value ?? .string(String(decoding: body, as: UTF8.self))
         let object = payload.objectValue ?? [:]
         var id: String?
         var type: String?
@@ -168,8 +175,10 @@ public struct InboundVerifier: Sendable {
             type = object["event"]?.stringValue
         case "phonepe":
             // The event is the decoded `response`.
-            if let text = object["response"]?.stringValue, let decoded = WebhookCrypto.fromBase64(text), let inner = Self.json(decoded) {
+            if let response = object["response"]?.stringValue, let decoded = WebhookCrypto.fromBase64(response), let innerText = Self.text(decoded) {
+                let inner = innerText.value
                 payload = inner
+                text = innerText
                 let data = inner.objectValue?["data"]?.objectValue
                 if let transaction = data?["transactionId"]?.stringValue ?? data?["merchantTransactionId"]?.stringValue,
                    let code = inner.objectValue?["code"]?.stringValue {
@@ -181,6 +190,6 @@ public struct InboundVerifier: Sendable {
             break
         }
         let eventID = id.flatMap { $0.isEmpty ? nil : $0 } ?? "sha256:" + WebhookCrypto.hex(WebhookCrypto.sha256(body))
-        return Verified(eventID: eventID, eventType: type, payload: payload)
+        return Verified(eventID: eventID, eventType: type, payload: payload, payloadText: text)
     }
 }

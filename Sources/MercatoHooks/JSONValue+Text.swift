@@ -48,23 +48,34 @@ extension JSONValue {
             }
             out.append(UInt8(ascii: "]"))
         case .object(let o):
-            out.append(UInt8(ascii: "{"))
-            // The pairs sorted, not the keys: no second hash lookup per member.
-            for (i, member) in o.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
-                if i > 0 { out.append(UInt8(ascii: ",")) }
-                Self.writeString(member.key, into: &out)
-                out.append(UInt8(ascii: ":"))
-                try member.value.write(into: &out)
-            }
-            out.append(UInt8(ascii: "}"))
+            try Self.writeObject(o, verbatim: [:], into: &out)
         }
+    }
+
+    /// Appends the value's JSON text, the members of an object named in `verbatim` written as
+    /// that text (as received) instead of their value.
+    public func write(into out: inout [UInt8], verbatim: [String: JSONText]) throws {
+        guard !verbatim.isEmpty, case .object(let o) = self else { return try write(into: &out) }
+        try Self.writeObject(o, verbatim: verbatim, into: &out)
+    }
+
+    private static func writeObject(_ o: [String: JSONValue], verbatim: [String: JSONText], into out: inout [UInt8]) throws {
+        out.append(UInt8(ascii: "{"))
+        // The pairs sorted, not the keys: no second hash lookup per member.
+        for (i, member) in o.sorted(by: { $0.key.utf8.lexicographicallyPrecedes($1.key.utf8) }).enumerated() {
+            if i > 0 { out.append(UInt8(ascii: ",")) }
+            writeString(member.key, into: &out)
+            out.append(UInt8(ascii: ":"))
+            if let text = verbatim[member.key] { out.append(contentsOf: text.bytes) } else { try member.value.write(into: &out) }
+        }
+        out.append(UInt8(ascii: "}"))
     }
 
     private static let hex: [UInt8] = Array("0123456789abcdef".utf8)
 
     /// A JSON string literal of `s`. Runs of bytes that need no escape are copied whole (most
     /// strings are one such run); only `"`, `\\` and control characters are written escaped.
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         var s = s
         s.withUTF8 { bytes in
             out.append(UInt8(ascii: "\""))

@@ -159,6 +159,40 @@ struct InboundTests {
         }
     }
 
+    /// The app receives the provider's JSON as it was sent: its member order and numbers (an
+    /// integer past 2^53, `1.50`, `1e2`) kept, only a byte order mark and the whitespace around
+    /// it left out; a body that is not JSON arrives as a string.
+    @Test(arguments: TestEngines.all)
+    func thePayloadIsTheProvidersTextAsSent(engine: StorageEngine) async throws {
+        try await withApp(engine) { app in
+            let r = try await Self.receiver(app, key: "inbound-verbatim", providers: ["standard-webhooks", "github"])
+            let now = Int(Date().timeIntervalSince1970)
+            let json = #"{"type":"order.paid","zeta":1,"amount":12345678901234567890,"alpha":{"b":1.50,"a":[1e2, "\u00e9\n"]}}"#
+            let body = [0xEF, 0xBB, 0xBF] + Array((" \n" + json + "\n").utf8)
+            let path = "/api/v1/inbound/\(r.installID)/standard-webhooks"
+            let headers = InboundSigner.headers(provider: "standard-webhooks", secret: r.secrets["standard-webhooks"]!, body: body,
+                                                eventID: "evt_verbatim", timestamp: now)
+            let first = try await Self.post(app, path, headers: headers, body: body)
+            #expect(first.status == .ok, "\(first.text)")
+            let plain = Array("zen=keep it logically awesome".utf8)
+            let githubHeaders = InboundSigner.headers(provider: "github", secret: r.secrets["github"]!, body: plain, eventID: "evt_plain", timestamp: now)
+            #expect(try await Self.post(app, "/api/v1/inbound/\(r.installID)/github", headers: githubHeaders, body: plain).status == .ok)
+
+            let texts = try await app.runtime.database.read { db in
+                try await db.raw("SELECT payload FROM outbox_events WHERE install_id = \(bind: r.installID) AND type = 'inbound.received' ORDER BY id").all()
+                    .map { try $0.decode(column: "payload", as: String.self) }
+            }
+            try #require(texts.count == 2)
+            #expect(texts[0].contains(#""payload":"# + json + ","), "\(texts[0])")
+            // Still one JSON document, which reads back to the same event.
+            let event = try #require(try JSONSerialization.jsonObject(with: Data(texts[0].utf8)) as? [String: Any])
+            let data = try #require(event["data"] as? [String: Any])
+            #expect((data["payload"] as? [String: Any])?["type"] as? String == "order.paid")
+            #expect(data["event_type"] as? String == "order.paid")
+            #expect(texts[1].contains(#""payload":"zen=keep it logically awesome""#), "\(texts[1])")
+        }
+    }
+
     /// The org admin finds the receiving URL and which setting takes the provider's secret on
     /// the app's page; the secret itself is never on it.
     @Test(arguments: TestEngines.all)

@@ -36,12 +36,24 @@ enum Outbox {
         let hooked: Bool
 
         init(_ type: String, data: JSONValue, at now: Int64) throws {
-            let payload: JSONValue = .object([
-                "type": .string(type), "timestamp": .string(PluginSupport.timestamp(Timestamp.date(millis: now))), "data": data,
-            ])
+            try self.init(EventDraft(type: type, data: data), at: now)
+        }
+
+        /// `draft` as delivered: `{"data", "timestamp", "type"}` (members in sorted order, as
+        /// every payload is written), its `verbatim` members as their text.
+        init(_ draft: EventDraft, at now: Int64) throws {
+            var out: [UInt8] = []
+            out.reserveCapacity(256)
+            out.append(contentsOf: #"{"data":"#.utf8)
+            try draft.data.write(into: &out, verbatim: draft.verbatim)
+            out.append(contentsOf: #","timestamp":"#.utf8)
+            JSONValue.writeString(PluginSupport.timestamp(Timestamp.date(millis: now)), into: &out)
+            out.append(contentsOf: #","type":"#.utf8)
+            JSONValue.writeString(draft.type, into: &out)
+            out.append(UInt8(ascii: "}"))
             self.id = RecordID.make("msg", millis: now)
-            self.type = type
-            self.payload = try JSONCoding.text(payload)
+            self.type = draft.type
+            self.payload = String(decoding: out, as: UTF8.self)
             self.at = now
             self.hooked = PluginHost.Hook(eventType: type) != nil
         }

@@ -21,7 +21,7 @@ public struct HostPluginAPI: PluginAPI {
     }
 
     public func emit(_ event: EventDraft, for installID: String) async throws {
-        let encoded = try Outbox.Encoded(event.type, data: event.data, at: clock.millis)
+        let encoded = try Outbox.Encoded(event, at: clock.millis)
         let made = try await database.transaction { [fanOut] db in
             guard let install = try await InstallStore.live(id: installID, on: db) else { throw CommandError.notFound("Install \(installID) is gone.") }
             var reads = FanOut.Reads()

@@ -61,7 +61,7 @@ public struct HostPluginStorage: PluginStorage {
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
         let at = clock.millis
         // Encoded here, not in the batch: the batch holds SQLite's one writer.
-        let encoded = try events.map { try Outbox.Encoded($0.type, data: $0.data, at: at) }
+        let encoded = try events.map { try Outbox.Encoded($0, at: at) }
         switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
                                                         quota: quotaBytes, at: at, expiresAt: expiry, onlyIfAbsent: true), events: encoded)) {
         case .stored:
