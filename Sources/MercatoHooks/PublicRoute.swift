@@ -56,14 +56,22 @@ public struct PublicRouteRequest: Sendable {
         self.method = method
         self.route = route
         self.parameters = parameters
-        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { "\($0), \($1)" })
+        // The host's names are lower case already (HTTP/2 and HTTPTypes' canonical names): kept as they are.
+        self.headers = headers.keys.allSatisfy(Self.isLowerCase) ? headers
+            : Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { "\($0), \($1)" })
         self.body = body
         self.install = install
         self.receivedAt = receivedAt
     }
 
     /// The header `name` (any case), `nil` when absent.
-    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    public func header(_ name: String) -> String? { headers[Self.isLowerCase(name) ? name : name.lowercased()] }
+
+    /// Whether `name` has no upper-case ASCII letter (header names are ASCII), so
+    /// `lowercased()` would give the same text.
+    static func isLowerCase(_ name: String) -> Bool {
+        !name.utf8.contains { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }
+    }
 }
 
 /// The secret an install keeps for one inbound provider (CONTRACT §11), read by the host from

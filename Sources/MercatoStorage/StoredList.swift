@@ -19,25 +19,33 @@ enum StoredList {
         }
     }
 
-    /// `["a","b"]` with no backslash and no space: its strings; `nil` for any other text.
+    /// `["a","b"]` with no backslash and no space: its strings; `nil` for any other text. One
+    /// pass over the string's own bytes.
     private static func plain(_ text: String) -> [String]? {
-        var utf8 = text.utf8[...]
-        guard utf8.first == UInt8(ascii: "["), utf8.last == UInt8(ascii: "]"), !utf8.contains(UInt8(ascii: "\\")) else { return nil }
-        utf8 = utf8.dropFirst().dropLast()
-        var list: [String] = []
-        while !utf8.isEmpty {
-            if !list.isEmpty {
-                guard utf8.first == UInt8(ascii: ","), utf8.count > 1 else { return nil }
-                utf8 = utf8.dropFirst()
+        var text = text
+        return text.withUTF8 { bytes -> [String]? in
+            let end = bytes.count - 1
+            guard end >= 1, bytes[0] == UInt8(ascii: "["), bytes[end] == UInt8(ascii: "]") else { return nil }
+            var list: [String] = []
+            var at = 1
+            while at < end {
+                if !list.isEmpty {
+                    guard bytes[at] == UInt8(ascii: ",") else { return nil }
+                    at += 1
+                }
+                guard at < end, bytes[at] == UInt8(ascii: "\"") else { return nil }
+                at += 1
+                let start = at
+                while at < end, bytes[at] != UInt8(ascii: "\"") {
+                    // An escape, or a control character (escaped in JSON): not what text(_:) wrote.
+                    guard bytes[at] != UInt8(ascii: "\\"), bytes[at] >= 0x20 else { return nil }
+                    at += 1
+                }
+                guard at < end else { return nil }
+                list.append(String(decoding: UnsafeBufferPointer(rebasing: bytes[start ..< at]), as: UTF8.self))
+                at += 1
             }
-            guard utf8.first == UInt8(ascii: "\"") else { return nil }
-            utf8 = utf8.dropFirst()
-            guard let end = utf8.firstIndex(of: UInt8(ascii: "\"")) else { return nil }
-            // Control characters are escaped in JSON: one here means this is not what text(_:) wrote.
-            guard !utf8[..<end].contains(where: { $0 < 0x20 }) else { return nil }
-            list.append(String(decoding: utf8[..<end], as: UTF8.self))
-            utf8 = utf8[utf8.index(after: end)...]
+            return list
         }
-        return list
     }
 }

@@ -84,4 +84,38 @@ struct JSONLogHandlerTests {
         #expect(line2.wholeMatch(of: /\{"label":"mercato\.test","level":"warning","msg":"w","password":"\[redacted\]","path":"\/x","ts":"[0-9T:.\-]{23}Z"\}/) != nil,
                 "\(line2)")
     }
+
+    /// A line reaches the file whole with its newline, also when the pipe takes it in several
+    /// writes; a write that fails drops the line without stopping the process.
+    @Test func linesAreWrittenWholeWithTheirNewline() throws {
+        var fds: [Int32] = [0, 0]
+        try #require(pipe(&fds) == 0)
+        // A line larger than a pipe's buffer (64 KiB) is written in parts while it is read.
+        let long = String(repeating: "x", count: 200_000) + "é"
+        let readEnd = fds[0]
+        let reader = Thread {
+            var got: [UInt8] = []
+            var buffer = [UInt8](repeating: 0, count: 65_536)
+            while true {
+                let n = read(readEnd, &buffer, buffer.count)
+                if n <= 0 { break }
+                got += buffer[..<n]
+            }
+            Self.received.withLock { $0 = got }
+        }
+        reader.start()
+        for line in ["{\"a\":1}", "", long] {
+            var line = line
+            line.withUTF8 { JSONLogHandler.writeLine($0, to: fds[1]) }
+        }
+        close(fds[1])
+        while Self.received.withLock({ $0 == nil }) { usleep(1_000) }
+        close(fds[0])
+        #expect(Self.received.withLock { $0 } == Array("{\"a\":1}\n\n\(long)\n".utf8))
+        // Written where it cannot be (no such descriptor: EBADF): the line is dropped, nothing else happens.
+        var text = "lost"
+        text.withUTF8 { JSONLogHandler.writeLine($0, to: -1) }
+    }
+
+    static let received = Mutex<[UInt8]?>(nil)
 }

@@ -143,10 +143,34 @@ public struct JSONLogHandler: LogHandler {
 
     private static let outputLock = Mutex(())
 
-    /// Writes a line to standard output, whole.
+    /// Writes a line to standard output, whole: the line's own bytes and a newline in one
+    /// `writev` (no copy into a `Data`, one system call); a failed write (a closed pipe) drops
+    /// the line rather than stopping the server.
     public static let standardOutput: @Sendable (String) -> Void = { line in
-        outputLock.withLock { _ in
-            FileHandle.standardOutput.write(Data((line + "\n").utf8))
+        var line = line
+        line.withUTF8 { text in
+            outputLock.withLock { _ in writeLine(text, to: STDOUT_FILENO) }
+        }
+    }
+
+    static func writeLine(_ text: UnsafeBufferPointer<UInt8>, to fd: Int32) {
+        var newline = UInt8(0x0A)
+        withUnsafeMutablePointer(to: &newline) { newline in
+            var head = UnsafeRawBufferPointer(text)
+            var tail = UnsafeRawBufferPointer(start: newline, count: 1)
+            var vectors = (iovec(), iovec())
+            while !tail.isEmpty {
+                vectors.0 = iovec(iov_base: UnsafeMutableRawPointer(mutating: head.baseAddress), iov_len: head.count)
+                vectors.1 = iovec(iov_base: UnsafeMutableRawPointer(mutating: tail.baseAddress), iov_len: tail.count)
+                let written = withUnsafeMutableBytes(of: &vectors) { writev(fd, $0.baseAddress!.assumingMemoryBound(to: iovec.self), 2) }
+                if written < 0 {
+                    if errno == EINTR { continue }
+                    return
+                }
+                let fromHead = min(written, head.count)
+                head = UnsafeRawBufferPointer(rebasing: head[fromHead...])
+                tail = UnsafeRawBufferPointer(rebasing: tail[(written - fromHead)...])
+            }
         }
     }
 }

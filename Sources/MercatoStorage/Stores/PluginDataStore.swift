@@ -86,24 +86,30 @@ public enum PluginDataStore {
             switch write {
             case .put(let plugin, let install, let org, let key, let value, let quota, let at, let expiresAt, let onlyIfAbsent):
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
-                if onlyIfAbsent, let stored = sizes[slot], stored.until.map({ $0 > at }) ?? true {
+                let stored = sizes[slot]
+                if onlyIfAbsent, let stored, stored.until.map({ $0 > at }) ?? true {
                     results[index] = .present
                     continue
                 }
                 let size = value.utf8.count + key.utf8.count
-                let others = used[slot.namespace, default: 0] - (sizes[slot]?.size ?? 0)
+                let others = used[slot.namespace, default: 0] - (stored?.size ?? 0)
                 guard others + size <= quota else {
                     results[index] = .overQuota
                     continue
                 }
                 used[slot.namespace] = others + size
                 sizes[slot] = (size, expiresAt)
-                if pending[slot] == nil { order.append(slot) }
-                pending[slot, default: (org, value, size, at, expiresAt, [])].writes.append(index)
-                pending[slot]!.value = value
-                pending[slot]!.size = size
-                pending[slot]!.at = at
-                pending[slot]!.expiresAt = expiresAt
+                // One lookup for a key already pending, which then stands for one write more.
+                if let known = pending.index(forKey: slot) {
+                    pending.values[known].writes.append(index)
+                    pending.values[known].value = value
+                    pending.values[known].size = size
+                    pending.values[known].at = at
+                    pending.values[known].expiresAt = expiresAt
+                } else {
+                    order.append(slot)
+                    pending[slot] = (org, value, size, at, expiresAt, [index])
+                }
             case .delete(let plugin, let install, let key):
                 try await flush()
                 let slot = Slot(namespace: Namespace(plugin: plugin, install: install), key: key)
