@@ -74,6 +74,7 @@ let package = Package(
             name: "MercatoStorage",
             dependencies: [
                 "CMercatoSQLite",
+                "MercatoCrypto",
                 .product(name: "SQLKit", package: "sql-kit"),
                 .product(name: "PostgresKit", package: "postgres-kit"),
                 .product(name: "SQLiteKit", package: "sqlite-kit"),

@@ -63,7 +63,7 @@ public struct InboundVerifier: Sendable {
         guard let timestamp else { throw Self.invalid("the Stripe-Signature header has no timestamp") }
         try Self.checkFresh(timestamp, now: now)
         guard !signatures.isEmpty else { throw Self.invalid("the Stripe-Signature header has no v1 signature") }
-        let expected = WebhookCrypto.hmacSHA256(key: secret.utf8, Array("\(timestamp).".utf8) + body)
+        let expected = WebhookCrypto.hmacSHA256(key: secret.utf8, prefix: Array("\(timestamp).".utf8), body)
         try Self.anyMatches(expected, signatures)
     }
 
@@ -99,7 +99,7 @@ public struct InboundVerifier: Sendable {
             guard pair.count == 2, pair[0] == "v1" else { return nil }
             return WebhookCrypto.fromBase64(String(pair[1]))
         }
-        let expected = WebhookCrypto.hmacSHA256(key: key, Array("\(id).\(timestamp).".utf8) + body)
+        let expected = WebhookCrypto.hmacSHA256(key: key, prefix: Array("\(id).\(timestamp).".utf8), body)
         try Self.anyMatches(expected, signatures)
     }
 
@@ -110,7 +110,7 @@ public struct InboundVerifier: Sendable {
         }
         try Self.checkFresh(timestamp, now: now)
         guard header.hasPrefix("v0="), let given = WebhookCrypto.fromHex(String(header.dropFirst(3))) else { throw Self.invalid("the signature header is malformed") }
-        try Self.anyMatches(WebhookCrypto.hmacSHA256(key: secret.utf8, Array("v0:\(timestamp):".utf8) + body), [given])
+        try Self.anyMatches(WebhookCrypto.hmacSHA256(key: secret.utf8, prefix: Array("v0:\(timestamp):".utf8), body), [given])
     }
 
     /// PhonePe callbacks: body `{"response": "<base64>"}`, `X-VERIFY: <hex SHA-256 of response +

@@ -5,10 +5,17 @@ import Foundation
 public enum Signatures {
     /// HMAC-SHA256 of `message` under `key` (`crypto_auth_hmacsha256`, any key length).
     public static func hmacSHA256(key: [UInt8], message: [UInt8]) -> [UInt8] {
+        hmacSHA256(key: key, prefix: [], message: message)
+    }
+
+    /// HMAC-SHA256 of `prefix` followed by `message`, without joining them first (a signed
+    /// body can be a megabyte).
+    public static func hmacSHA256(key: [UInt8], prefix: [UInt8], message: [UInt8]) -> [UInt8] {
         Sodium.ready()
         var state = crypto_auth_hmacsha256_state()
         var out = [UInt8](repeating: 0, count: Int(crypto_auth_hmacsha256_BYTES))
         crypto_auth_hmacsha256_init(&state, key, key.count)
+        if !prefix.isEmpty { crypto_auth_hmacsha256_update(&state, prefix, UInt64(prefix.count)) }
         crypto_auth_hmacsha256_update(&state, message, UInt64(message.count))
         crypto_auth_hmacsha256_final(&state, &out)
         return out

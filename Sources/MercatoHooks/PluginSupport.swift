@@ -1,4 +1,5 @@
 public import Foundation
+internal import MercatoCrypto
 
 /// Small helpers plugins share.
 public enum PluginSupport {
@@ -6,10 +7,39 @@ public enum PluginSupport {
     /// each zero-padded so that string order is time order. A `suffix` replaces the randomness
     /// when the id must be the same each time (derived from another id).
     public static func sortableID(_ prefix: String, at date: Date = Date(), suffix: String? = nil) -> String {
-        let millis = String(UInt64(date.timeIntervalSince1970 * 1000), radix: 36)
-        let random = suffix ?? String(UInt64.random(in: 0 ... UInt64.max), radix: 36)
-        return prefix + "_" + String(repeating: "0", count: max(0, 9 - millis.count)) + millis
-            + String(repeating: "0", count: max(0, 13 - random.count)) + random
+        let millis = UInt64(date.timeIntervalSince1970 * 1000)
+        var out: [UInt8] = []
+        out.reserveCapacity(prefix.utf8.count + 24 + (suffix?.utf8.count ?? 0))
+        out.append(contentsOf: prefix.utf8)
+        out.append(UInt8(ascii: "_"))
+        appendBase36(millis, width: 9, to: &out)
+        if let suffix {
+            out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: max(0, 13 - suffix.utf8.count)))
+            out.append(contentsOf: suffix.utf8)
+        } else {
+            appendBase36(SecureRandom.uint64(), width: 13, to: &out)
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    private static let base36 = Array("0123456789abcdefghijklmnopqrstuvwxyz".utf8)
+
+    /// `value`'s lower-case base-36 digits (as `String(_:radix: 36)` writes them), zero-padded to
+    /// at least `width`, appended in one go.
+    static func appendBase36(_ value: UInt64, width: Int, to out: inout [UInt8]) {
+        var digits: (UInt64, UInt64, UInt64, UInt64) = (0, 0, 0, 0)  // 32 bytes: a UInt64 has at most 13
+        let count = withUnsafeMutableBytes(of: &digits) { buffer in
+            var value = value
+            var count = 0
+            repeat {
+                buffer[31 - count] = base36[Int(value % 36)]
+                value /= 36
+                count += 1
+            } while value > 0
+            return count
+        }
+        out.append(contentsOf: repeatElement(UInt8(ascii: "0"), count: max(0, width - count)))
+        withUnsafeBytes(of: &digits) { out.append(contentsOf: $0[(32 - count)...]) }
     }
 
     /// `text` without the spaces and tabs around it (what `trimmingCharacters(in: .whitespaces)`

@@ -10,6 +10,12 @@ public enum WebhookCrypto {
         Signatures.hmacSHA256(key: key, message: message)
     }
 
+    /// HMAC-SHA256 of `prefix` followed by `message` (e.g. a signed timestamp, then the body),
+    /// the same as of the two joined, without copying the body.
+    public static func hmacSHA256(key: [UInt8], prefix: [UInt8], _ message: [UInt8]) -> [UInt8] {
+        Signatures.hmacSHA256(key: key, prefix: prefix, message: message)
+    }
+
     /// SHA-256 of `message`.
     public static func sha256(_ message: [UInt8]) -> [UInt8] { Digest.sha256(message) }
 

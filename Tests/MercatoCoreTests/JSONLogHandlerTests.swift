@@ -47,6 +47,31 @@ struct JSONLogHandlerTests {
         }
     }
 
+    /// Sortable ids (`inb_`, plugins' keys) are written as before: the milliseconds and the
+    /// randomness (or a suffix) in base 36, zero-padded to 9 and 13 characters, so they sort by time.
+    @Test func sortableIDsKeepTheirFormAndOrder() throws {
+        func before(_ prefix: String, _ millis: UInt64, _ tail: String) -> String {
+            let m = String(millis, radix: 36)
+            return prefix + "_" + String(repeating: "0", count: max(0, 9 - m.count)) + m + String(repeating: "0", count: max(0, 13 - tail.count)) + tail
+        }
+        var random = SystemRandomNumberGenerator()
+        var previous = ""
+        let times = ([UInt64(0), 1, 35, 36, 1_796_000_000_123, 101_559_956_668_415]
+            + (0..<300).map({ _ in UInt64.random(in: 0...4_102_444_800_000, using: &random) })).sorted()
+        for millis in times {
+            let date = Date(timeIntervalSince1970: Double(millis) / 1000 + 0.0001)
+            let suffix = String(UInt64.random(in: 0...UInt64.max, using: &random), radix: 36)
+            #expect(PluginSupport.sortableID("inb", at: date, suffix: suffix) == before("inb", millis, suffix))
+            #expect(PluginSupport.sortableID("x", at: date, suffix: "7") == before("x", millis, "7"))
+            let made = PluginSupport.sortableID("inb", at: date)
+            #expect(made.count == 26, "\(made)")
+            #expect(made.dropFirst(4).allSatisfy { $0.isNumber || ("a"..."z").contains($0) }, "\(made)")
+            #expect(made.prefix(13) == before("inb", millis, "").prefix(13))
+            #expect(made.prefix(13) >= previous.prefix(13), "\(made) after \(previous)")
+            previous = made
+        }
+    }
+
     /// Header values lose the spaces and tabs around them as Foundation's trimming of
     /// `.whitespaces` took them, and nothing else.
     @Test func blanksAroundAHeaderValueAreTrimmedAsFoundationTrimsThem() {

@@ -17,7 +17,10 @@ public final class MetricHandles: Sendable {
     }
 
     private static func key(_ label: String, _ dimensions: [(String, String)]) -> String {
-        var key = label
+        var key = ""
+        // One allocation: the key's length is known.
+        key.reserveCapacity(dimensions.reduce(label.utf8.count) { $0 + $1.0.utf8.count + $1.1.utf8.count + 2 })
+        key.append(label)
         for (name, value) in dimensions {
             key.append("\u{0}")
             key.append(name)
