@@ -27,118 +27,78 @@ public struct JSONLogHandler: LogHandler {
     }
 
     public func log(event: LogEvent) {
-        var fields: [(String, Logger.Metadata.Value)] = []
-        fields.reserveCapacity(metadata.count + (event.metadata?.count ?? 0) + 4)
-        // The handler's own metadata is usually empty: the event's is then taken as it is.
-        var merged: Logger.Metadata
-        switch (metadata.isEmpty, event.metadata) {
-        case (_, nil): merged = metadata
-        case (true, let extra?): merged = extra
-        case (false, let extra?): merged = metadata.merging(extra) { _, new in new }
-        }
-        merged["ts"] = nil
-        merged["level"] = nil
-        merged["msg"] = nil
-        merged["label"] = nil
-        let secret = Self.isSecret(Array(merged.keys))
-        for ((key, value), secret) in zip(merged, secret) {
-            fields.append((key, secret ? .string("[redacted]") : value))
+        // The handler's metadata, then the event's (which wins over it); the line's own four
+        // keys are the handler's, whatever metadata says. No merged dictionary is built: one
+        // line per request is on the hot path.
+        let extra = event.metadata
+        var fields: [(key: String, value: Logger.Metadata.Value)] = []
+        fields.reserveCapacity(metadata.count + (extra?.count ?? 0) + 4)
+        for (key, value) in metadata where !Self.isOwn(key) && extra?[key] == nil { fields.append((key, value)) }
+        if let extra { for (key, value) in extra where !Self.isOwn(key) { fields.append((key, value)) } }
+        Self.secretKeys.withLock { known in
+            for i in fields.indices where Self.isSecret(fields[i].key, known: &known) { fields[i].value = .string("[redacted]") }
         }
         fields.append(("ts", .string(PluginSupport.timestamp())))
         fields.append(("level", .string(event.level.rawValue)))
         fields.append(("msg", .string(event.message.description)))
         fields.append(("label", .string(label)))
-        // Written by hand (no JSONSerialization, no `Any`): one line per request is on the hot
-        // path. Keys sorted, `/` not escaped, as before.
-        fields.sort { $0.0 < $1.0 }
-        var line = ""
+        // Keys sorted, `/` not escaped; written as bytes (no JSONSerialization, no `Any`).
+        fields.sort { $0.key < $1.key }
+        var line: [UInt8] = []
         line.reserveCapacity(256)
-        line.append("{")
-        for (i, (key, value)) in fields.enumerated() {
-            if i > 0 { line.append(",") }
-            Self.appendString(key, to: &line)
-            line.append(":")
-            Self.append(value, to: &line)
+        line.append(UInt8(ascii: "{"))
+        for (i, field) in fields.enumerated() {
+            if i > 0 { line.append(UInt8(ascii: ",")) }
+            JSONValue.writeString(field.key, into: &line)
+            line.append(UInt8(ascii: ":"))
+            Self.append(field.value, to: &line)
         }
-        line.append("}")
-        sink(line)
+        line.append(UInt8(ascii: "}"))
+        sink(String(decoding: line, as: UTF8.self))
     }
 
-    static func isSecret(_ key: String) -> Bool { isSecret([key])[0] }
+    private static func isOwn(_ key: String) -> Bool {
+        key == "ts" || key == "level" || key == "msg" || key == "label"
+    }
 
-    /// Whether each key names a secret, in order. Metadata keys are a small, fixed set: the
-    /// answers are remembered (Foundation's substring search per key and word was a visible share
-    /// of every request's CPU), and a line's keys take the lock once.
-    static func isSecret(_ keys: [String]) -> [Bool] {
-        secretKeys.withLock { known in
-            keys.map { key in
-                if let answer = known[key] { return answer }
-                let lowered = key.lowercased()
-                let secret = secretWords.contains { lowered.contains($0) }
-                if known.count < 1024 { known[key] = secret }
-                return secret
-            }
-        }
+    static func isSecret(_ key: String) -> Bool { secretKeys.withLock { isSecret(key, known: &$0) } }
+
+    /// Whether `key` names a secret. Metadata keys are a small, fixed set: the answers are
+    /// remembered (Foundation's substring search per key and word was a visible share of every
+    /// request's CPU), and a line's keys take the lock once.
+    private static func isSecret(_ key: String, known: inout [String: Bool]) -> Bool {
+        if let answer = known[key] { return answer }
+        let lowered = key.lowercased()
+        let secret = secretWords.contains { lowered.contains($0) }
+        if known.count < 1024 { known[key] = secret }
+        return secret
     }
 
     private static let secretKeys = Mutex<[String: Bool]>([:])
 
-    private static func append(_ value: Logger.Metadata.Value, to line: inout String) {
+    private static func append(_ value: Logger.Metadata.Value, to line: inout [UInt8]) {
         switch value {
         case .string(let s):
-            appendString(s, to: &line)
+            JSONValue.writeString(s, into: &line)
         case .stringConvertible(let s):
-            appendString(s.description, to: &line)
+            JSONValue.writeString(s.description, into: &line)
         case .array(let a):
-            line.append("[")
+            line.append(UInt8(ascii: "["))
             for (i, element) in a.enumerated() {
-                if i > 0 { line.append(",") }
+                if i > 0 { line.append(UInt8(ascii: ",")) }
                 append(element, to: &line)
             }
-            line.append("]")
+            line.append(UInt8(ascii: "]"))
         case .dictionary(let d):
-            line.append("{")
+            line.append(UInt8(ascii: "{"))
             for (i, key) in d.keys.sorted().enumerated() {
-                if i > 0 { line.append(",") }
-                appendString(key, to: &line)
-                line.append(":")
-                if isSecret(key) { appendString("[redacted]", to: &line) } else { append(d[key]!, to: &line) }
+                if i > 0 { line.append(UInt8(ascii: ",")) }
+                JSONValue.writeString(key, into: &line)
+                line.append(UInt8(ascii: ":"))
+                if isSecret(key) { JSONValue.writeString("[redacted]", into: &line) } else { append(d[key]!, to: &line) }
             }
-            line.append("}")
+            line.append(UInt8(ascii: "}"))
         }
-    }
-
-    private static let hexDigits = Array("0123456789abcdef")
-
-    /// A JSON string literal: quotes, backslashes and control characters escaped.
-    static func appendString(_ s: String, to line: inout String) {
-        line.append("\"")
-        var needsEscape = false
-        for b in s.utf8 where b < 0x20 || b == 0x22 || b == 0x5C { needsEscape = true; break }
-        if !needsEscape {
-            line.append(s)
-        } else {
-            for scalar in s.unicodeScalars {
-                switch scalar {
-                case "\"": line.append("\\\"")
-                case "\\": line.append("\\\\")
-                case "\n": line.append("\\n")
-                case "\r": line.append("\\r")
-                case "\t": line.append("\\t")
-                case "\u{08}": line.append("\\b")
-                case "\u{0C}": line.append("\\f")
-                default:
-                    if scalar.value < 0x20 {
-                        line.append("\\u00")
-                        line.append(hexDigits[Int(scalar.value >> 4)])
-                        line.append(hexDigits[Int(scalar.value & 0xF)])
-                    } else {
-                        line.unicodeScalars.append(scalar)
-                    }
-                }
-            }
-        }
-        line.append("\"")
     }
 
     private static let outputLock = Mutex(())
