@@ -120,7 +120,7 @@ public final class Database: Sendable {
         let configuration = try PostgresURL.parse(url)
         var clientConfiguration = configuration
         clientConfiguration.options.maximumConnections = poolSize
-        let client = PostgresClient(configuration: clientConfiguration, backgroundLogger: logger)
+        let client = PostgresClient(configuration: clientConfiguration, eventLoopGroup: SpreadLoops(), backgroundLogger: logger)
         let location = PostgresURL.redacted(url)
         if asService {
             return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location, deadlines: deadlines)
