@@ -8,7 +8,7 @@ public struct JSONText: Sendable, Equatable {
     /// What the text reads as.
     public let value: JSONValue
 
-    /// `bytes` read as JSON (``JSONValue/init(parsing:)-(some Collection<UInt8>)``); throws
+    /// `bytes` read as JSON (``JSONValue/init(parsing:)-(Collection<UInt8>)``); throws
     /// when they are not one JSON value.
     public init(reading bytes: [UInt8]) throws(JSONValue.ParseError) {
         value = try JSONValue(parsing: bytes)
