@@ -37,7 +37,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
 
     private struct State {
         var pending: [Waiter] = []
-        var draining = false
+        /// Batches being applied (at most ``lanes``).
+        var draining = 0
     }
 
     private let state = Mutex(State())
@@ -45,12 +46,18 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private let runner: Runner
     private let committed: (@Sendable (Int) -> Void)?
     public let maxBatch: Int
+    /// How many batches may be applied at once (each on its own connection, PostgreSQL only).
+    public let lanes: Int
+    /// Operations waiting, while a batch is applied, before another lane opens.
+    public let spillAt: Int
 
     /// Batches applied in one transaction (``Database/boundedTransaction(since:_:)``).
     /// `committed` is told the size of each batch that committed.
     public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
+        self.lanes = 1
+        self.spillAt = .max
         self.runner = .transaction(apply)
         self.committed = committed
     }
@@ -58,11 +65,18 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     /// Batches that `apply` runs on a PostgreSQL connection as it needs, with no transaction
     /// around them: one named prepared statement (planned once per connection; a single
     /// statement commits or fails whole), or a transaction of its own. `database` must be on
-    /// PostgreSQL.
-    public init(postgres database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping ApplyOnPostgres) {
+    /// PostgreSQL. With `lanes` above one, another batch is applied beside the first (each on
+    /// its own connection) once `spillAt` operations wait: for operations that meet a batch at
+    /// several steps, where under load one batch at a time would leave them waiting more than
+    /// working, while a few operations at a time still share one batch.
+    public init(postgres database: Database, maxBatch: Int = 256, lanes: Int = 1, spillAt: Int = 1, committed: (@Sendable (Int) -> Void)? = nil,
+                apply: @escaping ApplyOnPostgres) {
         precondition(database.engine == .postgres, "a PostgreSQL group needs a PostgreSQL database")
+        precondition(lanes >= 1, "a group applies at least one batch at a time")
         self.database = database
         self.maxBatch = maxBatch
+        self.lanes = lanes
+        self.spillAt = max(1, spillAt)
         self.runner = .postgres(apply)
         self.committed = committed
     }
@@ -72,8 +86,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
             let startDrainer = state.withLock { s -> Bool in
                 s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now, loop: Self.callersLoop()))
-                if s.draining { return false }
-                s.draining = true
+                if s.draining >= lanes || (s.draining > 0 && s.pending.count < spillAt) { return false }
+                s.draining += 1
                 return true
             }
             if startDrainer { Task { await self.drain() } }
@@ -83,7 +97,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private func drain() async {
         while true {
             let batch = state.withLock { s -> [Waiter] in
-                if s.pending.isEmpty { s.draining = false; return [] }
+                // A lane beside another closes when fewer than `spillAt` wait: the other takes them.
+                if s.pending.isEmpty || (s.draining > 1 && s.pending.count < spillAt) { s.draining -= 1; return [] }
                 let n = min(maxBatch, s.pending.count)
                 defer { s.pending.removeFirst(n) }
                 return Array(s.pending.prefix(n))

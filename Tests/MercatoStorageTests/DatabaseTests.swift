@@ -1,6 +1,7 @@
 import Foundation
 import MercatoStorage
 import MercatoTestSupport
+import PostgresNIO
 import SQLKit
 import Synchronization
 import Testing
@@ -201,6 +202,38 @@ struct DatabaseTests {
             #expect(throws: StorageUnavailable.self) { try second.get() }
             #expect(waited < .milliseconds(4_400), "answered after \(waited)")
             await database.close()
+        }
+    }
+
+    /// PostgreSQL: a group with two lanes applies a second batch beside the one in flight only
+    /// once `spillAt` operations wait; fewer wait for the first lane and share its next batch.
+    @Test func aSecondLaneOpensOnlyWhenEnoughOperationsWait() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            struct Seen { var running = 0, most = 0, sizes: [Int] = [] }
+            let seen = Mutex(Seen())
+            let commit = GroupCommit<Int, Int>(postgres: test.database, maxBatch: 64, lanes: 2, spillAt: 3) { ops, connection in
+                seen.withLock { $0.running += 1; $0.most = max($0.most, $0.running); $0.sizes.append(ops.count) }
+                try await connection.query("SELECT pg_sleep(0.4)", logger: TestDatabase.logger)
+                seen.withLock { $0.running -= 1 }
+                return ops
+            }
+            // Run `then` operations 100 ms after a first one, while its batch is applied.
+            func behindOne(_ then: Int) async throws -> Seen {
+                seen.withLock { $0 = Seen() }
+                async let first = commit.submit(0)
+                try await Task.sleep(for: .milliseconds(100))
+                let answers = try await withThrowingTaskGroup(of: Int.self) { group in
+                    for n in 1...then { group.addTask { try await commit.submit(n) } }
+                    return try await group.reduce(into: []) { $0.append($1) }
+                }
+                #expect(try await first == 0)
+                #expect(answers.sorted() == Array(1...then))
+                return seen.withLock { $0 }
+            }
+            let few = try await behindOne(2)
+            #expect(few.most == 1 && few.sizes == [1, 2])
+            let enough = try await behindOne(3)
+            #expect(enough.most == 2 && enough.sizes == [1, 3])
         }
     }
 

@@ -29,11 +29,8 @@ public final class CommandGateway: Sendable {
     let failures = RateLimiter()
     /// What a client address may spend on refusals before authentication: beyond it, 429.
     public let failureLimit: RateLimiter.Limit
-    let batcher: CommandBatcher
-    /// Reservations of keys across nodes, on PostgreSQL (`nil` on SQLite: one process serves).
-    let reservations: ReservationBatcher?
-    /// The per-command check batched (PostgreSQL; on SQLite a reader answers each at once).
-    let checks: CheckBatcher?
+    /// The stages' reads and writes: each command's check, its key's claim across nodes, its record.
+    let steps: CommandSteps
     /// Install rates across nodes, on PostgreSQL (`nil` on SQLite: ``limiter`` is exact there).
     let sharedLimiter: SharedRateLimiter?
     /// How long a reservation holds a key if its node dies: well past any handler's timeout.
@@ -53,9 +50,7 @@ public final class CommandGateway: Sendable {
         self.secrets = secrets
         self.clock = clock
         self.logger = logger
-        self.batcher = CommandBatcher(commandLogOn: database)
-        self.reservations = database.engine == .postgres ? ReservationBatcher(reservationsOn: database) : nil
-        self.checks = database.engine == .postgres ? CheckBatcher(checksOn: database, logger: logger) : nil
+        self.steps = CommandSteps(database: database)
         self.sharedLimiter = database.engine == .postgres ? SharedRateLimiter(database: database) : nil
         self.reservationLease = (host.commandTimeout * 2 + .seconds(5)).millis
     }

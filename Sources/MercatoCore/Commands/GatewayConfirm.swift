@@ -41,10 +41,7 @@ extension CommandGateway {
         var entry = request.entry
         do {
             let key = CommandStore.CheckKey(install: request.installID, webhookID: request.webhookID)
-            let checked = if let checks { try await checks.submit(key) } else {
-                try await CommandStore.check(install: key.install, webhookID: key.webhookID, in: database)
-            }
-            guard let found = checked else {
+            guard let found = try await steps.check(key) else {
                 cache.remove(request.installID)
                 return reject(Self.unverifiable)
             }

@@ -24,11 +24,11 @@ extension CommandGateway {
         if let error = ArgsValidator.validate(command.args, against: definition) {
             return refuse(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message))
         }
-        if let reservations {
+        if steps.claimsKeys {
             // Other nodes may hold the same key: claim it where they all look.
             let taken: Bool
             do {
-                taken = try await reservations.submit(CommandStore.Reservation(appId: target.install.appId, webhookId: command.webhookID, bodySha256: command.bodyHash,
+                taken = try await steps.reserve(CommandStore.Reservation(appId: target.install.appId, webhookId: command.webhookID, bodySha256: command.bodyHash,
                                                                                  until: clock.millis + reservationLease, now: clock.millis))
             } catch {
                 logger.error("idempotency reservation failed", metadata: ["error_type": "\(type(of: error))"])

@@ -6,7 +6,7 @@ import Metrics
 
 /// The gateway's last stage: every answer to an authenticated command leaves its command-log
 /// row (CONTRACT §4) and, as its verdict says, the key's idempotency record, committed before
-/// the answer goes (``CommandBatcher``: group commit); then the outcome is counted.
+/// the answer goes (``CommandSteps``: group commit); then the outcome is counted.
 extension CommandGateway {
     /// Records `verdict` and answers it with the `RateLimit-*` headers of `rate`; a 503 when
     /// the record cannot be committed (the answer is not sent unrecorded).
@@ -33,7 +33,7 @@ extension CommandGateway {
                                                                             response: verdict.keep == .answer ? kept : "", createdAt: clock.millis)
         )
         do {
-            try await batcher.submit(entry)
+            try await steps.record(entry)
         } catch {
             logger.error("command log row could not be committed", metadata: ["error_type": "\(type(of: error))"])
             return problem(.unavailable(Self.notRecorded), requestID: command.requestID, headers: rateHeaders + Self.retrySoon)

@@ -31,13 +31,19 @@ extension CommandStore {
         return taken
     }
 
+    /// When a reservation takes a key that already has a row: only an unanswered row of the
+    /// same body whose reservation (if any) has run out.
+    static let reservationConflict = """
+        ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
+            WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
+                AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
+        """
+
     struct ReserveStatement: PostgresPreparedStatement {
         static let sql = """
             INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
             SELECT a, w, b, 0, '', c, u FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(a, w, b, c, u)
-            ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
-                WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
-                    AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
+            \(reservationConflict)
             RETURNING app_id, webhook_id
             """
         typealias Row = (String, String)
@@ -45,12 +51,17 @@ extension CommandStore {
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 5)
+            Self.bind(batch, into: &bindings)
+            return bindings
+        }
+
+        /// The batch's five arrays, in the statement's parameter order.
+        static func bind(_ batch: [Reservation], into bindings: inout PostgresBindings) {
             bindings.append(batch.map(\.appId))
             bindings.append(batch.map(\.webhookId))
             bindings.append(batch.map(\.bodySha256))
             bindings.append(batch.map(\.now))
             bindings.append(batch.map(\.until))
-            return bindings
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
@@ -80,6 +91,12 @@ extension CommandStore {
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 17)
+            Self.bind(logs: logs, answers: answers, into: &bindings)
+            return bindings
+        }
+
+        /// The rows' seventeen arrays, in the statement's parameter order.
+        static func bind(logs: [CommandLogRecord], answers: [IdempotencyRecord], into bindings: inout PostgresBindings) {
             bindings.append(logs.map(\.id))
             bindings.append(logs.map(\.installId))
             bindings.append(logs.map(\.appId))
@@ -97,7 +114,6 @@ extension CommandStore {
             bindings.append(answers.map { Int64($0.httpStatus) })
             bindings.append(answers.map(\.response))
             bindings.append(answers.map(\.createdAt))
-            return bindings
         }
 
         func decodeRow(_ row: PostgresRow) throws {}

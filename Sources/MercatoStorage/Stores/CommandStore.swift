@@ -209,7 +209,7 @@ public enum CommandStore {
     /// The stamp of `install` (see ``CommandCheck``), its rate override and the stored answer of
     /// (the install's app, `webhookID`): one indexed statement; nil when the install does not exist.
     /// The columns ``check(install:webhookID:on:)`` reads, in its select list's order.
-    private static let checkColumns = """
+    static let checkColumns = """
         i.app_id, \(stampColumns),
                r.per_second, r.burst,
                c.body_sha256, c.http_status, c.response, c.created_at AS stored_at
@@ -307,9 +307,13 @@ public enum CommandStore {
     /// generic plan keeps such a choice until the table is analyzed again).
     struct ChecksStatement: PostgresPreparedStatement {
         static let slots = 8
-        static let sql = """
+        static let sql = select(slots: slots, firstParameter: 1)
+
+        /// The check of `slots` keys, their parameters numbered from `firstParameter`.
+        static func select(slots: Int, firstParameter: Int) -> String {
+            """
             SELECT k.n, \(checkColumns)
-            FROM (VALUES \((0..<slots).map { "($\(2 * $0 + 1)::text, $\(2 * $0 + 2)::text, \($0))" }.joined(separator: ", "))) AS k(install, webhook, n)
+            FROM (VALUES \((0..<slots).map { "($\(2 * $0 + firstParameter)::text, $\(2 * $0 + firstParameter + 1)::text, \($0))" }.joined(separator: ", "))) AS k(install, webhook, n)
             JOIN installs i ON i.id = k.install
             JOIN apps a ON a.id = i.app_id
             LEFT JOIN install_rate_limits r ON r.install_id = i.id
@@ -318,12 +322,20 @@ public enum CommandStore {
                 WHERE app_id = i.app_id AND webhook_id = k.webhook LIMIT 1
             ) c ON true
             """
+        }
         typealias Row = (Int32, String, String, String, String, Int64, Int64?, String, String?, Double?, Int?, String?, Int?, String?, Int64?)
         var keys: [CheckKey]
 
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 2 * Self.slots)
-            for slot in 0..<Self.slots {
+            Self.bind(keys, into: &bindings)
+            return bindings
+        }
+
+        /// The keys' `slots` pairs of parameters (unused ones NULL), in the statement's order.
+        static func bind(_ keys: [CheckKey], slots: Int = slots, into bindings: inout PostgresBindings) {
+            precondition(keys.count <= slots, "at most \(slots) checks an execution")
+            for slot in 0..<slots {
                 if slot < keys.count {
                     bindings.append(keys[slot].install)
                     bindings.append(keys[slot].webhookID)
@@ -332,7 +344,6 @@ public enum CommandStore {
                     bindings.appendNull()
                 }
             }
-            return bindings
         }
 
         func decodeRow(_ row: PostgresRow) throws -> Row {

@@ -1,0 +1,77 @@
+import Foundation
+import MercatoStorage
+import MercatoTestSupport
+import Testing
+
+/// On PostgreSQL the gateway's steps of all waiting commands (checks, key reservations, records)
+/// go in one statement a round (`CommandStore.run`). Each kind must answer as its own statement
+/// does, whatever else shares the round.
+@Suite("Command rounds: checks, reservations and records in one statement (PostgreSQL)")
+struct CommandRoundTests {
+    func run(_ round: CommandStore.Round, in db: Database) async throws -> (checks: [CommandCheck?], taken: [Bool]) {
+        try #require(try await db.withPostgres { try await CommandStore.run(round, on: $0, logger: db.logger) })
+    }
+
+    func claim(_ webhook: String, body: String = "b1", now: Int64, lease: Int64 = 1000) -> CommandStore.Reservation {
+        CommandStore.Reservation(appId: "app_1", webhookId: webhook, bodySha256: body, until: now + lease, now: now)
+    }
+
+    func log(_ id: String, webhook: String, status: Int = 200) -> CommandLogRecord {
+        CommandLogRecord(id: id, installId: "ins_1", appId: "app_1", orgId: "org_1", command: "ping", webhookId: webhook, bodySha256: "b1",
+                         outcome: status == 200 ? "succeeded" : "rate_limited", httpStatus: status, durationUs: 12, createdAt: 10)
+    }
+
+    @Test func eachStepAnswersAsItsOwnStatementWouldWhateverSharesTheRound() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let db = test.database
+            try await CommandStampTests().insertInstall(db)
+            try await db.transaction {
+                try await CommandStore.insertIdempotency([IdempotencyRecord(appId: "app_1", webhookId: "answered", bodySha256: "h", httpStatus: 201,
+                                                                            response: "{\"ok\":true}", createdAt: 9)], on: $0)
+            }
+            let keys = [("ins_1", "new"), ("ins_none", "answered"), ("ins_1", "answered"), ("ins_1", "other")]
+                .map { CommandStore.CheckKey(install: $0.0, webhookID: $0.1) }
+            let alone = try await CommandStore.checks(keys, in: db)
+            #expect(alone[2]?.idempotency?.httpStatus == 201 && alone[1] == nil && alone[0] != nil)
+
+            // Every kind at once: checks answered in order, new keys taken (a second claim of one
+            // key in the round not), the log rows and kept answers committed.
+            var round = CommandStore.Round()
+            round.checks = keys
+            round.reservations = [claim("w1", now: 100), claim("w2", now: 100), claim("w1", now: 100), claim("answered", body: "h", now: 100)]
+            round.logs = [log("cmd_1", webhook: "done"), log("cmd_2", webhook: "refused", status: 429)]
+            round.answers = [IdempotencyRecord(appId: "app_1", webhookId: "done", bodySha256: "b1", httpStatus: 200, response: "{}", createdAt: 10),
+                             IdempotencyRecord(appId: "app_1", webhookId: "refused", bodySha256: "b1", httpStatus: IdempotencyRecord.unanswered,
+                                               response: "", createdAt: 10)]
+            var (checks, taken) = try await run(round, in: db)
+            #expect(checks == alone)
+            #expect(taken == [true, true, false, false])
+            let logged = try await db.read { try await CommandStore.log(where: "install_id", equals: "ins_1", filter: CommandLogFilter(), beforeID: nil, limit: 10, on: $0) }
+            #expect(logged.sorted { $0.id < $1.id } == [log("cmd_1", webhook: "done"), log("cmd_2", webhook: "refused", status: 429)])
+            #expect(try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "done", on: $0) }?.httpStatus == 200)
+
+            // What the round wrote is what later rounds see: the answered key and the live
+            // reservation hold their keys, the kept body hash (a refusal) frees its key; more
+            // checks than one execution's slots answer in order.
+            round = CommandStore.Round()
+            round.reservations = [claim("done", now: 200), claim("w1", now: 200), claim("refused", now: 200), claim("w3", now: 200)]
+            round.checks = (0..<39).map { keys[$0 % keys.count] } + [CommandStore.CheckKey(install: "ins_1", webhookID: "done")]
+            #expect(round.checks.count > 4 * CommandStore.checkSlots)
+            (checks, taken) = try await run(round, in: db)
+            #expect(taken == [false, false, true, true])
+            #expect(Array(checks.prefix(39)) == (0..<39).map { alone[$0 % keys.count] })
+            #expect(checks.last??.idempotency?.httpStatus == 200)
+
+            // A round with one kind only, and an empty one.
+            round = CommandStore.Round()
+            round.logs = [log("cmd_3", webhook: "w1")]
+            round.answers = [IdempotencyRecord(appId: "app_1", webhookId: "w1", bodySha256: "b1", httpStatus: 200, response: "{\"n\":1}", createdAt: 20)]
+            (checks, taken) = try await run(round, in: db)
+            #expect(checks.isEmpty && taken.isEmpty)
+            let answered = try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "w1", on: $0) }
+            #expect(answered?.httpStatus == 200 && answered?.response == "{\"n\":1}")
+            (checks, taken) = try await run(CommandStore.Round(), in: db)
+            #expect(checks.isEmpty && taken.isEmpty)
+        }
+    }
+}
