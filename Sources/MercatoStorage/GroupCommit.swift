@@ -21,7 +21,8 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public typealias ApplyOnPostgres = @Sendable ([Operation], PostgresConnection) async throws -> [Output]
 
     private enum Runner {
-        case transaction(Apply)
+        /// `alone`: which batches need no transaction on PostgreSQL.
+        case transaction(Apply, alone: (@Sendable ([Operation]) -> Bool)?)
         case postgres(ApplyOnPostgres)
     }
 
@@ -53,12 +54,19 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
 
     /// Batches applied in one transaction (``Database/boundedTransaction(since:_:)``).
     /// `committed` is told the size of each batch that committed.
-    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil, apply: @escaping Apply) {
+    ///
+    /// `alone` names the batches that on PostgreSQL run without a transaction around them (two
+    /// round trips fewer): those whose `apply` writes with one statement, which commits or fails
+    /// whole by itself, after reads that see what they would see in a transaction at PostgreSQL's
+    /// READ COMMITTED, which takes a snapshot per statement anyway. On SQLite every batch is
+    /// the writer's transaction.
+    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil,
+                alone: (@Sendable ([Operation]) -> Bool)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
         self.lanes = 1
         self.spillAt = .max
-        self.runner = .transaction(apply)
+        self.runner = .transaction(apply, alone: alone)
         self.committed = committed
     }
 
@@ -172,7 +180,12 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
         let outputs: [Output]
         switch runner {
-        case .transaction(let apply):
+        case .transaction(let apply, let alone?) where database.engine == .postgres && alone(operations):
+            guard let answered = try await database.withPostgres(since: since, { try await apply(operations, PostgresConnectionSQL($0)) }) else {
+                throw StorageError("a PostgreSQL group ran on another engine")
+            }
+            outputs = answered
+        case .transaction(let apply, _):
             outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
         case .postgres(let apply):
             guard let answered = try await database.withPostgres(since: since, { try await apply(operations, $0) }) else {

@@ -205,6 +205,26 @@ struct DatabaseTests {
         }
     }
 
+    /// A batch that `alone` accepts runs without a transaction around it on PostgreSQL (its
+    /// statements commit each by itself: what one wrote stays when a later one fails); on
+    /// SQLite, and for every batch `alone` refuses, the batch is one transaction.
+    @Test(arguments: TestEngines.all)
+    func aBatchAloneRunsWithoutATransactionOnPostgreSQL(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let commit = GroupCommit<Int, Int>(database: test.database, maxBatch: 1, alone: { $0 == [1] }) { ops, db in
+                try await OrgStore.insert(OrgRecord(id: "org_alone_\(ops[0])", name: "org", plan: "free", createdAt: 1), on: db)
+                throw Boom()
+            }
+            for n in [1, 2] {
+                await #expect(throws: Boom.self) { try await commit.submit(n) }
+            }
+            let stored = try await test.database.read { db in
+                try await db.raw("SELECT id FROM orgs WHERE id LIKE 'org_alone_%'").all().map { try $0.decode(column: "id", as: String.self) }
+            }
+            #expect(stored == (engine == .postgres ? ["org_alone_1"] : []))
+        }
+    }
+
     /// PostgreSQL: a group with two lanes applies a second batch beside the one in flight only
     /// once `spillAt` operations wait; fewer wait for the first lane and share its next batch.
     @Test func aSecondLaneOpensOnlyWhenEnoughOperationsWait() async throws {

@@ -242,7 +242,15 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
     /// (``Outbox/writeRouted(_:by:reads:on:)``, one statement a batch). `fanOut` is the
     /// runtime's (sharing its manifest cache); storage built alone (tests) gets its own.
     public convenience init(database: Database, clock: WallClock, fanOut: FanOut = FanOut(manifests: Manifests())) {
-        self.init(database: database, maxBatch: 256) { operations, db in
+        // Puts alone (no delete, no event) are one upsert after the batch's reads: on
+        // PostgreSQL no transaction around them.
+        let alone: @Sendable ([PluginWrite]) -> Bool = { operations in
+            operations.allSatisfy { operation in
+                guard operation.events.isEmpty, case .put = operation.write else { return false }
+                return true
+            }
+        }
+        self.init(database: database, maxBatch: 256, alone: alone) { operations, db in
             let results = try await PluginDataStore.apply(operations.map(\.write), on: db)
             // Each install read once per batch, in the batch's transaction: one uninstalled
             // meanwhile fails this write alone (the batch is retried without it).

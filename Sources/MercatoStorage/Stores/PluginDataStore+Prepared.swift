@@ -5,24 +5,23 @@ import PostgresNIO
 /// key is looked up by its whole primary key in a lateral subquery, so a plan made while the
 /// table was nearly empty still reads by index once it has grown.
 extension PluginDataStore {
-    static func usedBytes(_ namespaces: Set<Namespace>, on db: PostgresConnectionSQL) async throws -> [Namespace: Int] {
-        let all = Array(namespaces)
+    /// The namespaces' byte totals and the keys' sizes and expiries, in one statement.
+    static func reads(_ namespaces: Set<Namespace>, _ slots: Set<Slot>, on db: PostgresConnectionSQL) async throws
+        -> ([Namespace: Int], [Slot: (size: Int, until: Int64?)]) {
+        let spaces = Array(namespaces), keys = Array(slots)
         var used: [Namespace: Int] = [:]
-        for try await (plugin, install, bytes) in try await db.connection.execute(UsedStatement(plugins: all.map(\.plugin), installs: all.map(\.install)),
-                                                                                  logger: db.logger) {
-            used[Namespace(plugin: plugin, install: install)] = Int(bytes)
-        }
-        return used
-    }
-
-    static func sizes(_ slots: Set<Slot>, on db: PostgresConnectionSQL) async throws -> [Slot: (size: Int, until: Int64?)] {
-        let all = Array(slots)
         var sizes: [Slot: (size: Int, until: Int64?)] = [:]
-        let statement = SizesStatement(plugins: all.map(\.namespace.plugin), installs: all.map(\.namespace.install), keys: all.map(\.key))
-        for try await (plugin, install, key, size, until) in try await db.connection.execute(statement, logger: db.logger) {
-            sizes[Slot(namespace: Namespace(plugin: plugin, install: install), key: key)] = (Int(size), until)
+        let statement = ReadsStatement(plugins: spaces.map(\.plugin), installs: spaces.map(\.install),
+                                       keyPlugins: keys.map(\.namespace.plugin), keyInstalls: keys.map(\.namespace.install), keys: keys.map(\.key))
+        for try await (kind, plugin, install, key, size, until) in try await db.connection.execute(statement, logger: db.logger) {
+            let namespace = Namespace(plugin: plugin, install: install)
+            if kind == 0 {
+                used[namespace] = Int(size)
+            } else {
+                sizes[Slot(namespace: namespace, key: key)] = (Int(size), until)
+            }
         }
-        return sizes
+        return (used, sizes)
     }
 
     /// Upserts `puts` (one per key); answers each key's version after it.
@@ -34,41 +33,31 @@ extension PluginDataStore {
         return versions
     }
 
-    struct UsedStatement: PostgresPreparedStatement {
+    /// Rows of kind 0: a namespace's bytes (`plugin_usage`); kind 1: a stored key's size and
+    /// expiry (`plugin_kv`).
+    struct ReadsStatement: PostgresPreparedStatement {
         static let sql = """
-            SELECT u.plugin_id, u.install_id, u.bytes FROM unnest($1::text[], $2::text[]) AS t(p, i)
+            SELECT 0, u.plugin_id, u.install_id, '', u.bytes, NULL::bigint FROM unnest($1::text[], $2::text[]) AS t(p, i)
             JOIN LATERAL (SELECT plugin_id, install_id, bytes FROM plugin_usage WHERE plugin_id = t.p AND install_id = t.i LIMIT 1) u ON true
-            """
-        typealias Row = (String, String, Int64)
-        var plugins: [String]
-        var installs: [String]
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 2)
-            bindings.append(plugins)
-            bindings.append(installs)
-            return bindings
-        }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
-    }
-
-    struct SizesStatement: PostgresPreparedStatement {
-        static let sql = """
-            SELECT kv.plugin_id, kv.install_id, kv.key, kv.size, kv.expires_at FROM unnest($1::text[], $2::text[], $3::text[]) AS t(p, i, k)
+            UNION ALL
+            SELECT 1, kv.plugin_id, kv.install_id, kv.key, kv.size, kv.expires_at FROM unnest($3::text[], $4::text[], $5::text[]) AS t(p, i, k)
             JOIN LATERAL (
                 SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE plugin_id = t.p AND install_id = t.i AND key = t.k LIMIT 1
             ) kv ON true
             """
-        typealias Row = (String, String, String, Int64, Int64?)
+        typealias Row = (Int32, String, String, String, Int64, Int64?)
         var plugins: [String]
         var installs: [String]
+        var keyPlugins: [String]
+        var keyInstalls: [String]
         var keys: [String]
 
         func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 3)
+            var bindings = PostgresBindings(capacity: 5)
             bindings.append(plugins)
             bindings.append(installs)
+            bindings.append(keyPlugins)
+            bindings.append(keyInstalls)
             bindings.append(keys)
             return bindings
         }

@@ -47,8 +47,10 @@ public enum PluginDataStore {
         var key: String
     }
 
-    /// Applies `writes` in order, in the caller's transaction, with a few statements for the
-    /// whole batch: the namespaces' byte totals and the written keys' sizes are read once, the
+    /// Applies `writes` in order, in the caller's transaction (or, for puts alone on
+    /// PostgreSQL, on a bare connection: their one upsert commits by itself), with a few
+    /// statements for the whole batch: the namespaces' byte totals and the written keys' sizes
+    /// are read once (one statement on PostgreSQL), the
     /// quota is checked write by write against them, and consecutive puts go out as one
     /// multi-row upsert (a key written k times in it moves k versions). A delete runs alone.
     public static func apply(_ writes: [Write], on db: any SQLDatabase) async throws -> [WriteResult] {
@@ -59,9 +61,13 @@ public enum PluginDataStore {
                 slots.insert(Slot(namespace: Namespace(plugin: plugin, install: install), key: key))
             }
         }
-        var used = try await usedBytes(Set(slots.map(\.namespace)), on: db)
-        // Per stored key: its size and when it expires (nil: never); a put or delete in the batch updates it.
-        var sizes = try await sizes(slots, on: db)
+        // Per namespace its bytes; per stored key its size and when it expires (nil: never); a
+        // put or delete in the batch updates them. One statement on PostgreSQL.
+        var (used, sizes) = if let pg = db as? PostgresConnectionSQL {
+            try await reads(Set(slots.map(\.namespace)), slots, on: pg)
+        } else {
+            (try await usedBytes(Set(slots.map(\.namespace)), on: db), try await sizes(slots, on: db))
+        }
         var results = [WriteResult?](repeating: nil, count: writes.count)
         // The puts not yet sent: per key, its last value and the writes (by index) it stands for.
         var pending: [Slot: (org: String?, value: String, size: Int, at: Int64, expiresAt: Int64?, writes: [Int])] = [:]
@@ -174,7 +180,6 @@ public enum PluginDataStore {
     /// Bytes stored in each of `namespaces`, as `plugin_usage` counts them (kept by triggers on
     /// `plugin_kv`: one row read per namespace, whatever it holds).
     private static func usedBytes(_ namespaces: Set<Namespace>, on db: any SQLDatabase) async throws -> [Namespace: Int] {
-        if let pg = db as? PostgresConnectionSQL { return try await usedBytes(namespaces, on: pg) }
         var text = "SELECT plugin_id, install_id, bytes AS used FROM plugin_usage WHERE "
         var binds: [any Encodable & Sendable] = []
         for (n, ns) in namespaces.enumerated() {
@@ -191,7 +196,6 @@ public enum PluginDataStore {
 
     /// The stored size and expiry of each of `slots` that exists.
     private static func sizes(_ slots: Set<Slot>, on db: any SQLDatabase) async throws -> [Slot: (size: Int, until: Int64?)] {
-        if let pg = db as? PostgresConnectionSQL { return try await sizes(slots, on: pg) }
         var text = "SELECT plugin_id, install_id, key, size, expires_at FROM plugin_kv WHERE "
         var binds: [any Encodable & Sendable] = []
         for (n, slot) in slots.enumerated() {
