@@ -131,22 +131,22 @@ extension CommandStore {
     /// (`synchronous_commit = off`; a rate update lost to a PostgreSQL crash only lets a burst
     /// through again), and a key's row is created only when it has none (an insert of an existing
     /// row would wait for the transaction that last updated it).
-    /// The claim is a named prepared statement, in a transaction of its own.
+    /// The claim is a named prepared statement, a transaction by itself (which sets its own
+    /// `synchronous_commit`): one round trip while every key has its row. The keys without one
+    /// are claimed again in a transaction of their own that creates their rows first.
     public static func takeRates(_ claims: [RateClaim], on connection: PostgresConnection, logger: Logger) async throws -> [String: (base: Double, taken: Int)] {
         precondition(Set(claims.map(\.key)).count == claims.count, "one claim per key")
+        var result = try await claimRates(claims, on: connection, logger: logger)
+        // A key with no row yet (its first request, or the retention sweep removed it: it owed
+        // nothing) gets one, and its claim is taken again.
+        let missing = claims.filter { result[$0.key] == nil }
+        guard !missing.isEmpty else { return result }
         try await connection.query("BEGIN", logger: logger)
         do {
-            try await connection.query("SET LOCAL synchronous_commit = off", logger: logger)
-            var result = try await claimRates(claims, on: connection, logger: logger)
-            // A key with no row yet (its first request, or the retention sweep removed it: it owed
-            // nothing) gets one, and its claim is taken again.
-            let missing = claims.filter { result[$0.key] == nil }
-            if !missing.isEmpty {
-                let keys = missing.map(\.key)
-                try await connection.query("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(keys)::text[]) AS t(k) ON CONFLICT DO NOTHING",
-                                           logger: logger)
-                result.merge(try await claimRates(missing, on: connection, logger: logger)) { first, _ in first }
-            }
+            let keys = missing.map(\.key)
+            try await connection.query("INSERT INTO install_rate_state (install_id, tat) SELECT k, 0 FROM unnest(\(keys)::text[]) AS t(k) ON CONFLICT DO NOTHING",
+                                       logger: logger)
+            result.merge(try await claimRates(missing, on: connection, logger: logger)) { first, _ in first }
             try await connection.query("COMMIT", logger: logger)
             return result
         } catch {
@@ -164,9 +164,13 @@ extension CommandStore {
     }
 
     struct RateClaimStatement: PostgresPreparedStatement {
+        /// `set_config(…, true)` holds to the end of the statement's transaction, whose commit
+        /// then does not wait for its WAL flush (the `SET LOCAL` of a transaction, in the
+        /// statement itself); joined to `claim`, it is evaluated with it.
         static let sql = """
             WITH claim AS (
-                SELECT * FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[]) AS t(k, n, i, w, c)
+                SELECT t.* FROM unnest($1::text[], $2::bigint[], $3::float8[], $4::float8[], $5::float8[]) AS t(k, n, i, w, c),
+                    (SELECT set_config('synchronous_commit', 'off', true)) AS lazy(setting)
             ), current AS (
                 SELECT s.install_id, GREATEST(s.tat, claim.c) AS base, claim.n, claim.i, claim.w, claim.c
                 FROM install_rate_state s JOIN claim ON claim.k = s.install_id
