@@ -22,10 +22,11 @@ extension CommandStore {
     /// writes are durable when it returns, its checks read what was committed before it). Checks
     /// past ``RoundStatement/checkSlots`` take further executions of the check statement.
     ///
-    /// A round must not both answer and reserve one key, nor reserve a key twice (PostgreSQL
-    /// refuses to change a row twice in one statement): the gateway holds a key in process from
-    /// its check to its record, so one node's round never holds two steps of one key; a second
-    /// reservation of a key in `round` is answered not taken without being sent.
+    /// A round must not write one key's row twice (answer and reserve it, or answer it twice):
+    /// PostgreSQL refuses to change a row twice in one statement. The gateway writes a key's row
+    /// only while it holds the key in process, one step after the other, so one node's round
+    /// never writes a key twice (another request's check of the key, a read, may share the
+    /// round); a second reservation of a key in `round` is answered not taken without being sent.
     public static func run(_ round: Round, on connection: PostgresConnection, logger: Logger) async throws -> (checks: [CommandCheck?], taken: [Bool]) {
         var seen = Set<String>()
         let firsts = round.reservations.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
