@@ -229,30 +229,45 @@ struct DatabaseTests {
     /// once `spillAt` operations wait; fewer wait for the first lane and share its next batch.
     @Test func aSecondLaneOpensOnlyWhenEnoughOperationsWait() async throws {
         try await withTestDatabase(.postgres) { test async throws in
-            struct Seen { var running = 0, most = 0, sizes: [Int] = [] }
+            struct Seen { var running = 0, most = 0, sizes: [Int] = [], held = true }
             let seen = Mutex(Seen())
+            // The batch holding operation 0 stays in flight until the test lets it go: no timing
+            // decides which lane takes what.
             let commit = GroupCommit<Int, Int>(postgres: test.database, maxBatch: 64, lanes: 2, spillAt: 3) { ops, connection in
                 seen.withLock { $0.running += 1; $0.most = max($0.most, $0.running); $0.sizes.append(ops.count) }
-                try await connection.query("SELECT pg_sleep(0.4)", logger: TestDatabase.logger)
+                while ops.contains(0), seen.withLock({ $0.held }) { try await Task.sleep(for: .milliseconds(5)) }
+                try await connection.query("SELECT 1", logger: TestDatabase.logger)
                 seen.withLock { $0.running -= 1 }
                 return ops
             }
-            // Run `then` operations 100 ms after a first one, while its batch is applied.
-            func behindOne(_ then: Int) async throws -> Seen {
+            func until(_ condition: @Sendable (Seen) -> Bool) async throws {
+                for _ in 0 ..< 2_000 {
+                    if seen.withLock({ condition($0) }) { return }
+                    try await Task.sleep(for: .milliseconds(5))
+                }
+            }
+            // Submit `then` operations while the batch of operation 0 is held; release it once
+            // `lanes` batches have started (or after a while when only one should).
+            func behindOne(_ then: Int, lanes: Int) async throws -> Seen {
                 seen.withLock { $0 = Seen() }
                 async let first = commit.submit(0)
-                try await Task.sleep(for: .milliseconds(100))
-                let answers = try await withThrowingTaskGroup(of: Int.self) { group in
-                    for n in 1...then { group.addTask { try await commit.submit(n) } }
-                    return try await group.reduce(into: []) { $0.append($1) }
+                try await until { $0.running == 1 }
+                let answers = Task {
+                    try await withThrowingTaskGroup(of: Int.self) { group in
+                        for n in 1...then { group.addTask { try await commit.submit(n) } }
+                        return try await group.reduce(into: []) { $0.append($1) }
+                    }
                 }
+                if lanes == 1 { try await Task.sleep(for: .milliseconds(300)) }
+                try await until { $0.sizes.count == lanes }
+                seen.withLock { $0.held = false }
                 #expect(try await first == 0)
-                #expect(answers.sorted() == Array(1...then))
+                #expect(try await answers.value.sorted() == Array(1...then))
                 return seen.withLock { $0 }
             }
-            let few = try await behindOne(2)
+            let few = try await behindOne(2, lanes: 1)
             #expect(few.most == 1 && few.sizes == [1, 2])
-            let enough = try await behindOne(3)
+            let enough = try await behindOne(3, lanes: 2)
             #expect(enough.most == 2 && enough.sizes == [1, 3])
         }
     }
