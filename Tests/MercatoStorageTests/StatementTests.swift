@@ -25,6 +25,7 @@ struct StatementTests {
                 Values(t: "", b: Data(), i: 0, f: 0),
                 Values(t: "a b ünï 🧪", b: Data([0, 1, 2, 255]), i: Int64.max, f: -1.5),
                 Values(t: nil, b: nil, i: Int64.min, f: nil),
+                Values(t: "x", b: nil, i: nil, f: 2),
             ]
             try await test.database.transaction { db in
                 try await db.raw("CREATE TABLE stmt_values (n INTEGER, t TEXT, b \(unsafeRaw: blob), i BIGINT, f DOUBLE PRECISION)").run()
@@ -36,8 +37,11 @@ struct StatementTests {
                 try await db.raw("SELECT t, b, i, f, t IS NULL AS t_null, b IS NULL AS b_null FROM stmt_values ORDER BY n").all()
             }
             #expect(try rows.map { try $0.decode(model: Values.self) } == cases)
-            #expect(try rows.map { try $0.decode(column: "t_null", as: Bool.self) } == [false, false, true])
-            #expect(try rows.map { try $0.decode(column: "b_null", as: Bool.self) } == [false, false, true])
+            #expect(try rows.map { try $0.decode(column: "t_null", as: Bool.self) } == [false, false, true, false])
+            #expect(try rows.map { try $0.decode(column: "b_null", as: Bool.self) } == [false, false, true, true])
+            // Nullable columns read one by one as Optionals.
+            #expect(try rows.map { try $0.decode(column: "t", as: String?.self) } == cases.map(\.t))
+            #expect(try rows.map { try $0.decode(column: "i", as: Int64?.self) } == cases.map(\.i))
         }
     }
 

@@ -78,6 +78,9 @@ extension SQLiteSQLDatabase {
         case let number as Int: return .integer(number)
         case let number as Double: return .float(number)
         case let flag as Bool: return .integer(flag ? 1 : 0)
+        // Nullable columns (an expiry, a removal time) bind an Optional: nil is NULL.
+        case let number as Int64?: return number.map { .integer(Int($0)) } ?? .null
+        case let text as String?: return text.map(SQLiteData.text) ?? .null
         default: return try encoder.encode(value)
         }
     }
@@ -107,6 +110,11 @@ struct SQLiteSQLRow: SQLRow {
         case .integer(let number) where D.self == Int.self: return number as! D
         case .float(let number) where D.self == Double.self: return number as! D
         case .integer(let number) where D.self == Double.self: return Double(number) as! D
+        // Nullable columns read as Optionals (a removal time, an expiry).
+        case .null where D.self == Int64?.self: return Int64?.none as! D
+        case .integer(let number) where D.self == Int64?.self: return Int64?.some(Int64(number)) as! D
+        case .null where D.self == String?.self: return String?.none as! D
+        case .text(let text) where D.self == String?.self: return String?.some(text) as! D
         default: return try decoder.decode(D.self, from: value)
         }
     }
