@@ -158,10 +158,12 @@ public enum CommandStore {
 
     /// What a key's stored row becomes when another batch brings it again: an answer replaces
     /// an unanswered row (same body: another body is refused before it gets here); an answer
-    /// already kept stays (another node won).
+    /// already kept stays (another node won). The row keeps its `created_at`, when the key was
+    /// reserved (its window runs from then): no indexed column changes, so PostgreSQL can
+    /// update the row in place (a HOT update) instead of adding index entries for it.
     static let keepFirstAnswer = """
         ON CONFLICT (app_id, webhook_id) DO UPDATE SET http_status = excluded.http_status, response = excluded.response,
-            created_at = excluded.created_at, reserved_until = NULL WHERE command_idempotency.http_status = 0
+            reserved_until = NULL WHERE command_idempotency.http_status = 0
         """
 
     /// A node's claim on an idempotency key while it runs the key's handler (several nodes on
