@@ -70,6 +70,18 @@ struct CommandRoundTests {
             #expect(checks.isEmpty && taken.isEmpty)
             let answered = try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "w1", on: $0) }
             #expect(answered?.httpStatus == 200 && answered?.response == "{\"n\":1}")
+            // Its window runs from its reservation (100), kept by the answer; a refusal's row
+            // taken again by a reservation starts again then (200).
+            #expect(answered?.createdAt == 100)
+            #expect(try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "refused", on: $0) }?.createdAt == 200)
+            // An answer stored over a refusal's row without a reservation has the answer's time.
+            round = CommandStore.Round()
+            round.answers = [IdempotencyRecord(appId: "app_1", webhookId: "late", bodySha256: "b1", httpStatus: IdempotencyRecord.unanswered, response: "", createdAt: 30)]
+            _ = try await run(round, in: db)
+            round.answers = [IdempotencyRecord(appId: "app_1", webhookId: "late", bodySha256: "b1", httpStatus: 200, response: "{}", createdAt: 300)]
+            _ = try await run(round, in: db)
+            let late = try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "late", on: $0) }
+            #expect(late?.httpStatus == 200 && late?.createdAt == 300)
             (checks, taken) = try await run(CommandStore.Round(), in: db)
             #expect(checks.isEmpty && taken.isEmpty)
         }

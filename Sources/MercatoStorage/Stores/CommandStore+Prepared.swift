@@ -34,7 +34,7 @@ extension CommandStore {
     /// When a reservation takes a key that already has a row: only an unanswered row of the
     /// same body whose reservation (if any) has run out.
     static let reservationConflict = """
-        ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until
+        ON CONFLICT (app_id, webhook_id) DO UPDATE SET reserved_until = excluded.reserved_until, created_at = excluded.created_at
             WHERE command_idempotency.http_status = 0 AND command_idempotency.body_sha256 = excluded.body_sha256
                 AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
         """

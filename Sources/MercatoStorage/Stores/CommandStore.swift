@@ -158,11 +158,15 @@ public enum CommandStore {
 
     /// What a key's stored row becomes when another batch brings it again: an answer replaces
     /// an unanswered row (same body: another body is refused before it gets here); an answer
-    /// already kept stays (another node won). The row keeps its `created_at`, when the key was
-    /// reserved (its window runs from then): no indexed column changes, so PostgreSQL can
-    /// update the row in place (a HOT update) instead of adding index entries for it.
+    /// already kept stays (another node won). A reservation's row keeps its `created_at`, the
+    /// moment its key was taken (a retry may take it again later, which moves it; see
+    /// ``reservationConflict``), so the answer's window runs from then, at most a lease earlier:
+    /// no indexed column changes and PostgreSQL updates the row in place (a HOT update) instead
+    /// of adding index entries for it. A refusal's row (no reservation) takes the answer's time,
+    /// so an answer stored long after a refusal is still kept its whole window.
     static let keepFirstAnswer = """
         ON CONFLICT (app_id, webhook_id) DO UPDATE SET http_status = excluded.http_status, response = excluded.response,
+            created_at = CASE WHEN command_idempotency.reserved_until IS NULL THEN excluded.created_at ELSE command_idempotency.created_at END,
             reserved_until = NULL WHERE command_idempotency.http_status = 0
         """
 
