@@ -7,6 +7,27 @@ import Testing
 
 @Suite("Retention of idempotency records and command logs, on both engines")
 struct RetentionTests {
+    /// An answer stored over a refusal's row (the same body refused 49 hours before, e.g. rate
+    /// limited) is kept its whole window from the answer, not from the refusal.
+    @Test(arguments: TestEngines.all)
+    func anAnswerAfterAnOldRefusalIsKeptItsWholeWindow(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test in
+            let clock = ManualClock()
+            let now = clock.wallClock.millis
+            let hour: Int64 = 3_600_000
+            try await test.database.transaction { db in
+                _ = try await CommandStore.insertIdempotency(IdempotencyRecord(appId: "app_x", webhookId: "msg_late", bodySha256: "h",
+                                                                           httpStatus: IdempotencyRecord.unanswered, response: "", createdAt: now - 49 * hour), on: db)
+            }
+            try await CommandStore.insertAnswered([], [IdempotencyRecord(appId: "app_x", webhookId: "msg_late", bodySha256: "h", httpStatus: 200,
+                                                                         response: "{}", createdAt: now)], in: test.database)
+            let service = RetentionService(database: test.database, clock: clock.wallClock, logger: TestDatabase.logger, idempotencyHours: 48, commandLogDays: 30)
+            _ = try await service.sweep()
+            let record = try await test.database.read { try await CommandStore.idempotency(app: "app_x", webhookID: "msg_late", on: $0) }
+            #expect(record?.httpStatus == 200 && record?.createdAt == now)
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func oldRecordsGoRecentOnesStay(engine: StorageEngine) async throws {
         try await withTestDatabase(engine) { test in

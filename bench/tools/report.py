@@ -127,7 +127,7 @@ def table(path, machine_path):
                 # Issue 21: verified provider events against their ceiling at least as fast as
                 # signed commands against theirs. The ratio is the measure: a provider's request
                 # is larger than a ping (its headers, its JSON), so the bare ceiling itself answers
-                # 0.73-0.92 as many of them (wrk and the HTTP parse share the 2 cores); the rps of
+                # 0.73-0.96 as many of them (wrk and the HTTP parse share the 2 cores); the rps of
                 # each is printed beside it.
                 ping = find("ping", "mercato", "empty")
                 ping_ceil = find("ping", "ceiling", "empty")
