@@ -156,7 +156,7 @@ struct GatewayStageTests {
     func authenticated(_ app: AppHarness, _ s: CommandSender, _ body: [String: Any]) async throws -> CommandGateway.AuthenticatedCommand {
         let (h, b) = try s.sign(body)
         guard case .next(let signed) = await app.runtime.gateway.authenticate(Self.incoming(h, b)),
-              case .next(let command) = await app.runtime.gateway.confirm(signed) else {
+              case .next(let command) = await app.runtime.gateway.confirm(signed, claiming: false) else {
             throw StageFailure()
         }
         return command
@@ -196,6 +196,11 @@ struct GatewayStageTests {
 
             let running = try #require(answered(await gateway.admit(command, reserved: false)))
             #expect(problem(running) == (409, "idempotency_in_progress") && running.keep == .nothing)
+            // Another node holds the key (or answered it since the check).
+            var elsewhere = command
+            elsewhere.claim = .refused
+            let held = try #require(answered(await gateway.admit(elsewhere, reserved: true)))
+            #expect(problem(held) == (409, "idempotency_in_progress") && held.keep == .nothing)
 
             command.stored = IdempotencyRecord(appId: command.target.install.appId, webhookId: command.webhookID, bodySha256: "other",
                                                httpStatus: IdempotencyRecord.unanswered, response: "", createdAt: 1)

@@ -40,6 +40,53 @@ struct SeveralNodesTests {
         }
     }
 
+    /// A node claims a command's key in the statement that checks it, before it knows whether
+    /// it will answer: a refusal that keeps nothing of the key (an inactive install, a secret
+    /// rotated out since the node cached it) gives the key back at once, so the next copy runs
+    /// on any node instead of waiting out the claim's lease as "in progress".
+    @Test func aRefusalThatKeepsNothingGivesItsKeyBackOnEveryNode() async throws {
+        try await withNodes(.postgres, count: 2, plugins: GatewayTests.plugins) { nodes in
+            let s = try await nodes[0].commandSender()
+            let db = nodes[0].runtime.database
+            let appID = try #require(try await db.read {
+                try await $0.raw("SELECT app_id FROM installs WHERE id = \(bind: s.installID)").first()?.decode(column: "app_id", as: String.self)
+            })
+            func kept(_ webhook: String) async throws -> IdempotencyRecord? {
+                try await db.read { try await CommandStore.idempotency(app: appID, webhookID: webhook, on: $0) }
+            }
+            let first = try s.sign(["install_id": s.installID, "command": "ping"])
+            #expect(try await nodes[0].sendConcurrently(first.0, first.1).status == .ok)   // cached on node 0
+
+            // Disabled on node 1: node 0 refuses the command and keeps nothing of its key.
+            #expect(try await nodes[1].call(.post, "/api/v1/installs/\(s.installID)/disable", token: s.adminToken).status == .ok)
+            let (h, b) = try s.sign(["install_id": s.installID, "command": "ping"], id: "msg_inactive")
+            let inactive = try await nodes[0].sendConcurrently(h, b)
+            #expect(inactive.status == .forbidden && inactive.json["code"] as? String == "install_inactive", "\(inactive.text)")
+            #expect(try await kept("msg_inactive") == nil)
+            #expect(try await nodes[1].call(.post, "/api/v1/installs/\(s.installID)/enable", token: s.adminToken).status == .ok)
+            let retried = try await nodes[1].sendConcurrently(h, b)
+            #expect(retried.status == .ok, "\(retried.text)")
+
+            // Two rotations on node 1 end the first secret's overlap; node 0 still holds it
+            // cached, claims the key, finds the secret gone and gives the key back.
+            var secret = s.secret
+            for _ in 0 ..< 2 {
+                let rotated = try await nodes[1].call(.post, "/api/v1/developer/apps/\(s.appKey)/secrets/rotate", token: s.vendorToken, json: ["kind": "command"])
+                secret = try #require(rotated.json["secret"] as? String)
+            }
+            let stale = try s.sign(["install_id": s.installID, "command": "ping"], id: "msg_rotated")
+            let refused = try await nodes[0].sendConcurrently(stale.0, stale.1)
+            #expect(refused.status == .unauthorized && refused.json["code"] as? String == "invalid_signature", "\(refused.text)")
+            #expect(try await kept("msg_rotated") == nil)
+            let current = try s.sign(["install_id": s.installID, "command": "ping"], id: "msg_rotated", secret: secret)
+            for node in nodes {
+                let answer = try await node.sendConcurrently(current.0, current.1)
+                #expect(answer.status == .ok, "\(answer.text)")
+            }
+            #expect(try await kept("msg_rotated")?.httpStatus == 200)
+        }
+    }
+
     /// An install's rate is one allowance across the nodes, not one per node: a burst of 10
     /// (refilling at 2/s) offered 40 distinct commands over two nodes at once lets about 10 pass.
     @Test func anInstallsRateHoldsAcrossNodes() async throws {

@@ -8,7 +8,7 @@ import Testing
 /// does, whatever else shares the round.
 @Suite("Command rounds: checks, reservations and records in one statement (PostgreSQL)")
 struct CommandRoundTests {
-    func run(_ round: CommandStore.Round, in db: Database) async throws -> (checks: [CommandCheck?], taken: [Bool]) {
+    func run(_ round: CommandStore.Round, in db: Database) async throws -> (checks: [CommandCheck?], taken: [CommandStore.Claim]) {
         try #require(try await db.withPostgres { try await CommandStore.run(round, on: $0, logger: db.logger) })
     }
 
@@ -45,7 +45,7 @@ struct CommandRoundTests {
                                                response: "", createdAt: 10)]
             var (checks, taken) = try await run(round, in: db)
             #expect(checks == alone)
-            #expect(taken == [true, true, false, false])
+            #expect(taken == [.taken(newRow: true), .taken(newRow: true), .refused, .refused])
             let logged = try await db.read { try await CommandStore.log(where: "install_id", equals: "ins_1", filter: CommandLogFilter(), beforeID: nil, limit: 10, on: $0) }
             #expect(logged.sorted { $0.id < $1.id } == [log("cmd_1", webhook: "done"), log("cmd_2", webhook: "refused", status: 429)])
             #expect(try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: "done", on: $0) }?.httpStatus == 200)
@@ -58,7 +58,7 @@ struct CommandRoundTests {
             round.checks = (0..<39).map { keys[$0 % keys.count] } + [CommandStore.CheckKey(install: "ins_1", webhookID: "done")]
             #expect(round.checks.count > 4 * CommandStore.checkSlots)
             (checks, taken) = try await run(round, in: db)
-            #expect(taken == [false, false, true, true])
+            #expect(taken == [.refused, .refused, .taken(newRow: false), .taken(newRow: true)])
             #expect(Array(checks.prefix(39)) == (0..<39).map { alone[$0 % keys.count] })
             #expect(checks.last??.idempotency?.httpStatus == 200)
 
@@ -84,6 +84,55 @@ struct CommandRoundTests {
             #expect(late?.httpStatus == 200 && late?.createdAt == 300)
             (checks, taken) = try await run(CommandStore.Round(), in: db)
             #expect(checks.isEmpty && taken.isEmpty)
+        }
+    }
+
+    /// The gateway checks a key and claims it in one round: the check reads the key as it was
+    /// before the claim, and a claim the command will not answer is given back as it was taken.
+    @Test func aKeysCheckBesideItsClaimReadsItBeforeTheClaimAndAReleaseUndoesTheClaim() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let db = test.database
+            try await CommandStampTests().insertInstall(db)
+            func stored(_ webhook: String) async throws -> IdempotencyRecord? {
+                try await db.read { try await CommandStore.idempotency(app: "app_1", webhookID: webhook, on: $0) }
+            }
+            // A refusal's row (body hash only) for "kept"; nothing for "fresh".
+            var round = CommandStore.Round()
+            round.answers = [IdempotencyRecord(appId: "app_1", webhookId: "kept", bodySha256: "b1", httpStatus: IdempotencyRecord.unanswered, response: "", createdAt: 50)]
+            _ = try await run(round, in: db)
+
+            round = CommandStore.Round()
+            round.checks = [CommandStore.CheckKey(install: "ins_1", webhookID: "fresh"), CommandStore.CheckKey(install: "ins_1", webhookID: "kept")]
+            let fresh = claim("fresh", now: 100), kept = claim("kept", now: 100)
+            round.reservations = [fresh, kept]
+            var (checks, taken) = try await run(round, in: db)
+            #expect(checks.count == 2 && checks[0]?.idempotency == nil)
+            #expect(checks[1]?.idempotency?.bodySha256 == "b1" && checks[1]?.idempotency?.httpStatus == IdempotencyRecord.unanswered)
+            #expect(taken == [.taken(newRow: true), .taken(newRow: false)])
+            #expect(try await stored("fresh") != nil)
+
+            // Held: another claim is refused. Given back: the new row goes, the refusal's row
+            // stays bound to its body without the reservation, and both can be claimed at once.
+            round = CommandStore.Round()
+            round.reservations = [claim("fresh", now: 200), claim("kept", now: 200)]
+            (_, taken) = try await run(round, in: db)
+            #expect(taken == [.refused, .refused])
+            // A release of a reservation that is no longer the holder's changes nothing.
+            var stale = fresh
+            stale.until -= 1
+            try await CommandStore.release(stale, newRow: true, in: db)
+            #expect(try await stored("fresh") != nil)
+            try await CommandStore.release(fresh, newRow: true, in: db)
+            try await CommandStore.release(kept, newRow: false, in: db)
+            #expect(try await stored("fresh") == nil)
+            #expect(try await stored("kept")?.bodySha256 == "b1")
+            (_, taken) = try await run(round, in: db)
+            #expect(taken == [.taken(newRow: true), .taken(newRow: false)])
+            // Another body under a refusal's key is still refused after a release.
+            try await CommandStore.release(claim("kept", now: 200), newRow: false, in: db)
+            round.reservations = [claim("kept", body: "b2", now: 300)]
+            (checks, taken) = try await run(round, in: db)
+            #expect(taken == [.refused])
         }
     }
 }

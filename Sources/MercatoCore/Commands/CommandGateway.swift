@@ -11,7 +11,7 @@ import Synchronization
 /// owned by the signing app, idempotency, rate limit, command known, scopes, args, handler.
 ///
 /// ``handle(_:)`` runs the stages, each in its own file: ``authenticate(_:)``
-/// (GatewayAuthenticate), ``confirm(_:)`` (GatewayConfirm), ``admit(_:reserved:)``
+/// (GatewayAuthenticate), ``confirm(_:claiming:)`` (GatewayConfirm), ``admit(_:reserved:)``
 /// (GatewayAdmit), ``dispatch(_:)`` (GatewayDispatch), ``record(_:of:rate:since:)`` (GatewayRecord).
 public final class CommandGateway: Sendable {
     public static let maxBodyBytes = 256 * 1024
@@ -29,7 +29,7 @@ public final class CommandGateway: Sendable {
     let failures = RateLimiter()
     /// What a client address may spend on refusals before authentication: beyond it, 429.
     public let failureLimit: RateLimiter.Limit
-    /// The stages' reads and writes: each command's check, its key's claim across nodes, its record.
+    /// The stages' reads and writes: each command's check with its key's claim across nodes, its record.
     let steps: CommandSteps
     /// Install rates across nodes, on PostgreSQL (`nil` on SQLite: ``limiter`` is exact there).
     let sharedLimiter: SharedRateLimiter?
@@ -111,9 +111,10 @@ public final class CommandGateway: Sendable {
         let reserved = inFlight.withLock { $0.insert(key).inserted }
         defer { if reserved { _ = inFlight.withLock { $0.remove(key) } } }
         // The install still there and as cached (else reload and verify again), its rate
-        // override, the key's stored answer: one statement.
+        // override, the key's stored answer, and on PostgreSQL the key's claim across nodes:
+        // one statement.
         let command: AuthenticatedCommand
-        switch await confirm(signed) {
+        switch await confirm(signed, claiming: reserved && steps.claimsKeys) {
         case .answer(let answer): return answer
         case .next(let confirmed): command = confirmed
         }
@@ -159,7 +160,8 @@ public final class CommandGateway: Sendable {
 
     /// What an authenticated answer leaves in the idempotency store besides its log row.
     enum Keep: Sendable {
-        /// Nothing: answered before the key was taken (install inactive, in progress) or from it.
+        /// Nothing: answered before the key was taken (install inactive, in progress) or from it;
+        /// a claim taken on it is given back.
         case nothing
         /// The key and its body hash without an answer: a refusal before the handler (rate
         /// limit, command, scopes, args) or the plugin's "not now". The same body runs again

@@ -8,39 +8,37 @@ struct CommandLogEntry: Sendable {
     var idempotency: IdempotencyRecord?
 }
 
-/// Where the gateway's stages meet storage: the check of each command's stored state
-/// (``CommandGateway/confirm(_:)``), the claim of its key across nodes
-/// (``CommandGateway/dispatch(_:)``) and its record (``CommandGateway/record(_:of:rate:since:)``),
-/// each answered once it is committed.
+/// Where the gateway's stages meet storage: the check of each command's stored state with the
+/// claim of its key across nodes (``CommandGateway/confirm(_:claiming:)``) and its record
+/// (``CommandGateway/record(_:of:rate:since:)``), each answered once it is committed.
 ///
 /// On SQLite a reader answers each check at once; records go through a group commit (the log
 /// rows and idempotency answers of many requests in one transaction); no key is claimed in
 /// storage (one process serves, and the gateway's in-process guard is exact). On PostgreSQL
 /// every step of every waiting command goes through one group commit, whose batch is one
-/// statement (``CommandStore/run(_:on:logger:)``): a command's three steps cost a share of
-/// three round trips, not three of their own.
+/// statement (``CommandStore/run(_:on:logger:)``): a command's two steps cost a share of two
+/// round trips, not two of their own.
 struct CommandSteps: Sendable {
     private enum Backend: Sendable {
         case sqlite(records: GroupCommit<CommandLogEntry, Void>)
         case postgres(rounds: GroupCommit<Step, Outcome>)
     }
 
-    /// One step of one command in a PostgreSQL round.
+    /// One step of one command in a PostgreSQL round: its check, with its key's reservation
+    /// when it claims one, or its record.
     enum Step: Sendable {
-        case check(CommandStore.CheckKey)
-        case reserve(CommandStore.Reservation)
+        case check(CommandStore.CheckKey, reserving: CommandStore.Reservation?)
         case record(CommandLogEntry)
     }
 
-    /// A step's answer, in its kind.
+    /// A step's answer, in its kind (a check's claim is nil when it asked for none).
     enum Outcome: Sendable {
-        case checked(CommandCheck?)
-        case reserved(Bool)
+        case checked(CommandCheck?, CommandStore.Claim?)
         case recorded
     }
 
     /// Steps waiting on PostgreSQL before a second round goes beside the one in flight: a
-    /// command waits for a round at each of its three steps, so under load one round at a time
+    /// command waits for a round at each of its steps, so under load one round at a time
     /// leaves it waiting behind others' steps; with few commands in flight (a node among
     /// several) a second round would only split the steps that share one.
     static let spillAt = 16
@@ -64,8 +62,9 @@ struct CommandSteps: Sendable {
             var round = CommandStore.Round()
             for step in steps {
                 switch step {
-                case .check(let key): round.checks.append(key)
-                case .reserve(let reservation): round.reservations.append(reservation)
+                case .check(let key, let reservation):
+                    round.checks.append(key)
+                    if let reservation { round.reservations.append(reservation) }
                 case .record(let entry):
                     round.logs.append(entry.log)
                     if let kept = entry.idempotency { round.answers.append(kept) }
@@ -76,8 +75,7 @@ struct CommandSteps: Sendable {
             var nextCheck = checked.makeIterator(), nextTaken = taken.makeIterator()
             return steps.map { step -> Outcome in
                 switch step {
-                case .check: .checked(nextCheck.next() ?? nil)
-                case .reserve: .reserved(nextTaken.next() ?? false)
+                case .check(_, let reservation): .checked(nextCheck.next() ?? nil, reservation == nil ? nil : nextTaken.next() ?? .refused)
                 case .record: .recorded
                 }
             }
@@ -90,28 +88,26 @@ struct CommandSteps: Sendable {
         return false
     }
 
-    /// The install's stamp and rate override and the key's stored record; nil when the install
-    /// does not exist.
-    func check(_ key: CommandStore.CheckKey) async throws -> CommandCheck? {
+    /// The install's stamp and rate override and the key's stored record (nil when the install
+    /// does not exist), as committed before `reservation`, which is taken in the same statement
+    /// (PostgreSQL only: the claim is nil when none was asked for, and always on SQLite).
+    func check(_ key: CommandStore.CheckKey, reserving reservation: CommandStore.Reservation?) async throws -> (found: CommandCheck?, claim: CommandStore.Claim?) {
         switch backend {
         case .sqlite:
-            return try await CommandStore.check(install: key.install, webhookID: key.webhookID, in: database)
+            return (try await CommandStore.check(install: key.install, webhookID: key.webhookID, in: database), nil)
         case .postgres(let rounds):
-            guard case .checked(let found) = try await rounds.submit(.check(key)) else { throw StorageError("a command round answered a check as another step") }
-            return found
+            guard case .checked(let found, let claim) = try await rounds.submit(.check(key, reserving: reservation)) else {
+                throw StorageError("a command round answered a check as another step")
+            }
+            return (found, claim)
         }
     }
 
-    /// Claims the key for this node's handler: whether it was taken (false: another node holds
-    /// it or answered it). Always taken on SQLite.
-    func reserve(_ reservation: CommandStore.Reservation) async throws -> Bool {
-        switch backend {
-        case .sqlite:
-            return true
-        case .postgres(let rounds):
-            guard case .reserved(let taken) = try await rounds.submit(.reserve(reservation)) else { throw StorageError("a command round answered a reservation as another step") }
-            return taken
-        }
+    /// Gives back a key taken by ``check(_:reserving:)`` that will not be answered
+    /// (``CommandStore/release(_:newRow:in:)``). Outside the rounds: only refusals that keep
+    /// nothing of their key come here.
+    func release(_ reservation: CommandStore.Reservation, newRow: Bool) async throws {
+        try await CommandStore.release(reservation, newRow: newRow, in: database)
     }
 
     /// Commits the command's log row and kept answer.

@@ -51,6 +51,10 @@ extension CommandGateway {
                 return .answered(Verdict(answer: replay, keep: .nothing), rate: allowance)
             }
         }
+        if case .refused = command.claim {
+            return refuse(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
+                                   detail: "A request with this webhook-id is running or was answered on another node; retry to get its answer."), keep: .nothing)
+        }
         let decision: RateLimiter.Decision
         if let sharedLimiter {
             do {

@@ -3,8 +3,8 @@ import Logging
 import MercatoHooks
 import MercatoStorage
 
-/// The gateway's fourth stage (CONTRACT §4): command known, scopes granted, args valid, the key
-/// claimed across nodes, then the plugin's handler, whose outcome becomes the answer.
+/// The gateway's fourth stage (CONTRACT §4): command known, scopes granted, args valid, then the
+/// plugin's handler, whose outcome becomes the answer.
 extension CommandGateway {
     /// Runs an admitted command; answers what to send and keep.
     func dispatch(_ command: AuthenticatedCommand) async -> Verdict {
@@ -23,21 +23,6 @@ extension CommandGateway {
         }
         if let error = ArgsValidator.validate(command.args, against: definition) {
             return refuse(APIError(status: error.status, code: error.code, title: "Invalid args", detail: error.message))
-        }
-        if steps.claimsKeys {
-            // Other nodes may hold the same key: claim it where they all look.
-            let taken: Bool
-            do {
-                taken = try await steps.reserve(CommandStore.Reservation(appId: target.install.appId, webhookId: command.webhookID, bodySha256: command.bodyHash,
-                                                                                 until: clock.millis + reservationLease, now: clock.millis))
-            } catch {
-                logger.error("idempotency reservation failed", metadata: ["error_type": "\(type(of: error))"])
-                return refuse(.unavailable("Storage is unavailable; retry with the same webhook-id."), headers: Self.retrySoon, keep: .nothing)
-            }
-            guard taken else {
-                return refuse(APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
-                                       detail: "A request with this webhook-id is running or was answered on another node; retry to get its answer."), keep: .nothing)
-            }
         }
         let request = CommandRequest(
             id: command.id, command: command.name, args: command.args?.objectValue ?? [:],

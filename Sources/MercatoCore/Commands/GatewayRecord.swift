@@ -11,6 +11,8 @@ extension CommandGateway {
     /// Records `verdict` and answers it with the `RateLimit-*` headers of `rate`; a 503 when
     /// the record cannot be committed (the answer is not sent unrecorded).
     func record(_ verdict: Verdict, of command: AuthenticatedCommand, rate: RateLimiter.Decision, since start: ContinuousClock.Instant) async -> Answer {
+        // A key kept nothing of is given back (a row kept for it replaces the claim instead).
+        if verdict.keep == .nothing { await release(command.claim) }
         let rateHeaders = Self.rateHeaders(rate)
         let target = command.target
         var answer = verdict.answer

@@ -8,7 +8,9 @@ public import PostgresNIO
 /// a round trip for each stage of each command, where together they share one.
 extension CommandStore {
     /// One round's work, each list possibly empty: `checks` answered in order (nil: no such
-    /// install), `reservations` answered in order (taken or not, as ``reserve(_:on:logger:)``),
+    /// install), `reservations` answered in order (taken or not, as ``reserve(_:on:logger:)``,
+    /// and whether the reservation made the key's row), the checks reading what was committed
+    /// before the round (a key's check beside its reservation sees the key as it was before it),
     /// `logs` and `answers` stored (as ``insertAnswered(_:_:on:logger:)``).
     public struct Round: Sendable {
         public var checks: [CheckKey] = []
@@ -27,20 +29,21 @@ extension CommandStore {
     /// only while it holds the key in process, one step after the other, so one node's round
     /// never writes a key twice (another request's check of the key, a read, may share the
     /// round); a second reservation of a key in `round` is answered not taken without being sent.
-    public static func run(_ round: Round, on connection: PostgresConnection, logger: Logger) async throws -> (checks: [CommandCheck?], taken: [Bool]) {
+    public static func run(_ round: Round, on connection: PostgresConnection, logger: Logger) async throws -> (checks: [CommandCheck?], taken: [Claim]) {
         var seen = Set<String>()
         let firsts = round.reservations.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
         let sent = zip(round.reservations, firsts).filter(\.1).map(\.0)
         let inline = Array(round.checks.prefix(RoundStatement.checkSlots))
         var found = [CommandCheck?](repeating: nil, count: round.checks.count)
-        var taken = Set<String>()
+        var taken = [String: Bool]()
         // Read to the end, so the connection goes back clean.
         for try await row in try await connection.execute(RoundStatement(checks: inline, reservations: sent, logs: round.logs, answers: round.answers), logger: logger) {
             let (slot, appID, status, version, scopes, updatedAt, removedAt, latest, newestSecret, perSecond, burst, hash, httpStatus, response, storedAt) = row
             if slot < 0 {
-                // A reservation taken: its key's webhook-id rides in the status column.
+                // A reservation taken (-1: its row is new, -2: it took a row over): its key's
+                // webhook-id rides in the status column.
                 guard let webhook = status else { throw StorageError("a command round answered a reservation without its webhook-id") }
-                taken.insert(appID + "\u{0}" + webhook)
+                taken[appID + "\u{0}" + webhook] = slot == -1
                 continue
             }
             let index = Int(slot)
@@ -54,14 +57,17 @@ extension CommandStore {
             let rest = try await checks(Array(round.checks.dropFirst(inline.count)), on: connection, logger: logger)
             found.replaceSubrange(inline.count..., with: rest)
         }
-        let answered = zip(round.reservations, firsts).map { claim, first in first && taken.contains(claim.appId + "\u{0}" + claim.webhookId) }
+        let answered = zip(round.reservations, firsts).map { claim, first -> Claim in
+            guard first, let newRow = taken[claim.appId + "\u{0}" + claim.webhookId] else { return .refused }
+            return .taken(newRow: newRow)
+        }
         return (found, answered)
     }
 
     /// The log rows and kept answers (``AnsweredStatement``), the reservations
     /// (``ReserveStatement``) and up to ``checkSlots`` checks (``ChecksStatement``),
-    /// as one statement: the checks' rows, then a row per reservation taken (slot -1, its app id,
-    /// its webhook-id where a check has its status).
+    /// as one statement: the checks' rows, then a row per reservation taken (slot -1 for a new
+    /// row, -2 for a row taken over; its app id, its webhook-id where a check has its status).
     struct RoundStatement: PostgresPreparedStatement {
         static let sql = """
             WITH logged AS (
@@ -76,11 +82,11 @@ extension CommandStore {
                 INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
                 SELECT a, w, b, 0, '', c, u FROM unnest($18::text[], $19::text[], $20::text[], $21::bigint[], $22::bigint[]) AS t(a, w, b, c, u)
                 \(reservationConflict)
-                RETURNING app_id, webhook_id
+                RETURNING app_id, webhook_id, xmax = 0 AS new_row
             )
             \(ChecksStatement.select(slots: checkSlots, firstParameter: 23))
             UNION ALL
-            SELECT -1, app_id, webhook_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM reserved
+            SELECT CASE WHEN new_row THEN -1 ELSE -2 END, app_id, webhook_id, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL FROM reserved
             """
         typealias Row = (Int32, String, String?, String?, String?, Int64?, Int64?, String?, String?, Double?, Int?, String?, Int?, String?, Int64?)
         /// Checks in one round's statement: twice a check statement's, as a round carries the

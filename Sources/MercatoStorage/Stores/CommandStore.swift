@@ -187,6 +187,37 @@ public enum CommandStore {
         }
     }
 
+    /// What a reservation got.
+    public enum Claim: Sendable, Equatable {
+        /// Not taken: the key is answered, bound to another body, or held by a live reservation.
+        case refused
+        /// Taken: `newRow` when the reservation made the key's row; otherwise it took over an
+        /// unanswered row (a refusal's, or one whose lease ran out). ``release(_:newRow:in:)``
+        /// needs to know which.
+        case taken(newRow: Bool)
+    }
+
+    /// Gives back a key its holder will not answer (a refusal that keeps nothing of the key),
+    /// so that a retry is not told the key is in progress until the lease runs out: the row the
+    /// reservation made goes, a row it took over only loses the reservation. Only while the
+    /// reservation is still this one (a lease that ran out may have been taken since).
+    public static func release(_ reservation: Reservation, newRow: Bool, in database: Database) async throws {
+        try await database.transaction { db in
+            let r = reservation
+            if newRow {
+                try await db.raw("""
+                    DELETE FROM command_idempotency WHERE app_id = \(bind: r.appId) AND webhook_id = \(bind: r.webhookId)
+                        AND http_status = 0 AND reserved_until = \(bind: r.until)
+                    """).run()
+            } else {
+                try await db.raw("""
+                    UPDATE command_idempotency SET reserved_until = NULL WHERE app_id = \(bind: r.appId) AND webhook_id = \(bind: r.webhookId)
+                        AND http_status = 0 AND reserved_until = \(bind: r.until)
+                    """).run()
+            }
+        }
+    }
+
     /// Stores answers with multi-row statements; a key that already has an answer keeps it.
     public static func insertIdempotency(_ records: [IdempotencyRecord], on db: any SQLDatabase) async throws {
         try await MultiRowInsert.run(into: "command_idempotency", columns: "app_id, webhook_id, body_sha256, http_status, response, created_at",
