@@ -18,6 +18,7 @@ TARGETS = {
 }
 GET_P99_MS = 2.0
 PING_GROWTH = 0.10
+NODES_CPU_GROWTH = 1.15
 RSS_MB = 150
 MEMORY_COMMANDS = 1_000_000
 DELIVERIES_PER_S = 5000
@@ -105,6 +106,8 @@ def table(path, machine_path):
                 ceil = find(r["scenario"], "ceiling", "empty")
             elif r["variant"].startswith("get-"):
                 ceil = find(r["scenario"], "ceiling", "get", r["connections"])
+            elif r["variant"].startswith("nodes-"):
+                ceil = find(r["scenario"], "ceiling", r["variant"])
             if ceil:
                 ratio = r["rps"] / ceil["rps"]
             t = TARGETS.get((r["scenario"], r["engine"]))
@@ -138,6 +141,18 @@ def table(path, machine_path):
                               + f" [rps {r['rps'] / ping['rps']:.2f} of ping's; the ceiling's own {ceil_share:.2f} of its ping's]")
                 else:
                     target = "(run with ping for the target: at least ping's ratio to the ceiling)"
+            if r["variant"].startswith("nodes-"):
+                # Issue 19: CPU a command with N nodes against one node, beside what the bare
+                # framework pays for the same spread: N ceilings behind the same nginx, each as
+                # much less busy as each node is (on 2 cores a process serving a third of the
+                # load wakes more often a request, and the framework's own cost a request grows).
+                one = find(r["scenario"], "mercato", "empty")
+                ceil_one, ceil_n = find(r["scenario"], "ceiling", "empty"), find(r["scenario"], "ceiling", r["variant"])
+                if one and one.get("cpu_us_per_request") and r.get("cpu_us_per_request"):
+                    growth = r["cpu_us_per_request"] / one["cpu_us_per_request"]
+                    target = f"CPU a command {growth:.2f}x one node's, <= {NODES_CPU_GROWTH:.2f}x: " + verdict([(f"{growth:.2f}x", growth <= NODES_CPU_GROWTH)])
+                    if ceil_one and ceil_n and ceil_one.get("cpu_us_per_request") and ceil_n.get("cpu_us_per_request"):
+                        target += f" [the bare ceiling's own: {ceil_n['cpu_us_per_request'] / ceil_one['cpu_us_per_request']:.2f}x]"
             if r["variant"] == "ping-seeded":
                 empty = find(r["scenario"], "mercato", "ping-empty")
                 if empty:
