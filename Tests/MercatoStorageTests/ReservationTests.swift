@@ -4,7 +4,8 @@ import MercatoTestSupport
 import Testing
 
 /// CONTRACT §12: a handler runs at most once per (app, webhook-id) across nodes. On PostgreSQL a
-/// node claims the key before running its handler; these are the claim's rules.
+/// node claims the key (in the round that checks it) before running its handler; these are the
+/// claim's rules.
 @Suite("Idempotency reservations across nodes (PostgreSQL)")
 struct ReservationTests {
     func claim(_ webhook: String, body: String = "b1", now: Int64, lease: Int64 = 1000) -> CommandStore.Reservation {
@@ -14,8 +15,13 @@ struct ReservationTests {
     @Test func aKeyIsTakenOnceUntilItsLeaseLapsesOrItIsAnswered() async throws {
         try await withTestDatabase(.postgres) { test async throws in
             let db = test.database
+            // Reservations alone in a round (the gateway sends each with its key's check).
             func reserve(_ batch: [CommandStore.Reservation]) async throws -> [Bool] {
-                try await CommandStore.reserve(batch, in: db)
+                var built = CommandStore.Round()
+                built.reservations = batch
+                let round = built
+                let taken = try #require(try await db.withPostgres { try await CommandStore.run(round, on: $0, logger: db.logger) }).taken
+                return taken.map { $0 != .refused }
             }
             // New keys are taken; a second claim of a key in the same batch is not.
             #expect(try await reserve([claim("w1", now: 100), claim("w2", now: 100), claim("w1", now: 100)]) == [true, true, false])

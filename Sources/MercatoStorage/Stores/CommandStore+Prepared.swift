@@ -7,30 +7,6 @@ public import PostgresNIO
 /// execution: 0.3-0.7 ms against 0.15 ms, `log_min_duration_statement` on an idle server).
 /// Arrays (one per column) keep one text for any batch size.
 extension CommandStore {
-    /// Takes the reservations of a batch in one statement; answers, in order, whether each was
-    /// taken. A key is taken when it is new, or unanswered with the same body and no live
-    /// reservation; an answered key, another body, or a reservation another node still holds is
-    /// not. A second claim of a key in the same batch is not taken (PostgreSQL refuses to update
-    /// a row twice in one statement). PostgreSQL only: on SQLite one process serves, and the
-    /// gateway's in-process guard is exact.
-    public static func reserve(_ batch: [Reservation], on connection: PostgresConnection, logger: Logger) async throws -> [Bool] {
-        var seen = Set<String>()
-        let firsts = batch.map { seen.insert($0.appId + "\u{0}" + $0.webhookId).inserted }
-        var taken = Set<String>()
-        for try await (app, webhook) in try await connection.execute(ReserveStatement(batch: zip(batch, firsts).filter(\.1).map(\.0)), logger: logger) {
-            taken.insert(app + "\u{0}" + webhook)
-        }
-        return zip(batch, firsts).map { claim, first in first && taken.contains(claim.appId + "\u{0}" + claim.webhookId) }
-    }
-
-    /// ``reserve(_:on:logger:)`` through `database` (PostgreSQL only), for callers without a batcher.
-    public static func reserve(_ batch: [Reservation], in database: Database) async throws -> [Bool] {
-        guard let taken = try await database.withPostgres({ try await reserve(batch, on: $0, logger: database.logger) }) else {
-            preconditionFailure("reservations are for several nodes on PostgreSQL")
-        }
-        return taken
-    }
-
     /// When a reservation takes a key that already has a row: only an unanswered row of the
     /// same body whose reservation (if any) has run out.
     static let reservationConflict = """
@@ -39,23 +15,9 @@ extension CommandStore {
                 AND COALESCE(command_idempotency.reserved_until, 0) < excluded.created_at
         """
 
-    struct ReserveStatement: PostgresPreparedStatement {
-        static let sql = """
-            INSERT INTO command_idempotency (app_id, webhook_id, body_sha256, http_status, response, created_at, reserved_until)
-            SELECT a, w, b, 0, '', c, u FROM unnest($1::text[], $2::text[], $3::text[], $4::bigint[], $5::bigint[]) AS t(a, w, b, c, u)
-            \(reservationConflict)
-            RETURNING app_id, webhook_id
-            """
-        typealias Row = (String, String)
-        var batch: [Reservation]
-
-        func makeBindings() throws -> PostgresBindings {
-            var bindings = PostgresBindings(capacity: 5)
-            Self.bind(batch, into: &bindings)
-            return bindings
-        }
-
-        /// The batch's five arrays, in the statement's parameter order.
+    /// The reservations of a round (``RoundStatement``) as its five arrays, in the statement's
+    /// parameter order.
+    enum ReservationArrays {
         static func bind(_ batch: [Reservation], into bindings: inout PostgresBindings) {
             bindings.append(batch.map(\.appId))
             bindings.append(batch.map(\.webhookId))
@@ -63,8 +25,6 @@ extension CommandStore {
             bindings.append(batch.map(\.now))
             bindings.append(batch.map(\.until))
         }
-
-        func decodeRow(_ row: PostgresRow) throws -> Row { try row.decode(Row.self) }
     }
 
     /// ``insertAnswered(_:_:on:)`` on a PostgreSQL connection: the log rows and the kept answers

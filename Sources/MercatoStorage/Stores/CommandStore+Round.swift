@@ -8,8 +8,9 @@ public import PostgresNIO
 /// a round trip for each stage of each command, where together they share one.
 extension CommandStore {
     /// One round's work, each list possibly empty: `checks` answered in order (nil: no such
-    /// install), `reservations` answered in order (taken or not, as ``reserve(_:on:logger:)``,
-    /// and whether the reservation made the key's row), the checks reading what was committed
+    /// install), `reservations` answered in order (``Claim``: a key is taken when it is new, or
+    /// unanswered with the same body and no live reservation; an answered key, another body, or
+    /// a reservation another node still holds is not), the checks reading what was committed
     /// before the round (a key's check beside its reservation sees the key as it was before it),
     /// `logs` and `answers` stored (as ``insertAnswered(_:_:on:logger:)``).
     public struct Round: Sendable {
@@ -65,7 +66,7 @@ extension CommandStore {
     }
 
     /// The log rows and kept answers (``AnsweredStatement``), the reservations
-    /// (``ReserveStatement``) and up to ``checkSlots`` checks (``ChecksStatement``),
+    /// (``reservationConflict``) and up to ``checkSlots`` checks (``ChecksStatement``),
     /// as one statement: the checks' rows, then a row per reservation taken (slot -1 for a new
     /// row, -2 for a row taken over; its app id, its webhook-id where a check has its status).
     struct RoundStatement: PostgresPreparedStatement {
@@ -100,7 +101,7 @@ extension CommandStore {
         func makeBindings() throws -> PostgresBindings {
             var bindings = PostgresBindings(capacity: 22 + 2 * Self.checkSlots)
             AnsweredStatement.bind(logs: logs, answers: answers, into: &bindings)
-            ReserveStatement.bind(reservations, into: &bindings)
+            ReservationArrays.bind(reservations, into: &bindings)
             ChecksStatement.bind(checks, slots: Self.checkSlots, into: &bindings)
             return bindings
         }
