@@ -66,20 +66,38 @@ public enum JSONValue: Sendable, Equatable, Hashable, Codable {
     /// The path of the first string (or object key) holding a NUL character, which storage
     /// engines refuse (PostgreSQL `TEXT`); `nil` when there is none.
     public func pathOfNUL(_ path: String = "") -> String? {
+        // One pass over the bytes first (not over characters: grapheme breaking cost a
+        // kv.set's 1 KiB value 4% of its CPU); values without NUL, nearly all, build no path.
+        guard containsNUL else { return nil }
         switch self {
-        case .string(let s): return s.contains("\u{0}") ? path : nil
+        case .string(let s): return Self.hasNUL(s) ? path : nil
         case .array(let a):
             for (i, v) in a.enumerated() { if let p = v.pathOfNUL("\(path)[\(i)]") { return p } }
             return nil
         case .object(let o):
             for (k, v) in o {
                 let p = path.isEmpty ? k : "\(path).\(k)"
-                if k.contains("\u{0}") { return path.isEmpty ? "(a key)" : "\(path) (a key)" }
+                if Self.hasNUL(k) { return path.isEmpty ? "(a key)" : "\(path) (a key)" }
                 if let found = v.pathOfNUL(p) { return found }
             }
             return nil
         default: return nil
         }
+    }
+
+    /// Whether a string, key or member anywhere in the value holds the NUL character.
+    public var containsNUL: Bool {
+        switch self {
+        case .string(let s): return Self.hasNUL(s)
+        case .array(let a): return a.contains { $0.containsNUL }
+        case .object(let o): return o.contains { Self.hasNUL($0.key) || $0.value.containsNUL }
+        default: return false
+        }
+    }
+
+    /// In UTF-8 the byte 0 is the NUL character and nothing else.
+    static func hasNUL(_ s: String) -> Bool {
+        s.utf8.withContiguousStorageIfAvailable { $0.contains(0) } ?? s.utf8.contains(0)
     }
 
     /// The member `key` of an object, `nil` otherwise.

@@ -84,6 +84,18 @@ struct JSONValueTests {
         #expect(failures > 500)
     }
 
+    /// The first string or key holding NUL, by its path; none in a value without one, whatever
+    /// else its strings hold.
+    @Test func nulIsFoundByItsPathInStringsAndKeys() throws {
+        let clean = try JSONValue(parsing: #"{"a": ["x", {"b": "é\u0301 ✓ 😀"}], "n": 1, "t": true, "z": null}"#)
+        #expect(!clean.containsNUL && clean.pathOfNUL() == nil)
+        #expect(try JSONValue(parsing: #"{"a": ["x", {"b": "y\u0000"}]}"#).pathOfNUL() == "a[1].b")
+        #expect(try JSONValue(parsing: #"{"a": {"k\u0000": 1}}"#).pathOfNUL() == "a (a key)")
+        #expect(try JSONValue(parsing: #"{"k\u0000": 1}"#).pathOfNUL() == "(a key)")
+        #expect(JSONValue.string("\u{0}\u{301}").pathOfNUL() == "")
+        #expect(JSONValue.array([.number(1), .string(String(repeating: "x", count: 5000) + "\u{0}")]).pathOfNUL() == "[1]")
+    }
+
     /// A refusal says what was wrong and at which byte.
     @Test func theReaderSaysWhereTheTextWentWrong() throws {
         func reason(_ text: String) -> JSONValue.ParseError? {

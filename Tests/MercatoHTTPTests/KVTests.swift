@@ -53,6 +53,15 @@ struct KVTests {
             #expect(nulCommand.json["code"] as? String == "unknown_command")
             #expect(try await run("kv.get", ["key": "deals/100x"]).status == .ok)
 
+            // Deep in the value too, named by its path.
+            let nulValue = try await run("kv.set", ["key": "deep", "value": ["note": ["fine", "a\u{0}b"]]])
+            #expect(nulValue.status == .unprocessableContent)
+            #expect((nulValue.json["detail"] as? String)?.contains("args.value.note[1]") == true, "\(nulValue.text)")
+            // 64 KiB of JSON as stored: a string of 65,534 characters and its two quotes fit.
+            let fits = try await run("kv.set", ["key": "edge", "value": String(repeating: "x", count: 64 * 1024 - 2)])
+            #expect(fits.status == .ok, "\(fits.text)")
+            #expect(try await run("kv.set", ["key": "edge", "value": String(repeating: "x", count: 64 * 1024 - 1)]).status == .unprocessableContent)
+            #expect(try await run("kv.delete", ["key": "edge"]).status == .ok)
             let big = try await run("kv.set", ["key": "big", "value": String(repeating: "x", count: 65 * 1024)])
             #expect(big.status == .unprocessableContent)
             #expect(big.json["code"] as? String == "invalid_args")

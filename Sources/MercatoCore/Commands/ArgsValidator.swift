@@ -32,7 +32,8 @@ public enum ArgsValidator {
             case .bool:
                 if value.boolValue == nil { return .invalidArgs(field: "args.\(field.name)", "must be true or false") }
             case .json(let maxBytes):
-                let size = (try? JSONEncoder().encode(value).count) ?? Int.max
+                // Measured as storage writes it (``JSONValue/jsonBytes()``).
+                let size = (try? value.jsonBytes().count) ?? Int.max
                 if size > maxBytes { return .invalidArgs(field: "args.\(field.name)", "must be at most \(maxBytes / 1024) KiB of JSON") }
             }
         }
