@@ -1,7 +1,7 @@
 import Foundation
 import HTTPTypes
 import HummingbirdTesting
-import MercatoCore
+@testable import MercatoCore
 import MercatoCrypto
 import MercatoHooks
 import MercatoStorage
@@ -177,6 +177,36 @@ struct OrgWebhookTests {
             #expect(try await deliveries.fanOut() == 0)
             #expect(try await deliveries.deliverDue() == 1)
             #expect(receiver.received.withLock { $0.last?.id } == received)
+        }
+    }
+
+    /// A plugin's write says whether its events made deliveries, and only then are the
+    /// senders woken (each sender's look is a claim in a write transaction): an event no one
+    /// takes, as most of an install's provider webhooks, wakes nothing.
+    @Test(arguments: TestEngines.all)
+    func aPluginWriteSaysWhetherItsEventsMadeDeliveries(engine: StorageEngine) async throws {
+        try await withRig(engine) { app, clock, _, port, s, _ in
+            let writes = PluginWrites(database: app.runtime.database, clock: clock.wallClock)
+            @Sendable func create(_ key: String, events: Int = 1) async throws -> PluginWriteOutcome {
+                let at = clock.wallClock.millis
+                let drafts = (0 ..< events).map { _ in EventDraft(type: "inbound.received", data: .object(["event_id": .string(key)])) }
+                return try await writes.submit(PluginWrite(.put(plugin: "inbound", install: s.installID, org: nil, key: key, value: "{}", quota: 1 << 20,
+                                                                at: at, onlyIfAbsent: true), events: try drafts.map { try Outbox.Encoded($0, at: at) }))
+            }
+            // The tasks app does not subscribe to inbound.received and the org has no endpoint.
+            #expect(try await create("in:a") == PluginWriteOutcome(result: .stored(version: 1), madeDeliveries: false))
+            let created = try await app.call(.post, "/api/v1/webhooks", token: s.adminToken, json: ["url": "http://127.0.0.1:\(port)/hook", "events": ["*"]])
+            #expect(created.status == .created, "\(created.text)")
+            #expect(try await create("in:b") == PluginWriteOutcome(result: .stored(version: 1), madeDeliveries: true))
+            // Stored without events, or not stored: nothing made, even beside a write that made some.
+            async let plain = create("in:c", events: 0)
+            async let present = create("in:b")
+            async let fresh = create("in:d")
+            #expect(try await plain == PluginWriteOutcome(result: .stored(version: 1), madeDeliveries: false))
+            #expect(try await present == PluginWriteOutcome(result: .present, madeDeliveries: false))
+            #expect(try await fresh == PluginWriteOutcome(result: .stored(version: 1), madeDeliveries: true))
+            let rows = try await app.runtime.database.read { try await $0.raw("SELECT id FROM webhook_deliveries WHERE type = 'inbound.received'").all().count }
+            #expect(rows == 2, "one delivery each for in:b and in:d")
         }
     }
 

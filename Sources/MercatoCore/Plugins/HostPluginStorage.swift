@@ -46,7 +46,7 @@ public struct HostPluginStorage: PluginStorage {
         let text = try JSONCoding.text(value)
         let expiry = expiresAt.map { Int64(($0.timeIntervalSince1970 * 1000).rounded(.up)) }
         switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
-                                                        quota: quotaBytes, at: clock.millis, expiresAt: expiry))) {
+                                                        quota: quotaBytes, at: clock.millis, expiresAt: expiry))).result {
         case .stored(let version): return version
         case .overQuota: throw overQuota
         case .deleted, .present: throw StorageError("a key-value write was answered as a delete")
@@ -62,11 +62,15 @@ public struct HostPluginStorage: PluginStorage {
         let at = clock.millis
         // Encoded here, not in the batch: the batch holds SQLite's one writer.
         let encoded = try events.map { try Outbox.Encoded($0, at: at) }
-        switch try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
-                                                        quota: quotaBytes, at: at, expiresAt: expiry, onlyIfAbsent: true), events: encoded)) {
+        let outcome = try await writes.submit(PluginWrite(.put(plugin: plugin, install: install, org: indexedByOrg ? org : nil, key: key, value: text,
+                                                               quota: quotaBytes, at: at, expiresAt: expiry, onlyIfAbsent: true), events: encoded))
+        switch outcome.result {
         case .stored:
-            // Its events' deliveries (if any) committed with it: the senders look now.
-            if !events.isEmpty { Wakeup.senders.signal() }
+            // Its events' deliveries committed with it: the senders look now. Only when there
+            // are some: each sender's look is a claim in the writer's transaction, and an event
+            // no app subscribes to (an install's provider webhooks, mostly) would wake them
+            // all for nothing, once per event.
+            if outcome.madeDeliveries { Wakeup.senders.signal() }
             return true
         case .present: return false
         case .overQuota: throw overQuota
@@ -79,7 +83,7 @@ public struct HostPluginStorage: PluginStorage {
     }
 
     public func delete(_ key: String) async throws -> Bool {
-        try await writes.submit(PluginWrite(.delete(plugin: plugin, install: install, key: key))) == .deleted(existed: true)
+        try await writes.submit(PluginWrite(.delete(plugin: plugin, install: install, key: key))).result == .deleted(existed: true)
     }
 
     public func keys(prefix: String, after: String?, limit: Int) async throws -> [String] {
@@ -232,12 +236,20 @@ public struct PluginWrite: Sendable {
     }
 }
 
+/// What a plugin write did, and whether its batch made deliveries of the events it wrote.
+public struct PluginWriteOutcome: Sendable, Equatable {
+    public var result: PluginDataStore.WriteResult
+    /// The write stored its events, and they (with the others of its batch) made at least one
+    /// delivery: the delivery senders have work.
+    public var madeDeliveries: Bool
+}
+
 /// Plugins' writes (puts and deletes of single keys) group-committed: each batch is a few
 /// statements in one transaction (``PluginDataStore/apply(_:on:)``), with the outbox rows of
 /// the creates that wrote their key.
-public typealias PluginWrites = GroupCommit<PluginWrite, PluginDataStore.WriteResult>
+public typealias PluginWrites = GroupCommit<PluginWrite, PluginWriteOutcome>
 
-extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.WriteResult {
+extension GroupCommit where Operation == PluginWrite, Output == PluginWriteOutcome {
     /// The events of a batch get their deliveries in the batch's transaction
     /// (``Outbox/writeRouted(_:by:reads:on:)``, one statement a batch). `fanOut` is the
     /// runtime's (sharing its manifest cache); storage built alone (tests) gets its own.
@@ -271,8 +283,11 @@ extension GroupCommit where Operation == PluginWrite, Output == PluginDataStore.
                 routed += operation.events.map { ($0, owner) }
             }
             var reads = FanOut.Reads()
-            try await Outbox.writeRouted(routed, by: fanOut, reads: &reads, on: db)
-            return results
+            let made = try await Outbox.writeRouted(routed, by: fanOut, reads: &reads, on: db) > 0
+            return zip(operations, results).map { operation, result in
+                guard made, !operation.events.isEmpty, case .stored = result else { return PluginWriteOutcome(result: result, madeDeliveries: false) }
+                return PluginWriteOutcome(result: result, madeDeliveries: true)
+            }
         }
     }
 }
