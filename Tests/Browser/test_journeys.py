@@ -378,3 +378,73 @@ def test_install_with_the_keyboard_alone(server, vendor, browser, shots):
     p.navigates(lambda: confirm.send_keys(Keys.ENTER))
     assert "The app is uninstalled" in p.text()
     p.check("keyboard-uninstalled")
+
+
+def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, browser, shots):
+    """Runs after the admin journey (Ada's account), in the order an admin works: the catalog's
+    Clerk Users app installed first (Clerk gives the signing secret only once the endpoint with
+    its URL exists); the install shows its receiving URL (CONTRACT §11) and that it receives
+    nothing yet; the secret pasted into Settings, never shown back; an event signed as Clerk
+    signs it (the standardwebhooks library) and posted to that very URL is received once, its
+    retry answered as a duplicate, a bad signature refused; uninstalled, the URL is gone."""
+    import base64
+    import json
+    import secrets as random
+    from datetime import datetime, timezone
+
+    from standardwebhooks.webhooks import Webhook
+
+    d, p = browser, Pages(browser, shots, "inbound")
+    d.get(server.base + "/marketplace/clerk-users")
+    if "/login" in d.current_url:
+        p.field("Email").send_keys("ada@example.com")
+        p.field("Password").send_keys(PASSWORD)
+        p.press("Sign in")
+        d.get(server.base + "/marketplace/clerk-users")
+    assert "Receiving URL" not in p.text(), "no URL before the install exists"
+    p.press("Install")
+    assert d.find_element(By.ID, "install-status").text == "Active"
+    install_id = d.find_element(By.ID, "install-id").text
+    url = d.find_element(By.CSS_SELECTOR, "code.inbound-url").text
+    assert url == f"{server.base}/api/v1/inbound/{install_id}/standard-webhooks"
+    assert "Receiving URL for Standard Webhooks events (Clerk, Svix, Resend)" in p.text()
+    assert "the endpoint's signing secret (whsec_...) into the Clerk webhook signing secret setting" in p.text()
+    assert "Not receiving yet" in d.find_element(By.ID, "inbound-waiting-standard-webhooks").text
+    p.check("app-receiving-url")
+
+    body = json.dumps({"type": "user.created", "object": "event", "data": {"id": "user_2browser", "email_addresses": []}})
+    secret = "whsec_" + base64.b64encode(random.token_bytes(32)).decode()
+
+    def signed(with_secret):
+        message_id = "msg_" + random.token_hex(12)
+        now = datetime.now(tz=timezone.utc)
+        return {"svix-id": message_id, "svix-timestamp": str(int(now.timestamp())),
+                "svix-signature": Webhook(with_secret).sign(message_id, now, body), "Content-Type": "application/json"}
+
+    early = requests.post(url, data=body, headers=signed(secret), timeout=10)
+    assert early.status_code == 404 and early.json()["code"] == "not_found", early.text
+
+    # Clerk shows the endpoint's secret; the admin pastes it into the install's settings.
+    d.find_element(By.XPATH, "//summary[normalize-space()='Settings']").click()
+    p.field("Clerk webhook signing secret").send_keys(secret)
+    p.press("Save settings")
+    assert "Settings saved." in p.text()
+    assert not d.find_elements(By.ID, "inbound-waiting-standard-webhooks")
+    assert secret not in d.page_source and secret[6:] not in d.page_source
+    p.check("app-receiving")
+
+    headers = signed(secret)
+    first = requests.post(url, data=body, headers=headers, timeout=10)
+    assert first.status_code == 200 and first.json()["duplicate"] is False, first.text
+    again = requests.post(url, data=body, headers=headers, timeout=10)
+    assert again.status_code == 200 and again.json() == {"id": first.json()["id"], "duplicate": True}, again.text
+    forged = requests.post(url, data=body, headers=signed("whsec_" + base64.b64encode(random.token_bytes(32)).decode()), timeout=10)
+    assert forged.status_code == 401 and forged.json()["code"] == "invalid_signature", forged.text
+    assert secret not in forged.text
+
+    # Uninstalled, the address receives nothing and the page no longer offers it.
+    p.navigates(lambda: d.find_element(By.LINK_TEXT, "Uninstall").click())
+    p.press("Yes, uninstall")
+    assert "The app is uninstalled" in p.text() and "Receiving URL" not in p.text()
+    gone = requests.post(url, data=body, headers=signed(secret), timeout=10)
+    assert gone.status_code == 404 and gone.json()["code"] == "not_found", gone.text

@@ -203,10 +203,12 @@ struct InboundTests {
             let admin = try await app.signedIn(org: org, role: "admin", by: r.adminToken, email: "admin@inbound.example")
             let page = try await admin.get("/marketplace/inbound-page")
             #expect(page.status == .ok)
-            #expect(page.text.contains("Receiving URL for stripe"))
+            #expect(page.text.contains("Receiving URL for Stripe webhooks"))
+            #expect(page.text.contains("a webhook endpoint in Stripe&#39;s Dashboard") || page.text.contains("a webhook endpoint in Stripe's Dashboard"))
             #expect(page.text.contains("/api/v1/inbound/\(r.installID)/stripe"))
             #expect(page.text.contains("<strong>stripe_secret</strong>"))
             #expect(!page.text.contains(r.secrets["stripe"]!))
+            #expect(!page.text.contains("Not receiving yet"), "its secret is set")
             // A member sees no settings, and no receiving URL either.
             let member = try await app.signedIn(org: org, role: "member", by: r.adminToken, email: "member@inbound.example")
             #expect(!(try await member.get("/marketplace/inbound-page")).text.contains("/api/v1/inbound/"))

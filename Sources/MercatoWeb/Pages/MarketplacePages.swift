@@ -18,6 +18,23 @@ struct MarketplacePages {
         return view.manifest.config.first(where: { $0.key == field })?.label ?? field
     }
 
+    /// Who sends a scheme's webhooks, where its receiving URL goes and which of its secrets the
+    /// install needs, in the words an org admin finds in that provider's dashboard (not the
+    /// scheme's code, `standard-webhooks`).
+    static func inboundSender(_ provider: String) -> (name: String, settings: String, secret: String) {
+        switch provider {
+        case "github": ("GitHub webhooks", "the repository's (or organization's) webhook settings on GitHub", "the secret you set there")
+        case "phonepe": ("PhonePe callbacks", "the callbackUrl of your PhonePe payment requests", "the salt key PhonePe issued you")
+        case "razorpay": ("Razorpay webhooks", "a webhook in Razorpay's Dashboard", "the secret you set there")
+        case "shopify": ("Shopify webhooks", "Shopify's webhook settings", "the signing secret Shopify shows there")
+        case "slack": ("Slack events", "your Slack app's Event Subscriptions Request URL", "the app's Signing Secret (on its Basic Information page)")
+        case "stripe": ("Stripe webhooks", "a webhook endpoint in Stripe's Dashboard", "the endpoint's signing secret")
+        case "standard-webhooks": ("Standard Webhooks events (Clerk, Svix, Resend)", "the webhook settings of the service that sends them (Clerk, Svix, Resend or any other that signs with Standard Webhooks)",
+                                   "the endpoint's signing secret (whsec_...)")
+        default: ("\(provider) webhooks", "\(provider)'s webhook settings", "its signing secret")
+        }
+    }
+
     static let flashes: [String: String] = [
         "welcome": "Welcome! You are signed in.",
         "installed": "The app is installed.",
@@ -174,7 +191,14 @@ struct MarketplacePages {
                 let view = try await runtime.installs.get(install.id, by: session.principal)
                 let receiving = InstallService.inboundURLs(of: view, publicURL: runtime.settings.publicURL)
                 if !receiving.isEmpty {
-                    installModel["inbound"] = receiving.map { ["provider": $0.provider, "url": $0.url, "secretField": Self.inboundSecretLabel(view, provider: $0.provider)] }
+                    installModel["inbound"] = receiving.map { entry in
+                        let sender = Self.inboundSender(entry.provider)
+                        let field = view.manifest.inbound?.first(where: { $0.provider == entry.provider })?.secretField
+                        return ["provider": entry.provider, "sender": sender.name, "settings": sender.settings, "secret": sender.secret, "url": entry.url,
+                                "secretField": Self.inboundSecretLabel(view, provider: entry.provider),
+                                // Without its secret nothing sent here verifies: say so where the URL is.
+                                "waiting": field.map { !view.install.configKeys.contains($0) } ?? true]
+                    }
                 }
                 installModel["upgrade"] = upgradeModel(install: install, current: view.manifest, latest: manifest, entered: upgradeEntered,
                                                        problems: upgradeProblems, failure: upgradeFailure)
