@@ -433,6 +433,15 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     assert secret not in d.page_source and secret[6:] not in d.page_source
     p.check("app-receiving")
 
+    # Disabled, the page says the URL refuses what is sent, and it does; enabled, it receives.
+    p.press("Disable")
+    assert "Not receiving while the app is disabled" in d.find_element(By.ID, "inbound-paused-standard-webhooks").text
+    p.check("app-receiving-disabled")
+    paused = requests.post(url, data=body, headers=signed(secret), timeout=10)
+    assert paused.status_code == 404 and paused.json()["code"] == "not_found", paused.text
+    p.press("Enable")
+    assert not d.find_elements(By.ID, "inbound-paused-standard-webhooks")
+
     headers = signed(secret)
     first = requests.post(url, data=body, headers=headers, timeout=10)
     assert first.status_code == 200 and first.json()["duplicate"] is False, first.text

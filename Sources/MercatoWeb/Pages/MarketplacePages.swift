@@ -35,6 +35,15 @@ struct MarketplacePages {
         }
     }
 
+    /// Why an install that is not active receives nothing at its receiving URL (`nil`: it is active).
+    static func inboundPaused(_ status: InstallStatus) -> String? {
+        switch status {
+        case .active, .uninstalled: nil
+        case .disabled: "Not receiving while the app is disabled: requests to this URL are refused until you enable it."
+        case .pendingOAuth: "Not receiving until an account is connected: requests to this URL are refused until then."
+        }
+    }
+
     static let flashes: [String: String] = [
         "welcome": "Welcome! You are signed in.",
         "installed": "The app is installed.",
@@ -197,7 +206,8 @@ struct MarketplacePages {
                         return ["provider": entry.provider, "sender": sender.name, "settings": sender.settings, "secret": sender.secret, "url": entry.url,
                                 "secretField": Self.inboundSecretLabel(view, provider: entry.provider),
                                 // Without its secret nothing sent here verifies: say so where the URL is.
-                                "waiting": field.map { !view.install.configKeys.contains($0) } ?? true]
+                                "waiting": field.map { !view.install.configKeys.contains($0) } ?? true,
+                                "paused": Self.inboundPaused(install.status).map { $0 as Any } ?? false]
                     }
                 }
                 installModel["upgrade"] = upgradeModel(install: install, current: view.manifest, latest: manifest, entered: upgradeEntered,
