@@ -114,6 +114,15 @@ class Pages:
     def text(self):
         return self.d.find_element(By.TAG_NAME, "main").text
 
+    def open_signed_in(self, url):
+        """Opens `url` as Ada (the admin journey's owner), signing in first if the session is gone."""
+        self.d.get(url)
+        if "/login" in self.d.current_url:
+            self.field("Email").send_keys("ada@example.com")
+            self.field("Password").send_keys(PASSWORD)
+            self.press("Sign in")
+            self.d.get(url)
+
 
 @pytest.fixture(scope="module")
 def vendor(server):
@@ -277,12 +286,7 @@ def test_pages_answer_the_security_headers(server):
 def test_developer_journey(server, browser, shots):
     """Runs after the admin journey (same browser, Ada still signed in as the org's owner)."""
     d, p = browser, Pages(browser, shots, "developer")
-    d.get(server.base + "/developer")
-    if "/login" in d.current_url:
-        p.field("Email").send_keys("ada@example.com")
-        p.field("Password").send_keys(PASSWORD)
-        p.press("Sign in")
-        d.get(server.base + "/developer")
+    p.open_signed_in(server.base + "/developer")
     assert "Your organisation has no apps yet." in p.text()
     p.check("developer-empty")
     p.navigates(lambda: d.find_element(By.LINK_TEXT, "Register an app").click())
@@ -353,12 +357,7 @@ def test_developer_journey(server, browser, shots):
 def test_install_with_the_keyboard_alone(server, vendor, browser, shots):
     """Runs after the admin journey (Ada signed in): Tab and Enter only, from the top of the page."""
     d, p = browser, Pages(browser, shots, "keyboard")
-    d.get(server.base + "/marketplace/evil-notes")
-    if "/login" in d.current_url:
-        p.field("Email").send_keys("ada@example.com")
-        p.field("Password").send_keys(PASSWORD)
-        p.press("Sign in")
-        d.get(server.base + "/marketplace/evil-notes")
+    p.open_signed_in(server.base + "/marketplace/evil-notes")
     def tab_to(test, limit=60):
         for _ in range(limit):
             ActionChains(d).send_keys(Keys.TAB).perform()
@@ -395,12 +394,7 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     from standardwebhooks.webhooks import Webhook
 
     d, p = browser, Pages(browser, shots, "inbound")
-    d.get(server.base + "/marketplace/clerk-users")
-    if "/login" in d.current_url:
-        p.field("Email").send_keys("ada@example.com")
-        p.field("Password").send_keys(PASSWORD)
-        p.press("Sign in")
-        d.get(server.base + "/marketplace/clerk-users")
+    p.open_signed_in(server.base + "/marketplace/clerk-users")
     assert "Receiving URL" not in p.text(), "no URL before the install exists"
     p.press("Install")
     assert d.find_element(By.ID, "install-status").text == "Active"
@@ -409,7 +403,9 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     assert url == f"{server.base}/api/v1/inbound/{install_id}/standard-webhooks"
     assert "Receiving URL for Standard Webhooks events (Clerk, Svix, Resend)" in p.text()
     assert "the endpoint's signing secret (whsec_...) into the Clerk webhook signing secret setting" in p.text()
-    assert "Not receiving yet" in d.find_element(By.ID, "inbound-waiting-standard-webhooks").text
+    waiting = d.find_element(By.ID, "inbound-waiting-standard-webhooks")
+    assert "Not receiving yet" in waiting.text
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", waiting)
     p.check("app-receiving-url")
 
     body = json.dumps({"type": "user.created", "object": "event", "data": {"id": "user_2browser", "email_addresses": []}})
@@ -435,7 +431,9 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
 
     # Disabled, the page says the URL refuses what is sent, and it does; enabled, it receives.
     p.press("Disable")
-    assert "Not receiving while the app is disabled" in d.find_element(By.ID, "inbound-paused-standard-webhooks").text
+    notice = d.find_element(By.ID, "inbound-paused-standard-webhooks")
+    assert "Not receiving while the app is disabled" in notice.text
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", notice)
     p.check("app-receiving-disabled")
     paused = requests.post(url, data=body, headers=signed(secret), timeout=10)
     assert paused.status_code == 404 and paused.json()["code"] == "not_found", paused.text

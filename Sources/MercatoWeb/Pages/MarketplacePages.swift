@@ -12,9 +12,9 @@ struct MarketplacePages {
     let runtime: MercatoRuntime
     let kit: PageKit
 
-    /// The label of the secret field the provider's signing secret goes in.
-    static func inboundSecretLabel(_ view: InstallService.View, provider: String) -> String {
-        guard let field = view.manifest.inbound?.first(where: { $0.provider == provider })?.secretField else { return "" }
+    /// The label of the secret field (its key) the provider's signing secret goes in.
+    static func inboundSecretLabel(_ view: InstallService.View, field: String?) -> String {
+        guard let field else { return "" }
         return view.manifest.config.first(where: { $0.key == field })?.label ?? field
     }
 
@@ -204,7 +204,7 @@ struct MarketplacePages {
                         let sender = Self.inboundSender(entry.provider)
                         let field = view.manifest.inbound?.first(where: { $0.provider == entry.provider })?.secretField
                         return ["provider": entry.provider, "sender": sender.name, "settings": sender.settings, "secret": sender.secret, "url": entry.url,
-                                "secretField": Self.inboundSecretLabel(view, provider: entry.provider),
+                                "secretField": Self.inboundSecretLabel(view, field: field),
                                 // Without its secret nothing sent here verifies: say so where the URL is.
                                 "waiting": field.map { !view.install.configKeys.contains($0) } ?? true,
                                 "paused": Self.inboundPaused(install.status).map { $0 as Any } ?? false]
