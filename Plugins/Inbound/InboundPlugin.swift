@@ -21,6 +21,8 @@ public struct InboundPlugin: MercatoPlugin {
     let now: @Sendable () -> Date
     /// Which installs were last seen without records of the versions before 1.3.0.
     let legacy = LegacyRecords()
+    /// Each install's last event and last refusal per provider, for its admins.
+    let status = InboundStatus()
 
     public init(now: @escaping @Sendable () -> Date = { Date() }) {
         self.now = now
@@ -43,6 +45,10 @@ public struct InboundPlugin: MercatoPlugin {
         id: "inbound",
         version: "1.3.0",
         emits: [eventType],
+        routes: [
+            RouteDefinition(.get, "inbound/{install_id}", minimumRole: .member,
+                            summary: "What an install's receiving URLs last got: per provider, the last event stored and the last request refused, with why."),
+        ],
         publicRoutes: [
             PublicRouteDefinition(.post, "inbound/{install_id}/{provider}", installParameter: "install_id",
                                   summary: "A provider's webhook for an install (stripe, github, standard-webhooks, slack, shopify, razorpay, phonepe)."),
@@ -56,10 +62,20 @@ public struct InboundPlugin: MercatoPlugin {
         guard InboundSchemes.known.contains(provider), let secret = try await context.api.inboundSecret(of: install, provider: provider) else {
             throw CommandError.notFound("This install receives no `\(provider.prefix(64))` webhooks.")
         }
-        let verified = try InboundVerifier(provider: provider, secret: secret).verify(request, now: now())
-        // Slack's handshake when a Request URL is saved: echo the challenge; it is not an event.
+        let verified: InboundVerifier.Verified
+        do {
+            verified = try InboundVerifier(provider: provider, secret: secret).verify(request, now: now())
+        } catch let refusal as CommandError {
+            // The admin's clue when the provider's dashboard shows failures: the answer it got.
+            status.refused(refusal, provider: provider, install: install, at: request.receivedAt)
+            throw refusal
+        }
+        // Slack's handshake when a Request URL is saved: echo the challenge; it is not an event,
+        // but it shows the admin that Slack reached the URL with the right secret.
         if provider == "slack", let object = verified.payload.objectValue, object["type"]?.stringValue == "url_verification",
            let challenge = object["challenge"]?.stringValue {
+            await status.note(.seen, provider: provider, ["event_id": .null, "event_type": .string("url_verification")],
+                              install: install, at: request.receivedAt, context)
             return .json(.object(["challenge": .string(challenge)]))
         }
         let key = Self.key(provider: provider, eventID: verified.eventID)
@@ -94,6 +110,9 @@ public struct InboundPlugin: MercatoPlugin {
         // provider's retry, or the same event on another request a moment ago): one write for
         // a new event, one read more for a duplicate.
         if try await context.storage.create(key, record, expiresAt: expiry, emitting: [event]) {
+            await status.note(.seen, provider: provider, ["event_id": .string(String(verified.eventID.prefix(200))),
+                                                     "event_type": verified.eventType.map { .string(String($0.prefix(200))) } ?? .null],
+                              install: install, at: received, context)
             return Self.answer(record, duplicate: false)
         }
         guard let stored = try await context.storage.get(key) else {
@@ -101,6 +120,15 @@ public struct InboundPlugin: MercatoPlugin {
             return try await handlePublicRoute(request, context)
         }
         return Self.answer(stored.value, duplicate: true)
+    }
+
+    /// `GET /api/v1/inbound/{install_id}`: the install's ``InboundStatus`` notes (404 for an
+    /// install of another org, or none).
+    public func handleRoute(_ request: RouteRequest, _ context: OrgContext) async throws -> RouteResponse {
+        guard request.route == "inbound/{install_id}", let install = request.parameters["install_id"] else {
+            throw CommandError.notFound("No route `\(request.route)`.")
+        }
+        return .json(try await status.read(install: install, context.storage.install(install)))
     }
 
     /// Where an event's record is kept: `in:<provider>:=<event id>` when the id is at most 128

@@ -385,7 +385,8 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     its URL exists); the install shows its receiving URL (CONTRACT §11) and that it receives
     nothing yet; the secret pasted into Settings, never shown back; an event signed as Clerk
     signs it (the standardwebhooks library) and posted to that very URL is received once, its
-    retry answered as a duplicate, a bad signature refused; uninstalled, the URL is gone."""
+    retry answered as a duplicate, a bad signature refused, and the page says both; uninstalled,
+    the URL is gone."""
     import base64
     import json
     import secrets as random
@@ -427,6 +428,7 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     assert "Settings saved." in p.text()
     assert not d.find_elements(By.ID, "inbound-waiting-standard-webhooks")
     assert secret not in d.page_source and secret[6:] not in d.page_source
+    assert d.find_element(By.ID, "inbound-received-standard-webhooks").text == "No event received yet."
     p.check("app-receiving")
 
     # Disabled, the page says the URL refuses what is sent, and it does; enabled, it receives.
@@ -448,6 +450,17 @@ def test_an_app_that_receives_provider_webhooks_shows_where_they_go(server, brow
     forged = requests.post(url, data=body, headers=signed("whsec_" + base64.b64encode(random.token_bytes(32)).decode()), timeout=10)
     assert forged.status_code == 401 and forged.json()["code"] == "invalid_signature", forged.text
     assert secret not in forged.text
+
+    # The page says what the URL last got: the event, and the forged request refused after it.
+    p.open_signed_in(server.base + "/marketplace/clerk-users")
+    received = d.find_element(By.ID, "inbound-received-standard-webhooks")
+    assert received.text.startswith("Last event received ") and received.text.endswith(": user.created."), received.text
+    refused = d.find_element(By.ID, "inbound-refused-standard-webhooks")
+    assert "Last request refused" in refused.text and "(invalid_signature)" in refused.text, refused.text
+    assert "check that the Clerk webhook signing secret setting holds the endpoint's signing secret (whsec_...)" in refused.text, refused.text
+    assert secret not in d.page_source and secret[6:] not in d.page_source
+    d.execute_script("arguments[0].scrollIntoView({block: 'center'})", refused)
+    p.check("app-receiving-status")
 
     # Uninstalled, the address receives nothing and the page no longer offers it.
     p.navigates(lambda: d.find_element(By.LINK_TEXT, "Uninstall").click())

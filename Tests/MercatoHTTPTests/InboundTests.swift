@@ -58,6 +58,7 @@ struct InboundTests {
         }.map { (try JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any]) ?? [:] }
     }
 
+    /// Everything the plugin keeps for `install`: its events' records and `seen:` notes.
     static func storedCount(_ app: AppHarness, install: String) async throws -> Int {
         try await app.runtime.database.read { db in
             try await db.raw("SELECT COUNT(*) AS n FROM plugin_kv WHERE plugin_id = 'inbound' AND install_id = \(bind: install)").first()?
@@ -93,7 +94,8 @@ struct InboundTests {
                 // Signed for this install, sent to another install's URL: that install's secret differs.
                 expectProblem(try await Self.post(app, "/api/v1/inbound/\(other.installID)/\(provider)", headers: headers, body: body),
                               .unauthorized, "invalid_signature")
-                #expect(try await Self.storedCount(app, install: r.installID) == providers.firstIndex(of: provider)!)
+                // Each provider before this one: its event's record and its `seen:` note.
+                #expect(try await Self.storedCount(app, install: r.installID) == 2 * providers.firstIndex(of: provider)!)
 
                 // The good one: 200, stored, one event; again: duplicate, no second event.
                 let first = try await Self.post(app, path, headers: headers, body: body)
@@ -155,7 +157,7 @@ struct InboundTests {
             #expect(fresh.json["duplicate"] as? Bool == false)
             #expect(try await Self.events(app, install: r.installID).count == 1)
             let keys = try await storage.keys(prefix: "", after: nil, limit: 10)
-            #expect(Set(keys) == [legacy, "in:github:=d-new"])
+            #expect(Set(keys) == [legacy, "in:github:=d-new", "seen:github"])
         }
     }
 
@@ -212,6 +214,73 @@ struct InboundTests {
             // A member sees no settings, and no receiving URL either.
             let member = try await app.signedIn(org: org, role: "member", by: r.adminToken, email: "member@inbound.example")
             #expect(!(try await member.get("/marketplace/inbound-page")).text.contains("/api/v1/inbound/"))
+        }
+    }
+
+    /// `GET /api/v1/inbound/{install_id}` and the install page: per provider the last event
+    /// stored and the last refusal with its reason (never the secret), written at most once a
+    /// minute per kind; another org's install is 404.
+    @Test(arguments: TestEngines.all)
+    func whatTheReceivingURLLastGotIsShownToItsOrg(engine: StorageEngine) async throws {
+        try await withApp(engine, pages: true) { app in
+            let r = try await Self.receiver(app, key: "inbound-status", providers: ["stripe", "github"])
+            let status = "/api/v1/inbound/\(r.installID)"
+            func notes() async throws -> [String: [String: Any]] {
+                let answer = try await app.call(.get, status, token: r.adminToken)
+                #expect(answer.status == .ok, "\(answer.text)")
+                for secret in r.secrets.values { #expect(!answer.text.contains(secret)) }
+                let data = try #require(answer.json["data"] as? [[String: Any]])
+                return Dictionary(uniqueKeysWithValues: data.map { ($0["provider"] as! String, $0) })
+            }
+            #expect(try await notes().isEmpty)
+
+            let now = Int(Date().timeIntervalSince1970)
+            func send(_ provider: String, _ id: String, secret: String? = nil) async throws -> Answer {
+                let body = InboundSigner.body(provider: provider, eventID: id)
+                return try await Self.post(app, "\(status)/\(provider)",
+                                           headers: InboundSigner.headers(provider: provider, secret: secret ?? r.secrets[provider]!, body: body, eventID: id, timestamp: now),
+                                           body: body)
+            }
+            // Signed with another secret (the admin pasted the wrong one): refused, and said so.
+            expectProblem(try await send("stripe", "evt_a", secret: InboundSigner.secret(for: "stripe", seed: "wrong")), .unauthorized, "invalid_signature")
+            var stripe = try #require(try await notes()["stripe"])
+            #expect(stripe["last_received"] is NSNull)
+            let refused = try #require(stripe["last_refused"] as? [String: Any])
+            #expect(refused["code"] as? String == "invalid_signature")
+            #expect((refused["detail"] as? String)?.contains("no signature matches") == true)
+            #expect((refused["at"] as? String)?.hasSuffix("Z") == true)
+
+            // The right secret: the event is noted; a second one within the minute is stored and
+            // delivered but not noted again.
+            #expect(try await send("stripe", "evt_b").status == .ok)
+            #expect(try await send("stripe", "evt_c").status == .ok)
+            stripe = try #require(try await notes()["stripe"])
+            let received = try #require(stripe["last_received"] as? [String: Any])
+            #expect(received["event_id"] as? String == "evt_b")
+            #expect(received["event_type"] as? String == "payment_intent.succeeded")
+            #expect(stripe["last_refused"] is [String: Any], "the older refusal stays in the answer")
+            #expect(try await Self.events(app, install: r.installID).count == 2)
+
+            // GitHub was only ever refused.
+            expectProblem(try await send("github", "d-1", secret: "not-the-secret"), .unauthorized, "invalid_signature")
+
+            // The page: Stripe's last event (its refusal came before it, so no warning); GitHub's refusal.
+            let org = try #require(try await app.call(.get, "/api/v1/installs/\(r.installID)", token: r.adminToken).json["org_id"] as? String)
+            let admin = try await app.signedIn(org: org, role: "admin", by: r.adminToken, email: "admin@inbound-status.example")
+            let page = try await admin.get("/marketplace/inbound-status")
+            #expect(page.status == .ok)
+            #expect(page.text.contains(#"id="inbound-received-stripe">Last event received"#))
+            #expect(page.text.contains("<code>payment_intent.succeeded</code>"))
+            #expect(!page.text.contains(#"id="inbound-refused-stripe""#))
+            #expect(page.text.contains(#"id="inbound-received-github">No event received yet"#))
+            #expect(page.text.contains(#"id="inbound-refused-github""#))
+            #expect(page.text.contains("(<code>invalid_signature</code>)"))
+            for secret in r.secrets.values { #expect(!page.text.contains(secret)) }
+
+            // Another org's admin, or no such install: 404.
+            let (_, stranger) = try await app.makeOrg(name: "Stranger")
+            expectProblem(try await app.call(.get, status, token: stranger), .notFound, "not_found")
+            expectProblem(try await app.call(.get, "/api/v1/inbound/ins_nothing", token: r.adminToken), .notFound, "not_found")
         }
     }
 

@@ -7,7 +7,8 @@ public import MercatoCore
 /// already refuses org tokens; signed commands and redirects that carry no token) or because
 /// it only says who the caller is (`GET orgs/{org_id}`).
 ///
-/// Families: reading installs, their commands, connection and the org's notifications is
+/// Families: reading installs, their commands, connection, what their receiving URLs last got
+/// and the org's notifications is
 /// `installs:read`; changing them (dismissing a notification included) `installs:write`;
 /// starting or removing an OAuth connection `connections:write`; the catalog, the providers
 /// list excepted, and the org's own apps (deliveries and command logs included) `apps:read` /
@@ -63,6 +64,8 @@ public enum RouteScopes {
         // Signed commands (their own credential) and the plugins' public routes
         "POST apps/commands": nil,
         "POST inbound/{}/{}": nil,
+        // What an install's receiving URLs last got (the Inbound plugin): a read of the install
+        "GET inbound/{}": .installsRead,
         // Built-in plugins' routes and the operator's view of the plugins
         "GET notifications": .installsRead,
         "POST notifications/{}/dismiss": .installsWrite,

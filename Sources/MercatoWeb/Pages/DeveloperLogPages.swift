@@ -61,7 +61,7 @@ struct DeveloperLogPages {
             let text = (form["since"] ?? "").trimmingCharacters(in: .whitespaces)
             guard let since = Self.time(text) else {
                 let pages = DeveloperPages(runtime: runtime, kit: kit)
-                var model = try await pages.appModel(key: key, session: session, query: FormData(""), logs: self)
+                var model = try await pages.appModel(key: key, session: session, context: context, query: FormData(""), logs: self)
                 model["recover"] = ["since": text, "error": text.isEmpty ? "Enter the date and time to recover from." : "is not a date and time (2026-12-01T09:30)"]
                 model["flash"] = ["kind": "error", "text": "Nothing was recovered; see the problem below."]
                 return kit.page("developer-app", title: model["name"] as? String ?? key, context: context, status: .unprocessableContent,

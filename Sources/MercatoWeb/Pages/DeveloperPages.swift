@@ -65,7 +65,7 @@ struct DeveloperPages {
             let session = try kit.requireSession(context, request: request)
             let key = try context.parameters.require("key")
             let query = FormData(request.uri.query ?? "")
-            var model = try await appModel(key: key, session: session, query: query, logs: logs)
+            var model = try await appModel(key: key, session: session, context: context, query: query, logs: logs)
             if let done = query["done"] {
                 if done == "recovered", let count = query["count"].flatMap(Int.init) {
                     model["flash"] = ["kind": "ok", "text": DeveloperLogPages.recoveredText(count, more: query["more"] == "1")]
@@ -91,7 +91,7 @@ struct DeveloperPages {
                     "secrets": Self.secretRows(made.newSecrets), "warning": Self.onceWarning,
                 ])
             } catch let error as APIError where error.status == 400 || error.status == 413 || error.status == 422 || error.status == 409 {
-                var model = try await appModel(key: key, session: session, query: FormData(""), logs: logs)
+                var model = try await appModel(key: key, session: session, context: context, query: FormData(""), logs: logs)
                 model["versionForm"] = Self.manifestFormModel(text: sent.text, error: error).merging(["open": true]) { $1 }
                 model["flash"] = ["kind": "error", "text": "The new version was not added; see the problems below."]
                 return kit.page("developer-app", title: model["name"] as? String ?? key, context: context,
@@ -124,7 +124,7 @@ struct DeveloperPages {
     }
 
     /// The app's page: listing, versions, secrets, deliveries and command log (filtered by `query`).
-    func appModel(key: String, session: BrowserSession, query: FormData, logs: DeveloperLogPages) async throws -> [String: Any] {
+    func appModel(key: String, session: BrowserSession, context: AppRequestContext, query: FormData, logs: DeveloperLogPages) async throws -> [String: Any] {
         let view = try await runtime.registry.developerApp(key: key, by: session.principal)
         let latest = view.app.latestVersion
         var model: [String: Any] = [

@@ -35,6 +35,45 @@ struct MarketplacePages {
         }
     }
 
+    /// What the receiving URL last got (`GET /api/v1/inbound/{install_id}`, the Inbound
+    /// plugin's route, called as the API calls it), by provider; empty when no plugin serves it.
+    func inboundStatus(_ install: String, session: BrowserSession, context: AppRequestContext) async throws -> [String: [String: JSONValue]] {
+        let calls = PluginRouteCall(runtime: runtime)
+        guard let route = calls.route(.get, "inbound/{install_id}") else { return [:] }
+        let answer = try await calls.call(plugin: route.plugin, route.definition, caller: session.principal, parameters: ["install_id": install],
+                                          query: [:], body: nil, requestID: context.requestID, logger: context.logger)
+        guard case .json(let value, _) = answer else { return [:] }
+        var byProvider: [String: [String: JSONValue]] = [:]
+        for item in value.objectValue?["data"]?.arrayValue ?? [] {
+            guard let object = item.objectValue, let provider = object["provider"]?.stringValue else { continue }
+            byProvider[provider] = object
+        }
+        return byProvider
+    }
+
+    /// The page's lines for one provider's last event and last refusal: the refusal only when
+    /// it came after the last event (an old mistake since put right is not news).
+    static func inboundLastGot(_ status: [String: JSONValue]?) -> [String: Any] {
+        let received = status?["last_received"]?.objectValue
+        let refused = status?["last_refused"]?.objectValue
+        var model: [String: Any] = [:]
+        if let received, let at = received["at"]?.stringValue {
+            model["received"] = ["at": Self.shownTime(at), "type": received["event_type"]?.stringValue.map { $0 as Any } ?? false]
+        } else {
+            model["noneReceived"] = true
+        }
+        if let refused, let at = refused["at"]?.stringValue, at > (received?["at"]?.stringValue ?? "") {
+            model["refused"] = ["at": Self.shownTime(at), "code": refused["code"]?.stringValue ?? "", "detail": refused["detail"]?.stringValue ?? ""]
+        }
+        return model
+    }
+
+    /// `2026-12-02T14:05:09.123Z` as the page shows times (`2026-12-02 14:05:09 UTC`).
+    static func shownTime(_ timestamp: String) -> String {
+        guard timestamp.count >= 19 else { return timestamp }
+        return timestamp.prefix(10) + " " + timestamp.dropFirst(11).prefix(8) + " UTC"
+    }
+
     /// Why an install that is not active receives nothing at its receiving URL (`nil`: it is active).
     static func inboundPaused(_ status: InstallStatus) -> String? {
         switch status {
@@ -96,7 +135,7 @@ struct MarketplacePages {
         pages.get("marketplace/{key}") { request, context in
             let session = try kit.requireSession(context, request: request)
             let key = try context.parameters.require("key")
-            var model = try await appModel(key: key, session: session)
+            var model = try await appModel(key: key, session: session, context: context)
             if let done = request.uri.queryParameters["done"].map(String.init), let text = Self.flashes[done] {
                 model["flash"] = ["kind": "ok", "text": text]
             } else if let code = request.uri.queryParameters["connect_error"].map(String.init), let text = ConnectFlow.flowErrors[code] {
@@ -119,7 +158,7 @@ struct MarketplacePages {
                 let done = made.install.status == .pendingOAuth ? "installed-connect" : "installed"
                 return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=\(done)")
             } catch let error as APIError where !error.errors.isEmpty || error.status == 409 || error.status == 403 && error.code != "forbidden" {
-                var model = try await appModel(key: key, session: session, entered: form, problems: error.errors)
+                var model = try await appModel(key: key, session: session, context: context, entered: form, problems: error.errors)
                 if error.errors.isEmpty { model["flash"] = ["kind": "error", "text": error.detail] }
                 else { model["flash"] = ["kind": "error", "text": "Some fields need your attention."] }
                 return kit.page("app", title: entry.manifest.name, context: context, status: HTTPResponse.Status(code: error.status),
@@ -142,7 +181,7 @@ struct MarketplacePages {
                 _ = try await runtime.installs.patchConfig(install.id, patch: patch, by: .init(session.principal, requestID: context.requestID))
                 return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=configured")
             } catch let error as APIError where !error.errors.isEmpty {
-                var model = try await appModel(key: key, session: session, entered: form, problems: error.errors)
+                var model = try await appModel(key: key, session: session, context: context, entered: form, problems: error.errors)
                 model["flash"] = ["kind": "error", "text": "Some settings need your attention; nothing was changed."]
                 return kit.page("app", title: view.manifest.name, context: context, status: HTTPResponse.Status(code: error.status),
                                 nav: "marketplace", model)
@@ -159,7 +198,7 @@ struct MarketplacePages {
     }
 
     /// The app page's model: the app, and either the install form (admin+) or the install.
-    func appModel(key: String, session: BrowserSession, entered: FormData? = nil, problems: [APIError.FieldProblem] = [],
+    func appModel(key: String, session: BrowserSession, context: AppRequestContext, entered: FormData? = nil, problems: [APIError.FieldProblem] = [],
                   upgradeEntered: FormData? = nil, upgradeProblems: [APIError.FieldProblem] = [], upgradeFailure: String? = nil) async throws -> [String: Any] {
         let entry = try await runtime.registry.catalogApp(key: key, for: session.principal)
         let manifest = entry.manifest
@@ -200,14 +239,19 @@ struct MarketplacePages {
                 let view = try await runtime.installs.get(install.id, by: session.principal)
                 let receiving = InstallService.inboundURLs(of: view, publicURL: runtime.settings.publicURL)
                 if !receiving.isEmpty {
+                    let lastGot = try await inboundStatus(install.id, session: session, context: context)
                     installModel["inbound"] = receiving.map { entry in
                         let sender = Self.inboundSender(entry.provider)
                         let field = view.manifest.inbound?.first(where: { $0.provider == entry.provider })?.secretField
-                        return ["provider": entry.provider, "sender": sender.name, "settings": sender.settings, "secret": sender.secret, "url": entry.url,
-                                "secretField": Self.inboundSecretLabel(view, field: field),
-                                // Without its secret nothing sent here verifies: say so where the URL is.
-                                "waiting": field.map { !view.install.configKeys.contains($0) } ?? true,
-                                "paused": Self.inboundPaused(install.status).map { $0 as Any } ?? false]
+                        var model: [String: Any] = [
+                            "provider": entry.provider, "sender": sender.name, "settings": sender.settings, "secret": sender.secret, "url": entry.url,
+                            "secretField": Self.inboundSecretLabel(view, field: field),
+                            // Without its secret nothing sent here verifies: say so where the URL is.
+                            "waiting": field.map { !view.install.configKeys.contains($0) } ?? true,
+                            "paused": Self.inboundPaused(install.status).map { $0 as Any } ?? false,
+                        ]
+                        model.merge(Self.inboundLastGot(lastGot[entry.provider]), uniquingKeysWith: { _, new in new })
+                        return model
                     }
                 }
                 installModel["upgrade"] = upgradeModel(install: install, current: view.manifest, latest: manifest, entered: upgradeEntered,

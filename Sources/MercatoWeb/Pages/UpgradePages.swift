@@ -29,7 +29,7 @@ extension MarketplacePages {
                                                        by: .init(session.principal, requestID: context.requestID))
                 return kit.redirect("/marketplace/\(Self.pathSegment(key))?done=upgraded")
             } catch let error as APIError where error.status == 409 || error.status == 422 {
-                var model = try await appModel(key: key, session: session, upgradeEntered: form, upgradeProblems: error.errors,
+                var model = try await appModel(key: key, session: session, context: context, upgradeEntered: form, upgradeProblems: error.errors,
                                                upgradeFailure: error.code == "scopes_not_accepted" ? nil : error.detail)
                 model["flash"] = ["kind": "error", "text": "The app was not upgraded; see the Upgrade section."]
                 return kit.page("app", title: target.name, context: context, status: HTTPResponse.Status(code: error.status), nav: "marketplace", model)

@@ -1,0 +1,94 @@
+import Foundation
+import MercatoHooks
+import Synchronization
+
+/// What an org admin setting up a provider needs to see: did the provider's events arrive, and
+/// if requests were refused, why (a wrong secret pasted is the usual first mistake).
+///
+/// - The last new event stored, per install and provider, is kept in the install's storage
+///   under `seen:<provider>` (`at`, `event_id`, `event_type`), written at most once a
+///   ``InboundStatus/interval`` per install and provider on each node: the first after a quiet
+///   spell at once, so an admin's test event shows at the next reload, while a busy install
+///   costs one write a minute rather than one an event.
+/// - The last request refused by its signature check (`at`, `code`, `detail`: the answer the
+///   provider got, which holds nothing of the secret or the body) is kept in this process's
+///   memory only: a refused request stores nothing (CONTRACT §11), and a flood of forged
+///   requests costs no write. With several nodes each knows the refusals it answered.
+///
+/// `GET /api/v1/inbound/{install_id}` answers both (``InboundPlugin/handleRoute(_:_:)``).
+final class InboundStatus: Sendable {
+    /// Which note (the one kind kept in storage, `seen:<provider>`).
+    enum Kind: String {
+        case seen
+    }
+
+    /// Longest a busy install's note lags behind.
+    static let interval: TimeInterval = 60
+    /// Notes remembered as written before the memory is cleared (each then written once more).
+    static let remembered = 100_000
+
+    private let written = Mutex<[String: Date]>([:])
+    /// The last refusal per install and provider (`install \0 provider`).
+    private let refusals = Mutex<[String: [String: JSONValue]]>([:])
+
+    init() {}
+
+    /// Whether the note is to be written now; if so, it counts as written.
+    func due(_ kind: Kind, provider: String, _ install: String, at now: Date) -> Bool {
+        let key = install + "\u{0}" + provider + "\u{0}" + kind.rawValue
+        return written.withLock { written in
+            if let last = written[key], now >= last, now.timeIntervalSince(last) < Self.interval { return false }
+            if written.count >= Self.remembered { written.removeAll(keepingCapacity: true) }
+            written[key] = now
+            return true
+        }
+    }
+
+    /// Forgets that a note was written (its write failed: the next request tries again).
+    func forget(_ kind: Kind, provider: String, _ install: String) {
+        _ = written.withLock { $0.removeValue(forKey: install + "\u{0}" + provider + "\u{0}" + kind.rawValue) }
+    }
+
+    static func key(_ kind: Kind, provider: String) -> String { kind.rawValue + ":" + provider }
+
+    /// Remembers a refusal (in memory: see the type's documentation).
+    func refused(_ error: CommandError, provider: String, install: String, at now: Date) {
+        let note: [String: JSONValue] = ["at": .string(PluginSupport.timestamp(now)), "code": .string(error.code), "detail": .string(error.message)]
+        refusals.withLock { refusals in
+            if refusals.count >= Self.remembered { refusals.removeAll(keepingCapacity: true) }
+            refusals[install + "\u{0}" + provider] = note
+        }
+    }
+
+    /// Writes the note when it is due. A failed write is not the request's failure: the event
+    /// itself is stored (or the refusal answered) either way.
+    func note(_ kind: Kind, provider: String, _ value: [String: JSONValue], install: String, at now: Date, _ context: HookContext) async {
+        guard due(kind, provider: provider, install, at: now) else { return }
+        var value = value
+        value["at"] = .string(PluginSupport.timestamp(now))
+        do {
+            _ = try await context.storage.set(Self.key(kind, provider: provider), .object(value))
+        } catch {
+            // Storage trouble, or the install's storage full: the next
+            // request tries again.
+            forget(kind, provider: provider, install)
+        }
+    }
+
+    /// The install's notes, per provider that has one, in provider order.
+    func read(install: String, _ storage: any PluginStorage) async throws -> JSONValue {
+        var byProvider: [String: [String: JSONValue]] = [:]
+        func entry(_ provider: String) -> [String: JSONValue] { ["provider": .string(provider), "last_received": .null, "last_refused": .null] }
+        for key in try await storage.keys(prefix: Kind.seen.rawValue + ":", after: nil, limit: 64) {
+            guard let stored = try await storage.get(key) else { continue }
+            let provider = String(key.dropFirst(Kind.seen.rawValue.count + 1))
+            byProvider[provider, default: entry(provider)]["last_received"] = stored.value
+        }
+        let prefix = install + "\u{0}"
+        for (key, note) in refusals.withLock({ $0.filter { $0.key.hasPrefix(prefix) } }) {
+            let provider = String(key.dropFirst(prefix.count))
+            byProvider[provider, default: entry(provider)]["last_refused"] = .object(note)
+        }
+        return .object(["data": .array(byProvider.keys.sorted().map { .object(byProvider[$0]!) })])
+    }
+}
