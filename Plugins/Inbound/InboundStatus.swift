@@ -27,15 +27,21 @@ final class InboundStatus: Sendable {
     /// Notes remembered as written before the memory is cleared (each then written once more).
     static let remembered = 100_000
 
-    private let written = Mutex<[String: Date]>([:])
-    /// The last refusal per install and provider (`install \0 provider`).
-    private let refusals = Mutex<[String: [String: JSONValue]]>([:])
+    /// An install's provider.
+    struct Slot: Hashable {
+        var install: String
+        var provider: String
+    }
+
+    private let written = Mutex<[Slot: Date]>([:])
+    /// The last refusal per install and provider.
+    private let refusals = Mutex<[Slot: [String: JSONValue]]>([:])
 
     init() {}
 
     /// Whether the note is to be written now; if so, it counts as written.
     func due(_ kind: Kind, provider: String, _ install: String, at now: Date) -> Bool {
-        let key = install + "\u{0}" + provider + "\u{0}" + kind.rawValue
+        let key = Slot(install: install, provider: provider)
         return written.withLock { written in
             if let last = written[key], now >= last, now.timeIntervalSince(last) < Self.interval { return false }
             if written.count >= Self.remembered { written.removeAll(keepingCapacity: true) }
@@ -46,7 +52,7 @@ final class InboundStatus: Sendable {
 
     /// Forgets that a note was written (its write failed: the next request tries again).
     func forget(_ kind: Kind, provider: String, _ install: String) {
-        _ = written.withLock { $0.removeValue(forKey: install + "\u{0}" + provider + "\u{0}" + kind.rawValue) }
+        _ = written.withLock { $0.removeValue(forKey: Slot(install: install, provider: provider)) }
     }
 
     static func key(_ kind: Kind, provider: String) -> String { kind.rawValue + ":" + provider }
@@ -56,7 +62,7 @@ final class InboundStatus: Sendable {
         let note: [String: JSONValue] = ["at": .string(PluginSupport.timestamp(now)), "code": .string(error.code), "detail": .string(error.message)]
         refusals.withLock { refusals in
             if refusals.count >= Self.remembered { refusals.removeAll(keepingCapacity: true) }
-            refusals[install + "\u{0}" + provider] = note
+            refusals[Slot(install: install, provider: provider)] = note
         }
     }
 
@@ -84,10 +90,8 @@ final class InboundStatus: Sendable {
             let provider = String(key.dropFirst(Kind.seen.rawValue.count + 1))
             byProvider[provider, default: entry(provider)]["last_received"] = stored.value
         }
-        let prefix = install + "\u{0}"
-        for (key, note) in refusals.withLock({ $0.filter { $0.key.hasPrefix(prefix) } }) {
-            let provider = String(key.dropFirst(prefix.count))
-            byProvider[provider, default: entry(provider)]["last_refused"] = .object(note)
+        for (slot, note) in refusals.withLock({ $0.filter { $0.key.install == install } }) {
+            byProvider[slot.provider, default: entry(slot.provider)]["last_refused"] = .object(note)
         }
         return .object(["data": .array(byProvider.keys.sorted().map { .object(byProvider[$0]!) })])
     }
