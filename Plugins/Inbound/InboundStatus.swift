@@ -40,7 +40,7 @@ final class InboundStatus: Sendable {
     init() {}
 
     /// Whether the note is to be written now; if so, it counts as written.
-    func due(_ kind: Kind, provider: String, _ install: String, at now: Date) -> Bool {
+    func due(provider: String, _ install: String, at now: Date) -> Bool {
         let key = Slot(install: install, provider: provider)
         return written.withLock { written in
             if let last = written[key], now >= last, now.timeIntervalSince(last) < Self.interval { return false }
@@ -51,7 +51,7 @@ final class InboundStatus: Sendable {
     }
 
     /// Forgets that a note was written (its write failed: the next request tries again).
-    func forget(_ kind: Kind, provider: String, _ install: String) {
+    func forget(provider: String, _ install: String) {
         _ = written.withLock { $0.removeValue(forKey: Slot(install: install, provider: provider)) }
     }
 
@@ -69,15 +69,14 @@ final class InboundStatus: Sendable {
     /// Writes the note when it is due. A failed write is not the request's failure: the event
     /// itself is stored (or the refusal answered) either way.
     func note(_ kind: Kind, provider: String, _ value: [String: JSONValue], install: String, at now: Date, _ context: HookContext) async {
-        guard due(kind, provider: provider, install, at: now) else { return }
+        guard due(provider: provider, install, at: now) else { return }
         var value = value
         value["at"] = .string(PluginSupport.timestamp(now))
         do {
             _ = try await context.storage.set(Self.key(kind, provider: provider), .object(value))
         } catch {
-            // Storage trouble, or the install's storage full: the next
-            // request tries again.
-            forget(kind, provider: provider, install)
+            // Storage trouble, or the install's storage full: the next event tries again.
+            forget(provider: provider, install)
         }
     }
 

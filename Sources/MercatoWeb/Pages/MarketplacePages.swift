@@ -36,13 +36,14 @@ struct MarketplacePages {
     }
 
     /// What the receiving URL last got (`GET /api/v1/inbound/{install_id}`, the Inbound
-    /// plugin's route, called as the API calls it), by provider; empty when no plugin serves it.
-    func inboundStatus(_ install: String, session: BrowserSession, context: AppRequestContext) async throws -> [String: [String: JSONValue]] {
+    /// plugin's route, called as the API calls it), by provider; `nil` when no plugin serves it
+    /// or it could not answer (the page then says nothing of it rather than fail).
+    func inboundStatus(_ install: String, session: BrowserSession, context: AppRequestContext) async -> [String: [String: JSONValue]]? {
         let calls = PluginRouteCall(runtime: runtime)
-        guard let route = calls.route(.get, "inbound/{install_id}") else { return [:] }
-        let answer = try await calls.call(plugin: route.plugin, route.definition, caller: session.principal, parameters: ["install_id": install],
-                                          query: [:], body: nil, requestID: context.requestID, logger: context.logger)
-        guard case .json(let value, _) = answer else { return [:] }
+        guard let route = calls.route(.get, "inbound/{install_id}"),
+              case .json(let value, _)? = try? await calls.call(plugin: route.plugin, route.definition, caller: session.principal,
+                                                                parameters: ["install_id": install], query: [:], body: nil,
+                                                                requestID: context.requestID, logger: context.logger) else { return nil }
         var byProvider: [String: [String: JSONValue]] = [:]
         for item in value.objectValue?["data"]?.arrayValue ?? [] {
             guard let object = item.objectValue, let provider = object["provider"]?.stringValue else { continue }
@@ -52,8 +53,11 @@ struct MarketplacePages {
     }
 
     /// The page's lines for one provider's last event and last refusal: the refusal only when
-    /// it came after the last event (an old mistake since put right is not news).
-    static func inboundLastGot(_ status: [String: JSONValue]?) -> [String: Any] {
+    /// it came after the last event (an old mistake since put right is not news). Nothing when
+    /// the notes could not be read.
+    static func inboundLastGot(_ notes: [String: [String: JSONValue]]?, provider: String) -> [String: Any] {
+        guard let notes else { return [:] }
+        let status = notes[provider]
         let received = status?["last_received"]?.objectValue
         let refused = status?["last_refused"]?.objectValue
         var model: [String: Any] = [:]
@@ -239,7 +243,7 @@ struct MarketplacePages {
                 let view = try await runtime.installs.get(install.id, by: session.principal)
                 let receiving = InstallService.inboundURLs(of: view, publicURL: runtime.settings.publicURL)
                 if !receiving.isEmpty {
-                    let lastGot = try await inboundStatus(install.id, session: session, context: context)
+                    let lastGot = await inboundStatus(install.id, session: session, context: context)
                     installModel["inbound"] = receiving.map { entry in
                         let sender = Self.inboundSender(entry.provider)
                         let field = view.manifest.inbound?.first(where: { $0.provider == entry.provider })?.secretField
@@ -250,7 +254,7 @@ struct MarketplacePages {
                             "waiting": field.map { !view.install.configKeys.contains($0) } ?? true,
                             "paused": Self.inboundPaused(install.status).map { $0 as Any } ?? false,
                         ]
-                        model.merge(Self.inboundLastGot(lastGot[entry.provider]), uniquingKeysWith: { _, new in new })
+                        model.merge(Self.inboundLastGot(lastGot, provider: entry.provider), uniquingKeysWith: { _, new in new })
                         return model
                     }
                 }
