@@ -74,7 +74,7 @@ public struct InboundPlugin: MercatoPlugin {
         // but it shows the admin that Slack reached the URL with the right secret.
         if provider == "slack", let object = verified.payload.objectValue, object["type"]?.stringValue == "url_verification",
            let challenge = object["challenge"]?.stringValue {
-            await status.note(.seen, provider: provider, ["event_id": .null, "event_type": .string("url_verification")],
+            await status.seen(provider: provider, ["event_id": .null, "event_type": .string("url_verification")],
                               install: install, at: request.receivedAt, context)
             return .json(.object(["challenge": .string(challenge)]))
         }
@@ -110,8 +110,8 @@ public struct InboundPlugin: MercatoPlugin {
         // provider's retry, or the same event on another request a moment ago): one write for
         // a new event, one read more for a duplicate.
         if try await context.storage.create(key, record, expiresAt: expiry, emitting: [event]) {
-            await status.note(.seen, provider: provider, ["event_id": .string(String(verified.eventID.prefix(200))),
-                                                     "event_type": verified.eventType.map { .string(String($0.prefix(200))) } ?? .null],
+            await status.seen(provider: provider, ["event_id": .string(String(verified.eventID.prefix(200))),
+                                                   "event_type": verified.eventType.map { .string(String($0.prefix(200))) } ?? .null],
                               install: install, at: received, context)
             return Self.answer(record, duplicate: false)
         }

@@ -17,11 +17,6 @@ import Synchronization
 ///
 /// `GET /api/v1/inbound/{install_id}` answers both (``InboundPlugin/handleRoute(_:_:)``).
 final class InboundStatus: Sendable {
-    /// Which note (the one kind kept in storage, `seen:<provider>`).
-    enum Kind: String {
-        case seen
-    }
-
     /// Longest a busy install's note lags behind.
     static let interval: TimeInterval = 60
     /// Notes remembered as written before the memory is cleared (each then written once more).
@@ -55,7 +50,8 @@ final class InboundStatus: Sendable {
         _ = written.withLock { $0.removeValue(forKey: Slot(install: install, provider: provider)) }
     }
 
-    static func key(_ kind: Kind, provider: String) -> String { kind.rawValue + ":" + provider }
+    /// Where a provider's last event is noted in the install's storage.
+    static let seenPrefix = "seen:"
 
     /// Remembers a refusal (in memory: see the type's documentation).
     func refused(_ error: CommandError, provider: String, install: String, at now: Date) {
@@ -66,14 +62,14 @@ final class InboundStatus: Sendable {
         }
     }
 
-    /// Writes the note when it is due. A failed write is not the request's failure: the event
+    /// Notes the provider's last event when it is due. A failed write is not the request's failure: the event
     /// itself is stored (or the refusal answered) either way.
-    func note(_ kind: Kind, provider: String, _ value: [String: JSONValue], install: String, at now: Date, _ context: HookContext) async {
+    func seen(provider: String, _ value: [String: JSONValue], install: String, at now: Date, _ context: HookContext) async {
         guard due(provider: provider, install, at: now) else { return }
         var value = value
         value["at"] = .string(PluginSupport.timestamp(now))
         do {
-            _ = try await context.storage.set(Self.key(kind, provider: provider), .object(value))
+            _ = try await context.storage.set(Self.seenPrefix + provider, .object(value))
         } catch {
             // Storage trouble, or the install's storage full: the next event tries again.
             forget(provider: provider, install)
@@ -84,9 +80,9 @@ final class InboundStatus: Sendable {
     func read(install: String, _ storage: any PluginStorage) async throws -> JSONValue {
         var byProvider: [String: [String: JSONValue]] = [:]
         func entry(_ provider: String) -> [String: JSONValue] { ["provider": .string(provider), "last_received": .null, "last_refused": .null] }
-        for key in try await storage.keys(prefix: Kind.seen.rawValue + ":", after: nil, limit: 64) {
+        for key in try await storage.keys(prefix: Self.seenPrefix, after: nil, limit: 64) {
             guard let stored = try await storage.get(key) else { continue }
-            let provider = String(key.dropFirst(Kind.seen.rawValue.count + 1))
+            let provider = String(key.dropFirst(Self.seenPrefix.count))
             byProvider[provider, default: entry(provider)]["last_received"] = stored.value
         }
         for (slot, note) in refusals.withLock({ $0.filter { $0.key.install == install } }) {
