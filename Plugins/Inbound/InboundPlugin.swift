@@ -151,8 +151,9 @@ public struct InboundPlugin: MercatoPlugin {
         .json(.object(["id": record.objectValue?["id"] ?? .null, "duplicate": .bool(duplicate)]))
     }
 
-    /// The install is gone: so are its received events' records.
+    /// The install is gone: so are its received events' records and what its URLs last got.
     public func installRemoved(_ install: InstallInfo, _ context: HookContext) async throws {
+        status.forget(install: install.installID)
         try await context.storage.deleteAll()
     }
 }

@@ -53,6 +53,12 @@ final class InboundStatus: Sendable {
     /// Where a provider's last event is noted in the install's storage.
     static let seenPrefix = "seen:"
 
+    /// Forgets everything noted in memory of an install (it is gone).
+    func forget(install: String) {
+        written.withLock { $0 = $0.filter { $0.key.install != install } }
+        refusals.withLock { $0 = $0.filter { $0.key.install != install } }
+    }
+
     /// Remembers a refusal (in memory: see the type's documentation).
     func refused(_ error: CommandError, provider: String, install: String, at now: Date) {
         let note: [String: JSONValue] = ["at": .string(PluginSupport.timestamp(now)), "code": .string(error.code), "detail": .string(error.message)]

@@ -281,6 +281,11 @@ struct InboundTests {
             let (_, stranger) = try await app.makeOrg(name: "Stranger")
             expectProblem(try await app.call(.get, status, token: stranger), .notFound, "not_found")
             expectProblem(try await app.call(.get, "/api/v1/inbound/ins_nothing", token: r.adminToken), .notFound, "not_found")
+
+            // Uninstalled: the install's notes go with it, those in memory too.
+            #expect(try await app.call(.delete, "/api/v1/installs/\(r.installID)", token: r.adminToken).status == .ok)
+            while try await app.runtime.hooks.dispatchPending() > 0 {}
+            #expect(try await notes().isEmpty)
         }
     }
 
