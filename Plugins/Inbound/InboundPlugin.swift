@@ -128,7 +128,7 @@ public struct InboundPlugin: MercatoPlugin {
         guard request.route == "inbound/{install_id}", let install = request.parameters["install_id"] else {
             throw CommandError.notFound("No route `\(request.route)`.")
         }
-        return .json(try await status.read(install: install, context.storage.install(install)))
+        return .json(try await status.read(install: install, context.storage.install(install), context.api))
     }
 
     /// Where an event's record is kept: `in:<provider>:=<event id>` when the id is at most 128

@@ -82,8 +82,11 @@ final class InboundStatus: Sendable {
         }
     }
 
-    /// The install's notes, per provider that has one, in provider order.
-    func read(install: String, _ storage: any PluginStorage) async throws -> JSONValue {
+    /// The install's notes, per provider that has one, in provider order. A refusal is shown
+    /// while the install still keeps that provider's secret: once it is uninstalled (perhaps
+    /// through another node, whose hook cleared only that node's memory) or the secret is
+    /// cleared, this node's note of it is stale and is dropped.
+    func read(install: String, _ storage: any PluginStorage, _ api: any PluginAPI) async throws -> JSONValue {
         var byProvider: [String: [String: JSONValue]] = [:]
         func entry(_ provider: String) -> [String: JSONValue] { ["provider": .string(provider), "last_received": .null, "last_refused": .null] }
         for key in try await storage.keys(prefix: Self.seenPrefix, after: nil, limit: 64) {
@@ -92,6 +95,10 @@ final class InboundStatus: Sendable {
             byProvider[provider, default: entry(provider)]["last_received"] = stored.value
         }
         for (slot, note) in refusals.withLock({ $0.filter { $0.key.install == install } }) {
+            guard try await api.inboundSecret(of: install, provider: slot.provider) != nil else {
+                _ = refusals.withLock { $0.removeValue(forKey: slot) }
+                continue
+            }
             byProvider[slot.provider, default: entry(slot.provider)]["last_refused"] = .object(note)
         }
         return .object(["data": .array(byProvider.keys.sorted().map { .object(byProvider[$0]!) })])

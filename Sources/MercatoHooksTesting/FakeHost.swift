@@ -94,6 +94,17 @@ public final class FakeHost: Sendable {
         state.withLock { $0.inboundSecrets[install.installID, default: [:]][provider] = secret }
     }
 
+    /// The host forgets `install`, as when it is uninstalled (perhaps through another node):
+    /// its config, connection and inbound secrets go; its plugin storage stays until the
+    /// plugin's ``MercatoPlugin/installRemoved(_:_:)`` deletes it.
+    public func uninstall(_ install: InstallInfo) {
+        state.withLock {
+            $0.configs[install.installID] = nil
+            $0.tokens[install.installID] = nil
+            $0.inboundSecrets[install.installID] = nil
+        }
+    }
+
     /// How many times plugins asked for an access token.
     public var tokenRequests: Int { state.withLock { $0.tokenRequests } }
 

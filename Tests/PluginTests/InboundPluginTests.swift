@@ -261,4 +261,34 @@ struct InboundPluginTests {
         let forged = InboundSigner.headers(provider: "slack", secret: "other", body: body, eventID: "", timestamp: timestamp)
         #expect(await refusal(host, install, "slack", headers: forged, body: body)?.status == 401)
     }
+
+    /// With several nodes, each keeps the refusals it answered in memory, and only the node that
+    /// runs an uninstall's hook clears its own: another node's route must not show a refusal for
+    /// an install that is gone.
+    @Test func aRefusalHeldByAnotherNodeIsNotShownOnceTheInstallIsGone() async throws {
+        let (host, install, secret) = setUp("stripe")
+        let nodeA = InboundPlugin(now: { InboundPluginTests.now })
+        let nodeB = InboundPlugin(now: { InboundPluginTests.now })
+        let body = InboundSigner.body(provider: "stripe", eventID: "evt_1")
+        let forged = InboundSigner.headers(provider: "stripe", secret: InboundSigner.secret(for: "stripe", seed: "b"), body: body, eventID: "evt_1",
+                                           timestamp: timestamp)
+        await #expect(throws: CommandError.self) {
+            _ = try await nodeB.handlePublicRoute(request(install, "stripe", headers: forged, body: body), host.context(install))
+        }
+        let org = OrgInfo(id: install.orgID, name: install.orgName, plan: "enterprise")
+        func shown(_ node: InboundPlugin) async throws -> [JSONValue] {
+            let route = RouteRequest(method: .get, route: "inbound/{install_id}", parameters: ["install_id": install.installID],
+                                     org: org, callerID: "usr_1", callerRole: .admin)
+            guard case .json(let value, _) = try await node.handleRoute(route, host.orgContext(org, for: node)) else { return [] }
+            return value.objectValue?["data"]?.arrayValue ?? []
+        }
+        let before = try await shown(nodeB)
+        #expect(before.count == 1)
+        #expect(before.first?.objectValue?["last_refused"]?.objectValue?["code"] == .string("invalid_signature"))
+        #expect(!"\(before)".contains(secret))
+        // Uninstalled through node A: the host forgets the install, node A's hook runs.
+        host.uninstall(install)
+        try await nodeA.installRemoved(install, host.context(install))
+        #expect(try await shown(nodeB).isEmpty)
+    }
 }
