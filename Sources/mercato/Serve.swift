@@ -21,8 +21,9 @@ struct Serve: AsyncParsableCommand {
         // Swift concurrency's jobs run on NIO's event loops rather than on a pool of their own:
         // a request's task, its PostgreSQL round trips and its answer's write stay on one
         // thread instead of hopping between the two pools (a futex wake and a context switch
-        // each way). Before anything else starts; blocking work (Argon2id) is offloaded.
-        let takenOver = NIOSingletons.unsafeTryInstallSingletonPosixEventLoopGroupAsConcurrencyGlobalExecutor()
+        // each way). Before anything else starts; blocking work (Argon2id) is offloaded. Why
+        // not NIO's own takeover: see ``EventLoopConcurrency``.
+        let takenOver = EventLoopConcurrency.install()
         let settings = Bootstrap.settings()
         let logger = Bootstrap.logging(settings: settings)
         if !takenOver { logger.notice("Swift concurrency keeps its own thread pool (NIO could not take it over)") }
