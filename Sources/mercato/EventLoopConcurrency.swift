@@ -17,12 +17,12 @@ import Darwin
 /// it runs each job *on the event loop's serial executor*, so the runtime takes the job for
 /// isolated to that loop, and every call into a nonisolated `async` function (which runs on the
 /// generic executor) has to switch executors: the job is enqueued again and run on the next
-/// loop tick. A request went through about seventeen such re-enqueues (counted with a uprobe on
-/// `swift_task_switch`), each a full pass through the loop's task queue. Here a job runs with the
-/// generic executor (`swift_job_run(job, generic)`, what the default global executor does), so
-/// those calls continue in place; the job still goes to the calling thread's loop when there is
-/// one (`MultiThreadedEventLoopGroup.any()` prefers it), so a request's task, its storage calls
-/// and its answer's write stay on one thread.
+/// loop tick. A request ran 76-92 jobs that way and runs 3-4 this way (`bench/profile --jobs`,
+/// a uprobe on `swift_job_run`; the bare framework runs 1), each a pass through the loop's task
+/// queue. Here a job runs with the generic executor (`swift_job_run(job, generic)`, what the
+/// default global executor does), so those calls continue in place; the job still goes to the
+/// calling thread's loop when there is one (`MultiThreadedEventLoopGroup.any()` prefers it), so
+/// a request's task, its storage calls and its answer's write stay on one thread.
 enum EventLoopConcurrency {
     /// `swift_task_enqueueGlobal_hook`'s type, `(Job *, the runtime's own enqueue) -> void` in the
     /// Swift calling convention. It is declared here as a C function: for two pointer arguments
