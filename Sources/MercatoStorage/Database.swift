@@ -81,13 +81,18 @@ public final class Database: Sendable {
     /// Where the data lives, for messages (a PostgreSQL URL without its password).
     let location: String
     let deadlines: StorageDeadlines
+    /// PostgreSQL: one connection of the pool's own settings, opened outside the pool to tell
+    /// why the pool gets none (the pool only retries, and logs each failure).
+    private let probe: PostgresConnection.Configuration?
 
-    private init(engine: StorageEngine, logger: Logger, backend: Backend, location: String, deadlines: StorageDeadlines = StorageDeadlines()) {
+    private init(engine: StorageEngine, logger: Logger, backend: Backend, location: String, deadlines: StorageDeadlines = StorageDeadlines(),
+                 probe: PostgresConnection.Configuration? = nil) {
         self.engine = engine
         self.logger = logger
         self.backend = backend
         self.location = location
         self.deadlines = deadlines
+        self.probe = probe
     }
 
     /// Opens storage at `location`. Standalone (the CLI, tests), it runs on its own until
@@ -122,8 +127,10 @@ public final class Database: Sendable {
         clientConfiguration.options.maximumConnections = poolSize
         let client = PostgresClient(configuration: clientConfiguration, eventLoopGroup: SpreadLoops(), backgroundLogger: logger)
         let location = PostgresURL.redacted(url)
+        let probe = try PostgresURL.connection(url)
         if asService {
-            return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location, deadlines: deadlines)
+            return Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: nil), location: location, deadlines: deadlines,
+                            probe: probe)
         }
         let started = Latch()
         let run = Task {
@@ -131,7 +138,8 @@ public final class Database: Sendable {
             await client.run()
         }
         await started.wait()
-        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run), location: location, deadlines: deadlines)
+        let database = Database(engine: .postgres, logger: logger, backend: .postgres(client: client, run: run), location: location, deadlines: deadlines,
+                                probe: probe)
         database.running.open()
         do {
             try await database.checkReachable()
@@ -142,12 +150,32 @@ public final class Database: Sendable {
         return database
     }
 
-    /// One trivial statement; a storage error that says where, when it fails.
+    /// One trivial statement; a storage error that says where, when it fails, and why when one
+    /// connection of its own can tell (the server's own words: a database that does not exist, a
+    /// password refused; or the socket's: connection refused).
     func checkReachable() async throws {
         do {
             try await read { try await $0.raw("SELECT 1").run() }
         } catch {
-            throw StorageError("cannot reach PostgreSQL at \(location): \(String(reflecting: error).prefix(300))")
+            let why = await connectionFailure() ?? String(String(reflecting: error).prefix(300))
+            throw StorageError("cannot reach PostgreSQL at \(location): \(why)")
+        }
+    }
+
+    /// Why one connection with the pool's settings fails; `nil` when it opens (or on SQLite).
+    func connectionFailure() async -> String? {
+        guard let probe else { return nil }
+        do {
+            let connection = try await PostgresConnection.connect(configuration: probe, id: 0, logger: logger)
+            try? await connection.close()
+            return nil
+        } catch let error as PSQLError {
+            if let message = error.serverInfo?[.message] {
+                return "the server refused the connection: \(message) (SQLSTATE \(error.serverInfo?[.sqlState] ?? "unknown"))"
+            }
+            return "the connection failed: " + (error.underlying.map { String(describing: $0) } ?? "\(error.code)")
+        } catch {
+            return "the connection failed: \(error)"
         }
     }
 

@@ -332,4 +332,31 @@ struct DatabaseTests {
             }
         }
     }
+
+    /// An operator whose URL names a database that does not exist, or a port where nothing
+    /// listens, is told why at start (PostgreSQL's own words), not only that no connection came.
+    @Test func aPostgreSQLThatCannotBeReachedIsToldWhy() async throws {
+        guard let admin = TestEngines.postgresAdminURL, var url = URLComponents(string: admin) else {
+            throw StorageError("MERCATO_TEST_POSTGRES_URL is not set: run scripts/test, which starts PostgreSQL for the tests")
+        }
+        func refusal(_ url: URLComponents) async -> String? {
+            do {
+                let database = try await Database.open(.postgres(url: url.string!), logger: TestDatabase.logger,
+                                                       deadlines: StorageDeadlines(lease: .seconds(1), statement: .seconds(2)))
+                await database.close()
+                return nil
+            } catch {
+                return "\(error)"
+            }
+        }
+        url.path = "/mercato_missing_" + UUID().uuidString.prefix(8).lowercased()
+        let missing = try #require(await refusal(url))
+        #expect(missing.contains("database \"\(url.path.dropFirst())\" does not exist"), "\(missing)")
+        #expect(missing.contains("3D000"), "\(missing)")
+        url.path = "/postgres"
+        url.port = 1
+        let closed = try #require(await refusal(url))
+        #expect(closed.contains("connection failed"), "\(closed)")
+        #expect(closed.lowercased().contains("refused"), "\(closed)")
+    }
 }
