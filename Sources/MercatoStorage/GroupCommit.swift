@@ -26,9 +26,25 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         case postgres(ApplyOnPostgres)
     }
 
+    /// Who is told how an operation ended.
+    private enum Reply {
+        /// A caller of ``submit(_:)``, waiting.
+        case caller(CheckedContinuation<Output, any Error>)
+        /// ``post(_:failed:)``: nobody waits; a failure is handed to the closure.
+        case posted(@Sendable (any Error) -> Void)
+
+        func resume(with result: Result<Output, any Error>) {
+            switch (self, result) {
+            case (.caller(let continuation), _): continuation.resume(with: result)
+            case (.posted, .success): break
+            case (.posted(let failed), .failure(let error)): failed(error)
+            }
+        }
+    }
+
     private struct Waiter {
         let operation: Operation
-        let continuation: CheckedContinuation<Output, any Error>
+        let reply: Reply
         /// When it was handed in: on PostgreSQL the storage deadline counts from the oldest
         /// waiter's, so one queued behind a stuck batch is not then given a deadline of its own.
         let since: ContinuousClock.Instant
@@ -92,14 +108,25 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     /// Returns `operation`'s output once its batch committed; throws when it could not be.
     public func submit(_ operation: Operation) async throws -> Output {
         try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Output, any Error>) in
-            let startDrainer = state.withLock { s -> Bool in
-                s.pending.append(Waiter(operation: operation, continuation: continuation, since: .now, loop: Self.callersLoop()))
-                if s.draining >= lanes || (s.draining > 0 && s.pending.count < spillAt) { return false }
-                s.draining += 1
-                return true
-            }
-            if startDrainer { Task { await self.drain() } }
+            enqueue(Waiter(operation: operation, reply: .caller(continuation), since: .now, loop: Self.callersLoop()))
         }
+    }
+
+    /// Hands `operation` in without waiting for its commit (a write nobody's answer depends
+    /// on): no task and no resumption per operation. `failed` is told, on the thread that ran
+    /// the batch, when it could not be committed.
+    public func post(_ operation: Operation, failed: @escaping @Sendable (any Error) -> Void) {
+        enqueue(Waiter(operation: operation, reply: .posted(failed), since: .now, loop: nil))
+    }
+
+    private func enqueue(_ waiter: Waiter) {
+        let startDrainer = state.withLock { s -> Bool in
+            s.pending.append(waiter)
+            if s.draining >= lanes || (s.draining > 0 && s.pending.count < spillAt) { return false }
+            s.draining += 1
+            return true
+        }
+        if startDrainer { Task { await self.drain() } }
     }
 
     private func drain() async {
@@ -128,16 +155,16 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             var unreachable: (any Error)?
             for waiter in batch {
                 if let unreachable {
-                    waiter.continuation.resume(throwing: unreachable)
+                    waiter.reply.resume(with: .failure(unreachable))
                     continue
                 }
                 do {
                     let output = try await run([waiter.operation], since: waiter.since)
                     committed?(1)
-                    waiter.continuation.resume(returning: output[0])
+                    waiter.reply.resume(with: .success(output[0]))
                 } catch {
                     if error is StorageUnavailable { unreachable = error }
-                    waiter.continuation.resume(throwing: error)
+                    waiter.reply.resume(with: .failure(error))
                 }
             }
         }
@@ -161,7 +188,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         var elsewhere: [(loop: any EventLoop, answers: [(Waiter, Result<Output, any Error>)])] = []
         for answer in answers {
             guard let loop = answer.0.loop, !loop.inEventLoop else {
-                answer.0.continuation.resume(with: answer.1)
+                answer.0.reply.resume(with: answer.1)
                 continue
             }
             if let index = elsewhere.firstIndex(where: { $0.loop === loop }) {
@@ -172,7 +199,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         }
         for (loop, answers) in elsewhere {
             loop.execute {
-                for (waiter, result) in answers { waiter.continuation.resume(with: result) }
+                for (waiter, result) in answers { waiter.reply.resume(with: result) }
             }
         }
     }

@@ -176,6 +176,39 @@ struct DatabaseTests {
         }
     }
 
+    /// Operations posted without waiting (the token usage log) are committed in batches like
+    /// submitted ones, beside them; the one that cannot be is told through its closure, alone.
+    @Test(arguments: TestEngines.all)
+    func postedOperationsCommitWithoutAWaiterAndOnlyAFailureIsTold(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let commit = GroupCommit<Int, Void>(database: test.database, maxBatch: 16) { ops, db in
+                for i in ops {
+                    try await OrgStore.insert(OrgRecord(id: "org_posted_\(i)", name: "org \(i)", plan: "free", createdAt: 1), on: db)
+                    if i == 7 { throw Boom() }
+                }
+                return ops.map { _ in () }
+            }
+            let failed = Mutex<[Int]>([])
+            for i in 0 ..< 40 {
+                commit.post(i) { error in
+                    if error is Boom { failed.withLock { $0.append(i) } }
+                }
+                if i == 20 { try await commit.submit(100) }   // a waiting caller among them
+            }
+            func stored() async throws -> Set<String> {
+                Set(try await test.database.read { db in
+                    try await db.raw("SELECT id FROM orgs WHERE id LIKE 'org_posted_%'").all().map { try $0.decode(column: "id", as: String.self) }
+                })
+            }
+            let expected = Set(((0 ..< 40).filter { $0 != 7 } + [100]).map { "org_posted_\($0)" })
+            for _ in 0 ..< 200 where try await stored() != expected || failed.withLock({ $0.isEmpty }) {
+                try await Task.sleep(for: .milliseconds(25))
+            }
+            #expect(try await stored() == expected)
+            #expect(failed.withLock { $0 } == [7])
+        }
+    }
+
     /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
     /// one statement deadline of being handed in, not after the stuck batch's deadline and then
     /// one of its own (the restart drill's requests must not hang past the deadline).

@@ -71,14 +71,12 @@ public final class TokenUsageLog: Sendable {
         }
     }
 
-    /// Queues one request's row; a failed write is logged, never the request's concern.
+    /// Queues one request's row (no task per request: ``GroupCommit/post(_:failed:)``); a
+    /// failed write is logged, never the request's concern.
     public func record(_ row: TokenUsageRecord) {
-        let commit = commit
         let logger = logger
-        Task {
-            do { try await commit.submit(row) } catch {
-                logger.warning("token usage not recorded", metadata: ["error_type": "\(String(reflecting: type(of: error)))"])
-            }
+        commit.post(row) { error in
+            logger.warning("token usage not recorded", metadata: ["error_type": "\(String(reflecting: type(of: error)))"])
         }
     }
 
