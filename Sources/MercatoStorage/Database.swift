@@ -115,7 +115,7 @@ public final class Database: Sendable {
         let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
         do {
-            return Database(engine: .sqlite, logger: logger, backend: .sqlite(try SQLiteStorage(path: path)), location: path)
+            return Database(engine: .sqlite, logger: logger, backend: .sqlite(try SQLiteStorage(path: path, logger: logger)), location: path)
         } catch {
             throw StorageError("cannot open the SQLite database at \(path): \(error)")
         }

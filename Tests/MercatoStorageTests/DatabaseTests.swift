@@ -343,6 +343,20 @@ struct DatabaseTests {
         }
     }
 
+    #if os(Linux)
+    /// The writer's thread runs at a raised priority when the process may raise it (root or
+    /// CAP_SYS_NICE), and at the process's own otherwise; request threads keep theirs.
+    @Test func theSQLiteWriterRunsAtARaisedPriorityWhenAllowed() async throws {
+        try await withTestDatabase(.sqlite) { test async throws in
+            let nice: @Sendable () -> Int32 = { getpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0) }
+            let own = nice()
+            let writers = try await test.database.transaction { _ in nice() }
+            #expect(writers == (geteuid() == 0 ? -10 : own), "the writer's nice value")
+            #expect(nice() == own, "the caller's thread keeps its own")
+        }
+    }
+    #endif
+
     /// `body`'s value, or nil when it has not answered within `seconds` (it is left running).
     static func within<T: Sendable>(seconds: Double, _ body: @escaping @Sendable () async -> T) async -> T? {
         await withCheckedContinuation { (continuation: CheckedContinuation<T?, Never>) in
