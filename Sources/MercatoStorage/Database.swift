@@ -355,6 +355,19 @@ public final class Database: Sendable {
         }
     }
 
+    /// ``boundedTransaction(since:_:)``, with `committed` told the result as soon as it is
+    /// committed: on SQLite on the writer's thread, before this caller resumes (a group
+    /// commit answers its waiters from there); on PostgreSQL when the transaction returns.
+    func boundedTransaction<R: Sendable>(since: ContinuousClock.Instant?, committed: @escaping @Sendable (R) -> Void,
+                                         _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        guard case .sqlite(let storage) = backend else {
+            let result = try await boundedTransaction(since: since, body)
+            committed(result)
+            return result
+        }
+        return try await storage.transaction(logger: logger, committed: committed) { try await body($0) }
+    }
+
     private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await db.raw(SQLQueryString(begin)).run()
         let result: R

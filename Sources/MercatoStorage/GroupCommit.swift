@@ -140,9 +140,16 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             }
             if batch.isEmpty { return }
             do {
-                let outputs = try await run(batch.map(\.operation), since: batch[0].since)
+                // On SQLite the waiters are answered from the writer's thread right after the
+                // commit (`answered`), not once this task is scheduled again on a busy loop.
+                let answered = Mutex(false)
+                let outputs = try await run(batch.map(\.operation), since: batch[0].since) { outputs in
+                    guard outputs.count == batch.count else { return }
+                    answered.withLock { $0 = true }
+                    self.resume(zip(batch, outputs).map { ($0, .success($1)) })
+                }
                 committed?(batch.count)
-                resume(zip(batch, outputs).map { ($0, .success($1)) })
+                if !answered.withLock({ $0 }) { resume(zip(batch, outputs).map { ($0, .success($1)) }) }
                 continue
             } catch where batch.count == 1 || error is StorageUnavailable {
                 // Alone, or storage unreachable (applying each again alone would only wait for
@@ -204,7 +211,10 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         }
     }
 
-    private func run(_ operations: [Operation], since: ContinuousClock.Instant) async throws -> [Output] {
+    /// Applies `operations` in one batch; `early`, when given, may be told the outputs as soon
+    /// as they are committed (SQLite: on the writer's thread), before this returns them.
+    private func run(_ operations: [Operation], since: ContinuousClock.Instant,
+                     early: (@Sendable ([Output]) -> Void)? = nil) async throws -> [Output] {
         let outputs: [Output]
         switch runner {
         case .transaction(let apply, let alone?) where database.engine == .postgres && alone(operations):
@@ -213,7 +223,11 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             }
             outputs = answered
         case .transaction(let apply, _):
-            outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
+            if let early {
+                outputs = try await database.boundedTransaction(since: since, committed: early) { try await apply(operations, $0) }
+            } else {
+                outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
+            }
         case .postgres(let apply):
             guard let answered = try await database.withPostgres(since: since, { try await apply(operations, $0) }) else {
                 throw StorageError("a PostgreSQL group ran on another engine")

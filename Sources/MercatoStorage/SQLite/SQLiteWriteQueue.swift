@@ -91,12 +91,15 @@ final class SQLiteWriteQueue: Sendable {
     /// batch: the batch's own rollback undoes it), its result or error handed to `continuation`
     /// once the batch's commit is known.
     static func job<R: Sendable>(_ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R,
+                                 committed: (@Sendable (R) -> Void)? = nil,
                                  _ continuation: CheckedContinuation<R, any Error>) -> Job {
         Job(run: { db, alone in
             func failed(_ error: any Error) -> Ran { Ran(finish: { _ in continuation.resume(throwing: error) }, threw: true) }
             func succeeded(_ result: R) -> Ran {
                 Ran(finish: { failure in
-                    if let failure { continuation.resume(throwing: failure) } else { continuation.resume(returning: result) }
+                    if let failure { continuation.resume(throwing: failure); return }
+                    committed?(result)
+                    continuation.resume(returning: result)
                 }, threw: false)
             }
             if alone {
@@ -131,9 +134,13 @@ struct SQLiteBatchRolledBack: Error, CustomStringConvertible {
 extension SQLiteStorage {
     /// Runs `body` as one transaction of the writer, committed with whatever other transactions
     /// wait at the same time (``SQLiteWriteQueue``); answers once that commit is done.
-    func transaction<R: Sendable>(logger: Logger, _ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R) async throws -> R {
+    /// `committed` runs on the writer's thread once the commit is done, before the caller
+    /// resumes: who waits on the caller can be told from there, without waiting for the
+    /// caller's own task to be scheduled.
+    func transaction<R: Sendable>(logger: Logger, committed: (@Sendable (R) -> Void)? = nil,
+                                  _ body: @escaping @Sendable (SQLiteSQLDatabase) async throws -> R) async throws -> R {
         try await withCheckedThrowingContinuation { continuation in
-            switch writes.enqueue(SQLiteWriteQueue.job(body, continuation)) {
+            switch writes.enqueue(SQLiteWriteQueue.job(body, committed: committed, continuation)) {
             case .startDrain:
                 // The transactions run on the writer's own thread: between two statements they do
                 // not queue behind request work on the shared executor, and the fsync blocks no
