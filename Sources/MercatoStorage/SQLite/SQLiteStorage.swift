@@ -63,7 +63,7 @@ final class SQLiteStorage: Sendable {
         #if os(Linux)
         if setpriority(__priority_which_t(PRIO_PROCESS.rawValue), 0, writerNice) != 0 {
             let reason = String(cString: strerror(errno))
-            logger.notice("the SQLite writer runs at the process's priority: raising it to nice \(writerNice) was refused (\(reason)); grant CAP_SYS_NICE to let writes queue less behind request work (docs/deploy.md)")
+            logger.notice("the SQLite writer runs at the process's priority: raising it to nice \(writerNice) was refused (\(reason)); grant CAP_SYS_NICE to let writes queue less behind request work (README.md, Operating it)")
         }
         #endif
     }
