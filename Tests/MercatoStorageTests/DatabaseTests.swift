@@ -209,6 +209,30 @@ struct DatabaseTests {
         }
     }
 
+    /// A batch's callers are answered as soon as it is committed (on SQLite from the writer's
+    /// thread), not once the batch's own task runs again: here that task holds still after the
+    /// commit (in `committed`) until the caller has its answer, which it must get meanwhile.
+    @Test(arguments: TestEngines.all)
+    func callersAreAnsweredBeforeTheBatchsTaskGoesOn(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let answered = Mutex(false), seenByTheBatch = Mutex<Bool?>(nil)
+            let commit = GroupCommit<Int, Int>(database: test.database, maxBatch: 16, committed: { _ in
+                // Bounded: with the answer given only after this returns, it waits 5 s and sees false.
+                let until = ContinuousClock.now + .seconds(5)
+                while !answered.withLock({ $0 }), ContinuousClock.now < until { usleep(2_000) }
+                seenByTheBatch.withLock { $0 = answered.withLock { $0 } }
+            }) { ops, db in
+                try await db.raw("SELECT 1").run()
+                return ops.map { $0 * 2 }
+            }
+            let output = try await commit.submit(21)
+            answered.withLock { $0 = true }
+            #expect(output == 42)
+            for _ in 0 ..< 400 where seenByTheBatch.withLock({ $0 }) == nil { try await Task.sleep(for: .milliseconds(25)) }
+            #expect(seenByTheBatch.withLock { $0 } == true, "the caller was answered while the batch's task waited")
+        }
+    }
+
     /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
     /// one statement deadline of being handed in, not after the stuck batch's deadline and then
     /// one of its own (the restart drill's requests must not hang past the deadline).
