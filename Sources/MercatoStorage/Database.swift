@@ -226,7 +226,8 @@ public final class Database: Sendable {
         let loop = MultiThreadedEventLoopGroup.singleton.any()
         return try await withCheckedThrowingContinuation { continuation in
             once.set(continuation)
-            let work = Task {
+            // Started in place (up to the first wait: for a connection, or PostgreSQL's answer).
+            let work = Task.immediate {
                 let result: Result<R, any Error>
                 do {
                     result = .success(try await client.withConnection { connection in

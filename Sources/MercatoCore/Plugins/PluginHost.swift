@@ -248,15 +248,19 @@ public final class PluginHost: Sendable {
     }
 
     /// `body`'s value, or `timedOut` once `timeout` passes (`body`'s task is then cancelled and
-    /// left to end on its own). One task per call: the deadline is a timer on an event loop,
-    /// cancelled when `body` answers first.
+    /// left to end on its own). One task per call, started in place (`Task.immediate`): it runs
+    /// on this thread up to its first suspension, so a body that never suspends (`ping`) answers
+    /// before the caller would suspend, with no job scheduled for the task nor for the caller's
+    /// resumption. The deadline is a timer on an event loop, armed only for a body still running
+    /// and cancelled when it answers first.
     static func race<T: Sendable>(timeout: Duration, timedOut: T, _ body: @escaping @Sendable () async -> T) async -> T {
         let deadline = Deadline()
         return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            let task = Task {
+            let task = Task.immediate {
                 let value = await body()
                 if deadline.claim() { continuation.resume(returning: value) }
             }
+            if deadline.isClaimed { return }
             deadline.arm(MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(timeout.nanoseconds)) {
                 if deadline.claim() {
                     task.cancel()
@@ -288,6 +292,9 @@ final class Deadline: Sendable {
         timer?.cancel()
         return won
     }
+
+    /// Whether the call or its timer answered already.
+    var isClaimed: Bool { state.withLock { $0.claimed } }
 
     func arm(_ timer: Scheduled<Void>) {
         let late = state.withLock { s -> Bool in
