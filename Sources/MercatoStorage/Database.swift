@@ -125,13 +125,6 @@ public final class Database: Sendable {
         let configuration = try PostgresURL.parse(url)
         var clientConfiguration = configuration
         clientConfiguration.options.maximumConnections = poolSize
-        // No timer per statement: the pool otherwise starts a keep-alive timer (and, for a
-        // connection beyond its minimum, an idle timer) each time a connection comes back, and
-        // cancels them at the next lease, each a task of its own (run BA in docs/benchmarks.md).
-        // A connection that died idle fails its next statement, which answers as storage
-        // unavailable. The server keeps its whole pool open; the CLI and tests open on demand.
-        clientConfiguration.options.keepAliveBehavior = nil
-        if asService { clientConfiguration.options.minimumConnections = poolSize }
         let client = PostgresClient(configuration: clientConfiguration, eventLoopGroup: SpreadLoops(), backgroundLogger: logger)
         let location = PostgresURL.redacted(url)
         let probe = try PostgresURL.connection(url)

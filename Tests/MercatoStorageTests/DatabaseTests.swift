@@ -233,43 +233,6 @@ struct DatabaseTests {
         }
     }
 
-    /// PostgreSQL: the server's pool opens whole and stays open, so that a connection coming
-    /// back starts no idle timer (a task per statement, run BA in docs/benchmarks.md); a standalone
-    /// pool (the CLI, the tests) opens connections on demand.
-    @Test func theServersPostgreSQLPoolOpensWholeBeforeAnyDemand() async throws {
-        try await withTestDatabase(.postgres) { test async throws in
-            func clients() async throws -> Int {
-                try await test.database.read { db in
-                    try await db.raw("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'")
-                        .first()!.decode(column: "n", as: Int.self)
-                }
-            }
-            let before = try await clients()
-            let served = try await Database.open(test.location, logger: TestDatabase.logger, poolSize: 6, asService: true)
-            let service = Task { try await served.run() }
-            try await served.waitUntilRunning()
-            var seen = try await clients()
-            for _ in 0 ..< 200 where seen < before + 6 {
-                try await Task.sleep(for: .milliseconds(50))
-                seen = try await clients()
-            }
-            #expect(seen >= before + 6, "the served pool holds \(seen - before) connections after one statement")
-            // Statements at once need no connection more: all are there.
-            try await withThrowingTaskGroup(of: Void.self) { group in
-                for _ in 0 ..< 24 { group.addTask { try await served.read { try await $0.raw("SELECT pg_sleep(0.05)").run() } } }
-                try await group.waitForAll()
-            }
-            #expect(try await clients() <= before + 6 + 1)
-            service.cancel()
-            _ = try? await service.value
-            // Standalone: one statement, one connection.
-            let standalone = try await Database.open(test.location, logger: TestDatabase.logger, poolSize: 6)
-            try await standalone.read { try await $0.raw("SELECT 1").run() }
-            #expect(try await clients() <= before + 2)
-            await standalone.close()
-        }
-    }
-
     /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
     /// one statement deadline of being handed in, not after the stuck batch's deadline and then
     /// one of its own (the restart drill's requests must not hang past the deadline).
