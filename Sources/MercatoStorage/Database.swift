@@ -205,13 +205,15 @@ public final class Database: Sendable {
         }
     }
 
-    /// `body` on a leased connection, answered within `timeout`: past it the caller is
-    /// told storage is unavailable and the read goes on alone until it ends (its answer unused).
+    /// `body` on a leased connection, answered within the statement deadline (`whole`, the
+    /// default): past it the caller is told storage is unavailable and the work goes on alone
+    /// until it ends (its answer unused). Without `whole` only the lease is bounded: the body,
+    /// once it has its connection, runs to its end (migrations, sweeps).
     ///
     /// `since`: when the caller started waiting, if earlier than now (a group commit's oldest
     /// operation): both deadlines count from then, so waiting behind a stuck batch and then for
     /// one's own never adds up to more than one deadline.
-    private func bounded<R: Sendable>(_ client: PostgresClient, since: ContinuousClock.Instant? = nil,
+    private func bounded<R: Sendable>(_ client: PostgresClient, since: ContinuousClock.Instant? = nil, whole: Bool = true,
                                       _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         // One timer for both deadlines (the lease, then the whole statement) and one task for
         // the work: the caller resumes with whichever ends first.
@@ -219,7 +221,7 @@ public final class Database: Sendable {
         let lease = LeaseFlag()
         let waited = since.map { max(.zero, ContinuousClock.now - $0) } ?? .zero
         let (statementDeadline, location) = (deadlines.statement, self.location)
-        let leaseDeadline = min(deadlines.lease, statementDeadline - waited)
+        let leaseDeadline = whole ? min(deadlines.lease, statementDeadline - waited) : deadlines.lease
         guard leaseDeadline > .zero else {
             throw StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")
         }
@@ -249,6 +251,7 @@ public final class Database: Sendable {
                         once.resume(with: .failure(StorageUnavailable("no PostgreSQL connection within \(leaseDeadline) (\(location) unreachable?)")))
                         return
                     }
+                    guard whole else { return }
                     once.arm {
                         loop.scheduleTask(in: TimeAmount(statementDeadline - waited - leaseDeadline)) {
                             once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
@@ -280,39 +283,6 @@ public final class Database: Sendable {
         return try await bounded(client, since: since, body)
     }
 
-    /// Runs `body` on a pooled connection, leased within the lease deadline; the statement itself
-    /// has no deadline here. A connection that fails under it is reported as unavailable.
-    private func leased<R: Sendable>(_ client: PostgresClient, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
-        let leased = LeaseFlag()
-        do {
-            return try await withThrowingTaskGroup(of: R?.self) { group in
-                group.addTask {
-                    try await client.withConnection { connection in
-                        leased.value.withLock { $0 = true }
-                        return try await body(connection)
-                    }
-                }
-                let lease = self.deadlines.lease
-                group.addTask {
-                    try await Task.sleep(for: lease)
-                    guard leased.value.withLock({ $0 }) else {
-                        throw StorageUnavailable("no PostgreSQL connection within \(lease) (\(self.location) unreachable?)")
-                    }
-                    return nil
-                }
-                while let next = try await group.next() {
-                    if let result = next {
-                        group.cancelAll()
-                        return result
-                    }
-                }
-                throw CancellationError()
-            }
-        } catch {
-            throw Self.unavailable(error, location: location)
-        }
-    }
-
     private static func isConnectionFailure(_ error: PSQLError) -> Bool {
         switch error.code {
         case .connectionError, .serverClosedConnection, .clientClosedConnection, .uncleanShutdown, .poolClosed, .failedToAddSSLHandler:
@@ -328,29 +298,37 @@ public final class Database: Sendable {
     }
 
     /// Runs `body` in one transaction: committed when it returns, rolled back when it throws.
+    ///
+    /// On PostgreSQL it answers within the statement deadline, as every storage call on a
+    /// request's path must (CONTRACT §12: never a hang past the timeout): a transaction caught on
+    /// a connection as the server stops can otherwise wait without end. Past the deadline the
+    /// caller is told storage is unavailable (503); the abandoned transaction either fails or
+    /// commits on its own, which a retry then finds. Long jobs use ``longTransaction(_:)``.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
+        try await boundedTransaction(body)
+    }
+
+    /// ``transaction(_:)`` for long jobs (migrations, sweeps, key rotation, the catalog import):
+    /// only the wait for a connection is bounded; once it has one, the body runs to its end.
+    public func longTransaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         switch backend {
         case .sqlite(let storage):
             // Committed with the other transactions waiting for the writer (SQLiteWriteQueue).
             return try await storage.transaction(logger: logger) { try await body($0) }
         case .postgres(let client, _):
-            return try await leased(client) { connection in
+            return try await bounded(client, whole: false) { connection in
                 try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
             }
         }
     }
 
-    /// ``transaction(_:)`` answered within the statement deadline on PostgreSQL, for the group commits
-    /// of the request path: a transaction caught on a connection as the server stops can
-    /// otherwise wait without end, and every later batch of its group commit behind it (seen in
-    /// the restart drill). Past the deadline the callers are told storage is unavailable (503,
-    /// retry with the same key); the abandoned transaction either fails or commits on its own,
-    /// which a retry then finds. Long jobs (migrations, sweeps) use ``transaction(_:)``.
-    ///
-    /// `since`: when its callers started waiting, if earlier (the deadline counts from then).
+    /// ``transaction(_:)`` with the deadline counted from `since`, when its callers started
+    /// waiting, if earlier (a group commit's oldest operation: waiting behind a stuck batch and
+    /// then for its own never adds up to more than one deadline).
     public func boundedTransaction<R: Sendable>(since: ContinuousClock.Instant? = nil,
                                                 _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
-        guard case .postgres(let client, _) = backend else { return try await transaction(body) }
+        // SQLite's writer answers every transaction in turn: nothing there waits on a network.
+        guard case .postgres(let client, _) = backend else { return try await longTransaction(body) }
         return try await bounded(client, since: since) { connection in
             try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
         }
@@ -388,12 +366,11 @@ public final class Database: Sendable {
     }
 }
 
-/// Whether a statement got its connection before its lease deadline (see `Database.bounded`,
-/// `Database.leased`): exactly one of `take` and `abandon` answers `true`.
+/// Whether a statement got its connection before its lease deadline (see `Database.bounded`):
+/// exactly one of `take` and `abandon` answers `true`.
 private final class LeaseFlag: Sendable {
     private enum State { case waiting, leased, abandoned }
     private let state = Mutex(State.waiting)
-    let value = Mutex(false)
 
     func take() -> Bool {
         state.withLock { s in

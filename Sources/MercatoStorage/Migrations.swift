@@ -33,7 +33,7 @@ public struct MigrationRunner: Sendable {
     /// Applies what is missing; answers the ids it applied.
     @discardableResult
     public func migrate(_ database: Database, logger: Logger) async throws -> [Int] {
-        try await database.transaction { db in
+        try await database.longTransaction { db in
             // Two nodes creating the table at once can collide in PostgreSQL's catalog even with
             // IF NOT EXISTS; the same lock as the steps serialises them.
             if database.engine == .postgres { try await db.raw("SELECT pg_advisory_xact_lock(7461273)").run() }
@@ -41,7 +41,7 @@ public struct MigrationRunner: Sendable {
         }
         var applied: [Int] = []
         for migration in migrations {
-            let didApply = try await database.transaction { db -> Bool in
+            let didApply = try await database.longTransaction { db -> Bool in
                 if database.engine == .postgres {
                     // Serialise concurrent migrators across nodes; released at commit.
                     try await db.raw("SELECT pg_advisory_xact_lock(7461273)").run()

@@ -1,6 +1,7 @@
 import Foundation
 import MercatoStorage
 import MercatoTestSupport
+import SQLKit
 import Testing
 
 /// On PostgreSQL the gateway's steps of all waiting commands (checks, key reservations, records)
@@ -133,6 +134,35 @@ struct CommandRoundTests {
             round.reservations = [claim("kept", body: "b2", now: 300)]
             (checks, taken) = try await run(round, in: db)
             #expect(taken == [.refused])
+        }
+    }
+
+    /// A key given back on the request path answers within the statement deadline, as the check
+    /// that took it does: a release caught behind a lock (or a server stopping) is told storage is
+    /// unavailable, and its key lapses with its lease, rather than holding the request.
+    @Test func aReleaseIsBoundedByTheStatementDeadline() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let bounded = try await Database.open(test.location, logger: TestDatabase.logger,
+                                                  deadlines: StorageDeadlines(lease: .seconds(1), statement: .seconds(2)))
+            _ = try await bounded.read { try await $0.raw("SELECT 1 AS one").first() }
+            var round = CommandStore.Round()
+            let held = claim("held", now: 100)
+            round.reservations = [held]
+            #expect(try await run(round, in: test.database).taken == [.taken(newRow: true)])
+            // Another session holds the table for 6 s.
+            let locked = Task {
+                try await test.database.transaction { db in
+                    try await db.raw("LOCK TABLE command_idempotency IN ACCESS EXCLUSIVE MODE").run()
+                    try await db.raw("SELECT pg_sleep(6)").run()
+                }
+            }
+            try await Task.sleep(for: .milliseconds(500))
+            let start = ContinuousClock.now
+            await #expect(throws: StorageUnavailable.self) { try await CommandStore.release(held, newRow: true, in: bounded) }
+            let waited = ContinuousClock.now - start
+            #expect(waited < .milliseconds(3_500), "answered after \(waited)")
+            try await locked.value
+            await bounded.close()
         }
     }
 }

@@ -233,6 +233,37 @@ struct DatabaseTests {
         }
     }
 
+    /// PostgreSQL: a transaction that gets no connection within the lease deadline is told
+    /// storage is unavailable then, and its body never runs later; one whose statements outlast
+    /// the statement deadline is told so at the deadline; a long job's transaction
+    /// (`longTransaction`: migrations, sweeps) runs to its end past it.
+    @Test func aTransactionIsBoundedByTheDeadlinesAndALongOneByItsLeaseOnly() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let database = try await Database.open(test.location, logger: TestDatabase.logger, poolSize: 1,
+                                                   deadlines: StorageDeadlines(lease: .seconds(1), statement: .seconds(2)))
+            let ran = Mutex(false)
+            let holder = Task { try await database.longTransaction { try await $0.raw("SELECT pg_sleep(3)").run() } }
+            try await Task.sleep(for: .milliseconds(300))
+            var start = ContinuousClock.now
+            await #expect(throws: StorageUnavailable.self) {
+                try await database.transaction { _ in ran.withLock { $0 = true } }
+            }
+            var waited = ContinuousClock.now - start
+            #expect(waited < .milliseconds(2_000), "answered after \(waited)")
+            // The long job ran past the 2 s statement deadline.
+            try await holder.value
+            try await Task.sleep(for: .milliseconds(200))
+            #expect(ran.withLock { $0 } == false, "the abandoned transaction's body ran once a connection came")
+            start = ContinuousClock.now
+            await #expect(throws: StorageUnavailable.self) {
+                try await database.transaction { try await $0.raw("SELECT pg_sleep(3)").run() }
+            }
+            waited = ContinuousClock.now - start
+            #expect(waited > .milliseconds(1_900) && waited < .milliseconds(2_900), "answered after \(waited)")
+            await database.close()
+        }
+    }
+
     /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
     /// one statement deadline of being handed in, not after the stuck batch's deadline and then
     /// one of its own (the restart drill's requests must not hang past the deadline).

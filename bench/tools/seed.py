@@ -51,11 +51,13 @@ if engine == "sqlite":
     db.close()
 else:
     def psql(sql, *flags):
-        return subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *flags, where], input=sql, text=True, check=True,
-                              capture_output=True).stdout
+        done = subprocess.run(["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", *flags, where], input=sql, text=True, capture_output=True)
+        if done.returncode != 0:
+            sys.exit(f"seed.py: psql failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
     indexes = [line.split("|", 1) for line in psql(
         "SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'command_log' AND indexname NOT LIKE '%pkey'", "-At").splitlines() if line]
-    num = "lpad(%s::text, 24, '0')"
+    num = "lpad((%s)::text, 24, '0')"
     script = ["SET synchronous_commit = off;", "SET maintenance_work_mem = '1GB';", "BEGIN;",
               f"INSERT INTO orgs (id, name, plan, created_at) SELECT 'org_00' || {num % 'i'}, 'Seed ' || i, 'pro', {now} FROM generate_series(1, {installs}) i;",
               f"""INSERT INTO installs (id, org_id, app_id, app_key, version, status, scopes, config_keys, created_by, created_at, updated_at, removed_at)

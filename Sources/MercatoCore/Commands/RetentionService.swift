@@ -38,48 +38,48 @@ public struct RetentionService: Service {
         let now = clock.millis
         let idempotencyCutoff = now - idempotency.components.seconds * 1000
         let logCutoff = now - commandLog.components.seconds * 1000
-        let removedKeys = try await database.transaction { try await CommandStore.expireIdempotency(before: idempotencyCutoff, on: $0) }
+        let removedKeys = try await database.longTransaction { try await CommandStore.expireIdempotency(before: idempotencyCutoff, on: $0) }
         // Shared rate state that owes nothing changes no decision (several nodes on PostgreSQL).
-        _ = try await database.transaction { try await CommandStore.expireRateState(before: Double(now) / 1000, on: $0) }
+        _ = try await database.longTransaction { try await CommandStore.expireRateState(before: Double(now) / 1000, on: $0) }
         var removedRows = 0
         while true {
-            let n = try await database.transaction { try await CommandStore.expireLog(before: logCutoff, limit: 5000, on: $0) }
+            let n = try await database.longTransaction { try await CommandStore.expireLog(before: logCutoff, limit: 5000, on: $0) }
             removedRows += n
             if n < 5000 { break }
         }
         // Activity rows feed the plugins' hooks (the Audit plugin keeps the trail); a week after
         // their hooks ran they are no longer needed.
-        let activityRows = try await database.transaction { try await AuditStore.pruneDispatched(before: now - 7 * 86_400_000, on: $0) }
+        let activityRows = try await database.longTransaction { try await AuditStore.pruneDispatched(before: now - 7 * 86_400_000, on: $0) }
         let deliveryCutoff = now - deliveryLog.components.seconds * 1000
         var deliveryRows = 0
         while true {
-            let n = try await database.transaction { try await DeliveryStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
+            let n = try await database.longTransaction { try await DeliveryStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
             deliveryRows += n
             if n == 0 { break }
         }
         // Plugin keys written with an expiry (e.g. the Inbound plugin's per-event records).
         var expiredKeys = 0
         while true {
-            let n = try await database.transaction { try await PluginDataStore.expire(before: now, limit: 5000, on: $0) }
+            let n = try await database.longTransaction { try await PluginDataStore.expire(before: now, limit: 5000, on: $0) }
             expiredKeys += n
             if n < 5000 { break }
         }
         // Idempotency keys of the management API hold 24 hours (CONTRACT §9).
-        _ = try await database.transaction { try await APIIdempotencyStore.expire(before: now - APIIdempotency.keepMillis, on: $0) }
+        _ = try await database.longTransaction { try await APIIdempotencyStore.expire(before: now - APIIdempotency.keepMillis, on: $0) }
         // API tokens: hourly counters of past hours; usage rows past the delivery log's keeping time (30 days by default).
-        _ = try await database.transaction { try await TokenUsageStore.expireCounts(before: now / 3_600_000 - 1, on: $0) }
+        _ = try await database.longTransaction { try await TokenUsageStore.expireCounts(before: now / 3_600_000 - 1, on: $0) }
         var usageRows = 0
         while true {
-            let n = try await database.transaction { try await TokenUsageStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
+            let n = try await database.longTransaction { try await TokenUsageStore.prune(before: deliveryCutoff, limit: 5000, on: $0) }
             usageRows += n
             if n < 5000 { break }
         }
         // Browser sessions past their sliding expiry or their end.
-        let sessions = try await database.transaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
+        let sessions = try await database.longTransaction { try await PeopleStore.deleteExpiredSessions(before: now, on: $0) }
         // Failed sign-ins older than the throttle's window count for nothing.
-        _ = try await database.transaction { try await PeopleStore.expireSignInFailures(before: now - SignInThrottle.window, on: $0) }
+        _ = try await database.longTransaction { try await PeopleStore.expireSignInFailures(before: now - SignInThrottle.window, on: $0) }
         // Single-use ids of embedded sign-in tokens that have expired (a replay fails on `exp` anyway).
-        _ = try await database.transaction { try await PeopleStore.deleteExpiredSSOTokens(before: now, on: $0) }
+        _ = try await database.longTransaction { try await PeopleStore.deleteExpiredSSOTokens(before: now, on: $0) }
         if removedKeys + removedRows + activityRows + deliveryRows + sessions + expiredKeys + usageRows > 0 {
             logger.info("retention sweep", metadata: ["idempotency_records": "\(removedKeys)", "command_log_rows": "\(removedRows)",
                                                       "activity_rows": "\(activityRows)",

@@ -34,7 +34,7 @@ public struct CatalogImporter: Sendable {
                     continue
                 }
                 let json = try JSONCoding.text(definition)
-                try await runtime.database.transaction { db in
+                try await runtime.database.longTransaction { db in
                     // A provider the operator set through the API is theirs: the catalog does not overwrite it.
                     let current = try await ProviderStore.find(key: definition.key, on: db)
                     if current?.source != "api", current?.definition != json {
@@ -81,7 +81,7 @@ public struct CatalogImporter: Sendable {
 
     /// The org that owns catalog apps, created on first import.
     private func catalogOrgID() async throws -> String {
-        try await runtime.database.transaction { db in
+        try await runtime.database.longTransaction { db in
             if let id = try await PlatformSettingStore.get(Self.catalogOrgSetting, on: db) { return id }
             let org = OrgRecord(id: RecordID.make("org"), name: "Mercato Catalog", plan: Plan.enterprise.rawValue, createdAt: runtime.clock.millis)
             try await OrgStore.insert(org, on: db)

@@ -55,7 +55,7 @@ public struct KeyRotation: Sendable {
                     }
                 }
                 let pending = updates
-                let swapped = try await database.transaction { db -> Int in
+                let swapped = try await database.longTransaction { db -> Int in
                     var n = 0
                     for (record, cipher) in pending {
                         if try await SealedValueStore.reseal(id: record.id, revision: record.revision, ciphertext: cipher, keyVersion: target, at: Timestamp.nowMillis(), on: db) {
