@@ -329,7 +329,8 @@ def test_postgresql_restarted_under_load_gives_503_then_every_node_recovers(clus
     kinds = {}
     for status, code, retry, _ in results:
         kinds[(status, code)] = kinds.get((status, code), 0) + 1
-    print(f"PostgreSQL restart drill: {kinds}; /readyz while down {not_ready}")
+    slowest = max(seconds for *_, seconds in results)
+    print(f"PostgreSQL restart drill: {kinds}; slowest answer {slowest:.1f} s; /readyz while down {not_ready}")
     assert not_ready == [503, 503, 503], not_ready
     # A management request while storage is down is told to retry, not a 500.
     assert managed.status_code == 503 and managed.json()["code"] == "storage_unavailable" and managed.headers.get("Retry-After"), managed.text
@@ -338,7 +339,7 @@ def test_postgresql_restarted_under_load_gives_503_then_every_node_recovers(clus
     assert kinds.get((503, "storage_unavailable"), 0) > 0, kinds
     assert all(retry is not None for status, _, retry, _ in results if status == 503)
     # Nothing waits past the storage deadline (MERCATO_STORAGE_TIMEOUT_SECONDS, 15 s) and a lease.
-    assert max(seconds for *_, seconds in results) < 25, "no request may hang past the storage deadline"
+    assert slowest < 25, "no request may hang past the storage deadline"
     # Recovered by themselves: every node answers commands again.
     for node in cluster.nodes:
         h, b = signed(secret, install, "ping", {})
