@@ -134,3 +134,37 @@ private struct PostgresDialectProbe: SQLDatabase {
         func literalBoolean(_ value: Bool) -> any SQLExpression { SQLRaw(value ? "true" : "false") }
     }
 }
+
+extension StatementTests {
+    /// The hot reads (``PreparedText``) answer alike on both engines; on PostgreSQL each is a
+    /// named prepared statement kept on the connection, parsed there once, not an unnamed
+    /// statement parsed and planned at every call.
+    @Test(arguments: TestEngines.all)
+    func hotReadsArePreparedOnPostgreSQL(engine: StorageEngine) async throws {
+        #expect(LiveTokenRead.numbered("a = ? AND b IN (?, ?)") == "a = $1 AND b IN ($2, $3)")
+        #expect(LiveTokenRead.numbered("no values") == "no values")
+        try await withTestDatabase(engine) { test async throws in
+            try await test.database.transaction { db in
+                try await OrgStore.insert(OrgRecord(id: "org_prep", name: "Prep", plan: "pro", createdAt: 1), on: db)
+                try await db.raw("INSERT INTO principals (id, kind, name, created_at) VALUES ('usr_prep', 'user', 'Prep', 1)").run()
+                try await AccessStore.insert(TokenRecord(id: "tok_prep", orgId: "org_prep", principalId: "usr_prep", role: "admin", name: "t",
+                                                         tokenHash: "hash_prep", createdAt: 1), on: db)
+            }
+            let (first, again, missing, statements) = try await test.database.read { db in
+                let first = try await AccessStore.liveToken(hash: "hash_prep", on: db)
+                let again = try await AccessStore.liveToken(hash: "hash_prep", on: db)
+                let missing = try await AccessStore.liveToken(hash: "hash_other", on: db)
+                let statements = engine == .postgres
+                    ? try await db.raw("SELECT name FROM pg_prepared_statements WHERE name LIKE 'mercato_%'").all().map { try $0.decode(column: "name", as: String.self) }
+                    : []
+                return (first, again, missing, statements)
+            }
+            #expect(first?.token.id == "tok_prep" && first?.plan == "pro" && first?.token.role == "admin")
+            #expect(again?.token.id == "tok_prep")
+            #expect(missing == nil)
+            if engine == .postgres {
+                #expect(statements.contains("mercato_live_token"), "prepared on this connection: \(statements)")
+            }
+        }
+    }
+}

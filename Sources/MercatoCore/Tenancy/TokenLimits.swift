@@ -30,7 +30,7 @@ public final class TokenLimits: Sendable {
     public init(database: Database, clock: WallClock) {
         self.clock = clock
         shared = database.engine == .postgres
-            ? GroupCommit(database: database, maxBatch: 512) { hits, db in try await TokenUsageStore.count(hits, on: db) }
+            ? GroupCommit(database: database, maxBatch: 512, alone: TokenUsageStore.oneCounter) { hits, db in try await TokenUsageStore.count(hits, on: db) }
             : nil
     }
 

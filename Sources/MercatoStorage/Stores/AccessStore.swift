@@ -89,12 +89,7 @@ public enum AccessStore {
     /// The live (not revoked) token with this digest and its org's plan. Expiry is the
     /// caller's to check (the statement stays the same whatever the time).
     public static func liveToken(hash: String, on db: any SQLDatabase) async throws -> LiveToken? {
-        try await db.bound("""
-            SELECT t.id, t.org_id, t.principal_id, t.role, t.name, t.token_hash, t.created_at, t.revoked_at, t.scopes, t.expires_at,
-                   t.hourly_limit, o.plan
-            FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id
-            WHERE t.token_hash = ? AND t.revoked_at IS NULL
-            """, [hash]).first().map { row in
+        try await db.prepared(LiveTokenRead.self, [hash]).first.map { row in
                 // By column name: this runs on every authenticated request.
                 LiveToken(
                     token: TokenRecord(
@@ -134,4 +129,16 @@ public enum AccessStore {
         let row = try await db.raw("SELECT COUNT(*) AS n FROM api_tokens WHERE org_id IS NULL").first()
         return try row?.decode(column: "n", as: Int.self) ?? 0
     }
+}
+
+/// ``AccessStore/liveToken(hash:on:)``: every token-authenticated request's first read.
+enum LiveTokenRead: PreparedText {
+    static let text = """
+        SELECT t.id, t.org_id, t.principal_id, t.role, t.name, t.token_hash, t.created_at, t.revoked_at, t.scopes, t.expires_at,
+               t.hourly_limit, o.plan
+        FROM api_tokens t LEFT JOIN orgs o ON o.id = t.org_id
+        WHERE t.token_hash = ? AND t.revoked_at IS NULL
+        """
+    static let name = "mercato_live_token"
+    static let postgres = numbered(text)
 }

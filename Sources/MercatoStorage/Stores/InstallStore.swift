@@ -90,8 +90,17 @@ public enum InstallStore {
     private static let liveStatement = "SELECT \(columns) FROM installs WHERE id = ? AND removed_at IS NULL"
 
     public static func live(id: String, on db: any SQLDatabase, forUpdate: Bool = false) async throws -> InstallRecord? {
-        let lock = forUpdate && db.dialect.name == "postgresql" ? " FOR UPDATE" : ""
-        return try await db.bound(liveStatement + lock, [id]).first().map(InstallRecord.init(row:))
+        guard forUpdate && db.dialect.name == "postgresql" else {
+            return try await db.prepared(LiveInstallRead.self, [id]).first.map(InstallRecord.init(row:))
+        }
+        return try await db.bound(liveStatement + " FOR UPDATE", [id]).first().map(InstallRecord.init(row:))
+    }
+
+    /// ``live(id:on:forUpdate:)``'s read: an install's page, its API and its app's config reads.
+    enum LiveInstallRead: PreparedText {
+        static let text = liveStatement
+        static let name = "mercato_live_install"
+        static let postgres = numbered(text)
     }
 
     /// An install in any state, uninstalled included.

@@ -62,8 +62,14 @@ public enum SealedValueStore {
     }
 
     public static func all(owner: String, on db: any SQLDatabase) async throws -> [SealedValueRecord] {
-        try await db.bound("SELECT \(columns) FROM sealed_values WHERE owner_id = ? ORDER BY purpose", [owner])
-            .all().map(SealedValueRecord.init(row:))
+        try await db.prepared(OwnerRead.self, [owner]).map(SealedValueRecord.init(row:))
+    }
+
+    /// ``all(owner:on:)``: an install's config, read with the install.
+    enum OwnerRead: PreparedText {
+        static let text = "SELECT \(columns) FROM sealed_values WHERE owner_id = ? ORDER BY purpose"
+        static let name = "mercato_sealed_values_of_owner"
+        static let postgres = numbered(text)
     }
 
     /// Deletes every value of `owner`; answers how many.

@@ -47,15 +47,29 @@ public enum TokenUsageStore {
         var places = [Int](repeating: 0, count: hits.count)
         for key in groups.keys.sorted() {
             let (hit, indexes) = groups[key]!
-            let row = try await db.raw("""
-                INSERT INTO token_hourly_counts (token_id, window_hour, hits) VALUES (\(bind: hit.tokenID), \(bind: hit.window), \(bind: indexes.count))
-                ON CONFLICT (token_id, window_hour) DO UPDATE SET hits = token_hourly_counts.hits + excluded.hits
-                RETURNING hits
-                """).first()
+            let row = try await db.prepared(CountHits.self, [hit.tokenID, hit.window, indexes.count]).first
             let total = try row?.decode(column: "hits", as: Int.self) ?? indexes.count
             for (n, index) in indexes.enumerated() { places[index] = total - indexes.count + n + 1 }
         }
         return places
+    }
+
+    /// Adds a token's hits in one window; answers its count after them.
+    enum CountHits: PreparedText {
+        static let text = """
+            INSERT INTO token_hourly_counts (token_id, window_hour, hits) VALUES (?, ?, ?)
+            ON CONFLICT (token_id, window_hour) DO UPDATE SET hits = token_hourly_counts.hits + excluded.hits
+            RETURNING hits
+            """
+        static let name = "mercato_count_token_hits"
+        static let postgres = numbered(text)
+    }
+
+    /// Whether `hits` are all one token's in one window: one statement, which on PostgreSQL
+    /// commits by itself without a transaction around it (``GroupCommit``'s `alone`).
+    public static func oneCounter(_ hits: [Hit]) -> Bool {
+        guard let first = hits.first else { return true }
+        return hits.allSatisfy { $0.tokenID == first.tokenID && $0.window == first.window }
     }
 
     /// Removes the counters of windows before `window`.
