@@ -143,6 +143,11 @@ extension StatementTests {
     func hotReadsArePreparedOnPostgreSQL(engine: StorageEngine) async throws {
         #expect(LiveTokenRead.numbered("a = ? AND b IN (?, ?)") == "a = $1 AND b IN ($2, $3)")
         #expect(LiveTokenRead.numbered("no values") == "no values")
+        // A batch of one token's hits in one window is one statement (no transaction on PostgreSQL).
+        let a = TokenUsageStore.Hit(tokenID: "tok_a", window: 1)
+        #expect(TokenUsageStore.oneCounter([a, a]))
+        #expect(!TokenUsageStore.oneCounter([a, TokenUsageStore.Hit(tokenID: "tok_b", window: 1)]))
+        #expect(!TokenUsageStore.oneCounter([a, TokenUsageStore.Hit(tokenID: "tok_a", window: 2)]))
         try await withTestDatabase(engine) { test async throws in
             try await test.database.transaction { db in
                 try await OrgStore.insert(OrgRecord(id: "org_prep", name: "Prep", plan: "pro", createdAt: 1), on: db)
@@ -150,20 +155,27 @@ extension StatementTests {
                 try await AccessStore.insert(TokenRecord(id: "tok_prep", orgId: "org_prep", principalId: "usr_prep", role: "admin", name: "t",
                                                          tokenHash: "hash_prep", createdAt: 1), on: db)
             }
-            let (first, again, missing, statements) = try await test.database.read { db in
+            // In one transaction: one connection, whose prepared statements can be listed.
+            let (first, again, missing, counts, statements) = try await test.database.transaction { db in
                 let first = try await AccessStore.liveToken(hash: "hash_prep", on: db)
                 let again = try await AccessStore.liveToken(hash: "hash_prep", on: db)
                 let missing = try await AccessStore.liveToken(hash: "hash_other", on: db)
+                _ = try await InstallStore.live(id: "ins_none", on: db)
+                _ = try await SealedValueStore.all(owner: "ins_none", on: db)
+                let hit = TokenUsageStore.Hit(tokenID: "tok_prep", window: 7)
+                let counts = try await TokenUsageStore.count([hit], on: db) + TokenUsageStore.count([hit, hit], on: db)
                 let statements = engine == .postgres
                     ? try await db.raw("SELECT name FROM pg_prepared_statements WHERE name LIKE 'mercato_%'").all().map { try $0.decode(column: "name", as: String.self) }
                     : []
-                return (first, again, missing, statements)
+                return (first, again, missing, counts, statements)
             }
             #expect(first?.token.id == "tok_prep" && first?.plan == "pro" && first?.token.role == "admin")
             #expect(again?.token.id == "tok_prep")
             #expect(missing == nil)
+            #expect(counts == [1, 2, 3], "a token's hourly places")
             if engine == .postgres {
-                #expect(statements.contains("mercato_live_token"), "prepared on this connection: \(statements)")
+                #expect(Set(statements).isSuperset(of: ["mercato_live_token", "mercato_live_install", "mercato_sealed_values_of_owner",
+                                                        "mercato_count_token_hits"]), "prepared on this connection: \(statements)")
             }
         }
     }

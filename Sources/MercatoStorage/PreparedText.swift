@@ -2,10 +2,10 @@ import PostgresKit
 import PostgresNIO
 import SQLKit
 
-/// A hot read's statement, written once with `?` where each value goes (as ``BoundSQL``): on
+/// A hot path's statement, written once with `?` where each value goes (as ``BoundSQL``): on
 /// PostgreSQL a named prepared statement (parsed once per connection and kept at its generic
 /// plan, where the same text sent unnamed is parsed and planned at every call), on SQLite the
-/// connection's cached statement for the text. Each read is a type of its own (an enum with the
+/// connection's cached statement for the text. Each statement is a type of its own (an enum with the
 /// text), since PostgresNIO names a prepared statement by its type.
 protocol PreparedText {
     /// The statement with `?` placeholders.
@@ -36,7 +36,7 @@ extension Int: PreparedValue {}
 extension Int64: PreparedValue {}
 
 /// ``PreparedText`` as PostgresNIO runs it: `?` numbered `$1`, `$2`, … once, rows as they come.
-struct PreparedRead<Text: PreparedText>: PostgresPreparedStatement {
+struct PreparedTextStatement<Text: PreparedText>: PostgresPreparedStatement {
     static var name: String { Text.name }
     static var sql: String { Text.postgres }
 
@@ -57,7 +57,7 @@ extension SQLDatabase {
     func prepared<Text: PreparedText>(_ text: Text.Type, _ values: [any PreparedValue]) async throws -> [any SQLRow] {
         guard let pg = self as? PostgresConnectionSQL else { return try await bound(Text.text, values.map { $0 as any Encodable & Sendable }).all() }
         var rows: [any SQLRow] = []
-        for try await row in try await pg.connection.execute(PreparedRead<Text>(values: values), logger: pg.logger) {
+        for try await row in try await pg.connection.execute(PreparedTextStatement<Text>(values: values), logger: pg.logger) {
             rows.append(row.sql())
         }
         return rows
