@@ -162,6 +162,9 @@ extension StatementTests {
                 let missing = try await AccessStore.liveToken(hash: "hash_other", on: db)
                 _ = try await InstallStore.live(id: "ins_none", on: db)
                 _ = try await SealedValueStore.all(owner: "ins_none", on: db)
+                _ = try await InstallStore.liveWithSealed(id: "ins_none", on: db)
+                try await TokenUsageStore.record([TokenUsageRecord(id: "tku_prep", tokenId: "tok_prep", at: 5, method: "GET", path: "/p", status: 200,
+                                                                   requestId: "req_prep")], on: db)
                 let hit = TokenUsageStore.Hit(tokenID: "tok_prep", window: 7)
                 let counts = try await TokenUsageStore.count([hit], on: db) + TokenUsageStore.count([hit, hit], on: db)
                 let statements = engine == .postgres
@@ -175,8 +178,78 @@ extension StatementTests {
             #expect(counts == [1, 2, 3], "a token's hourly places")
             if engine == .postgres {
                 #expect(Set(statements).isSuperset(of: ["mercato_live_token", "mercato_live_install", "mercato_sealed_values_of_owner",
-                                                        "mercato_count_token_hits"]), "prepared on this connection: \(statements)")
+                                                        "mercato_count_token_hits", "mercato_live_install_sealed", "mercato_insert_token_usage",
+                                                        "mercato_touch_token"]), "prepared on this connection: \(statements)")
             }
+        }
+    }
+}
+
+extension StatementTests {
+    /// An install and every value sealed for it come back from one statement: none, several in
+    /// purpose order, nothing for an uninstalled or unknown install, never another owner's.
+    @Test(arguments: TestEngines.all)
+    func anInstallIsReadWithItsSealedValues(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            try await test.database.transaction { db in
+                try await db.raw("INSERT INTO orgs (id, name, plan, created_at) VALUES ('org_1', 'Acme', 'pro', 1)").run()
+                for (id, removed) in [("ins_a", nil), ("ins_b", nil), ("ins_gone", Int64(9))] as [(String, Int64?)] {
+                    // An org installs an app once: an app each.
+                    try await db.raw("""
+                        INSERT INTO apps (id, key, developer_org_id, status, latest_version, name, plan, search_text, created_at, updated_at)
+                        VALUES (\(bind: "app_" + id), \(bind: "app-" + id), 'org_1', 'published', '1.0.0', 'Sealed', 'free', 'sealed', 1, 1)
+                        """).run()
+                    try await InstallStore.insert(InstallRecord(id: id, orgId: "org_1", appId: "app_" + id, appKey: "app-" + id, version: "1.0.0", status: .active,
+                                                                scopes: ["kv:read"], configKeys: ["url", "key"], createdBy: "usr_1", createdAt: 1, updatedAt: 2,
+                                                                removedAt: removed), on: db)
+                }
+                for (n, (owner, purpose)) in [("ins_a", "config.url"), ("ins_a", "config.key"), ("ins_gone", "config.url"), ("ins_c", "config.url")].enumerated() {
+                    try await SealedValueStore.upsert(SealedValueRecord(id: "sv_\(n)", orgId: "org_1", ownerId: owner, purpose: purpose, keyVersion: 1,
+                                                                        revision: 1, ciphertext: "c\(n)", createdAt: 3, updatedAt: 4), on: db)
+                }
+            }
+            let (a, b, gone, none) = try await test.database.read { db in
+                (try await InstallStore.liveWithSealed(id: "ins_a", on: db), try await InstallStore.liveWithSealed(id: "ins_b", on: db),
+                 try await InstallStore.liveWithSealed(id: "ins_gone", on: db), try await InstallStore.liveWithSealed(id: "ins_c", on: db))
+            }
+            let live = try await test.database.read { try await InstallStore.live(id: "ins_a", on: $0) }
+            #expect(a?.0 == live && a?.0.configKeys == ["url", "key"])
+            #expect(a?.1.map(\.purpose) == ["config.key", "config.url"])
+            #expect(a?.1.map(\.ciphertext) == ["c1", "c0"] && a?.1.allSatisfy { $0.ownerId == "ins_a" && $0.revision == 1 && $0.updatedAt == 4 } == true)
+            #expect(b?.0.id == "ins_b" && b?.1.isEmpty == true)
+            #expect(gone == nil, "an uninstalled install is not live")
+            #expect(none == nil, "values with no install")
+        }
+    }
+
+    /// A batch of usage rows lands whole, and each token's `last_used_at` moves to its latest
+    /// request, never back.
+    @Test(arguments: TestEngines.all)
+    func usageRowsAndLastUseAreWrittenByBatch(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            try await test.database.transaction { db in
+                try await OrgStore.insert(OrgRecord(id: "org_u", name: "U", plan: "pro", createdAt: 1), on: db)
+                try await db.raw("INSERT INTO principals (id, kind, name, created_at) VALUES ('usr_u', 'user', 'U', 1)").run()
+                for token in ["tok_a", "tok_b"] {
+                    try await AccessStore.insert(TokenRecord(id: token, orgId: "org_u", principalId: "usr_u", role: "admin", name: token,
+                                                             tokenHash: "hash_\(token)", createdAt: 1), on: db)
+                }
+            }
+            func row(_ n: Int, _ token: String, at: Int64) -> TokenUsageRecord {
+                TokenUsageRecord(id: "tku_\(n)", tokenId: token, at: at, method: n % 2 == 0 ? "GET" : "POST", path: "/api/v1/x/\(n)", status: 200 + n, requestId: "req_\(n)")
+            }
+            let first = [row(1, "tok_a", at: 50), row(2, "tok_b", at: 70), row(3, "tok_a", at: 60)], later = [row(4, "tok_a", at: 40)]
+            try await test.database.transaction { try await TokenUsageStore.record(first, on: $0) }
+            try await test.database.transaction { try await TokenUsageStore.record(later, on: $0) }
+            let (a, b, lastA, lastB) = try await test.database.read { db in
+                (try await TokenUsageStore.usage(token: "tok_a", before: nil, limit: 10, on: db), try await TokenUsageStore.usage(token: "tok_b", before: nil, limit: 10, on: db),
+                 try await db.raw("SELECT last_used_at FROM api_tokens WHERE id = 'tok_a'").first()?.decode(column: "last_used_at", as: Int64?.self),
+                 try await db.raw("SELECT last_used_at FROM api_tokens WHERE id = 'tok_b'").first()?.decode(column: "last_used_at", as: Int64?.self))
+            }
+            #expect(a == [row(4, "tok_a", at: 40), row(3, "tok_a", at: 60), row(1, "tok_a", at: 50)])
+            #expect(b == [row(2, "tok_b", at: 70)])
+            #expect(lastA == 60, "a later batch's older request does not move it back")
+            #expect(lastB == 70)
         }
     }
 }

@@ -8,12 +8,18 @@ import SQLKit
 /// `config.{key}`), so a value copied into another install's row, or another field, fails to open.
 extension InstallService {
     func readConfig(_ install: InstallRecord, on db: any SQLDatabase) async throws -> [String: JSONValue] {
+        guard !install.configKeys.isEmpty else { return [:] }
+        // One statement for all of the install's sealed values.
+        return try openConfig(install, sealed: try await SealedValueStore.all(owner: install.id, on: db))
+    }
+
+    /// The config of `install` from the values sealed for it, each opened with the context of
+    /// the field it is read for.
+    func openConfig(_ install: InstallRecord, sealed records: [SealedValueRecord]) throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         guard !install.configKeys.isEmpty else { return values }
-        // One statement for all of the install's sealed values, each opened with the context
-        // of the field it is read for.
         var sealed: [String: SealedValueRecord] = [:]
-        for record in try await SealedValueStore.all(owner: install.id, on: db) { sealed[record.purpose] = record }
+        for record in records { sealed[record.purpose] = record }
         for key in install.configKeys {
             let context = Self.configContext(install, key)
             guard let record = sealed[context.purpose] else { continue }

@@ -14,7 +14,7 @@ extension InstallService {
         return try await database.read { db in
             let rows = try await InstallStore.page(org: org, afterID: after, limit: limit + 1, on: db)
             var views: [View] = []
-            for row in rows.prefix(limit) { views.append(try await view(row, on: db)) }
+            for row in rows.prefix(limit) { views.append(try await view(row, config: try await readConfig(row, on: db), on: db)) }
             return (views, rows.count > limit ? rows.prefix(limit).last?.id : nil)
         }
     }
@@ -22,16 +22,18 @@ extension InstallService {
     public func get(_ id: String, by caller: Principal) async throws -> View {
         let org = try memberOrg(of: caller)
         return try await database.read { db in
-            guard let install = try await InstallStore.live(id: id, on: db), install.orgId == org else { throw APIError.notFound("Install \(id)") }
-            return try await view(install, on: db)
+            guard let (install, sealed) = try await InstallStore.liveWithSealed(id: id, on: db), install.orgId == org else {
+                throw APIError.notFound("Install \(id)")
+            }
+            return try await view(install, config: try openConfig(install, sealed: sealed), on: db)
         }
     }
 
     /// The config with secret fields in clear: only for the app itself (`install.config`).
     public func configInClear(_ installID: String) async throws -> [String: JSONValue] {
         try await database.read { db in
-            guard let install = try await InstallStore.live(id: installID, on: db) else { throw APIError.notFound("Install \(installID)") }
-            return try await readConfig(install, on: db)
+            guard let (install, sealed) = try await InstallStore.liveWithSealed(id: installID, on: db) else { throw APIError.notFound("Install \(installID)") }
+            return try openConfig(install, sealed: sealed)
         }
     }
 
@@ -47,11 +49,11 @@ extension InstallService {
         }
     }
 
-    private func view(_ install: InstallRecord, on db: any SQLDatabase) async throws -> View {
+    /// `install` as its members see it, `config` masked by its version's manifest.
+    private func view(_ install: InstallRecord, config: [String: JSONValue], on db: any SQLDatabase) async throws -> View {
         guard let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db) else {
             throw APIError.notFound("App version \(install.version)")
         }
-        let values = try await readConfig(install, on: db)
-        return View(install: install, config: ConfigResolver.masked(values, fields: manifest.config), manifest: manifest)
+        return View(install: install, config: ConfigResolver.masked(config, fields: manifest.config), manifest: manifest)
     }
 }

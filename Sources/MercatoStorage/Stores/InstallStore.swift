@@ -103,6 +103,33 @@ public enum InstallStore {
         static let postgres = numbered(text)
     }
 
+    /// A live install with every value sealed for it (its config), in one statement: the
+    /// install's API read and the app's config read pay one round trip, not two.
+    public static func liveWithSealed(id: String, on db: any SQLDatabase) async throws -> (InstallRecord, [SealedValueRecord])? {
+        let rows = try await db.prepared(LiveInstallSealedRead.self, [id])
+        guard let first = rows.first else { return nil }
+        let install = try InstallRecord(row: first)
+        var sealed: [SealedValueRecord] = []
+        for row in rows where try row.decode(column: "s_id", as: String?.self) != nil {
+            sealed.append(try SealedValueRecord(row: row, prefix: "s_"))
+        }
+        return (install, sealed)
+    }
+
+    /// ``liveWithSealed(id:on:)``'s read: the install's columns, then the sealed value's as
+    /// `s_…` (none, as NULLs, when nothing is sealed for it), ordered by purpose.
+    enum LiveInstallSealedRead: PreparedText {
+        static let text: String = """
+            SELECT \(installColumns), \(sealedColumns) FROM installs i LEFT JOIN sealed_values s ON s.owner_id = i.id
+            WHERE i.id = ? AND i.removed_at IS NULL ORDER BY s.purpose
+            """
+        private static let installColumns = names(columns).map { "i.\($0)" }.joined(separator: ", ")
+        private static let sealedColumns = names(SealedValueStore.columns).map { "s.\($0) AS s_\($0)" }.joined(separator: ", ")
+        private static func names(_ list: String) -> [String] { list.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }
+        static let name = "mercato_live_install_sealed"
+        static let postgres = numbered(text)
+    }
+
     /// An install in any state, uninstalled included.
     public static func find(id: String, on db: any SQLDatabase) async throws -> InstallRecord? {
         try await db.raw("SELECT \(unsafeRaw: columns) FROM installs WHERE id = \(bind: id)")

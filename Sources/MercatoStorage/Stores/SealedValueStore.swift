@@ -30,12 +30,16 @@ public struct SealedValueRecord: Sendable, Codable, Equatable {
 
 extension SealedValueRecord {
     /// Decodes a row of ``SealedValueStore/columns`` by column name (read on hot paths).
-    init(row: any SQLRow) throws {
-        self.init(id: try row.decode(column: "id", as: String.self), orgId: try row.decode(column: "org_id", as: String.self),
-                  ownerId: try row.decode(column: "owner_id", as: String.self), purpose: try row.decode(column: "purpose", as: String.self),
-                  keyVersion: try row.decode(column: "key_version", as: Int.self), revision: try row.decode(column: "revision", as: Int.self),
-                  ciphertext: try row.decode(column: "ciphertext", as: String.self), createdAt: try row.decode(column: "created_at", as: Int64.self),
-                  updatedAt: try row.decode(column: "updated_at", as: Int64.self))
+    init(row: any SQLRow) throws { try self.init(row: row, prefix: "") }
+
+    /// The same, each column's name after `prefix` (a row that joins another table's columns).
+    init(row: any SQLRow, prefix: String) throws {
+        self.init(id: try row.decode(column: prefix + "id", as: String.self), orgId: try row.decode(column: prefix + "org_id", as: String.self),
+                  ownerId: try row.decode(column: prefix + "owner_id", as: String.self), purpose: try row.decode(column: prefix + "purpose", as: String.self),
+                  keyVersion: try row.decode(column: prefix + "key_version", as: Int.self), revision: try row.decode(column: prefix + "revision", as: Int.self),
+                  ciphertext: try row.decode(column: prefix + "ciphertext", as: String.self),
+                  createdAt: try row.decode(column: prefix + "created_at", as: Int64.self),
+                  updatedAt: try row.decode(column: prefix + "updated_at", as: Int64.self))
     }
 }
 

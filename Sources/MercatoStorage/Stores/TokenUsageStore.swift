@@ -1,3 +1,4 @@
+import PostgresNIO
 public import SQLKit
 
 /// One request of an API token, as its usage log keeps it.
@@ -78,20 +79,55 @@ public enum TokenUsageStore {
         try await db.raw("DELETE FROM token_hourly_counts WHERE window_hour < \(bind: window) RETURNING token_id").all().count
     }
 
-    /// Writes a batch of usage rows and moves each token's `last_used_at` forward.
+    /// Writes a batch of usage rows and moves each token's `last_used_at` forward (tokens in
+    /// key order, as ``count(_:on:)``). On PostgreSQL both are named prepared statements, the
+    /// rows as arrays: one text whatever the batch's size, never planned again.
     public static func record(_ rows: [TokenUsageRecord], on db: any SQLDatabase) async throws {
         guard !rows.isEmpty else { return }
-        try await MultiRowInsert.run(into: "token_usage", columns: "id, token_id, at, method, path, status, request_id",
-                                     rows: rows.map { [$0.id, $0.tokenId, $0.at, $0.method, $0.path, $0.status, $0.requestId] }, on: db)
+        if let pg = db as? PostgresConnectionSQL {
+            for try await _ in try await pg.connection.execute(InsertUsage(rows: rows), logger: pg.logger) {}
+        } else {
+            try await MultiRowInsert.run(into: "token_usage", columns: "id, token_id, at, method, path, status, request_id",
+                                         rows: rows.map { [$0.id, $0.tokenId, $0.at, $0.method, $0.path, $0.status, $0.requestId] }, on: db)
+        }
         var latest: [String: Int64] = [:]
         for row in rows { latest[row.tokenId] = max(latest[row.tokenId] ?? 0, row.at) }
         for token in latest.keys.sorted() {
             let at = latest[token]!
-            try await db.raw("""
-                UPDATE api_tokens SET last_used_at = \(bind: at)
-                WHERE id = \(bind: token) AND (last_used_at IS NULL OR last_used_at < \(bind: at))
-                """).run()
+            _ = try await db.prepared(TouchToken.self, [at, token, at])
         }
+    }
+
+    /// A batch of usage rows on PostgreSQL, one array a column.
+    struct InsertUsage: PostgresPreparedStatement {
+        static let name = "mercato_insert_token_usage"
+        static let sql = """
+            INSERT INTO token_usage (id, token_id, at, method, path, status, request_id)
+            SELECT * FROM unnest($1::text[], $2::text[], $3::bigint[], $4::text[], $5::text[], $6::integer[], $7::text[])
+            """
+        typealias Row = PostgresRow
+        let rows: [TokenUsageRecord]
+
+        func makeBindings() throws -> PostgresBindings {
+            var bindings = PostgresBindings(capacity: 7)
+            bindings.append(rows.map(\.id))
+            bindings.append(rows.map(\.tokenId))
+            bindings.append(rows.map(\.at))
+            bindings.append(rows.map(\.method))
+            bindings.append(rows.map(\.path))
+            bindings.append(rows.map { Int32(clamping: $0.status) })
+            bindings.append(rows.map(\.requestId))
+            return bindings
+        }
+
+        func decodeRow(_ row: PostgresRow) throws -> PostgresRow { row }
+    }
+
+    /// A token's `last_used_at` moved forward to a batch's latest request (never back).
+    enum TouchToken: PreparedText {
+        static let text = "UPDATE api_tokens SET last_used_at = ? WHERE id = ? AND (last_used_at IS NULL OR last_used_at < ?)"
+        static let name = "mercato_touch_token"
+        static let postgres = numbered(text)
     }
 
     /// A token's usage, newest first; `before` is the id of the last row of the previous page.
