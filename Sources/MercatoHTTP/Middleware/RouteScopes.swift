@@ -1,5 +1,6 @@
 import HTTPTypes
 public import MercatoCore
+import Synchronization
 
 /// The one table of which token scope each management API route needs (CONTRACT §9), by
 /// method and route template under `/api/v1` (parameter names do not matter). `nil`: the route
@@ -105,7 +106,19 @@ public enum RouteScopes {
     /// The scope `method template` needs: the table's, or the rule for a route no built-in
     /// code declares (a third-party plugin's): reading `installs:read`, else `installs:write`.
     public static func required(_ method: String, _ template: String) -> TokenScope? {
-        if let listed = table[key(method, template)] { return listed }
-        return method.uppercased() == "GET" ? .installsRead : .installsWrite
+        let asked = Asked(method: method, template: template)
+        if let known = answers.withLock({ $0[asked] }) { return known }
+        let scope: TokenScope? = if let listed = table[key(method, template)] { listed } else { method.uppercased() == "GET" ? .installsRead : .installsWrite }
+        // Every token-authenticated request asks: the answer per route is kept (the routes are
+        // a fixed set, so the table stays small), not the key built again each time.
+        answers.withLock { if $0.count < 4096 { $0[asked] = scope } }
+        return scope
     }
+
+    private struct Asked: Hashable {
+        let method: String
+        let template: String
+    }
+
+    private static let answers = Mutex<[Asked: TokenScope?]>([:])
 }
