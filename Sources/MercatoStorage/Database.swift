@@ -35,9 +35,17 @@ public struct StorageError: Error, CustomStringConvertible, Equatable {
 /// Storage did not answer in time (no PostgreSQL connection could be had within
 /// its ``StorageDeadlines``, or the server went away mid-statement): the request may be sent
 /// again. HTTP answers it with 503 `storage_unavailable` and `Retry-After`.
+///
+/// `outcomeUnknown`: a transaction's `COMMIT` was sent and its answer never came (the deadline
+/// passed, or the connection broke): it may have been applied. Before the `COMMIT` a change
+/// given up on is rolled back, so every other case applied nothing.
 public struct StorageUnavailable: Error, CustomStringConvertible {
     public let message: String
-    public init(_ message: String) { self.message = message }
+    public let outcomeUnknown: Bool
+    public init(_ message: String, outcomeUnknown: Bool = false) {
+        self.message = message
+        self.outcomeUnknown = outcomeUnknown
+    }
     public var description: String { message }
 }
 
@@ -213,12 +221,18 @@ public final class Database: Sendable {
     /// `since`: when the caller started waiting, if earlier than now (a group commit's oldest
     /// operation): both deadlines count from then, so waiting behind a stuck batch and then for
     /// one's own never adds up to more than one deadline.
-    private func bounded<R: Sendable>(_ client: PostgresClient, since: ContinuousClock.Instant? = nil, whole: Bool = true,
-                                      _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
+    ///
+    /// `commit`: a transaction's gate (``inTransaction(_:begin:commit:_:)``). Given up on before
+    /// it sent its `COMMIT`, the transaction rolls back when it gets there; given up on after,
+    /// the caller is told the outcome is unknown.
+    /// `writes`: the body is one statement that writes by itself (no transaction): given up on
+    /// once it may have been sent, its outcome is unknown.
+    private func bounded<R: Sendable>(_ client: PostgresClient, since: ContinuousClock.Instant? = nil, whole: Bool = true, commit: FirstOf? = nil,
+                                      writes: Bool = false, _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R {
         // One timer for both deadlines (the lease, then the whole statement) and one task for
         // the work: the caller resumes with whichever ends first.
         let once = ResumeOnce<R>()
-        let lease = LeaseFlag()
+        let lease = FirstOf()
         let waited = since.map { max(.zero, ContinuousClock.now - $0) } ?? .zero
         let (statementDeadline, location) = (deadlines.statement, self.location)
         let leaseDeadline = whole ? min(deadlines.lease, statementDeadline - waited) : deadlines.lease
@@ -238,7 +252,7 @@ public final class Database: Sendable {
                         return try await body(connection)
                     })
                 } catch {
-                    result = .failure(Self.unavailable(error, location: location))
+                    result = .failure(Self.unavailable(error, location: location, outcomeUnknown: writes && lease.taken))
                 }
                 once.resume(with: result)
             }
@@ -254,7 +268,12 @@ public final class Database: Sendable {
                     guard whole else { return }
                     once.arm {
                         loop.scheduleTask(in: TimeAmount(statementDeadline - waited - leaseDeadline)) {
-                            once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
+                            if writes || commit.map({ !$0.abandon() }) == true {
+                                once.resume(with: .failure(StorageUnavailable("no answer to a write from PostgreSQL within \(statementDeadline) (\(location))",
+                                                                              outcomeUnknown: true)))
+                            } else {
+                                once.resume(with: .failure(StorageUnavailable("no answer from PostgreSQL within \(statementDeadline) (\(location))")))
+                            }
                         }
                     }
                 }
@@ -262,10 +281,11 @@ public final class Database: Sendable {
         }
     }
 
-    /// A connection failure as ``StorageUnavailable``; any other error as it is.
-    private static func unavailable(_ error: any Error, location: String) -> any Error {
+    /// A connection failure as ``StorageUnavailable`` (`outcomeUnknown` for a write that may
+    /// have been sent); any other error as it is.
+    private static func unavailable(_ error: any Error, location: String, outcomeUnknown: Bool) -> any Error {
         if let error = error as? PSQLError, isConnectionFailure(error) {
-            return StorageUnavailable("the PostgreSQL connection failed: \(error.code)")
+            return StorageUnavailable("the PostgreSQL connection failed: \(error.code)", outcomeUnknown: outcomeUnknown)
         }
         if String(reflecting: type(of: error)).hasSuffix(".ConnectionPoolError") {
             // The pool's own refusal (its circuit breaker open after a minute of failed connects);
@@ -277,10 +297,12 @@ public final class Database: Sendable {
 
     /// Runs `body` on a pooled PostgreSQL connection (for named prepared statements on hot
     /// paths); `nil` on SQLite, where the caller takes its generic path.
-    public func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil,
+    /// `writes`: `body` is a write of its own (one statement, no transaction), whose outcome is
+    /// unknown when it is given up on after it may have been sent.
+    public func withPostgres<R: Sendable>(since: ContinuousClock.Instant? = nil, writes: Bool = false,
                                           _ body: @escaping @Sendable (PostgresConnection) async throws -> R) async throws -> R? {
         guard case .postgres(let client, _) = backend else { return nil }
-        return try await bounded(client, since: since, body)
+        return try await bounded(client, since: since, writes: writes, body)
     }
 
     private static func isConnectionFailure(_ error: PSQLError) -> Bool {
@@ -302,8 +324,9 @@ public final class Database: Sendable {
     /// On PostgreSQL it answers within the statement deadline, as every storage call on a
     /// request's path must (CONTRACT §12: never a hang past the timeout): a transaction caught on
     /// a connection as the server stops can otherwise wait without end. Past the deadline the
-    /// caller is told storage is unavailable (503); the abandoned transaction either fails or
-    /// commits on its own, which a retry then finds. Long jobs use ``longTransaction(_:)``.
+    /// caller is told storage is unavailable (503): the abandoned transaction rolls back when it
+    /// reaches its `COMMIT`, or, when its `COMMIT` was already out, the error says its outcome is
+    /// unknown (``StorageUnavailable/outcomeUnknown``). Long jobs use ``longTransaction(_:)``.
     public func transaction<R: Sendable>(_ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         try await boundedTransaction(body)
     }
@@ -329,8 +352,9 @@ public final class Database: Sendable {
                                                 _ body: @escaping @Sendable (any SQLDatabase) async throws -> R) async throws -> R {
         // SQLite's writer answers every transaction in turn: nothing there waits on a network.
         guard case .postgres(let client, _) = backend else { return try await longTransaction(body) }
-        return try await bounded(client, since: since) { connection in
-            try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", body)
+        let commit = FirstOf()
+        return try await bounded(client, since: since, commit: commit) { connection in
+            try await Self.inTransaction(PostgresConnectionSQL(connection), begin: "BEGIN", commit: commit, body)
         }
     }
 
@@ -347,11 +371,18 @@ public final class Database: Sendable {
         return try await storage.transaction(logger: logger, committed: committed) { try await body($0) }
     }
 
-    private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, _ body: (any SQLDatabase) async throws -> R) async throws -> R {
+    /// `body` between `begin` and `COMMIT`, rolled back when it throws. With `commit`, the
+    /// `COMMIT` is sent only if the caller has not given up meanwhile (``bounded``'s deadline):
+    /// a transaction whose caller was told "storage unavailable, nothing done" rolls back
+    /// rather than committing after the answer. A `COMMIT` whose connection broke before its
+    /// answer may have been applied: ``StorageUnavailable/outcomeUnknown``.
+    private static func inTransaction<R>(_ db: any SQLDatabase, begin: String, commit: FirstOf? = nil,
+                                         _ body: (any SQLDatabase) async throws -> R) async throws -> R {
         try await db.raw(SQLQueryString(begin)).run()
         let result: R
         do {
             result = try await body(db)
+            if let commit, !commit.take() { throw StorageUnavailable("given up on at the deadline before its COMMIT: rolled back") }
         } catch {
             try? await db.raw("ROLLBACK").run()
             throw error
@@ -359,6 +390,9 @@ public final class Database: Sendable {
         do {
             try await db.raw("COMMIT").run()
         } catch {
+            if let error = error as? PSQLError, isConnectionFailure(error) {
+                throw StorageUnavailable("the PostgreSQL connection failed during a COMMIT: \(error.code)", outcomeUnknown: true)
+            }
             try? await db.raw("ROLLBACK").run()
             throw error
         }
@@ -366,16 +400,17 @@ public final class Database: Sendable {
     }
 }
 
-/// Whether a statement got its connection before its lease deadline (see `Database.bounded`):
-/// exactly one of `take` and `abandon` answers `true`.
-private final class LeaseFlag: Sendable {
-    private enum State { case waiting, leased, abandoned }
+/// Which came first, a step of the work or its deadline (see `Database.bounded`): a statement
+/// getting its connection, a transaction sending its `COMMIT`. Exactly one of `take` and
+/// `abandon` answers `true`.
+final class FirstOf: Sendable {
+    private enum State { case waiting, taken, abandoned }
     private let state = Mutex(State.waiting)
 
     func take() -> Bool {
         state.withLock { s in
-            guard s == .waiting else { return s == .leased }
-            s = .leased
+            guard s == .waiting else { return s == .taken }
+            s = .taken
             return true
         }
     }
@@ -387,6 +422,9 @@ private final class LeaseFlag: Sendable {
             return true
         }
     }
+
+    /// Whether the work took its step (without taking it).
+    var taken: Bool { state.withLock { $0 == .taken } }
 }
 
 /// A continuation resumed by whichever ends first, the work or its deadline's timer (see

@@ -218,7 +218,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         let outputs: [Output]
         switch runner {
         case .transaction(let apply, let alone?) where database.engine == .postgres && alone(operations):
-            guard let answered = try await database.withPostgres(since: since, { try await apply(operations, PostgresConnectionSQL($0)) }) else {
+            guard let answered = try await database.withPostgres(since: since, writes: true, { try await apply(operations, PostgresConnectionSQL($0)) }) else {
                 throw StorageError("a PostgreSQL group ran on another engine")
             }
             outputs = answered
@@ -229,7 +229,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                 outputs = try await database.boundedTransaction(since: since) { try await apply(operations, $0) }
             }
         case .postgres(let apply):
-            guard let answered = try await database.withPostgres(since: since, { try await apply(operations, $0) }) else {
+            guard let answered = try await database.withPostgres(since: since, writes: true, { try await apply(operations, $0) }) else {
                 throw StorageError("a PostgreSQL group ran on another engine")
             }
             outputs = answered

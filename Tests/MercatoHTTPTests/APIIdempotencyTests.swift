@@ -63,6 +63,37 @@ struct APIIdempotencyTests {
         }
     }
 
+    /// PostgreSQL: a POST whose COMMIT goes out and gets no answer within the storage deadline
+    /// is 503 saying it may have been applied (it was), and its key is not freed: a retry with
+    /// it replays that answer rather than running the change twice. Without a key the same
+    /// answer tells the caller to check first.
+    @Test func aChangeWhoseCommitGotNoAnswerKeepsItsKey() async throws {
+        try await withApp(.postgres, deadlines: StorageDeadlines(lease: .seconds(1), statement: .milliseconds(1_500))) { app async throws in
+            let (org, owner) = try await app.makeOrg()
+            let path = "/api/v1/orgs/\(org)/tokens"
+            // A new token's COMMIT takes 2.5 s: a deferred trigger runs at COMMIT.
+            try await app.runtime.database.longTransaction { db in
+                try await db.raw("CREATE FUNCTION slow_commit() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2.5); RETURN NULL; END $$").run()
+                try await db.raw("""
+                    CREATE CONSTRAINT TRIGGER slow_token AFTER INSERT ON api_tokens DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION slow_commit()
+                    """).run()
+            }
+            let first = try await app.call(.post, path, token: owner, raw: #"{"name":"slow","role":"member"}"#, headers: [Self.key: "slow-1"])
+            expectProblem(first, .serviceUnavailable, "storage_unavailable")
+            #expect((first.json["detail"] as? String)?.contains("may have been applied") == true, "\(first.text)")
+            try await Task.sleep(for: .milliseconds(2_500))
+            let again = try await app.call(.post, path, token: owner, raw: #"{"name":"slow","role":"member"}"#, headers: [Self.key: "slow-1"])
+            // The first answer, replayed whole (its body names the first request's id).
+            #expect(again.status == .serviceUnavailable && again.json["code"] as? String == "storage_unavailable")
+            #expect(again.headers[Self.replayed] == "true", "the key was freed for a second run: \(again.text)")
+            // A second run's COMMIT would be done by now.
+            try await Task.sleep(for: .milliseconds(2_500))
+            let list = try await app.call(.get, path, token: owner)
+            #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "slow" }.count == 1, "\(list.text)")
+        }
+    }
+
     @Test(arguments: TestEngines.all)
     func badKeysAre400AndARunningFirstIs409(engine: StorageEngine) async throws {
         try await withApp(engine) { app async throws in

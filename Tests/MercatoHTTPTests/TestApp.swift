@@ -36,13 +36,14 @@ struct AppHarness {
 /// Runs `body` against the whole HTTP application on a fresh database of `engine`.
 func withApp(_ engine: StorageEngine, mode: TestingSetup = .router, clock: WallClock = .system,
              plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10), metrics: Bool = false,
-             pages: Bool = false, environment: [String: String] = [:], _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
+             pages: Bool = false, environment: [String: String] = [:], deadlines: StorageDeadlines? = nil,
+             _ body: @escaping @Sendable (AppHarness) async throws -> Void) async throws {
     let operatorToken = "op-" + UUID().uuidString + UUID().uuidString
     // The runtime (services, plugins) and the HTTP layer write to the same capture, so tests
     // that search the logs for secrets see both.
     let logs = LogCapture()
     try await withTestRuntime(engine, operatorToken: operatorToken, clock: clock, plugins: plugins, commandTimeout: commandTimeout,
-                              logger: logs.logger(), environment: environment) { runtime async throws in
+                              logger: logs.logger(), environment: environment, deadlines: deadlines) { runtime async throws in
         let web = pages ? try WebPages(runtime: runtime, logger: logs.logger()) : nil
         let app = buildApplication(runtime: runtime, metrics: metrics ? TestMetrics.registry : nil, logger: logs.logger(), pages: web?.register)
         try await app.test(mode) { client in

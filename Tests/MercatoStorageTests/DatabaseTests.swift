@@ -264,6 +264,62 @@ struct DatabaseTests {
         }
     }
 
+    /// PostgreSQL: a transaction given up on at its deadline before its `COMMIT` rolls back (its
+    /// caller was told nothing was done), one given up on while its `COMMIT` is out says the
+    /// outcome is unknown (and it does commit), and a write of its own (no transaction) given
+    /// up on is unknown too, where a read is not.
+    @Test func aTransactionGivenUpOnRollsBackUnlessItsCommitWasOut() async throws {
+        try await withTestDatabase(.postgres) { test async throws in
+            let database = try await Database.open(test.location, logger: TestDatabase.logger, poolSize: 2,
+                                                   deadlines: StorageDeadlines(lease: .seconds(1), statement: .milliseconds(1_500)))
+            try await database.longTransaction { db in
+                try await db.raw("CREATE TABLE gate_rows (id TEXT PRIMARY KEY)").run()
+                try await db.raw("CREATE TABLE gate_slow (id TEXT PRIMARY KEY)").run()
+                // The COMMIT of a row of gate_slow takes 2.5 s: a deferred trigger runs at COMMIT.
+                try await db.raw("CREATE FUNCTION gate_sleep() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN PERFORM pg_sleep(2.5); RETURN NULL; END $$").run()
+                try await db.raw("""
+                    CREATE CONSTRAINT TRIGGER gate_slow_commit AFTER INSERT ON gate_slow DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION gate_sleep()
+                    """).run()
+            }
+            func failure(_ work: @Sendable () async throws -> Void) async -> StorageUnavailable? {
+                do { try await work() } catch let error as StorageUnavailable { return error } catch { return nil }
+                return nil
+            }
+            func rows(_ table: String) async throws -> [String] {
+                try await database.read { db in try await db.raw("SELECT id FROM \(unsafeRaw: table)").all().map { try $0.decode(column: "id", as: String.self) } }
+            }
+            // The body outlives the deadline: told at 1.5 s, nothing done, and nothing is done.
+            var start = ContinuousClock.now
+            let beforeCommit = await failure {
+                try await database.transaction { db in
+                    try await db.raw("INSERT INTO gate_rows (id) VALUES ('body')").run()
+                    try await db.raw("SELECT pg_sleep(2.5)").run()
+                }
+            }
+            var waited = ContinuousClock.now - start
+            #expect(beforeCommit?.outcomeUnknown == false, "\(String(describing: beforeCommit))")
+            #expect(waited < .milliseconds(2_400), "answered after \(waited)")
+            try await Task.sleep(for: .milliseconds(2_000))
+            #expect(try await rows("gate_rows") == [], "a transaction given up on before its COMMIT committed after its caller was told")
+            // The COMMIT outlives the deadline: told "unknown", and it did commit.
+            start = ContinuousClock.now
+            let duringCommit = await failure {
+                try await database.transaction { db in try await db.raw("INSERT INTO gate_slow (id) VALUES ('commit')").run() }
+            }
+            waited = ContinuousClock.now - start
+            #expect(duringCommit?.outcomeUnknown == true, "\(String(describing: duringCommit))")
+            #expect(waited < .milliseconds(2_400), "answered after \(waited)")
+            try await Task.sleep(for: .milliseconds(2_000))
+            #expect(try await rows("gate_slow") == ["commit"])
+            // A statement alone: a write's outcome is unknown, a read's is not asked.
+            let write = await failure { _ = try await database.withPostgres(writes: true) { try await $0.query("SELECT pg_sleep(2.5)", logger: TestDatabase.logger).get() } }
+            let read = await failure { _ = try await database.withPostgres { try await $0.query("SELECT pg_sleep(2.5)", logger: TestDatabase.logger).get() } }
+            #expect(write?.outcomeUnknown == true && read?.outcomeUnknown == false, "\(String(describing: write)), \(String(describing: read))")
+            await database.close()
+        }
+    }
+
     /// PostgreSQL: an operation queued behind a stuck batch is told storage is unavailable within
     /// one statement deadline of being handed in, not after the stuck batch's deadline and then
     /// one of its own (the restart drill's requests must not hang past the deadline).

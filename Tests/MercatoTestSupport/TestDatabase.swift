@@ -105,7 +105,7 @@ public func withTestDatabase<R>(_ engine: StorageEngine, migrate: Bool = true, _
 public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? = nil, clock: WallClock = .system,
                                plugins: [any MercatoPlugin] = TestPlugins.all, commandTimeout: Duration = .seconds(10),
                                logger: Logger = TestDatabase.logger, environment extra: [String: String] = [:],
-                               _ body: (MercatoRuntime) async throws -> R) async throws -> R {
+                               deadlines: StorageDeadlines? = nil, _ body: (MercatoRuntime) async throws -> R) async throws -> R {
     try await withTestDatabase(engine) { db in
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("mercato-keys-\(UUID().uuidString)")
         defer { try? FileManager.default.removeItem(at: dir) }
@@ -113,9 +113,19 @@ public func withTestRuntime<R>(_ engine: StorageEngine, operatorToken: String? =
         if let operatorToken { environment["MERCATO_OPERATOR_TOKEN"] = operatorToken }
         let settings = try Settings(environment: environment)
         let vault = try KeyringSource(settings: settings).makeVault()
-        let runtime = try MercatoRuntime(settings: settings, database: db.database, vault: vault, plugins: plugins,
-                                         clock: clock, commandTimeout: commandTimeout, logger: logger)
-        return try await body(runtime)
+        // Deadlines of its own (a test of them): the runtime gets its own pool on the database.
+        var own: Database?
+        if let deadlines { own = try await Database.open(db.location, logger: logger, deadlines: deadlines) }
+        do {
+            let runtime = try MercatoRuntime(settings: settings, database: own ?? db.database, vault: vault, plugins: plugins,
+                                             clock: clock, commandTimeout: commandTimeout, logger: logger)
+            let result = try await body(runtime)
+            await own?.close()
+            return result
+        } catch {
+            await own?.close()
+            throw error
+        }
     }
 }
 

@@ -189,7 +189,7 @@ final class SharedRateLimiter: Sendable {
 
     /// Decides single requests (a take of one token each) as ``claim(_:at:on:)`` does; for tests.
     static func apply(_ takes: [Take], at time: Double = 0, in database: Database) async throws -> [RateLimiter.Decision] {
-        guard let grants = try await database.withPostgres({ try await claim(takes, at: time, on: $0, logger: database.logger) }) else {
+        guard let grants = try await database.withPostgres(writes: true, { try await claim(takes, at: time, on: $0, logger: database.logger) }) else {
             preconditionFailure("the shared rate state is for several nodes on PostgreSQL")
         }
         return zip(takes, grants).map { take, grant in

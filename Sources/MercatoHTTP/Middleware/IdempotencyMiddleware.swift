@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import MercatoCore
 import MercatoCrypto
+import MercatoStorage
 import NIOCore
 import Synchronization
 
@@ -51,17 +52,23 @@ struct IdempotencyMiddleware: RouterMiddleware {
         }
 
         var response: Response
+        // A change whose COMMIT got no answer may have been applied: its key is not freed for a
+        // second run. Its answer (503, "may have been applied") is kept as the key's, if storage
+        // takes it; if not, the key stays reserved. Either way a retry with the key never runs
+        // the change twice.
+        var outcomeUnknown = false
         do {
             response = try await next(request, context)
         } catch {
             let problem = RequestMiddleware.problem(for: error, request: request, routes: routes)
-            guard problem.status < 500 else {
+            outcomeUnknown = (error as? StorageUnavailable)?.outcomeUnknown == true
+            guard problem.status < 500 || outcomeUnknown else {
                 try? await idempotency.release(claim)
                 throw error
             }
             response = AnswerResponse.problem(problem, requestID: context.requestID)
         }
-        guard response.status.code < 500 else {
+        guard response.status.code < 500 || outcomeUnknown else {
             try? await idempotency.release(claim)
             return response
         }
@@ -70,7 +77,8 @@ struct IdempotencyMiddleware: RouterMiddleware {
         let bytes = collector.bytes
         var headers: [String: String] = [:]
         for field in response.headers where field.name != .xRequestID { headers[field.name.canonicalName] = field.value }
-        try await idempotency.keep(.init(status: Int(response.status.code), headers: headers, body: Data(bytes)), for: claim)
+        let kept = APIIdempotency.KeptAnswer(status: Int(response.status.code), headers: headers, body: Data(bytes))
+        if outcomeUnknown { try? await idempotency.keep(kept, for: claim) } else { try await idempotency.keep(kept, for: claim) }
         response.body = .init(byteBuffer: ByteBuffer(bytes: bytes))
         return response
     }

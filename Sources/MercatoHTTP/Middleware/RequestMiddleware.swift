@@ -86,10 +86,16 @@ struct RequestMiddleware: RouterMiddleware {
             return .from(httpStatus: error.status, message: error.body)
         case let error as DecodingError:
             return JSONBody.problem(for: error)
+        case let error as StorageUnavailable where error.outcomeUnknown:
+            // The change's COMMIT went out and no answer came: it may have been applied.
+            return APIError(status: 503, code: "storage_unavailable", title: "Service unavailable",
+                            detail: "Storage stopped answering while it saved this change, which may have been applied: check before "
+                                + "sending it again (a signed command: send it again with the same webhook-id, which answers what happened).",
+                            headers: ["Retry-After": "1"])
         case is StorageUnavailable:
             // PostgreSQL unreachable (restarting, failing over): nothing was done, send it again.
             return APIError(status: 503, code: "storage_unavailable", title: "Service unavailable",
-                            detail: "Storage is unavailable for the moment; retry the request.", headers: ["Retry-After": "1"])
+                            detail: "Storage is unavailable for the moment and nothing was changed; retry the request.", headers: ["Retry-After": "1"])
         case is VaultError:
             // Stored data failed authentication (tampered, or copied between rows): say so without
             // saying anything about the value.

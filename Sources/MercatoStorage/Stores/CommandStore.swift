@@ -152,7 +152,7 @@ public enum CommandStore {
 
     /// ``insertAnswered(_:_:on:)`` as the group commit runs it on either engine.
     public static func insertAnswered(_ logs: [CommandLogRecord], _ answers: [IdempotencyRecord], in database: Database) async throws {
-        if try await database.withPostgres({ try await insertAnswered(logs, answers, on: $0, logger: database.logger) }) != nil { return }
+        if try await database.withPostgres(writes: true, { try await insertAnswered(logs, answers, on: $0, logger: database.logger) }) != nil { return }
         try await database.transaction { try await insertAnswered(logs, answers, on: $0) }
     }
 
