@@ -238,6 +238,13 @@ struct InstallTests {
             let cursor = try #require(list.json["next_cursor"] as? String)
             let rest = try await app.call(.get, "/api/v1/installs?limit=50&cursor=\(cursor)", token: f.member)
             #expect((rest.json["data"] as? [Any])?.count == 3)
+            // The page's configs (read for the whole page at once) are each install's own, as its GET shows it.
+            for listed in ((list.json["data"] as? [[String: Any]]) ?? []) + ((rest.json["data"] as? [[String: Any]]) ?? []) {
+                let id = try #require(listed["id"] as? String)
+                let one = try await app.call(.get, "/api/v1/installs/\(id)", token: f.member)
+                let config = try #require(listed["config"] as? [String: Any])
+                #expect(!config.isEmpty && NSDictionary(dictionary: config).isEqual(to: one.json["config"] as? [String: Any] ?? [:]), "\(listed) against \(one.text)")
+            }
             expectProblem(try await app.call(.get, "/api/v1/installs?cursor=nope", token: f.member), .unprocessableContent, "invalid_request")
             // Uninstall frees the slot and the app can be installed again.
             let first = try #require((list.json["data"] as? [[String: Any]])?.first?["id"] as? String)

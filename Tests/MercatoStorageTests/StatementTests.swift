@@ -219,6 +219,12 @@ extension StatementTests {
             #expect(b?.0.id == "ins_b" && b?.1.isEmpty == true)
             #expect(gone == nil, "an uninstalled install is not live")
             #expect(none == nil, "values with no install")
+            // A page's values in one statement per 500 owners: owners on both sides of a chunk's edge.
+            let owners = (0 ..< 1_200).map { "ins_pad_\($0)" }.enumerated().map { n, id in n == 3 ? "ins_a" : n == 700 ? "ins_c" : n == 1_100 ? "ins_b" : id }
+            let byOwner = try await test.database.read { try await SealedValueStore.all(owners: owners, on: $0) }
+            #expect(Set(byOwner.keys) == ["ins_a", "ins_c"])
+            #expect(byOwner["ins_a"]?.map(\.purpose) == ["config.key", "config.url"] && byOwner["ins_c"]?.map(\.ciphertext) == ["c3"])
+            #expect(try await test.database.read { try await SealedValueStore.all(owners: [], on: $0) }.isEmpty)
         }
     }
 

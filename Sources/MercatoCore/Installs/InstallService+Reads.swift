@@ -13,8 +13,11 @@ extension InstallService {
         }
         return try await database.read { db in
             let rows = try await InstallStore.page(org: org, afterID: after, limit: limit + 1, on: db)
+            // Every config of the page in one statement, not one per install.
+            let page = Array(rows.prefix(limit))
+            let sealed = try await SealedValueStore.all(owners: page.filter { !$0.configKeys.isEmpty }.map(\.id), on: db)
             var views: [View] = []
-            for row in rows.prefix(limit) { views.append(try await view(row, config: try await readConfig(row, on: db), on: db)) }
+            for row in page { views.append(try await view(row, config: try openConfig(row, sealed: sealed[row.id] ?? []), on: db)) }
             return (views, rows.count > limit ? rows.prefix(limit).last?.id : nil)
         }
     }

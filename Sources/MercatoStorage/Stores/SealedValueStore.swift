@@ -69,6 +69,22 @@ public enum SealedValueStore {
         try await db.prepared(OwnerRead.self, [owner]).map(SealedValueRecord.init(row:))
     }
 
+    /// The values of each of `owners` (a page of installs), in one statement per 500 owners.
+    public static func all(owners: [String], on db: any SQLDatabase) async throws -> [String: [SealedValueRecord]] {
+        var found: [String: [SealedValueRecord]] = [:]
+        var start = 0
+        while start < owners.count {
+            let chunk = Array(owners[start ..< min(start + 500, owners.count)])
+            let marks = Array(repeating: "?", count: chunk.count).joined(separator: ", ")
+            for row in try await db.bound("SELECT \(columns) FROM sealed_values WHERE owner_id IN (\(marks)) ORDER BY owner_id, purpose", chunk).all() {
+                let record = try SealedValueRecord(row: row)
+                found[record.ownerId, default: []].append(record)
+            }
+            start += chunk.count
+        }
+        return found
+    }
+
     /// ``all(owner:on:)``: an install's config, read with the install.
     enum OwnerRead: PreparedText {
         static let text = "SELECT \(columns) FROM sealed_values WHERE owner_id = ? ORDER BY purpose"
