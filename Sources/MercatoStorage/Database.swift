@@ -47,6 +47,11 @@ public struct StorageUnavailable: Error, CustomStringConvertible {
         self.outcomeUnknown = outcomeUnknown
     }
     public var description: String { message }
+
+    /// This failure as the request's when it hit a write of bookkeeping ahead of the request's
+    /// own change (an hourly count, a rate claim): whatever became of that write, the request
+    /// was not served and nothing of it was applied.
+    public var aheadOfTheChange: StorageUnavailable { StorageUnavailable(message) }
 }
 
 /// How long PostgreSQL may keep a request waiting before it is told storage is unavailable

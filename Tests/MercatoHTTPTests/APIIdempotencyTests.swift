@@ -65,8 +65,8 @@ struct APIIdempotencyTests {
 
     /// PostgreSQL: a POST whose COMMIT goes out and gets no answer within the storage deadline
     /// is 503 saying it may have been applied (it was), and its key is not freed: a retry with
-    /// it replays that answer rather than running the change twice. Without a key the same
-    /// answer tells the caller to check first.
+    /// it replays that answer rather than running the change twice. A request stopped at its
+    /// token's hourly count (a write ahead of its change) is told nothing was changed.
     @Test func aChangeWhoseCommitGotNoAnswerKeepsItsKey() async throws {
         try await withApp(.postgres, deadlines: StorageDeadlines(lease: .seconds(1), statement: .milliseconds(1_500))) { app async throws in
             let (org, owner) = try await app.makeOrg()
@@ -91,6 +91,18 @@ struct APIIdempotencyTests {
             try await Task.sleep(for: .milliseconds(2_500))
             let list = try await app.call(.get, path, token: owner)
             #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "slow" }.count == 1, "\(list.text)")
+
+            // A write of bookkeeping ahead of the request (the token's hourly count) that gets no
+            // answer: the request was not served, and its answer says nothing was changed.
+            try await app.runtime.database.longTransaction { db in
+                try await db.raw("""
+                    CREATE CONSTRAINT TRIGGER slow_count AFTER INSERT OR UPDATE ON token_hourly_counts DEFERRABLE INITIALLY DEFERRED
+                    FOR EACH ROW EXECUTE FUNCTION slow_commit()
+                    """).run()
+            }
+            let counted = try await app.call(.post, path, token: owner, raw: #"{"name":"never","role":"member"}"#, headers: [Self.key: "never-1"])
+            expectProblem(counted, .serviceUnavailable, "storage_unavailable")
+            #expect((counted.json["detail"] as? String)?.contains("nothing was changed") == true, "\(counted.text)")
         }
     }
 

@@ -117,6 +117,8 @@ final class SharedRateLimiter: Sendable {
                     grant = try await commit.submit(Take(key: key, limit: limit, now: now, count: wanted))
                 } catch {
                     for waiter in leases.withLock({ settle(&$0, key: key, grant: nil, asked: wanted, lease: count, limit: limit) }) { waiter.resume() }
+                    // The command has not run: a claim whose outcome is unknown changes nothing of it.
+                    if let error = error as? StorageUnavailable { throw error.aheadOfTheChange }
                     throw error
                 }
                 claimed.add(1, ordering: .relaxed)
@@ -189,7 +191,7 @@ final class SharedRateLimiter: Sendable {
 
     /// Decides single requests (a take of one token each) as ``claim(_:at:on:)`` does; for tests.
     static func apply(_ takes: [Take], at time: Double = 0, in database: Database) async throws -> [RateLimiter.Decision] {
-        guard let grants = try await database.withPostgres(writes: true, { try await claim(takes, at: time, on: $0, logger: database.logger) }) else {
+        guard let grants = try await database.withPostgres({ try await claim(takes, at: time, on: $0, logger: database.logger) }) else {
             preconditionFailure("the shared rate state is for several nodes on PostgreSQL")
         }
         return zip(takes, grants).map { take, grant in

@@ -40,7 +40,12 @@ public final class TokenLimits: Sendable {
         let window = now / 3_600_000
         let place: Int
         if let shared {
-            place = try await shared.submit(TokenUsageStore.Hit(tokenID: token, window: window))
+            do {
+                place = try await shared.submit(TokenUsageStore.Hit(tokenID: token, window: window))
+            } catch let error as StorageUnavailable {
+                // Counted or not, the request has not been served.
+                throw error.aheadOfTheChange
+            }
         } else {
             place = local.withLock { counts in
                 // A new hour starts every token again; tokens idle since an earlier hour go.
