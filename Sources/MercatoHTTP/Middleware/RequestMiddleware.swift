@@ -93,9 +93,10 @@ struct RequestMiddleware: RouterMiddleware {
                                 + "sending it again (a signed command: send it again with the same webhook-id, which answers what happened).",
                             headers: ["Retry-After": "1"])
         case is StorageUnavailable:
-            // PostgreSQL unreachable (restarting, failing over): nothing was done, send it again.
+            // PostgreSQL unreachable (restarting, failing over): the transaction that failed was
+            // rolled back; send it again.
             return APIError(status: 503, code: "storage_unavailable", title: "Service unavailable",
-                            detail: "Storage is unavailable for the moment and nothing was changed; retry the request.", headers: ["Retry-After": "1"])
+                            detail: "Storage is unavailable for the moment; retry the request.", headers: ["Retry-After": "1"])
         case is VaultError:
             // Stored data failed authentication (tampered, or copied between rows): say so without
             // saying anything about the value.
