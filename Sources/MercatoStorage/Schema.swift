@@ -621,5 +621,12 @@ public enum Schema {
                 "CREATE INDEX outbox_events_hooks_pending ON outbox_events (id) WHERE hooks_done_at IS NULL",
             ]
         },
+        Migration(id: 46, name: "a management request's hold on its Idempotency-Key is a lease") { _ in
+            // The node running the first request renews `reserved_until` while it runs; a key
+            // still unanswered past it was left by a node that stopped, and a retry is told the
+            // first request's outcome is unknown rather than that it is still running. Rows from
+            // before this migration have 0: their first requests ended long ago.
+            ["ALTER TABLE api_idempotency ADD COLUMN reserved_until BIGINT NOT NULL DEFAULT 0"]
+        },
     ])
 }

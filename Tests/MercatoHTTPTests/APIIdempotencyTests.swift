@@ -3,6 +3,7 @@ import HTTPTypes
 import NIOHTTP1
 import MercatoCore
 import MercatoCrypto
+import MercatoHooks
 import MercatoStorage
 import SQLKit
 import MercatoTestSupport
@@ -119,16 +120,63 @@ struct APIIdempotencyTests {
             }
             #expect(try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: String(repeating: "k", count: 255)]).status == .created)
 
-            // The first request with the key still running (its reservation without an answer).
+            // The first request with the key still running (its reservation without an answer,
+            // its hold not lapsed), and one whose node stopped holding it without an answer.
             let principal = try #require(try await app.runtime.tenancy.authenticate(token: owner))
             guard case .member(_, let scope, _, _) = principal else { Issue.record("not a member"); return }
             let fingerprint = Signatures.sha256Hex(Array("POST \(path)?\napplication/json\n\(body)".utf8))
+            let now = Timestamp.nowMillis()
             _ = try await app.runtime.database.transaction { db in
-                try await APIIdempotencyStore.reserve(scope: scope, key: "running-1", fingerprint: fingerprint, at: Timestamp.nowMillis(),
-                                                      staleBefore: 0, on: db)
+                _ = try await APIIdempotencyStore.reserve(scope: scope, key: "running-1", fingerprint: fingerprint, at: now,
+                                                      until: now + 30_000, staleBefore: 0, on: db)
+                _ = try await APIIdempotencyStore.reserve(scope: scope, key: "left-1", fingerprint: fingerprint, at: now - 120_000,
+                                                      until: now - 90_000, staleBefore: 0, on: db)
             }
             let busy = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "running-1"])
             expectProblem(busy, .conflict, "idempotency_in_progress")
+            #expect(busy.headers[.retryAfter] == "1")
+            let left = try await app.call(.post, path, token: owner, raw: body, headers: [Self.key: "left-1"])
+            expectProblem(left, .conflict, "idempotency_outcome_unknown")
+            #expect(left.headers[.retryAfter] == nil, "a lapsed hold is not worth a retry with the key")
+            let lapsedAt = PluginSupport.timestamp(Date(timeIntervalSince1970: Double(now - 90_000) / 1000))
+            #expect((left.json["detail"] as? String)?.contains("may have been applied") == true, "\(left.text)")
+            #expect((left.json["detail"] as? String)?.contains(lapsedAt) == true, "\(left.text)")
+            // Not run: the first request may have been applied.
+            let list = try await app.call(.get, path, token: owner)
+            #expect((list.json["data"] as? [[String: Any]])?.filter { $0["name"] as? String == "ci" }.count == 1, "\(list.text)")
+        }
+    }
+
+    /// The first request's node renews its hold on the key while the request runs, however long
+    /// it takes: a copy meanwhile is told it is in progress, and gets the answer once it is kept.
+    /// A hold nobody renews lapses into "outcome unknown".
+    @Test(arguments: TestEngines.all)
+    func aRunningRequestKeepsItsKeyByRenewingItsHold(engine: StorageEngine) async throws {
+        try await withApp(engine) { app async throws in
+            let idempotency = APIIdempotency(database: app.runtime.database, vault: app.runtime.vault, clock: .system, leaseMillis: 300)
+            let claim = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "slow-1", fingerprint: "f1")
+            #expect(try await idempotency.begin(claim) == .first)
+            let answer = APIIdempotency.KeptAnswer(status: 201, headers: ["Content-Type": "application/json"], body: Data(#"{"ok":true}"#.utf8))
+            let seen = try await idempotency.holding(claim) { () async throws -> [APIIdempotency.Outcome] in
+                var seen: [APIIdempotency.Outcome] = []
+                for _ in 0 ..< 4 {
+                    // Four times the lease in all.
+                    try await Task.sleep(for: .milliseconds(300))
+                    seen.append(try await idempotency.begin(claim))
+                }
+                return seen
+            }
+            #expect(seen == Array(repeating: .inProgress, count: 4))
+            try await idempotency.keep(answer, for: claim)
+            #expect(try await idempotency.begin(claim) == .replay(answer))
+
+            let left = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f1")
+            #expect(try await idempotency.begin(left) == .first)
+            #expect(try await idempotency.begin(left) == .inProgress)
+            try await Task.sleep(for: .milliseconds(400))
+            guard case .outcomeUnknown = try await idempotency.begin(left) else { Issue.record("a lapsed hold is not told apart"); return }
+            // Another body with that key is still another request.
+            #expect(try await idempotency.begin(APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f2")) == .conflict)
         }
     }
 

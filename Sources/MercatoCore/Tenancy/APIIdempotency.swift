@@ -7,17 +7,26 @@ public import MercatoStorage
 /// `idempotency_conflict`; a copy while the first runs 409 `idempotency_in_progress`. Answers
 /// are kept sealed with the vault (they can hold a token's text or an app's secrets), bound to
 /// the caller and the key, and only 2xx and 4xx ones (a 5xx frees the key for a retry).
+///
+/// The first request holds its key by a lease its node renews while the request runs
+/// (``holding(_:while:)``), so a key left unanswered by a node that stopped (killed, or storage
+/// failing it both at its change's COMMIT and at keeping the answer) is told apart from one still
+/// running: its retry hears that the outcome is unknown, not "retry in a moment" for 24 hours.
+/// The key is not run again: the first request may have been applied.
 public struct APIIdempotency: Sendable {
     let database: Database
     let vault: Vault
     let clock: WallClock
+    /// How long a hold lasts unless renewed; renewed every third of it.
+    let leaseMillis: Int64
     /// How long a key holds (the contract's 24 hours); `RetentionService` sweeps older rows.
     public static let keepMillis: Int64 = 24 * 3_600_000
 
-    public init(database: Database, vault: Vault, clock: WallClock) {
+    public init(database: Database, vault: Vault, clock: WallClock, leaseMillis: Int64 = 30_000) {
         self.database = database
         self.vault = vault
         self.clock = clock
+        self.leaseMillis = leaseMillis
     }
 
     /// The first request's answer as kept.
@@ -39,6 +48,9 @@ public struct APIIdempotency: Sendable {
         case replay(KeptAnswer)
         case conflict
         case inProgress
+        /// The first request's node stopped holding the key without keeping an answer: the
+        /// request may have been applied. Since when (Unix milliseconds).
+        case outcomeUnknown(since: Int64)
     }
 
     /// Whom and which key a request is about; `org` chooses the sealing key (the platform's for the operator).
@@ -64,7 +76,7 @@ public struct APIIdempotency: Sendable {
         let now = clock.millis
         let (reserved, record) = try await database.transaction { db -> (Bool, APIIdempotencyRecord?) in
             if try await APIIdempotencyStore.reserve(scope: claim.scope, key: claim.key, fingerprint: claim.fingerprint, at: now,
-                                                     staleBefore: now - Self.keepMillis, on: db) {
+                                                     until: now + leaseMillis, staleBefore: now - Self.keepMillis, on: db) {
                 return (true, nil)
             }
             return (false, try await APIIdempotencyStore.find(scope: claim.scope, key: claim.key, on: db))
@@ -72,9 +84,27 @@ public struct APIIdempotency: Sendable {
         if reserved { return .first }
         guard let record else { return .inProgress }
         guard record.fingerprint == claim.fingerprint else { return .conflict }
-        guard record.status != nil, let sealed = record.answer, let bytes = Data(base64Encoded: sealed) else { return .inProgress }
+        guard record.status != nil, let sealed = record.answer, let bytes = Data(base64Encoded: sealed) else {
+            return record.reservedUntil < now ? .outcomeUnknown(since: record.reservedUntil) : .inProgress
+        }
         let plain = try vault.open(bytes, context: claim.sealContext)
         return .replay(try JSONDecoder().decode(KeptAnswer.self, from: Data(plain)))
+    }
+
+    /// Runs the first request (`.first` from ``begin(_:)``), renewing its hold on the key until
+    /// it returns. A renewal storage refuses is tried again at the next turn.
+    public func holding<T>(_ claim: Claim, while request: () async throws -> T) async throws -> T {
+        try await withThrowingTaskGroup(of: Void.self) { group in
+            group.addTask { [self] in
+                while true {
+                    try await Task.sleep(for: .milliseconds(leaseMillis / 3))
+                    let until = clock.millis + leaseMillis
+                    try? await database.transaction { try await APIIdempotencyStore.renew(scope: claim.scope, key: claim.key, until: until, on: $0) }
+                }
+            }
+            defer { group.cancelAll() }
+            return try await request()
+        }
     }
 
     /// Keeps the first request's answer, sealed.

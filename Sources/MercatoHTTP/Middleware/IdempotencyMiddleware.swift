@@ -3,6 +3,7 @@ import HTTPTypes
 import Hummingbird
 import MercatoCore
 import MercatoCrypto
+import MercatoHooks
 import MercatoStorage
 import NIOCore
 import Synchronization
@@ -44,6 +45,11 @@ struct IdempotencyMiddleware: RouterMiddleware {
         case .inProgress:
             throw APIError(status: 409, code: "idempotency_in_progress", title: "Request in progress",
                            detail: "The first request with this `Idempotency-Key` is still running; retry in a moment.", headers: ["Retry-After": "1"])
+        case .outcomeUnknown(let since):
+            throw APIError(status: 409, code: "idempotency_outcome_unknown", title: "Outcome of the first request unknown",
+                           detail: "The first request with this `Idempotency-Key` stopped on the server before its answer was kept (its hold lapsed at "
+                               + PluginSupport.timestamp(Date(timeIntervalSince1970: Double(since) / 1000))
+                               + "); it may have been applied. Check whether it was; if not, send it again with a new key.")
         case .replay(let kept):
             var headers = HTTPFields()
             for (name, value) in kept.headers { if let field = HTTPField.Name(name) { headers[field] = value } }
@@ -58,7 +64,7 @@ struct IdempotencyMiddleware: RouterMiddleware {
         // the change twice.
         var outcomeUnknown = false
         do {
-            response = try await next(request, context)
+            response = try await idempotency.holding(claim) { try await next(request, context) }
         } catch {
             let problem = RequestMiddleware.problem(for: error, request: request, routes: routes)
             outcomeUnknown = (error as? StorageUnavailable)?.outcomeUnknown == true
