@@ -153,27 +153,27 @@ struct APIIdempotencyTests {
     @Test(arguments: TestEngines.all)
     func aRunningRequestKeepsItsKeyByRenewingItsHold(engine: StorageEngine) async throws {
         try await withApp(engine) { app async throws in
-            let idempotency = APIIdempotency(database: app.runtime.database, vault: app.runtime.vault, clock: .system, leaseMillis: 300)
+            let idempotency = APIIdempotency(database: app.runtime.database, vault: app.runtime.vault, clock: .system, leaseMillis: 1_500)
             let claim = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "slow-1", fingerprint: "f1")
             #expect(try await idempotency.begin(claim) == .first)
             let answer = APIIdempotency.KeptAnswer(status: 201, headers: ["Content-Type": "application/json"], body: Data(#"{"ok":true}"#.utf8))
             let seen = try await idempotency.holding(claim) { () async throws -> [APIIdempotency.Outcome] in
                 var seen: [APIIdempotency.Outcome] = []
-                for _ in 0 ..< 4 {
-                    // Four times the lease in all.
-                    try await Task.sleep(for: .milliseconds(300))
+                for _ in 0 ..< 3 {
+                    // Twice the lease in all.
+                    try await Task.sleep(for: .milliseconds(1_000))
                     seen.append(try await idempotency.begin(claim))
                 }
                 return seen
             }
-            #expect(seen == Array(repeating: .inProgress, count: 4))
+            #expect(seen == Array(repeating: .inProgress, count: 3))
             try await idempotency.keep(answer, for: claim)
             #expect(try await idempotency.begin(claim) == .replay(answer))
 
             let left = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f1")
             #expect(try await idempotency.begin(left) == .first)
             #expect(try await idempotency.begin(left) == .inProgress)
-            try await Task.sleep(for: .milliseconds(400))
+            try await Task.sleep(for: .milliseconds(1_700))
             guard case .outcomeUnknown = try await idempotency.begin(left) else { Issue.record("a lapsed hold is not told apart"); return }
             // Another body with that key is still another request.
             #expect(try await idempotency.begin(APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f2")) == .conflict)

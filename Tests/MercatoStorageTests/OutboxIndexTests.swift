@@ -24,7 +24,7 @@ struct OutboxIndexTests {
                 try await OutboxStore.insert([Self.event("msg_1", dispatched: nil, hooksDone: 1)], on: db)
                 try await OutboxStore.insert([Self.event("msg_2", dispatched: 1, hooksDone: nil)], on: db)
             }
-            #expect(try await Schema.runner.migrate(db, logger: TestDatabase.logger) == [45])
+            #expect(try await MigrationRunner(migrations: Schema.runner.migrations.filter { $0.id <= 45 }).migrate(db, logger: TestDatabase.logger) == [45])
             try await db.transaction { db in
                 // After it: one handled at once (a plugin's event, routed in its write), one pending.
                 try await OutboxStore.insert([Self.event("msg_3", dispatched: 1, hooksDone: 1), Self.event("msg_4", dispatched: nil, hooksDone: nil)], on: db)
