@@ -6,7 +6,10 @@ import SQLKit
 /// PostgreSQL a named prepared statement (parsed once per connection and kept at its generic
 /// plan, where the same text sent unnamed is parsed and planned at every call), on SQLite the
 /// connection's cached statement for the text. Each statement is a type of its own (an enum with the
-/// text), since PostgresNIO names a prepared statement by its type.
+/// text), since PostgresNIO names a prepared statement by its type. Every
+/// `PostgresPreparedStatement` of the stores says its `name` itself: PostgresNIO's default,
+/// `String(reflecting:)` of the type, is built again at every execution (0.7% of a `kv.set`'s
+/// CPU on PostgreSQL).
 protocol PreparedText {
     /// The statement with `?` placeholders.
     static var text: String { get }

@@ -35,6 +35,7 @@ extension CommandStore {
     }
 
     struct AnsweredStatement: PostgresPreparedStatement {
+        static let name = "mercato_command_answered"
         static let sql = """
             WITH logged AS (
                 INSERT INTO command_log (\(logColumns))
@@ -124,6 +125,7 @@ extension CommandStore {
     }
 
     struct RateClaimStatement: PostgresPreparedStatement {
+        static let name = "mercato_rate_claim"
         /// `set_config(…, true)` holds to the end of the statement's transaction, whose commit
         /// then does not wait for its WAL flush (the `SET LOCAL` of a transaction, in the
         /// statement itself); joined to `claim`, it is evaluated with it.

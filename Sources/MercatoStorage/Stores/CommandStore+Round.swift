@@ -70,6 +70,7 @@ extension CommandStore {
     /// as one statement: the checks' rows, then a row per reservation taken (slot -1 for a new
     /// row, -2 for a row taken over; its app id, its webhook-id where a check has its status).
     struct RoundStatement: PostgresPreparedStatement {
+        static let name = "mercato_command_round"
         static let sql = """
             WITH logged AS (
                 INSERT INTO command_log (\(logColumns))

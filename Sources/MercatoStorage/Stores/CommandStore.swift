@@ -343,6 +343,7 @@ public enum CommandStore {
     /// filtered every row of the app (13 ms a call once the table had grown; a cached
     /// generic plan keeps such a choice until the table is analyzed again).
     struct ChecksStatement: PostgresPreparedStatement {
+        static let name = "mercato_command_checks"
         static let slots = 8
         static let sql = select(slots: slots, firstParameter: 1)
 
@@ -421,6 +422,7 @@ public enum CommandStore {
     }
 
     struct StampStatement: PostgresPreparedStatement {
+        static let name = "mercato_install_stamp"
         static let sql = "SELECT " + stampColumns + """
 
             FROM installs i JOIN apps a ON a.id = i.app_id

@@ -36,6 +36,7 @@ extension PluginDataStore {
     /// Rows of kind 0: a namespace's bytes (`plugin_usage`); kind 1: a stored key's size and
     /// expiry (`plugin_kv`).
     struct ReadsStatement: PostgresPreparedStatement {
+        static let name = "mercato_plugin_kv_reads"
         static let sql = """
             SELECT 0, u.plugin_id, u.install_id, '', u.bytes, NULL::bigint FROM unnest($1::text[], $2::text[]) AS t(p, i)
             JOIN LATERAL (SELECT plugin_id, install_id, bytes FROM plugin_usage WHERE plugin_id = t.p AND install_id = t.i LIMIT 1) u ON true
@@ -67,6 +68,7 @@ extension PluginDataStore {
 
     /// No org and no expiry travel as '' and -1 (arrays of optionals do not bind): NULL in the row.
     struct UpsertStatement: PostgresPreparedStatement {
+        static let name = "mercato_plugin_kv_upsert"
         static let sql = """
             INSERT INTO plugin_kv (plugin_id, install_id, org_id, key, value, size, version, updated_at, expires_at)
             SELECT p, i, NULLIF(o, ''), k, v, s, n, u, NULLIF(e, -1)
