@@ -187,6 +187,83 @@ def test_kill_nine_of_a_node_under_load_loses_no_answer_and_runs_nothing_twice(c
     print(f"kill -9 drill: {len(ok)} commands answered 200 across the kill, each logged and run once")
 
 
+def psql(statement):
+    """One statement on the drill's database; its output's rows, unaligned."""
+    out = subprocess.run(["psql", os.environ["MERCATO_DRILL_DATABASE_URL"], "-XAtqc", statement], check=True, capture_output=True, text=True)
+    return out.stdout.strip()
+
+
+def test_a_management_post_held_by_a_killed_node_is_never_run_twice(cluster):
+    """A POST with an `Idempotency-Key` whose node is killed while it runs: the key stays
+    held (409 in progress) while the node's lease could still be renewed, then says the first
+    request's outcome is unknown; it is never run a second time, and a new key runs."""
+    org, _ = cluster.org("drill-key")
+    victim, other = cluster.nodes[2], cluster.nodes[0]
+    path = f"/api/v1/orgs/{org}/tokens"
+    body = {"name": "held", "role": "member"}
+    key = {"Idempotency-Key": "drill-held-" + uuid.uuid4().hex}
+    # A session holding SHARE on api_tokens: reads go on, the new token's insert waits. Idle in
+    # its transaction, it lets the lock go as soon as its psql ends (standard input closed).
+    locker = subprocess.Popen(["psql", os.environ["MERCATO_DRILL_DATABASE_URL"], "-Xq"], stdin=subprocess.PIPE,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    locker.stdin.write("BEGIN;\nLOCK TABLE api_tokens IN SHARE MODE;\n")
+    locker.stdin.flush()
+    try:
+        deadline = time.time() + 10
+        while psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 'api_tokens' AND l.mode = 'ShareLock' AND l.granted") != "1":
+            assert time.time() < deadline, "the lock on api_tokens was not taken"
+            time.sleep(0.1)
+        first = threading.Thread(target=lambda: _ignore(lambda: cluster.call("POST", path, cluster.operator, body, base=victim.base, headers=key)))
+        first.start()
+        # The key is reserved and the insert waits on the lock: the node holds the key mid-request.
+        deadline = time.time() + 10
+        while psql("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND pid <> pg_backend_pid()"
+                   " AND query LIKE '%INSERT INTO api_tokens%'") == "0":
+            assert time.time() < deadline, "the POST did not reach its insert"
+            time.sleep(0.1)
+        assert psql(f"SELECT count(*) FROM api_idempotency WHERE idem_key = '{key['Idempotency-Key']}' AND status IS NULL") == "1"
+        victim.kill9()
+        killed = time.time()
+    finally:
+        locker.stdin.close()
+        locker.wait(timeout=10)
+    first.join(timeout=30)
+    try:
+        check_held_key(cluster, path, body, key, other, killed)
+    finally:
+        victim.start()
+
+
+def check_held_key(cluster, path, body, key, other, killed):
+    held = cluster.call("POST", path, cluster.operator, body, base=other.base, headers=key)
+    assert held.status_code == 409 and held.json()["code"] == "idempotency_in_progress", held.text
+    # Past the lease (30 s, no longer renewed by the dead node): the outcome is unknown.
+    while True:
+        answer = cluster.call("POST", path, cluster.operator, body, base=other.base, headers=key)
+        assert answer.status_code == 409, answer.text
+        if answer.json()["code"] == "idempotency_outcome_unknown":
+            break
+        assert answer.json()["code"] == "idempotency_in_progress", answer.text
+        assert time.time() - killed < 45, "the dead node's hold never lapsed"
+        time.sleep(1)
+    assert time.time() - killed > 25, "the hold lapsed before its lease"
+    assert "may have been applied" in answer.json()["detail"], answer.text
+    assert "Retry-After" not in answer.headers
+    # Not run again (and the killed node's transaction never committed).
+    listed = cluster.call("GET", path, cluster.operator).json()["data"]
+    assert [t for t in listed if t["name"] == "held"] == [], listed
+    fresh = cluster.call("POST", path, cluster.operator, body, base=other.base, headers={"Idempotency-Key": "drill-fresh-" + uuid.uuid4().hex})
+    assert fresh.status_code == 201, fresh.text
+    print(f"management key drill: held {time.time() - killed:.0f} s after the kill, then outcome unknown; never run twice")
+
+
+def _ignore(call):
+    try:
+        call()
+    except requests.RequestException:
+        pass
+
+
 class Receiver:
     """An app's webhook endpoint on loopback: verifies each delivery with the Standard Webhooks
     reference library and records when each webhook-id arrived and was answered. While `hold`
