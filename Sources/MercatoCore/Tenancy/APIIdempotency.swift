@@ -92,19 +92,21 @@ public struct APIIdempotency: Sendable {
     }
 
     /// Runs the first request (`.first` from ``begin(_:)``), renewing its hold on the key until
-    /// it returns. A renewal storage refuses is tried again at the next turn.
+    /// it returns. A renewal storage refuses is tried again at the next turn. The renewals run in
+    /// a task of their own that the answer does not wait for: one caught in a slow storage when
+    /// the request ends would otherwise hold the answer back; late, it changes nothing (it only
+    /// extends a key that is still unanswered).
     public func holding<T>(_ claim: Claim, while request: () async throws -> T) async throws -> T {
-        try await withThrowingTaskGroup(of: Void.self) { group in
-            group.addTask { [self] in
-                while true {
-                    try await Task.sleep(for: .milliseconds(leaseMillis / 3))
-                    let until = clock.millis + leaseMillis
-                    try? await database.transaction { try await APIIdempotencyStore.renew(scope: claim.scope, key: claim.key, until: until, on: $0) }
-                }
+        let renewals = Task { [self] in
+            while true {
+                try? await Task.sleep(for: .milliseconds(leaseMillis / 3))
+                if Task.isCancelled { return }
+                let until = clock.millis + leaseMillis
+                try? await database.transaction { try await APIIdempotencyStore.renew(scope: claim.scope, key: claim.key, until: until, on: $0) }
             }
-            defer { group.cancelAll() }
-            return try await request()
         }
+        defer { renewals.cancel() }
+        return try await request()
     }
 
     /// Keeps the first request's answer, sealed.
