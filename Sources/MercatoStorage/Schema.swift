@@ -624,8 +624,9 @@ public enum Schema {
         Migration(id: 46, name: "a management request's hold on its Idempotency-Key is a lease") { _ in
             // The node running the first request renews `reserved_until` while it runs; a key
             // still unanswered past it was left by a node that stopped, and a retry is told the
-            // first request's outcome is unknown rather than that it is still running. Rows from
-            // before this migration have 0: their first requests ended long ago.
+            // first request's outcome is unknown rather than that it is still running. A row with
+            // 0 (from before this migration, or reserved by a node not yet upgraded) is held one
+            // lease from its `created_at`.
             ["ALTER TABLE api_idempotency ADD COLUMN reserved_until BIGINT NOT NULL DEFAULT 0"]
         },
     ])

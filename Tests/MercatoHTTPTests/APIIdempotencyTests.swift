@@ -175,6 +175,18 @@ struct APIIdempotencyTests {
             #expect(try await idempotency.begin(left) == .inProgress)
             try await Task.sleep(for: .milliseconds(1_700))
             guard case .outcomeUnknown = try await idempotency.begin(left) else { Issue.record("a lapsed hold is not told apart"); return }
+            // A reservation of a node from before leases (no `reserved_until`): held one lease
+            // from when it was made.
+            let old = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "old-1", fingerprint: "f1")
+            let now = Timestamp.nowMillis()
+            _ = try await app.runtime.database.transaction { db in
+                try await db.raw("""
+                    INSERT INTO api_idempotency (scope, idem_key, fingerprint, created_at) VALUES ('tok_hold', 'old-1', 'f1', \(bind: now))
+                    """).run()
+            }
+            #expect(try await idempotency.begin(old) == .inProgress)
+            try await Task.sleep(for: .milliseconds(1_700))
+            #expect(try await idempotency.begin(old) == .outcomeUnknown(since: now + 1_500))
             // Another body with that key is still another request.
             #expect(try await idempotency.begin(APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f2")) == .conflict)
         }

@@ -85,7 +85,10 @@ public struct APIIdempotency: Sendable {
         guard let record else { return .inProgress }
         guard record.fingerprint == claim.fingerprint else { return .conflict }
         guard record.status != nil, let sealed = record.answer, let bytes = Data(base64Encoded: sealed) else {
-            return record.reservedUntil < now ? .outcomeUnknown(since: record.reservedUntil) : .inProgress
+            // 0: reserved by a node of a version before leases (a rolling upgrade), which does
+            // not renew: its hold counts one lease from the reservation.
+            let until = record.reservedUntil > 0 ? record.reservedUntil : record.createdAt + leaseMillis
+            return until < now ? .outcomeUnknown(since: until) : .inProgress
         }
         let plain = try vault.open(bytes, context: claim.sealContext)
         return .replay(try JSONDecoder().decode(KeptAnswer.self, from: Data(plain)))
