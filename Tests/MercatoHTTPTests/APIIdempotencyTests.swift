@@ -153,7 +153,7 @@ struct APIIdempotencyTests {
     @Test(arguments: TestEngines.all)
     func aRunningRequestKeepsItsKeyByRenewingItsHold(engine: StorageEngine) async throws {
         try await withApp(engine) { app async throws in
-            let idempotency = APIIdempotency(database: app.runtime.database, vault: app.runtime.vault, clock: .system, leaseMillis: 1_500)
+            let idempotency = APIIdempotency(database: app.runtime.database, vault: app.runtime.vault, clock: .system, leaseMillis: 3_000)
             let claim = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "slow-1", fingerprint: "f1")
             #expect(try await idempotency.begin(claim) == .first)
             let answer = APIIdempotency.KeptAnswer(status: 201, headers: ["Content-Type": "application/json"], body: Data(#"{"ok":true}"#.utf8))
@@ -161,7 +161,7 @@ struct APIIdempotencyTests {
                 var seen: [APIIdempotency.Outcome] = []
                 for _ in 0 ..< 3 {
                     // Twice the lease in all.
-                    try await Task.sleep(for: .milliseconds(1_000))
+                    try await Task.sleep(for: .milliseconds(2_000))
                     seen.append(try await idempotency.begin(claim))
                 }
                 return seen
@@ -170,23 +170,22 @@ struct APIIdempotencyTests {
             try await idempotency.keep(answer, for: claim)
             #expect(try await idempotency.begin(claim) == .replay(answer))
 
+            // A hold nobody renews, and a reservation of a node from before leases (no
+            // `reserved_until`), held one lease from when it was made.
             let left = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f1")
-            #expect(try await idempotency.begin(left) == .first)
-            #expect(try await idempotency.begin(left) == .inProgress)
-            try await Task.sleep(for: .milliseconds(1_700))
-            guard case .outcomeUnknown = try await idempotency.begin(left) else { Issue.record("a lapsed hold is not told apart"); return }
-            // A reservation of a node from before leases (no `reserved_until`): held one lease
-            // from when it was made.
             let old = APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "old-1", fingerprint: "f1")
             let now = Timestamp.nowMillis()
+            #expect(try await idempotency.begin(left) == .first)
             _ = try await app.runtime.database.transaction { db in
                 try await db.raw("""
                     INSERT INTO api_idempotency (scope, idem_key, fingerprint, created_at) VALUES ('tok_hold', 'old-1', 'f1', \(bind: now))
                     """).run()
             }
+            #expect(try await idempotency.begin(left) == .inProgress)
             #expect(try await idempotency.begin(old) == .inProgress)
-            try await Task.sleep(for: .milliseconds(1_700))
-            #expect(try await idempotency.begin(old) == .outcomeUnknown(since: now + 1_500))
+            try await Task.sleep(for: .milliseconds(3_300))
+            guard case .outcomeUnknown = try await idempotency.begin(left) else { Issue.record("a lapsed hold is not told apart"); return }
+            #expect(try await idempotency.begin(old) == .outcomeUnknown(since: now + 3_000))
             // Another body with that key is still another request.
             #expect(try await idempotency.begin(APIIdempotency.Claim(scope: "tok_hold", org: nil, key: "left-1", fingerprint: "f2")) == .conflict)
         }
