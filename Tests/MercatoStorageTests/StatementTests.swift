@@ -3,6 +3,7 @@ import Foundation
 import MercatoTestSupport
 import Logging
 import NIOCore
+import PostgresNIO
 import SQLKit
 import Testing
 
@@ -186,6 +187,16 @@ extension StatementTests {
 }
 
 extension StatementTests {
+    /// Every PostgreSQL prepared statement of the stores names itself: PostgresNIO's default name
+    /// (`String(reflecting:)` of the type, `MercatoStorage.…`) is built again at every execution.
+    @Test func preparedStatementsNameThemselves() {
+        let names = [PluginDataStore.ReadsStatement.name, PluginDataStore.UpsertStatement.name, CommandStore.AnsweredStatement.name,
+                     CommandStore.RateClaimStatement.name, TokenUsageStore.InsertUsage.name, CommandStore.ChecksStatement.name,
+                     CommandStore.StampStatement.name, CommandStore.RoundStatement.name]
+        #expect(names.allSatisfy { $0.hasPrefix("mercato_") && !$0.contains(".") }, "\(names)")
+        #expect(Set(names).count == names.count, "two statements under one name: \(names)")
+    }
+
     /// An install and every value sealed for it come back from one statement: none, several in
     /// purpose order, nothing for an uninstalled or unknown install, never another owner's.
     @Test(arguments: TestEngines.all)

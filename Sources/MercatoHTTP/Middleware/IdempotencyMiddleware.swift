@@ -60,8 +60,8 @@ struct IdempotencyMiddleware: RouterMiddleware {
         var response: Response
         // A change whose COMMIT got no answer may have been applied: its key is not freed for a
         // second run. Its answer (503, "may have been applied") is kept as the key's, if storage
-        // takes it; if not, the key stays reserved. Either way a retry with the key never runs
-        // the change twice.
+        // takes it; if not, the key stays reserved and, once its lease lapses, a retry hears
+        // `idempotency_outcome_unknown`. Either way a retry with the key never runs the change twice.
         var outcomeUnknown = false
         do {
             response = try await idempotency.holding(claim) { try await next(request, context) }
