@@ -47,6 +47,24 @@ struct JSONValueTests {
         #expect(throws: (any Error).self) { try encoder.encode(JSONValue.array([.number(.infinity)])) }
     }
 
+    /// Strings long enough for the writer's eight-byte scan: each byte that needs an escape
+    /// (and some that do not: multi-byte UTF-8, DEL, space) at every offset of a 40-byte text and
+    /// at its ends, written as `JSONEncoder` writes them.
+    @Test func longStringsAreEscapedAtEveryOffset() throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        let plain = String(repeating: "abcdefgh", count: 5)
+        for special in ["\"", "\\", "\n", "\u{0}", "\u{1}", "\u{1F}", "\t", " ", "\u{7F}", "é", "€", "😀", "/"] {
+            for offset in 0 ... plain.count {
+                let text = String(plain.prefix(offset)) + special + String(plain.dropFirst(offset))
+                let written = String(decoding: try JSONValue.string(text).jsonBytes(), as: UTF8.self)
+                #expect(written == String(decoding: try encoder.encode(JSONValue.string(text)), as: UTF8.self))
+            }
+        }
+        let dense = String(repeating: "\"\\\u{2}x", count: 9)
+        #expect(String(decoding: try JSONValue.string(dense).jsonBytes(), as: UTF8.self) == String(decoding: try encoder.encode(JSONValue.string(dense)), as: UTF8.self))
+    }
+
     /// The direct reader takes exactly what `JSONDecoder` takes into a `JSONValue`, and reads it
     /// the same: random values as `JSONEncoder` writes them (compact and pretty), and each of
     /// them damaged at random (a byte dropped, doubled, or replaced by punctuation, a digit, a

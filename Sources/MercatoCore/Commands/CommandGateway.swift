@@ -36,7 +36,8 @@ public final class CommandGateway: Sendable {
     /// How long a reservation holds a key if its node dies: well past any handler's timeout.
     let reservationLease: Int64
     let cache = GatewayCache()
-    let metrics = MetricHandles()
+    let commandsCounted = CounterFamily("mercato_commands_total", "outcome")
+    let refusalsCounted = CounterFamily("mercato_commands_unauthenticated_total", "code")
     /// Keys (app, webhook-id) being answered in this process.
     let inFlight = Mutex<Set<String>>([])
 
@@ -140,7 +141,7 @@ public final class CommandGateway: Sendable {
                              detail: "Too many refused command requests from this address (at most \(failureLimit.burst), then \(Self.number(failureLimit.perSecond)) per second); retry after \(decision.retryAfterSeconds) s.")
             headers.append(("Retry-After", String(decision.retryAfterSeconds)))
         }
-        metrics.counter("mercato_commands_unauthenticated_total", [("code", error.code)]).increment()
+        refusalsCounted(error.code).increment()
         return problem(error, requestID: requestID, headers: headers)
     }
 

@@ -48,8 +48,7 @@ struct CommandSteps: Sendable {
 
     init(database: Database) {
         self.database = database
-        let metrics = MetricHandles()
-        let batchSize = metrics.recorder("mercato_command_batch_size")
+        let batchSize = Recorder(label: "mercato_command_batch_size")
         guard database.engine == .postgres else {
             backend = .sqlite(records: GroupCommit(database: database, maxBatch: 512, committed: { batchSize.record($0) }) { entries, db in
                 try await CommandStore.insertAnswered(entries.map(\.log), entries.compactMap(\.idempotency), on: db)

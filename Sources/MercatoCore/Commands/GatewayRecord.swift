@@ -40,7 +40,7 @@ extension CommandGateway {
             logger.error("command log row could not be committed", metadata: ["error_type": "\(type(of: error))"])
             return problem(.unavailable(Self.notRecorded), requestID: command.requestID, headers: rateHeaders + Self.retrySoon)
         }
-        metrics.counter("mercato_commands_total", [("outcome", answer.outcome)]).increment()
+        commandsCounted(answer.outcome).increment()
         return answer
     }
 

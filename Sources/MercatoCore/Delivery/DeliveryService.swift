@@ -62,7 +62,7 @@ public struct DeliveryService: Service {
     /// The longest rest of an idle loop (``PeriodicWorker``): how late work another node wrote
     /// can be found when nothing is written here.
     let idleRest: Duration
-    let metrics = MetricHandles()
+    let attemptsCounted = CounterFamily("mercato_webhook_attempts_total", "outcome")
 
     public init(database: Database, registry: RegistryService, clients: DeliveryClients, clock: WallClock, logger: Logger,
                 policy: DeliveryPolicy = DeliveryPolicy(), addressGuard: AddressGuard, idleInterval: Duration = .milliseconds(200),
@@ -305,7 +305,7 @@ public struct DeliveryService: Service {
 
     private func count(_ response: Response) {
         let ok = response.status.map { (200 ... 299).contains($0) } ?? false
-        metrics.counter("mercato_webhook_attempts_total", [("outcome", ok ? "delivered" : response.status.map { "http_\($0 / 100)xx" } ?? "error")]).increment()
+        attemptsCounted(ok ? "delivered" : response.status.map { "http_\($0 / 100)xx" } ?? "error").increment()
     }
 
     /// The writes of one attempt's outcome on `db`; answers why the endpoint was disabled, if it was.

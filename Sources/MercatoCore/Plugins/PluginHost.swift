@@ -20,7 +20,8 @@ public final class PluginHost: Sendable {
     /// Where plugins keep their data.
     let storage: any PluginStorageProvider
     let health: PluginHealth
-    let metrics = MetricHandles()
+    let callsCounted = CounterFamily("mercato_plugin_calls_total", "plugin", "hook", "outcome")
+    let callsTimed = TimerFamily("mercato_plugin_call_duration_seconds", "plugin", "hook")
 
     public init(plugins: [any MercatoPlugin], logger: Logger, clock: WallClock = .system, commandTimeout: Duration = .seconds(10),
                 hookTimeout: Duration = .seconds(30), crashLoop: CrashLoopRule = CrashLoopRule(), storage: any PluginStorageProvider) throws {
@@ -238,8 +239,8 @@ public final class PluginHost: Sendable {
             outcome = "timeout"
             log.error("plugin call timed out", metadata: ["plugin": "\(id)", "hook": "\(hook)", "timeout": "\(timeout)"])
         }
-        metrics.counter("mercato_plugin_calls_total", [("plugin", id), ("hook", hook), ("outcome", outcome)]).increment()
-        metrics.timer("mercato_plugin_call_duration_seconds", [("plugin", id), ("hook", hook)])
+        callsCounted(id, hook, outcome).increment()
+        callsTimed(id, hook)
             .recordNanoseconds((ContinuousClock.now - start).nanoseconds)
         if countsFailures, outcome == "crashed" || outcome == "timeout" {
             health.recordFailure(id, hook: hook, outcome: outcome)

@@ -16,7 +16,8 @@ struct RequestMiddleware: RouterMiddleware {
     let routes: RouteTable
     /// API tokens' usage log (a row per token-authenticated request, written in batches).
     let usage: TokenUsageLog
-    let metrics = MetricHandles()
+    let requestsCounted = CounterFamily("mercato_http_requests_total", "method", "route", "status")
+    let requestsTimed = TimerFamily("mercato_http_request_duration_seconds", "route")
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -63,9 +64,8 @@ struct RequestMiddleware: RouterMiddleware {
         } else {
             logger.info("request", metadata: metadata)
         }
-        let dimensions = [("method", request.method.rawValue), ("route", route), ("status", String(status))]
-        metrics.counter("mercato_http_requests_total", dimensions).increment()
-        metrics.timer("mercato_http_request_duration_seconds", [("route", route)]).recordNanoseconds(nanoseconds)
+        requestsCounted(request.method.rawValue, route, String(status)).increment()
+        requestsTimed(route).recordNanoseconds(nanoseconds)
         return response
     }
 
