@@ -91,13 +91,13 @@ public struct InboundVerifier: Sendable {
               let header = request.header(prefix + "signature") else { throw Self.invalid("the webhook-id, webhook-timestamp or webhook-signature header is missing") }
         try Self.checkFresh(timestamp, now: now)
         let text = String(decoding: secret.utf8, as: UTF8.self)
-        guard let key = WebhookCrypto.fromBase64(text.hasPrefix("whsec_") ? String(text.dropFirst(6)) : text) else {
+        guard let key = WebhookCrypto.fromBase64(text.hasPrefix("whsec_") ? text.dropFirst(6) : text[...]) else {
             throw Self.invalid("the install's secret is not a Standard Webhooks secret (whsec_ and base64)")
         }
-        let signatures = header.split(separator: " ").compactMap { part -> [UInt8]? in
-            let pair = part.split(separator: ",", maxSplits: 1)
-            guard pair.count == 2, pair[0] == "v1" else { return nil }
-            return WebhookCrypto.fromBase64(String(pair[1]))
+        // Split as bytes (the header is ASCII; a split by `Character` walks grapheme clusters).
+        let signatures = header.utf8.split(separator: UInt8(ascii: " ")).compactMap { part -> [UInt8]? in
+            guard let comma = part.firstIndex(of: UInt8(ascii: ",")), part[..<comma].elementsEqual("v1".utf8) else { return nil }
+            return WebhookCrypto.fromBase64(Substring(part[part.index(after: comma)...]))
         }
         let expected = WebhookCrypto.hmacSHA256(key: key, prefix: Array("\(id).\(timestamp).".utf8), body)
         try Self.anyMatches(expected, signatures)

@@ -72,8 +72,7 @@ public enum Signatures {
 public struct StandardWebhooks: Sendable {
     /// Key bytes of a `whsec_...` secret.
     public static func secretKey(_ secret: String) -> [UInt8]? {
-        let encoded = secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret
-        return Data(base64Encoded: encoded).map(Array.init)
+        Base64.decode(secret.hasPrefix("whsec_") ? secret.dropFirst(6) : secret[...])
     }
 
     /// The content both schemes sign.
@@ -101,17 +100,15 @@ public struct StandardWebhooks: Sendable {
     /// As ``verify(header:content:secrets:publicKey:)``, with the secrets' key bytes already decoded.
     public static func verify(header: String, content: [UInt8], keys: [[UInt8]], publicKey: [UInt8]?) -> Bool {
         let expected = keys.map { Signatures.hmacSHA256(key: $0, message: content) }
-        for entry in header.split(separator: " ").prefix(16) {
-            guard let comma = entry.firstIndex(of: ",") else { continue }
+        // Split as bytes: the header is ASCII, and a split by `Character` walks grapheme clusters.
+        for entry in header.utf8.split(separator: UInt8(ascii: " ")).prefix(16) {
+            guard let comma = entry.firstIndex(of: UInt8(ascii: ",")) else { continue }
             let version = entry[..<comma]
-            guard let signature = Data(base64Encoded: String(entry[entry.index(after: comma)...])).map(Array.init) else { continue }
-            switch version {
-            case "v1":
+            guard let signature = Base64.decode(Substring(entry[entry.index(after: comma)...])) else { continue }
+            if version.elementsEqual("v1".utf8) {
                 for mac in expected where ConstantTime.equals(mac, signature) { return true }
-            case "v1a":
+            } else if version.elementsEqual("v1a".utf8) {
                 if let publicKey, Signatures.verifyEd25519(signature: signature, message: content, publicKey: publicKey) { return true }
-            default:
-                continue
             }
         }
         return false

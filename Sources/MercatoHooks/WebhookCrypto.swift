@@ -51,6 +51,9 @@ public enum WebhookCrypto {
     /// Standard base64 of `bytes`.
     public static func base64(_ bytes: [UInt8]) -> String { Data(bytes).base64EncodedString() }
 
-    /// The bytes of standard base64 text, `nil` when it is not base64.
-    public static func fromBase64(_ text: String) -> [UInt8]? { Data(base64Encoded: text).map { Array($0) } }
+    /// The bytes of standard base64 text (padded), `nil` when it is not base64.
+    public static func fromBase64(_ text: String) -> [UInt8]? { Base64.decode(text) }
+
+    /// As ``fromBase64(_:)-(String)``, of part of a text (no copy).
+    public static func fromBase64(_ text: Substring) -> [UInt8]? { Base64.decode(text) }
 }
