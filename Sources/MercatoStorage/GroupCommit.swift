@@ -67,6 +67,10 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         var pending: [Waiter] = []
         /// Batches being applied (at most ``lanes``).
         var draining = 0
+        /// A drainer gathering (``gather``), woken early by ``flush()``.
+        var gathering: CheckedContinuation<Void, Never>?
+        /// ``flush()`` was called: no more gathering.
+        var flushing = false
     }
 
     private let state = Mutex(State())
@@ -78,6 +82,10 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     public let lanes: Int
     /// Operations waiting, while a batch is applied, before another lane opens.
     public let spillAt: Int
+    /// How long a batch gathers before it is applied: zero for writes someone waits for; for
+    /// writes nobody waits for (``post(_:failed:)``), a few tens of milliseconds make one
+    /// commit of what would otherwise be a commit per operation when requests come one by one.
+    public let gather: Duration
 
     /// Batches applied in one transaction (``Database/boundedTransaction(since:_:)``).
     /// `committed` is told the size of each batch that committed.
@@ -87,12 +95,16 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
     /// whole by itself, after reads that see what they would see in a transaction at PostgreSQL's
     /// READ COMMITTED, which takes a snapshot per statement anyway. On SQLite every batch is
     /// the writer's transaction.
-    public init(database: Database, maxBatch: Int = 256, committed: (@Sendable (Int) -> Void)? = nil,
+    ///
+    /// `gather` (see the property) holds each batch that long unless ``maxBatch`` operations
+    /// wait; whoever stops the process calls ``flush()`` after the last operation was handed in.
+    public init(database: Database, maxBatch: Int = 256, gather: Duration = .zero, committed: (@Sendable (Int) -> Void)? = nil,
                 alone: (@Sendable ([Operation]) -> Bool)? = nil, apply: @escaping Apply) {
         self.database = database
         self.maxBatch = maxBatch
         self.lanes = 1
         self.spillAt = .max
+        self.gather = gather
         self.runner = .transaction(apply, alone: alone)
         self.committed = committed
     }
@@ -112,6 +124,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         self.maxBatch = maxBatch
         self.lanes = lanes
         self.spillAt = max(1, spillAt)
+        self.gather = .zero
         self.runner = .postgres(apply)
         self.committed = committed
     }
@@ -140,8 +153,42 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
         if startDrainer { Task { await self.drain() } }
     }
 
+    /// Applies what waits now, without gathering, and returns once nothing waits and no batch
+    /// runs; from then on batches no longer gather (the process is stopping).
+    public func flush() async {
+        let sleeper = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            s.flushing = true
+            defer { s.gathering = nil }
+            return s.gathering
+        }
+        sleeper?.resume()
+        while state.withLock({ !$0.pending.isEmpty || $0.draining > 0 }) {
+            try? await Task.sleep(for: .milliseconds(1))
+        }
+    }
+
+    /// Waits ``gather``, or less when ``flush()`` is called meanwhile.
+    private func gatherBatch() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let now = state.withLock { s -> Bool in
+                if s.flushing || s.pending.count >= maxBatch { return true }
+                s.gathering = continuation
+                return false
+            }
+            if now { return continuation.resume() }
+            MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(gather.nanosecondsClamped)) {
+                let sleeper = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
+                    defer { s.gathering = nil }
+                    return s.gathering
+                }
+                sleeper?.resume()
+            }
+        }
+    }
+
     private func drain() async {
         while true {
+            if gather > .zero { await gatherBatch() }
             let batch = state.withLock { s -> [Waiter] in
                 // A lane beside another closes when fewer than `spillAt` wait: the other takes them.
                 if s.pending.isEmpty || (s.draining > 1 && s.pending.count < spillAt) { s.draining -= 1; return [] }
@@ -249,6 +296,13 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }
         return outputs
+    }
+}
+
+extension Duration {
+    /// Whole nanoseconds (a gathering time is milliseconds; no overflow at that size).
+    fileprivate var nanosecondsClamped: Int64 {
+        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 

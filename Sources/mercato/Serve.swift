@@ -82,7 +82,8 @@ enum Server {
                 "address": "\(settings.host):\(settings.port)", "storage": "\(storage.engine)", "public_url": "\(settings.publicURL)",
             ])
         }
-        let services: [any Service] = [storage, startup, deliveryClients]
+        // Stopped in reverse: the HTTP server first, then the workers, the usage log's last rows, storage.
+        let services: [any Service] = [storage, runtime.tokenUsage, startup, deliveryClients]
             + (runtime.workers(deliveryClients: deliveryClients) + [app]).map { AfterStartup($0, after: startup.ready) }
         return ServiceGroup(configuration: .init(
             services: services.map { .init(service: $0) },

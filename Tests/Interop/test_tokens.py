@@ -63,3 +63,46 @@ def test_idempotency_key_replays_a_token_creation(server):
     assert again.headers.get("Idempotent-Replayed") == "true" and again.json() == first.json()
     other = server.call("POST", f"/api/v1/orgs/{org}/tokens", owner, {"name": "ci", "role": "admin"}, headers=key)
     assert other.status_code == 409 and other.json()["code"] == "idempotency_conflict"
+
+
+def test_usage_rows_of_the_last_requests_are_stored_when_the_server_stops():
+    """The usage log gathers its rows for a moment before it commits them; a SIGTERM right
+    after the last answer still stores every row (the log is flushed after the HTTP server
+    stopped and before storage closes), as the restarted server shows."""
+    import os
+    import secrets
+    import tempfile
+
+    import requests
+    from conftest import Server, free_port, serve, stop
+
+    data = tempfile.mkdtemp(prefix="mercato-interop-usage-")
+    operator = "op-" + secrets.token_urlsafe(32)
+    env = dict(os.environ, MERCATO_DATA_DIR=data, MERCATO_PORT=str(free_port()), MERCATO_OPERATOR_TOKEN=operator,
+               MERCATO_CATALOG_DIR="none", MERCATO_LOG_LEVEL="warning")
+    if os.environ.get("MERCATO_INTEROP_DATABASE_URL"):
+        env["DATABASE_URL"] = os.environ["MERCATO_INTEROP_DATABASE_URL"]
+    proc, base = serve(os.environ["MERCATO_BIN"], env)
+    server = Server(base, operator)
+    org, owner = server.org("Usage at stop " + secrets.token_hex(3), plan="free")
+    made = server.call("POST", f"/api/v1/orgs/{org}/tokens", owner, {"name": "burst", "role": "member", "scopes": ["installs:read"]}).json()
+    session = requests.Session()
+    answered = [session.get(f"{base}/api/v1/installs", headers={"Authorization": f"Bearer {made['token']}"}, timeout=30).status_code
+                for _ in range(120)]
+    assert answered == [200] * 120
+    stop(proc)
+
+    proc, base = serve(os.environ["MERCATO_BIN"], env)
+    try:
+        server = Server(base, operator)
+        rows, cursor = [], None
+        while True:
+            page = server.call("GET", f"/api/v1/orgs/{org}/tokens/{made['id']}/usage?limit=100" + (f"&cursor={cursor}" if cursor else ""), owner)
+            assert page.status_code == 200, page.text
+            rows += page.json()["data"]
+            cursor = page.json().get("next_cursor")
+            if not cursor:
+                break
+        assert len(rows) == 120 and all(r["status"] == 200 for r in rows)
+    finally:
+        stop(proc)

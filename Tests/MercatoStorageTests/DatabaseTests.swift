@@ -176,6 +176,47 @@ struct DatabaseTests {
         }
     }
 
+    /// A gathering group (the token usage log) makes one commit of operations posted one by
+    /// one within its gathering time, where it made one each; `flush` commits what gathers at
+    /// once and returns after it is stored, and from then on nothing gathers.
+    @Test(arguments: TestEngines.all)
+    func aGatheringGroupCommitsOperationsPostedOneByOneTogetherAndFlushes(engine: StorageEngine) async throws {
+        try await withTestDatabase(engine) { test async throws in
+            let batches = Mutex<[Int]>([])
+            let commit = GroupCommit<Int, Void>(database: test.database, maxBatch: 64, gather: .seconds(2),
+                                                committed: { n in batches.withLock { $0.append(n) } }) { ops, db in
+                for i in ops { try await OrgStore.insert(OrgRecord(id: "org_gathered_\(i)", name: "org \(i)", plan: "free", createdAt: 1), on: db) }
+                return ops.map { _ in () }
+            }
+            func stored() async throws -> Int {
+                try await test.database.read { db in
+                    try await db.raw("SELECT count(*) AS n FROM orgs WHERE id LIKE 'org_gathered_%'").first()!.decode(column: "n", as: Int.self)
+                }
+            }
+            // Ten operations 5 ms apart (well inside the gathering time, even on a loaded
+            // machine): without gathering each would be its own commit.
+            for i in 0 ..< 10 {
+                commit.post(i) { _ in }
+                try await Task.sleep(for: .milliseconds(5))
+            }
+            // (The batch is counted just after its rows can be read.)
+            for _ in 0 ..< 100 where batches.withLock({ $0.reduce(0, +) }) < 10 { try await Task.sleep(for: .milliseconds(100)) }
+            #expect(try await stored() == 10)
+            #expect(batches.withLock { $0 } == [10])
+            // Posted and flushed at once: stored when `flush` returns, not after the gathering time.
+            for i in 10 ..< 15 { commit.post(i) { _ in } }
+            let start = ContinuousClock.now
+            await commit.flush()
+            #expect(ContinuousClock.now - start < .milliseconds(1500))
+            #expect(try await stored() == 15)
+            // After a flush nothing gathers: a submitted operation commits at once.
+            let again = ContinuousClock.now
+            try await commit.submit(15)
+            #expect(ContinuousClock.now - again < .milliseconds(1500))
+            #expect(try await stored() == 16)
+        }
+    }
+
     /// Operations posted without waiting (the token usage log) are committed in batches like
     /// submitted ones, beside them; the one that cannot be is told through its closure, alone.
     @Test(arguments: TestEngines.all)

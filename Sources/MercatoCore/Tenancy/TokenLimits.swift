@@ -1,6 +1,7 @@
 import Foundation
 public import Logging
 public import MercatoStorage
+public import ServiceLifecycle
 import Synchronization
 
 /// A token's standing against its hourly limit after one request.
@@ -61,8 +62,15 @@ public final class TokenLimits: Sendable {
 }
 
 /// Each API token's usage log and `last_used_at`, written in batches by a group commit off the
-/// answer's path: a request hands its row over and does not wait for the write.
-public final class TokenUsageLog: Sendable {
+/// answer's path: a request hands its row over and does not wait for the write. The batches
+/// gather for ``gather``: requests one at a time made a commit (and an fsync) each, whose
+/// writer thread took a third of a core at one connection and crowded the requests themselves
+/// out of the 2 cores (docs/benchmarks.md run BE). As a service it writes what is still
+/// gathering when the server stops, after the HTTP server stopped taking requests.
+public final class TokenUsageLog: Service {
+    /// At most one usage commit this often (plus one when a quiet server gets a request).
+    public static let gather: Duration = .milliseconds(25)
+
     private let database: Database
     private let commit: GroupCommit<TokenUsageRecord, Void>
     private let logger: Logger
@@ -70,7 +78,7 @@ public final class TokenUsageLog: Sendable {
     public init(database: Database, logger: Logger) {
         self.database = database
         self.logger = logger
-        commit = GroupCommit(database: database, maxBatch: 512) { rows, db in
+        commit = GroupCommit(database: database, maxBatch: 512, gather: Self.gather) { rows, db in
             try await TokenUsageStore.record(rows, on: db)
             return rows.map { _ in () }
         }
@@ -88,5 +96,17 @@ public final class TokenUsageLog: Sendable {
     /// Writes `row` and waits for it (tests and tools).
     public func recordNow(_ row: TokenUsageRecord) async throws {
         try await commit.submit(row)
+    }
+
+    /// Writes what is gathering, at once, and from then on every row without gathering.
+    public func flush() async {
+        await commit.flush()
+    }
+
+    /// Waits for the server's graceful shutdown, then ``flush()``: placed in the service group
+    /// after storage and before the HTTP server, it stops after the server and before storage.
+    public func run() async throws {
+        try? await gracefulShutdown()
+        await flush()
     }
 }
