@@ -176,7 +176,7 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
                 return false
             }
             if now { return continuation.resume() }
-            MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(gather.nanosecondsClamped)) {
+            MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: TimeAmount(gather)) {
                 let sleeper = self.state.withLock { s -> CheckedContinuation<Void, Never>? in
                     defer { s.gathering = nil }
                     return s.gathering
@@ -296,13 +296,6 @@ public final class GroupCommit<Operation: Sendable, Output: Sendable>: Sendable 
             throw StorageError("a group commit answered \(outputs.count) outputs for \(operations.count) operations")
         }
         return outputs
-    }
-}
-
-extension Duration {
-    /// Whole nanoseconds (a gathering time is milliseconds; no overflow at that size).
-    fileprivate var nanosecondsClamped: Int64 {
-        components.seconds * 1_000_000_000 + components.attoseconds / 1_000_000_000
     }
 }
 

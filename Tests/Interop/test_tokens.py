@@ -1,8 +1,14 @@
 """CONTRACT §9, issue 20's story over real HTTP with `requests`: a service account gets a
 read-only, installs-only token limited to 1,000 requests an hour, sees its RateLimit headers,
 is refused a write, shows in the usage log, and is revoked."""
+import os
+import secrets
+import tempfile
 import time
 import uuid
+
+import requests
+from conftest import Server, free_port, serve, stop
 
 
 def test_a_read_only_installs_token_limited_to_1000_an_hour(server):
@@ -69,13 +75,6 @@ def test_usage_rows_of_the_last_requests_are_stored_when_the_server_stops():
     """The usage log gathers its rows for a moment before it commits them; a SIGTERM right
     after the last answer still stores every row (the log is flushed after the HTTP server
     stopped and before storage closes), as the restarted server shows."""
-    import os
-    import secrets
-    import tempfile
-
-    import requests
-    from conftest import Server, free_port, serve, stop
-
     data = tempfile.mkdtemp(prefix="mercato-interop-usage-")
     operator = "op-" + secrets.token_urlsafe(32)
     env = dict(os.environ, MERCATO_DATA_DIR=data, MERCATO_PORT=str(free_port()), MERCATO_OPERATOR_TOKEN=operator,
@@ -85,7 +84,9 @@ def test_usage_rows_of_the_last_requests_are_stored_when_the_server_stops():
     proc, base = serve(os.environ["MERCATO_BIN"], env)
     server = Server(base, operator)
     org, owner = server.org("Usage at stop " + secrets.token_hex(3), plan="free")
-    made = server.call("POST", f"/api/v1/orgs/{org}/tokens", owner, {"name": "burst", "role": "member", "scopes": ["installs:read"]}).json()
+    made = server.call("POST", f"/api/v1/orgs/{org}/tokens", owner, {"name": "burst", "role": "member", "scopes": ["installs:read"]})
+    assert made.status_code == 201, made.text
+    made = made.json()
     session = requests.Session()
     answered = [session.get(f"{base}/api/v1/installs", headers={"Authorization": f"Bearer {made['token']}"}, timeout=30).status_code
                 for _ in range(120)]
