@@ -100,6 +100,11 @@ def table(path, machine_path):
         if r["scenario"] == "memory":
             continue
         ratio, target = None, ""
+        if r["system"] == "floor":
+            ceil = find(r["scenario"], "ceiling", "empty")
+            if ceil:
+                ratio = r["rps"] / ceil["rps"]
+            target = "(the durable floor: the ceiling's work, a point read, two rows group-committed before the answer)"
         if r["system"] == "mercato":
             ceil = None
             if r["variant"] == "empty":
@@ -118,6 +123,11 @@ def table(path, machine_path):
                 if "ratio" in t:
                     checks.append((f">= {t['ratio']:.2f} of ceiling", ratio is not None and ratio >= t["ratio"]))
                 target = " and ".join(n for n, _ in checks) + ": " + verdict(checks)
+            floor = find(r["scenario"], "floor", "empty")
+            if floor and r["variant"] == "empty" and ceil:
+                cpu = lambda x: f"{x['cpu_us_per_request']:.0f}" if x.get("cpu_us_per_request") else "?"
+                target += (f" [{r['rps'] / floor['rps']:.2f} of the durable floor's rps; CPU µs a command: "
+                           f"Mercato {cpu(r)}, floor {cpu(floor)}, ceiling {cpu(ceil)}]")
             if r["variant"] == "get-seeded" and r["connections"] >= 32:
                 target = f"p99 <= {GET_P99_MS} ms: " + verdict([(f"p99 {r['p99_ms']:.2f} ms", r["p99_ms"] <= GET_P99_MS)])
             if r["variant"] == "get-seeded" and r["connections"] < 32:

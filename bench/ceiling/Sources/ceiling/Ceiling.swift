@@ -11,8 +11,13 @@
 // body; `GET /sink/stats` answers `{"valid": n, "invalid": m, "first_ms": t, "last_ms": t}`
 // (Unix ms of the first and the latest valid delivery).
 //
+// With CEILING_DATABASE (a SQLite file path) it is the durable floor instead (Floor.swift): a
+// verified command is also checked against its stored answer and answered only after its log
+// row and idempotency row are committed.
+//
 // Environment: CEILING_PORT (default 8090), CEILING_SECRET (whsec_<base64>, required),
-// CEILING_WEBHOOK_SECRET (whsec_<base64>, optional: the sink counts every delivery invalid without it).
+// CEILING_WEBHOOK_SECRET (whsec_<base64>, optional: the sink counts every delivery invalid without it),
+// CEILING_DATABASE (optional: the durable floor's SQLite file).
 import CSodium
 import Foundation
 import HTTPTypes
@@ -83,10 +88,12 @@ struct Ceiling {
             Data(base64Encoded: secret.hasPrefix("whsec_") ? String(secret.dropFirst(6)) : secret).map { Verifier(key: Array($0)) }
         }
         let sink = SinkCounts()
+        let floor = environment["CEILING_DATABASE"].map { DurableFloor(path: $0) }
 
         let okBody = ByteBuffer(string: #"{"command":"ping","status":"succeeded","result":{"pong":true}}"#)
         let inboundBody = ByteBuffer(string: #"{"id":"inb_000000000000000000000000","duplicate":false}"#)
         let deniedBody = ByteBuffer(string: #"{"code":"invalid_signature","status":401}"#)
+        let busyBody = ByteBuffer(string: #"{"code":"idempotency_in_progress","status":409}"#)
         let installBody = ByteBuffer(string: #"{"id":"ins_00000000000000000000000000","app":"bench-app","status":"active","scopes":[],"config":{}}"#)
         let webhookID = HTTPField.Name("webhook-id")!
         let webhookTimestamp = HTTPField.Name("webhook-timestamp")!
@@ -109,7 +116,32 @@ struct Ceiling {
             }
             return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: answer))
         }
-        router.post("api/v1/apps/commands") { request, _ in try await signed(request, limit: 256 * 1024, answer: okBody) }
+        let okText = String(buffer: okBody)
+        router.post("api/v1/apps/commands") { request, _ -> Response in
+            guard let floor else { return try await signed(request, limit: 256 * 1024, answer: okBody) }
+            let started = ContinuousClock.now
+            let body = try await request.body.collect(upTo: 256 * 1024)
+            guard let id = request.headers[webhookID], let timestamp = request.headers[webhookTimestamp],
+                  let signature = request.headers[webhookSignature], let seconds = Double(timestamp),
+                  abs(Date().timeIntervalSince1970 - seconds) <= 300,
+                  verifier.verify(header: signature, id: id, timestamp: timestamp, body: body)
+            else {
+                return Response(status: .unauthorized, headers: [.contentType: "application/json"], body: .init(byteBuffer: deniedBody))
+            }
+            guard floor.hold(id) else {
+                return Response(status: .conflict, headers: [.contentType: "application/json"], body: .init(byteBuffer: busyBody))
+            }
+            defer { floor.release(id) }
+            if let stored = floor.stored(webhookID: id) {
+                return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: ByteBuffer(string: stored)))
+            }
+            let hash = body.withUnsafeReadableBytes { DurableFloor.sha256Hex($0) }
+            let elapsed = ContinuousClock.now - started
+            await floor.record(.init(id: floor.makeID(), webhookID: id, bodyHash: hash, response: okText,
+                                     durationUs: elapsed.components.seconds * 1_000_000 + elapsed.components.attoseconds / 1_000_000_000_000,
+                                     createdAt: Int64(Date().timeIntervalSince1970 * 1000)))
+            return Response(status: .ok, headers: [.contentType: "application/json"], body: .init(byteBuffer: okBody))
+        }
         router.post("api/v1/inbound/{install}/{provider}") { request, _ in try await signed(request, limit: 1024 * 1024, answer: inboundBody) }
         router.post("sink") { request, _ -> Response in
             let body = try await request.body.collect(upTo: 1024 * 1024)
