@@ -15,7 +15,8 @@ Two views, each read on standard input with the symbols demangled in full (`swif
   for the code that asked for it; the columns say how much of each owner's share was spent in the
   kernel and in the runtime on its behalf.
 
-With --us-per-request N each share is also printed as CPU microseconds of a request.
+With --us-per-request N each share is also printed as CPU microseconds of a request (or, with
+--unit, as whatever the profile's samples count: `bench/profile --allocs` samples malloc calls).
 
     perf report ... | swift demangle | bench/tools/owners.py [--us-per-request 170]
     perf script ... | swift demangle | bench/tools/owners.py --stacks [--us-per-request 170]
@@ -24,6 +25,7 @@ import argparse
 import re
 import sys
 
+UNIT = "µs/request"
 LINE = re.compile(r"^\s*([0-9.]+)%\s+(\S+)\s+\[(.)\]\s+(.*)$")
 
 # Module name → owner. The first module a demangled symbol names decides (a generic
@@ -128,7 +130,7 @@ def by_caller(lines, us: float | None, examples: int) -> None:
     if samples == 0:
         sys.exit("owners.py: no samples on standard input")
     header = f"{'charged to (nearest owning frame)':52} {'share':>7} {'in kernel':>10} {'in runtime':>11}"
-    print(header + (f" {'µs/request':>11}" if us else ""))
+    print(header + (f" {UNIT:>11}" if us else ""))
     for who, (n, kernel, runtime) in sorted(totals.items(), key=lambda kv: -kv[1][0]):
         row = f"{who:52} {n / samples * 100:6.1f}% {kernel / samples * 100:9.1f}% {runtime / samples * 100:10.1f}%"
         if us:
@@ -143,7 +145,10 @@ def main() -> None:
     parser.add_argument("--us-per-request", type=float, default=None)
     parser.add_argument("--examples", type=int, default=0, help="the top symbols of each owner")
     parser.add_argument("--stacks", action="store_true", help="read perf script output; charge each sample to its nearest owning frame")
+    parser.add_argument("--unit", default="µs/request", help="what --us-per-request counts (e.g. mallocs/request for a profile of malloc calls)")
     args = parser.parse_args()
+    global UNIT
+    UNIT = args.unit
     if args.stacks:
         by_caller(sys.stdin, args.us_per_request, args.examples)
         return
@@ -161,7 +166,7 @@ def main() -> None:
         total += share
     if total == 0:
         sys.exit("owners.py: no samples on standard input")
-    print(f"{'owner':44} {'share':>7}" + (f" {'µs/request':>11}" if args.us_per_request else ""))
+    print(f"{'owner':44} {'share':>7}" + (f" {UNIT:>11}" if args.us_per_request else ""))
     for who, share in sorted(shares.items(), key=lambda kv: -kv[1]):
         row = f"{who:44} {share / total * 100:6.1f}%"
         if args.us_per_request:
