@@ -108,6 +108,13 @@ struct JSONLogHandlerTests {
         let line2 = try #require(plain.all.withLock { $0.first })
         #expect(line2.wholeMatch(of: /\{"label":"mercato\.test","level":"warning","msg":"w","password":"\[redacted\]","path":"\/x","ts":"[0-9T:.\-]{23}Z"\}/) != nil,
                 "\(line2)")
+        // The keys checked without the remembered answers are ones the words would pass.
+        for key in JSONLogHandler.plainKeys { #expect(!JSONLogHandler.isSecret(key), "\(key)") }
+        // A line of only those keys plus one secret key still redacts it.
+        let mixed = Lines()
+        logger(mixed).info("request", metadata: ["method": "POST", "route": "/r", "status": "200", "session_cookie": "c00kie"])
+        let line3 = try #require(mixed.all.withLock { $0.first })
+        #expect(try object(line3)["session_cookie"] as? String == "[redacted]" && !line3.contains("c00kie"))
     }
 
     /// A line reaches the file whole with its newline, also when the pipe takes it in several

@@ -42,13 +42,23 @@ struct PluginHostTests {
             let crashedBefore = Self.counter(try await app.call(.get, "/metrics").text, plugin: "probe", outcome: "crashed")
 
             // 1: throws. The sender gets 500 handler_failed; other commands go on.
-            expectProblem(try await run("probe.crash"), .internalServerError, "handler_failed")
+            let crashed = try await run("probe.crash")
+            expectProblem(crashed, .internalServerError, "handler_failed")
+            // The plugin's line and the host's both name the request.
+            let requestID = try #require(crashed.headers[HTTPField.Name("X-Request-Id")!])
+            for message in ["probe crashing", "plugin call threw"] {
+                let line = try #require(app.logs.all.first { $0.contains("\"msg\":\"\(message)\"") }, "\(message)")
+                #expect(line.contains("\"request_id\":\"\(requestID)\""), "\(line)")
+            }
             #expect(try await run("ping").status == .ok)
             // 2: hangs past its timeout (ignoring cancellation). Other commands answer meanwhile.
             async let hung = run("probe.hang")
             try await Task.sleep(for: .milliseconds(50))
             #expect(try await run("ping").status == .ok)
-            expectProblem(try await hung, .gatewayTimeout, "handler_timeout")
+            let timedOut = try await hung
+            expectProblem(timedOut, .gatewayTimeout, "handler_timeout")
+            let hungID = try #require(timedOut.headers[HTTPField.Name("X-Request-Id")!])
+            #expect(app.logs.all.contains { $0.contains("\"msg\":\"plugin call timed out\"") && $0.contains("\"request_id\":\"\(hungID)\"") })
             let stillReady = try await app.call(.get, "/readyz")
             #expect(stillReady.json["status"] as? String == "ready")
 

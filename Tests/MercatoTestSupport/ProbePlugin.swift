@@ -1,4 +1,5 @@
 import Foundation
+import Logging
 public import MercatoHooks
 public import Synchronization
 
@@ -32,6 +33,8 @@ public struct ProbePlugin: MercatoPlugin {
             let n = Self.calls.withLock { c -> Int in c[tag, default: 0] += 1; return c[tag]! }
             return .object(["tag": .string(tag), "call": .number(Double(n))])
         case "probe.crash":
+            // A plugin's own line carries the request id (`HookContext.logger`).
+            context.logger.warning("probe crashing")
             throw Boom()
         case "probe.hang":
             // Ignores cancellation without spinning: waits on a detached task the host's

@@ -29,10 +29,8 @@ extension CommandGateway {
             install: InstallInfo(installID: target.install.id, orgID: target.install.orgId, orgName: target.orgName, appKey: target.install.appKey,
                                  appVersion: target.install.version, grantedScopes: target.scopes, status: target.install.status.rawValue)
         )
-        var hookLogger = logger
-        hookLogger[metadataKey: "request_id"] = .string(command.requestID)
         let answer: Answer
-        switch await host.run(request, requestID: command.requestID, logger: hookLogger, api: api) {
+        switch await host.run(request, requestID: command.requestID, logger: logger, api: api) {
         case .result(let result):
             let json: JSONValue = .object(["id": .string(command.id), "command": .string(command.name), "status": .string("succeeded"), "result": result])
             answer = Answer(status: 200, body: (try? Data(json.jsonBytes())) ?? Data(), isProblem: false, headers: [], outcome: "succeeded")

@@ -115,7 +115,8 @@ public final class PluginHost: Sendable {
         guard !health.isDisabled(entry.plugin) else { return .disabled }
         let context = HookContext(requestID: requestID, logger: logger, api: api,
                                   storage: storage.storage(plugin: entry.plugin, install: request.install.installID, org: request.install.orgID))
-        switch await call(plugin: entry.plugin, hook: "handle", timeout: commandTimeout, logger: logger, { try await plugin.handle(request, context) }) {
+        switch await call(plugin: entry.plugin, hook: "handle", timeout: commandTimeout, logger: logger, requestID: requestID,
+                          { try await plugin.handle(request, context) }) {
         case .success(let value): return .result(value)
         case .failure(.failed(let error)): return .failed(error)
         case .failure(.crashed): return .crashed
@@ -215,18 +216,29 @@ public final class PluginHost: Sendable {
     }
 
     /// Runs `body` for `plugin`, raced against `timeout` in its own task, counted in metrics.
-    /// Crashes and timeouts count toward the crash-loop rule when `countsFailures`.
+    /// Crashes and timeouts count toward the crash-loop rule when `countsFailures`; their log
+    /// lines name `requestID` when given.
     func call<T: Sendable>(plugin id: String, hook: String, timeout: Duration, countsFailures: Bool = true, logger: Logger? = nil,
-                           _ body: @escaping @Sendable () async throws -> T) async -> Result<T, CallFailure> {
+                           requestID: String? = nil, _ body: @escaping @Sendable () async throws -> T) async -> Result<T, CallFailure> {
         let log = logger ?? self.logger
+        @Sendable func failing(_ metadata: Logger.Metadata) -> Logger.Metadata {
+            guard let requestID else { return metadata }
+            return metadata.merging(["request_id": .string(requestID)]) { old, _ in old }
+        }
         let start = ContinuousClock.now
         // An unstructured task, raced against the deadline: a plugin that ignores cancellation
         // cannot hold the caller (a task group would wait for it).
+        // The task inherits no task-locals (``race``); the one Mercato reads across a plugin
+        // call, the install a public route serves, is carried over.
+        let served = InstallService.servedInstall
         let result = await Self.race(timeout: timeout, timedOut: .failure(.timedOut)) { () async -> Result<T, CallFailure> in
-            do { return .success(try await body()) }
+            do {
+                if let served { return .success(try await InstallService.$servedInstall.withValue(served) { try await body() }) }
+                return .success(try await body())
+            }
             catch let error as CommandError { return .failure(.failed(error)) }
             catch {
-                log.error("plugin call threw", metadata: ["plugin": "\(id)", "hook": "\(hook)", "error_type": "\(type(of: error))"])
+                log.error("plugin call threw", metadata: failing(["plugin": "\(id)", "hook": "\(hook)", "error_type": "\(type(of: error))"]))
                 return .failure(.crashed)
             }
         }
@@ -237,7 +249,7 @@ public final class PluginHost: Sendable {
         case .failure(.crashed): outcome = "crashed"
         case .failure(.timedOut):
             outcome = "timeout"
-            log.error("plugin call timed out", metadata: ["plugin": "\(id)", "hook": "\(hook)", "timeout": "\(timeout)"])
+            log.error("plugin call timed out", metadata: failing(["plugin": "\(id)", "hook": "\(hook)", "timeout": "\(timeout)"]))
         }
         callsCounted(id, hook, outcome).increment()
         callsTimed(id, hook)
@@ -249,15 +261,17 @@ public final class PluginHost: Sendable {
     }
 
     /// `body`'s value, or `timedOut` once `timeout` passes (`body`'s task is then cancelled and
-    /// left to end on its own). One task per call, started in place (`Task.immediate`): it runs
+    /// left to end on its own). One task per call, started in place (`Task.immediateDetached`): it runs
     /// on this thread up to its first suspension, so a body that never suspends (`ping`) answers
     /// before the caller would suspend, with no job scheduled for the task nor for the caller's
     /// resumption. The deadline is a timer on an event loop, armed only for a body still running
-    /// and cancelled when it answers first.
+    /// and cancelled when it answers first. The task is detached: it copies none of the caller's
+    /// task-locals (a request carries four, an allocation each per call), and the continuation
+    /// is resumed exactly once, by whoever claims the deadline first.
     static func race<T: Sendable>(timeout: Duration, timedOut: T, _ body: @escaping @Sendable () async -> T) async -> T {
         let deadline = Deadline()
-        return await withCheckedContinuation { (continuation: CheckedContinuation<T, Never>) in
-            let task = Task.immediate {
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<T, Never>) in
+            let task = Task.immediateDetached {
                 let value = await body()
                 if deadline.claim() { continuation.resume(returning: value) }
             }

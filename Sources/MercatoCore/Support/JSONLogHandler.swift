@@ -10,12 +10,13 @@ public struct JSONLogHandler: LogHandler {
     public var metadata: Logger.Metadata = [:]
     public var logLevel: Logger.Level
     private let label: String
-    private let sink: @Sendable (String) -> Void
+    /// Where lines go; `nil`: standard output, written from the line's bytes.
+    private let sink: (@Sendable (String) -> Void)?
 
     /// Words that make a metadata key secret.
     static let secretWords = ["token", "secret", "password", "authorization", "cookie", "ciphertext", "master_key", "api_key", "private_key", "credential"]
 
-    public init(label: String, level: Logger.Level = .info, sink: @escaping @Sendable (String) -> Void = JSONLogHandler.standardOutput) {
+    public init(label: String, level: Logger.Level = .info, sink: (@Sendable (String) -> Void)? = nil) {
         self.label = label
         self.logLevel = level
         self.sink = sink
@@ -35,8 +36,10 @@ public struct JSONLogHandler: LogHandler {
         fields.reserveCapacity(metadata.count + (extra?.count ?? 0) + 4)
         for (key, value) in metadata where !Self.isOwn(key) && extra?[key] == nil { fields.append((key, value)) }
         if let extra { for (key, value) in extra where !Self.isOwn(key) { fields.append((key, value)) } }
-        Self.secretKeys.withLock { known in
-            for i in fields.indices where Self.isSecret(fields[i].key, known: &known) { fields[i].value = .string("[redacted]") }
+        if !fields.allSatisfy({ Self.plainKeys.contains($0.key) }) {
+            Self.secretKeys.withLock { known in
+                for i in fields.indices where Self.isSecret(fields[i].key, known: &known) { fields[i].value = .string("[redacted]") }
+            }
         }
         fields.append(("ts", .string(PluginSupport.timestamp())))
         fields.append(("level", .string(event.level.rawValue)))
@@ -54,8 +57,16 @@ public struct JSONLogHandler: LogHandler {
             Self.append(field.value, to: &line)
         }
         line.append(UInt8(ascii: "}"))
-        sink(String(decoding: line, as: UTF8.self))
+        if let sink {
+            sink(String(decoding: line, as: UTF8.self))
+        } else {
+            line.withUnsafeBufferPointer { text in Self.outputLock.withLock { _ in Self.writeLine(text, to: STDOUT_FILENO) } }
+        }
     }
+
+    /// Keys every request's line carries, known not to name a secret: checked without the lock
+    /// and the remembered answers (`JSONLogHandlerTests` checks them against ``secretWords``).
+    static let plainKeys = ["method", "route", "status", "duration_ms", "request_id", "hb.request.id"]
 
     private static func isOwn(_ key: String) -> Bool {
         key == "ts" || key == "level" || key == "msg" || key == "label"
@@ -103,16 +114,8 @@ public struct JSONLogHandler: LogHandler {
 
     private static let outputLock = Mutex(())
 
-    /// Writes a line to standard output, whole: the line's own bytes and a newline in one
-    /// `writev` (no copy into a `Data`, one system call); a failed write (a closed pipe) drops
-    /// the line rather than stopping the server.
-    public static let standardOutput: @Sendable (String) -> Void = { line in
-        var line = line
-        line.withUTF8 { text in
-            outputLock.withLock { _ in writeLine(text, to: STDOUT_FILENO) }
-        }
-    }
-
+    /// Writes a line whole: its own bytes and a newline in one `writev` (no copy, one system
+    /// call); a failed write (a closed pipe) drops the line rather than stopping the server.
     static func writeLine(_ text: UnsafeBufferPointer<UInt8>, to fd: Int32) {
         var newline = UInt8(0x0A)
         withUnsafeMutablePointer(to: &newline) { newline in

@@ -11,12 +11,24 @@ import NIOCore
 enum AnswerResponse {
     static func make(status: Int, isProblem: Bool, headers extra: some Sequence<(String, String)>, body: Data) -> Response {
         var headers = HTTPFields()
+        // Room for the two below, the extras and the two every answer gets (``RequestMiddleware``).
+        headers.reserveCapacity(extra.underestimatedCount + 4)
         headers[.contentType] = isProblem ? "application/problem+json" : "application/json"
         headers[.cacheControl] = "no-store"
         for (name, value) in extra {
-            if let field = HTTPField.Name(name) { headers[field] = value }
+            if let field = fieldName(name) { headers[field] = value }
         }
         return Response(status: HTTPResponse.Status(code: status), headers: headers, body: ResponseBody(byteBuffer: ByteBuffer(bytes: body)))
+    }
+
+    /// The names the gateway answers with on every command, made once; any other is parsed.
+    static func fieldName(_ name: String) -> HTTPField.Name? {
+        switch name {
+        case "RateLimit-Limit": .rateLimitLimit
+        case "RateLimit-Remaining": .rateLimitRemaining
+        case "RateLimit-Reset": .rateLimitReset
+        default: HTTPField.Name(name)
+        }
     }
 
     /// RFC 9457 Problem Details for `error`: `type`, `title`, `status`, `detail`, plus the
@@ -48,4 +60,10 @@ extension APIError {
             APIError(status: Int(status.code), code: "http_\(status.code)", title: status.reasonPhrase, detail: message ?? status.reasonPhrase)
         }
     }
+}
+
+extension HTTPField.Name {
+    static let rateLimitLimit = Self("RateLimit-Limit")!
+    static let rateLimitRemaining = Self("RateLimit-Remaining")!
+    static let rateLimitReset = Self("RateLimit-Reset")!
 }
