@@ -108,7 +108,12 @@ public final class CommandGateway: Sendable {
         }
         // One request per (app, webhook-id) in this process until it is answered, taken before
         // the stored state is read so that no answer can commit between the two unseen.
-        let key = signed.entry.target.install.appId + "\u{0}" + signed.webhookID
+        let appID = signed.entry.target.install.appId
+        var key = ""
+        key.reserveCapacity(appID.utf8.count + 1 + signed.webhookID.utf8.count)
+        key += appID
+        key += "\u{0}"
+        key += signed.webhookID
         let reserved = inFlight.withLock { $0.insert(key).inserted }
         defer { if reserved { _ = inFlight.withLock { $0.remove(key) } } }
         // The install still there and as cached (else reload and verify again), its rate
