@@ -227,9 +227,9 @@ public final class PluginHost: Sendable {
         }
         let start = ContinuousClock.now
         // An unstructured task, raced against the deadline: a plugin that ignores cancellation
-        // cannot hold the caller (a task group would wait for it).
-        // The task inherits no task-locals (``race``); the one Mercato reads across a plugin
-        // call, the install a public route serves, is carried over.
+        // cannot hold the caller (a task group would wait for it). It inherits no task-locals
+        // (``race``); the one Mercato reads across a plugin call, the install a public route
+        // serves, is carried over.
         let served = InstallService.servedInstall
         let result = await Self.race(timeout: timeout, timedOut: .failure(.timedOut)) { () async -> Result<T, CallFailure> in
             do {
@@ -261,13 +261,13 @@ public final class PluginHost: Sendable {
     }
 
     /// `body`'s value, or `timedOut` once `timeout` passes (`body`'s task is then cancelled and
-    /// left to end on its own). One task per call, started in place (`Task.immediateDetached`): it runs
-    /// on this thread up to its first suspension, so a body that never suspends (`ping`) answers
-    /// before the caller would suspend, with no job scheduled for the task nor for the caller's
-    /// resumption. The deadline is a timer on an event loop, armed only for a body still running
-    /// and cancelled when it answers first. The task is detached: it copies none of the caller's
-    /// task-locals (a request carries four, an allocation each per call), and the continuation
-    /// is resumed exactly once, by whoever claims the deadline first.
+    /// left to end on its own). One task per call, started in place (`Task.immediateDetached`):
+    /// it runs on this thread up to its first suspension, so a body that never suspends (`ping`)
+    /// answers before the caller would suspend, with no job scheduled for the task nor for the
+    /// caller's resumption. The deadline is a timer on an event loop, armed only for a body still
+    /// running and cancelled when it answers first. The task is detached: it copies none of the
+    /// caller's task-locals (a request carries four, an allocation each per call). The
+    /// continuation is resumed exactly once, by whoever claims the deadline first.
     static func race<T: Sendable>(timeout: Duration, timedOut: T, _ body: @escaping @Sendable () async -> T) async -> T {
         let deadline = Deadline()
         return await withUnsafeContinuation { (continuation: UnsafeContinuation<T, Never>) in
