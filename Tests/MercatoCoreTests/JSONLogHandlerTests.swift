@@ -117,6 +117,36 @@ struct JSONLogHandlerTests {
         #expect(try object(line3)["session_cookie"] as? String == "[redacted]" && !line3.contains("c00kie"))
     }
 
+    /// The request line's own writer writes what the generic path writes, byte for byte (but
+    /// the time), and leaves the line to it when the handler has metadata of its own.
+    @Test func theRequestLineIsTheGenericLine() throws {
+        func handler(_ lines: Lines, level: Logger.Level = .debug) -> JSONLogHandler {
+            JSONLogHandler(label: "mercato.test", level: level) { line in lines.all.withLock { $0.append(line) } }
+        }
+        func withoutTime(_ line: String) -> String { line.replacing(/"ts":"[^"]*"/, with: "\"ts\":\"\"") }
+        let cases = [
+            JSONLogHandler.RequestLine(method: "POST", route: "/api/v1/apps/commands", status: 200, durationMilliseconds: 0.397, requestID: "req_01abc"),
+            JSONLogHandler.RequestLine(method: "GET", route: "unmatched", status: 404, durationMilliseconds: 12, requestID: "client.id:1-2_3"),
+            JSONLogHandler.RequestLine(method: "PATCH", route: "/x/\"é\"\\{id}\u{1}", status: 413, durationMilliseconds: 1234.567, requestID: "r"),
+        ]
+        for line in cases {
+            let fast = Lines(), generic = Lines()
+            #expect(handler(fast).logRequest(line))
+            Logger(label: "mercato.test") { _ in handler(generic) }.info("request", metadata: line.metadata)
+            let a = try #require(fast.all.withLock { $0.first }), b = try #require(generic.all.withLock { $0.first })
+            #expect(withoutTime(a) == withoutTime(b))
+            #expect(a.wholeMatch(of: /.*"ts":"[0-9T:.\-]{23}Z"\}/) != nil, "\(a)")
+        }
+        // Below the handler's level: nothing written, nothing left to write.
+        let quiet = Lines()
+        #expect(handler(quiet, level: .warning).logRequest(cases[0]))
+        #expect(quiet.all.withLock { $0.isEmpty })
+        // With metadata of its own the handler leaves the line to the generic path.
+        var tagged = handler(Lines())
+        tagged[metadataKey: "node"] = "a"
+        #expect(!tagged.logRequest(cases[0]))
+    }
+
     /// A line reaches the file whole with its newline, also when the pipe takes it in several
     /// writes; a write that fails drops the line without stopping the process.
     @Test func linesAreWrittenWholeWithTheirNewline() throws {

@@ -27,6 +27,60 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
+    /// Writes the line a request ends with (``RequestLine``) as ``log(event:)`` would write
+    /// `info("request", metadata: [method, route, status, duration_ms, request_id])`, byte for
+    /// byte, without a metadata dictionary, a field list or a sort: the keys are known, sorted
+    /// and not secret. `false` when this handler has metadata of its own (the caller then logs
+    /// as usual); `true` when written or below the handler's level.
+    public func logRequest(_ line: RequestLine) -> Bool {
+        guard metadata.isEmpty else { return false }
+        guard logLevel <= .info else { return true }
+        var out: [UInt8] = []
+        out.reserveCapacity(192 + line.route.utf8.count)
+        func field(_ key: StaticString, _ value: String, first: Bool = false) {
+            if !first { out.append(UInt8(ascii: ",")) }
+            out.append(UInt8(ascii: "\""))
+            key.withUTF8Buffer { out.append(contentsOf: $0) }
+            out.append(contentsOf: [UInt8(ascii: "\""), UInt8(ascii: ":")])
+            JSONValue.writeString(value, into: &out)
+        }
+        out.append(UInt8(ascii: "{"))
+        field("duration_ms", line.durationMilliseconds.description, first: true)
+        field("label", label)
+        field("level", Logger.Level.info.rawValue)
+        field("method", line.method)
+        field("msg", "request")
+        field("request_id", line.requestID)
+        field("route", line.route)
+        field("status", String(line.status))
+        field("ts", PluginSupport.timestamp())
+        out.append(UInt8(ascii: "}"))
+        write(out)
+        return true
+    }
+
+    /// What ``logRequest(_:)`` writes.
+    public struct RequestLine: Sendable {
+        public var method: String
+        public var route: String
+        public var status: Int
+        public var durationMilliseconds: Double
+        public var requestID: String
+        public init(method: String, route: String, status: Int, durationMilliseconds: Double, requestID: String) {
+            self.method = method
+            self.route = route
+            self.status = status
+            self.durationMilliseconds = durationMilliseconds
+            self.requestID = requestID
+        }
+
+        /// The same line as metadata, for a handler that is not this one.
+        public var metadata: Logger.Metadata {
+            ["method": .string(method), "route": .string(route), "status": .stringConvertible(status),
+             "duration_ms": .stringConvertible(durationMilliseconds), "request_id": .string(requestID)]
+        }
+    }
+
     public func log(event: LogEvent) {
         // The handler's metadata, then the event's (which wins over it); the line's own four
         // keys are the handler's, whatever metadata says. No merged dictionary is built: one
@@ -57,6 +111,10 @@ public struct JSONLogHandler: LogHandler {
             Self.append(field.value, to: &line)
         }
         line.append(UInt8(ascii: "}"))
+        write(line)
+    }
+
+    private func write(_ line: [UInt8]) {
         if let sink {
             sink(String(decoding: line, as: UTF8.self))
         } else {

@@ -18,6 +18,16 @@ struct RequestMiddleware: RouterMiddleware {
     let usage: TokenUsageLog
     let requestsCounted = CounterFamily("mercato_http_requests_total", "method", "route", "status")
     let requestsTimed = TimerFamily("mercato_http_request_duration_seconds", "route")
+    /// The logger's handler when it is Mercato's: the request line is then written without a
+    /// metadata dictionary (``JSONLogHandler/logRequest(_:)``).
+    let lineWriter: JSONLogHandler?
+
+    init(logger: Logger, routes: RouteTable, usage: TokenUsageLog) {
+        self.logger = logger
+        self.routes = routes
+        self.usage = usage
+        self.lineWriter = logger.handler as? JSONLogHandler
+    }
 
     func handle(_ request: Request, context: Context, next: (Request, Context) async throws -> Response) async throws -> Response {
         let start = ContinuousClock.now
@@ -50,19 +60,15 @@ struct RequestMiddleware: RouterMiddleware {
             usage.record(TokenUsageRecord(id: RecordID.make("tku"), tokenId: noted.tokenID, at: Timestamp.nowMillis(), method: request.method.rawValue,
                                           path: context.endpointPath ?? String(request.uri.path.prefix(500)), status: status, requestId: requestID))
         }
-        var metadata: Logger.Metadata = [
-            "method": .string(request.method.rawValue),
-            "route": .string(route),
-            "status": .stringConvertible(status),
-            "duration_ms": .stringConvertible(Double(nanoseconds / 1000) / 1000),
-            "request_id": .string(requestID),
-        ]
+        let line = JSONLogHandler.RequestLine(method: request.method.rawValue, route: route, status: status,
+                                              durationMilliseconds: Double(nanoseconds / 1000) / 1000, requestID: requestID)
         if status >= 500, let failure {
+            var metadata = line.metadata
             metadata["error_type"] = .string(String(reflecting: type(of: failure)))
             metadata["error"] = .string(String(describing: failure).prefix(500).description)
             logger.error("request failed", metadata: metadata)
-        } else {
-            logger.info("request", metadata: metadata)
+        } else if !(lineWriter?.logRequest(line) ?? false) {
+            logger.info("request", metadata: line.metadata)
         }
         requestsCounted(request.method.rawValue, route, String(status)).increment()
         requestsTimed(route).recordNanoseconds(nanoseconds)
