@@ -192,15 +192,25 @@ public final class Vault: Sendable {
         return key.withUnsafeBufferPointer { body($0.baseAddress!) }
     }
 
+    /// The bytes a sealed value is bound to: a label, the format, the key version and the
+    /// context's three fields, each after its length (big-endian), in one allocation.
     static func additionalData(version: UInt32, context: SealContext) -> [UInt8] {
-        var ad = Array("mercato.vault".utf8) + magic
-        ad += [UInt8(version >> 24 & 0xFF), UInt8(version >> 16 & 0xFF), UInt8(version >> 8 & 0xFF), UInt8(version & 0xFF)]
-        for field in [context.org, context.owner, context.purpose] {
-            let bytes = Array(field.utf8)
-            let n = UInt32(bytes.count)
-            ad += [UInt8(n >> 24 & 0xFF), UInt8(n >> 16 & 0xFF), UInt8(n >> 8 & 0xFF), UInt8(n & 0xFF)]
-            ad += bytes
+        let label = "mercato.vault".utf8
+        var ad: [UInt8] = []
+        ad.reserveCapacity(label.count + magic.count + 16 + context.org.utf8.count + context.owner.utf8.count + context.purpose.utf8.count)
+        func appendLength(_ n: UInt32) {
+            ad.append(UInt8(n >> 24 & 0xFF)); ad.append(UInt8(n >> 16 & 0xFF)); ad.append(UInt8(n >> 8 & 0xFF)); ad.append(UInt8(n & 0xFF))
         }
+        ad.append(contentsOf: label)
+        ad.append(contentsOf: magic)
+        appendLength(version)
+        func appendField(_ field: String) {
+            appendLength(UInt32(field.utf8.count))
+            ad.append(contentsOf: field.utf8)
+        }
+        appendField(context.org)
+        appendField(context.owner)
+        appendField(context.purpose)
         return ad
     }
 }

@@ -1,5 +1,6 @@
 public import Foundation
 public import Hummingbird
+public import Logging
 import NIOCore
 public import MercatoCore
 
@@ -8,6 +9,9 @@ public struct AppRequestContext: RequestContext {
     public var coreContext: CoreRequestContextStorage
     /// The `X-Request-Id` of this request (echoed or generated).
     public var requestID: String = ""
+    /// Who is calling once authenticated (an API token's id, a browser session's), for the
+    /// request's log lines.
+    public var caller: String?
     /// The authenticated caller; set by ``BearerAuthMiddleware``.
     public var principal: Principal?
     /// What the caller's API token may do (scopes, hourly limit); set by ``BearerAuthMiddleware``,
@@ -24,8 +28,25 @@ public struct AppRequestContext: RequestContext {
 
     public init(source: ApplicationRequestContextSource) {
         self.coreContext = .init(source: source)
+        self.baseLogger = source.logger
         self.channel = source.channel
     }
+
+    /// The request's logger: Hummingbird's with this request's `request_id` and, once known,
+    /// its `caller`. Made when a line is to be written rather than for every request: each key
+    /// added copies the logger's handler and its metadata (a few allocations a request).
+    public var logger: Logger {
+        get {
+            var logger = baseLogger
+            if !requestID.isEmpty { logger[metadataKey: "request_id"] = .string(requestID) }
+            if let caller { logger[metadataKey: "caller"] = .string(caller) }
+            return logger
+        }
+        set { baseLogger = newValue }
+    }
+    /// Hummingbird's logger for this request as it came, without the keys above (for callers
+    /// that add the request id themselves when they write: the plugin host).
+    public private(set) var baseLogger: Logger
 
     /// The caller's address as a rate-limit key (see ``ClientAddress``).
     public var clientKey: String { ClientAddress.key(channel.remoteAddress) }

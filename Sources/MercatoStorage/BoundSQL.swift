@@ -28,13 +28,34 @@ struct BoundSQL: SQLExpression {
 }
 
 /// A ``BoundSQL`` on a database, read as sql-kit's raw queries are (`run`, `first`, `all`).
+/// On SQLite those three go straight to the connection (``SQLiteSQLDatabase/rows(_:_:)``),
+/// without sql-kit's collection of the rows.
 final class BoundQuery: SQLQueryFetcher {
-    let query: any SQLExpression
+    let statement: BoundSQL
     let database: any SQLDatabase
+    var query: any SQLExpression { statement }
 
     init(_ statement: BoundSQL, on database: any SQLDatabase) {
-        self.query = statement
+        self.statement = statement
         self.database = database
+    }
+
+    func all() async throws -> [any SQLRow] {
+        if let lite = database as? SQLiteSQLDatabase {
+            return try lite.rows(statement.text, statement.binds.map(SQLiteSQLDatabase.bind))
+        }
+        return try await (self as any SQLQueryFetcher).all()
+    }
+
+    func first() async throws -> (any SQLRow)? {
+        if database is SQLiteSQLDatabase { return try await all().first }
+        return try await (self as any SQLQueryFetcher).first()
+    }
+
+    /// (A requirement of `SQLQueryBuilder`, so its default cannot be called from here.)
+    func run() async throws {
+        if database is SQLiteSQLDatabase { _ = try await all(); return }
+        try await database.execute(sql: query) { _ in }
     }
 }
 

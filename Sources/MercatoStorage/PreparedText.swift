@@ -58,6 +58,7 @@ struct PreparedTextStatement<Text: PreparedText>: PostgresPreparedStatement {
 extension SQLDatabase {
     /// The rows of `Text` with `values` bound in order (``PreparedText``).
     func prepared<Text: PreparedText>(_ text: Text.Type, _ values: [any PreparedValue]) async throws -> [any SQLRow] {
+        if let lite = self as? SQLiteSQLDatabase { return try lite.rows(Text.text, values.map { try SQLiteSQLDatabase.bind($0) }) }
         guard let pg = self as? PostgresConnectionSQL else { return try await bound(Text.text, values.map { $0 as any Encodable & Sendable }).all() }
         var rows: [any SQLRow] = []
         for try await row in try await pg.connection.execute(PreparedTextStatement<Text>(values: values), logger: pg.logger) {

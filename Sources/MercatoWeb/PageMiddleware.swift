@@ -39,7 +39,7 @@ struct PageMiddleware: RouterMiddleware {
         if let cookie = cookies[PageKit.sessionCookie]?.value, let session = try await people.session(cookie: cookie) {
             context.browser = session
             context.principal = session.principal
-            context.logger[metadataKey: "caller"] = .string(session.id)
+            context.caller = session.id
             csrfSeed = cookie
         }
         var newCSRFCookie: String?

@@ -1,5 +1,5 @@
 import Foundation
-import MercatoCrypto
+@testable import MercatoCrypto
 import Testing
 
 @Suite("Vault: seal and open with bound additional data")
@@ -14,6 +14,21 @@ struct VaultTests {
         #expect(try vault.openString(a, context: context) == "s3cret-value")
         #expect(try vault.openString(b, context: context) == "s3cret-value")
         #expect(!String(decoding: a, as: UTF8.self).contains("s3cret"))
+    }
+
+    /// The additional data every stored value was sealed with: changing a byte of it makes every
+    /// sealed value in every database unreadable, so its layout is pinned here byte for byte.
+    @Test func theAdditionalDataLayoutIsFixed() {
+        var expected = Array("mercato.vault".utf8) + [0x4D, 0x01] + [0, 0, 1, 2]
+        for field in ["org_a", "ins_1", "config.api_key"] {
+            expected += [0, 0, 0, UInt8(field.utf8.count)] + Array(field.utf8)
+        }
+        #expect(Vault.additionalData(version: 258, context: context) == expected)
+        let long = SealContext(org: String(repeating: "o", count: 300), owner: "", purpose: "p")
+        let ad = Vault.additionalData(version: 1, context: long)
+        #expect(Array(ad[19 ..< 23]) == [0, 0, 1, 44])
+        #expect(Array(ad[323 ..< 327]) == [0, 0, 0, 0])
+        #expect(ad.count == 13 + 2 + 4 + 4 + 300 + 4 + 4 + 1)
     }
 
     @Test func everyTamperedByteFailsClosed() throws {

@@ -93,6 +93,12 @@ struct PluginHostTests {
             #expect(probe["recent_failures"] as? Int == 3)
             let enabled = try await app.call(.post, "/api/v1/plugins/probe/enable", token: app.operatorToken)
             #expect(enabled.json["status"] as? String == "active")
+            // A route's own line names its request and caller (the token's id, never the token).
+            let enabledID = try #require(enabled.headers[HTTPField.Name("X-Request-Id")!])
+            let enabledLine = try #require(app.logs.all.first { $0.contains("\"msg\":\"plugin enabled by the operator\"") })
+            #expect(enabledLine.contains("\"request_id\":\"\(enabledID)\""), "\(enabledLine)")
+            #expect(enabledLine.contains("\"caller\":\""), "\(enabledLine)")
+            #expect(!enabledLine.contains(app.operatorToken))
             expectProblem(try await app.call(.post, "/api/v1/plugins/nope/enable", token: app.operatorToken), .notFound, "not_found")
             let retried = try await app.sendConcurrently(h, b)
             #expect(retried.status == .ok, "\(retried.text)")

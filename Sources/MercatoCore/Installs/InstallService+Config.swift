@@ -14,16 +14,17 @@ extension InstallService {
     }
 
     /// The config of `install` from the values sealed for it, each opened with the context of
-    /// the field it is read for.
-    func openConfig(_ install: InstallRecord, sealed records: [SealedValueRecord]) throws -> [String: JSONValue] {
+    /// the field it is read for. The keys in `masking` read as ``ConfigResolver/mask``: their
+    /// values are still opened, so one that fails its check (copied from another row) fails
+    /// the read, but never parsed nor kept.
+    func openConfig(_ install: InstallRecord, sealed records: [SealedValueRecord], masking: Set<String> = []) throws -> [String: JSONValue] {
         var values: [String: JSONValue] = [:]
         guard !install.configKeys.isEmpty else { return values }
-        var sealed: [String: SealedValueRecord] = [:]
-        for record in records { sealed[record.purpose] = record }
         for key in install.configKeys {
             let context = Self.configContext(install, key)
-            guard let record = sealed[context.purpose] else { continue }
-            values[key] = try JSONCoding.value(JSONValue.self, from: try secrets.open(record, expecting: context))
+            guard let record = records.first(where: { $0.purpose == context.purpose }) else { continue }
+            let text = try secrets.open(record, expecting: context)
+            values[key] = masking.contains(key) ? .string(ConfigResolver.mask) : try JSONCoding.value(JSONValue.self, from: text)
         }
         return values
     }

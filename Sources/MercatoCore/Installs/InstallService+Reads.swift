@@ -17,7 +17,7 @@ extension InstallService {
             let page = Array(rows.prefix(limit))
             let sealed = try await SealedValueStore.all(owners: page.filter { !$0.configKeys.isEmpty }.map(\.id), on: db)
             var views: [View] = []
-            for row in page { views.append(try await view(row, config: try openConfig(row, sealed: sealed[row.id] ?? []), on: db)) }
+            for row in page { views.append(try await view(row, sealed: sealed[row.id] ?? [], on: db)) }
             return (views, rows.count > limit ? rows.prefix(limit).last?.id : nil)
         }
     }
@@ -28,7 +28,7 @@ extension InstallService {
             guard let (install, sealed) = try await InstallStore.liveWithSealed(id: id, on: db), install.orgId == org else {
                 throw APIError.notFound("Install \(id)")
             }
-            return try await view(install, config: try openConfig(install, sealed: sealed), on: db)
+            return try await view(install, sealed: sealed, on: db)
         }
     }
 
@@ -52,11 +52,13 @@ extension InstallService {
         }
     }
 
-    /// `install` as its members see it, `config` masked by its version's manifest.
-    private func view(_ install: InstallRecord, config: [String: JSONValue], on db: any SQLDatabase) async throws -> View {
+    /// `install` as its members see it: its config opened from `sealed`, the secret fields of
+    /// its version's manifest masked.
+    private func view(_ install: InstallRecord, sealed: [SealedValueRecord], on db: any SQLDatabase) async throws -> View {
         guard let manifest = try await manifests.manifest(appID: install.appId, version: install.version, on: db) else {
             throw APIError.notFound("App version \(install.version)")
         }
-        return View(install: install, config: ConfigResolver.masked(config, fields: manifest.config), manifest: manifest)
+        let secret = Set(manifest.config.lazy.filter(\.isSecret).map(\.key))
+        return View(install: install, config: try openConfig(install, sealed: sealed, masking: secret), manifest: manifest)
     }
 }

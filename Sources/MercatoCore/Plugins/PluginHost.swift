@@ -129,7 +129,7 @@ public final class PluginHost: Sendable {
         guard let plugin = plugins[id] else { return nil }
         guard !health.isDisabled(id) else { return nil }
         let context = OrgContext(requestID: requestID, logger: logger, api: api, org: request.org, storage: storage.orgStorage(plugin: id, org: request.org.id))
-        return await call(plugin: id, hook: "route", timeout: commandTimeout, logger: logger) { try await plugin.handleRoute(request, context) }
+        return await call(plugin: id, hook: "route", timeout: commandTimeout, logger: logger, requestID: requestID) { try await plugin.handleRoute(request, context) }
     }
 
     /// Runs a plugin's public route with the storage of the install it names; never throws.
@@ -139,7 +139,7 @@ public final class PluginHost: Sendable {
         guard let plugin = plugins[id], !health.isDisabled(id) else { return nil }
         let context = HookContext(requestID: requestID, logger: logger, api: api,
                                   storage: storage.storage(plugin: id, install: request.install.installID, org: request.install.orgID))
-        return await call(plugin: id, hook: "public_route", timeout: commandTimeout, logger: logger) { try await plugin.handlePublicRoute(request, context) }
+        return await call(plugin: id, hook: "public_route", timeout: commandTimeout, logger: logger, requestID: requestID) { try await plugin.handlePublicRoute(request, context) }
     }
 
     // MARK: "Has been" hooks

@@ -34,7 +34,7 @@ struct BearerAuthMiddleware: RouterMiddleware {
         var context = context
         context.principal = grant.principal
         context.grant = grant
-        context.logger[metadataKey: "caller"] = .string(grant.principal.tokenID)
+        context.caller = grant.principal.tokenID
         // The hourly limit counts every authenticated request, refused ones included.
         let allowance = try await limits.take(token: grant.principal.tokenID, limit: grant.hourlyLimit)
         context.tokenUse?.note(tokenID: grant.principal.tokenID, headers: allowance.headers)

@@ -34,8 +34,8 @@ struct RequestMiddleware: RouterMiddleware {
         var context = context
         let requestID = Self.acceptedRequestID(request.headers[.xRequestID]) ?? RecordID.make("req")
         context.requestID = requestID
-        context.logger[metadataKey: "request_id"] = .string(requestID)
-        let tokenUse = TokenUse()
+        // Only a request with a token can be noted (signed commands and pages carry none).
+        let tokenUse = request.headers[.authorization] == nil ? nil : TokenUse()
         context.tokenUse = tokenUse
 
         var response: Response
@@ -54,9 +54,9 @@ struct RequestMiddleware: RouterMiddleware {
         let nanoseconds = elapsed.components.seconds * 1_000_000_000 + elapsed.components.attoseconds / 1_000_000_000
         let route = context.endpointPath ?? "unmatched"
         let status = Int(response.status.code)
-        if let noted = tokenUse.noted {
+        if let noted = tokenUse?.noted {
             // Every answer to a token-authenticated request, whatever it is (CONTRACT §9).
-            for (name, value) in noted.headers { if let field = HTTPField.Name(name) { response.headers[field] = value } }
+            for (name, value) in noted.headers { if let field = AnswerResponse.fieldName(name) { response.headers[field] = value } }
             usage.record(TokenUsageRecord(id: RecordID.make("tku"), tokenId: noted.tokenID, at: Timestamp.nowMillis(), method: request.method.rawValue,
                                           path: context.endpointPath ?? String(request.uri.path.prefix(500)), status: status, requestId: requestID))
         }

@@ -117,7 +117,7 @@ struct PluginRoutes {
         }
         let call = PublicRouteRequest(method: definition.method, route: definition.path, parameters: parameters, headers: headers,
                                       body: Array(bytes.readableBytesView), install: install, receivedAt: runtime.clock.now())
-        guard let result = await runtime.plugins.publicRoute(call, plugin: plugin, requestID: context.requestID, logger: context.logger, api: runtime.pluginAPI) else {
+        guard let result = await runtime.plugins.publicRoute(call, plugin: plugin, requestID: context.requestID, logger: context.baseLogger, api: runtime.pluginAPI) else {
             throw APIError(status: 503, code: "plugin_disabled", title: "Plugin disabled",
                            detail: "The `\(plugin)` plugin that serves this route is disabled after repeated failures; retry later.",
                            headers: ["Retry-After": "60"])

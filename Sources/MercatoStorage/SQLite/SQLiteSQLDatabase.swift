@@ -69,6 +69,22 @@ struct SQLiteSQLDatabase: SQLDatabase {
 }
 
 extension SQLiteSQLDatabase {
+    /// The rows of one statement with `?` placeholders (``PreparedText``'s on SQLite), bound
+    /// in order: straight to the connection, without an expression, a query object or
+    /// sql-kit's collection of the rows around it.
+    func rows(_ sql: String, _ binds: [SQLiteData]) throws -> [any SQLRow] {
+        logger.trace("sqlite statement", metadata: ["sql": .string(sql)])
+        var rows: [any SQLRow] = []
+        let decoder = Self.decoder
+        switch target {
+        case .readers(let pool):
+            try pool.withConnection { try $0.run(sql, binds: binds) { rows.append(SQLiteSQLRow(row: $0, decoder: decoder)) } }
+        case .connection(let connection):
+            try connection.run(sql, binds: binds) { rows.append(SQLiteSQLRow(row: $0, decoder: decoder)) }
+        }
+        return rows
+    }
+
     /// A bound value as SQLiteKit's encoder makes it; the stores' common types without its
     /// search for a conformance per value (a visible share of a command's CPU).
     static func bind(_ value: any Encodable & Sendable) throws -> SQLiteData {
