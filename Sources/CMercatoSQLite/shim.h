@@ -26,6 +26,19 @@ typedef struct mercato_sqlite3_stmt mercato_sqlite3_stmt;
 #define MERCATO_SQLITE_STMTSTATUS_REPREPARE 5
 
 int sqlite3_libversion_number(void);
+int sqlite3_config(int option, ...);
+long long sqlite3_memory_used(void);
+
+#define MERCATO_SQLITE_CONFIG_MEMSTATUS 9
+
+// Turns off SQLite's memory statistics for the process (before its first connection; SQLite
+// answers MISUSE once it is initialized). With them on, every allocation and free inside SQLite
+// takes one global mutex to count it: the request threads and the writer queued on it (most of
+// the server's futex calls under load). Nothing in Mercato reads the statistics or sets a soft
+// heap limit, which needs them. (A variadic C function: Swift cannot call it directly.)
+static inline int mercato_sqlite3_disable_memstatus(void) {
+    return sqlite3_config(MERCATO_SQLITE_CONFIG_MEMSTATUS, 0);
+}
 int sqlite3_open_v2(const char *filename, mercato_sqlite3 **db, int flags, const char *vfs);
 int sqlite3_close_v2(mercato_sqlite3 *db);
 const char *sqlite3_errmsg(mercato_sqlite3 *db);

@@ -46,6 +46,18 @@ struct StatementTests {
         }
     }
 
+    /// SQLite keeps no memory statistics in this process: counting them takes one global mutex
+    /// at every allocation and free inside SQLite, which the request threads and the writer
+    /// queued on (two futex calls a request under load).
+    @Test func sqliteCountsNoMemoryStatistics() async throws {
+        try await withTestDatabase(.sqlite) { test async throws in
+            let rows = try await test.database.read { db in try await db.raw("SELECT 1 AS n").all() }
+            #expect(rows.count == 1)
+            #expect(CachedSQLiteConnection.processConfiguration == 0)
+            #expect(CachedSQLiteConnection.memoryCounted == 0)
+        }
+    }
+
     /// A statement run again is not parsed again: the connection's cache answers it, with
     /// fresh bindings each time (a stale binding would return the previous row).
     @Test func sqliteParsesAStatementOncePerConnection() async throws {

@@ -35,8 +35,16 @@ final class CachedSQLiteConnection: @unchecked Sendable {
     /// Statements prepared so far (misses of the cache), for tests and measurements.
     private(set) var prepareCount = 0
 
+    /// SQLite configured for this process, once, before its first connection: no memory
+    /// statistics (`mercato_sqlite3_disable_memstatus`). `MERCATO_SQLITE_MISUSE` when something
+    /// else in the process had initialized the library first (it then keeps its defaults).
+    static let processConfiguration: Int32 = mercato_sqlite3_disable_memstatus()
+    /// The bytes SQLite counts as held: 0 while its memory statistics are off (tests).
+    static var memoryCounted: Int64 { sqlite3_memory_used() }
+
     /// Opens (creating when missing) the file at `path`, with `pragmas` run once.
     init(path: String, pragmas: [String]) throws {
+        _ = Self.processConfiguration
         var db: OpaquePointer?
         // NOMUTEX: SQLite's own per-call mutex is not needed, the lock above serializes use.
         let flags = MERCATO_SQLITE_OPEN_READWRITE | MERCATO_SQLITE_OPEN_CREATE | MERCATO_SQLITE_OPEN_NOMUTEX

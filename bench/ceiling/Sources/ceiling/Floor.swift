@@ -166,7 +166,10 @@ final class DurableFloor: @unchecked Sendable {
         }
     }
 
+    private static let configured: Int32 = floor_sqlite3_disable_memstatus()
+
     private static func open(_ path: String) -> OpaquePointer {
+        _ = configured
         var db: OpaquePointer?
         guard sqlite3_open_v2(path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nil) == SQLITE_OK, let db else {
             fatalError("floor: cannot open \(path)")
