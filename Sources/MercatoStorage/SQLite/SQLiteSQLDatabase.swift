@@ -56,8 +56,12 @@ struct SQLiteSQLDatabase: SQLDatabase {
         } else {
             (sql, rawBinds) = serialize(query)
         }
+        try each(sql, try rawBinds.map(Self.bind), onRow)
+    }
+
+    /// Runs `sql` with `binds` on the target, handing each row to `onRow` as it is read.
+    private func each(_ sql: String, _ binds: [SQLiteData], _ onRow: (any SQLRow) -> Void) throws {
         logger.trace("sqlite statement", metadata: ["sql": .string(sql)])
-        let binds = try rawBinds.map(Self.bind)
         let decoder = Self.decoder
         switch target {
         case .readers(let pool):
@@ -73,15 +77,8 @@ extension SQLiteSQLDatabase {
     /// in order: straight to the connection, without an expression, a query object or
     /// sql-kit's collection of the rows around it.
     func rows(_ sql: String, _ binds: [SQLiteData]) throws -> [any SQLRow] {
-        logger.trace("sqlite statement", metadata: ["sql": .string(sql)])
         var rows: [any SQLRow] = []
-        let decoder = Self.decoder
-        switch target {
-        case .readers(let pool):
-            try pool.withConnection { try $0.run(sql, binds: binds) { rows.append(SQLiteSQLRow(row: $0, decoder: decoder)) } }
-        case .connection(let connection):
-            try connection.run(sql, binds: binds) { rows.append(SQLiteSQLRow(row: $0, decoder: decoder)) }
-        }
+        try each(sql, binds) { rows.append($0) }
         return rows
     }
 
